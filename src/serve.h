@@ -1,0 +1,21 @@
+// `strangler serve`: the proxy with hot reload and the decision log.
+#pragma once
+
+#include <string>
+
+namespace strangler {
+
+struct ServeOptions {
+  std::string db_path;
+  std::string listen = "127.0.0.1:8080";
+  std::string log_path = "./decisions.log";  // "-" = stdout
+  int threads = 0;           // worker threads; 0 = decided from the core count
+  int reload_ms = 100;       // store polling interval
+  int max_connections = 4096;
+};
+
+// Runs until SIGINT/SIGTERM; returns the process exit code. Prints one line
+// to stderr and returns 1 when it cannot start (bad listen address, store).
+int RunServe(const ServeOptions& opts);
+
+}  // namespace strangler
