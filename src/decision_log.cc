@@ -1,0 +1,143 @@
+#include "decision_log.h"
+
+#include <spdlog/async.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <ctime>
+
+namespace strangler {
+
+void AppendRfc3339Ms(int64_t ts_ms, std::string* out) {
+  time_t secs = static_cast<time_t>(ts_ms / 1000);
+  int ms = static_cast<int>(ts_ms % 1000);
+  tm t{};
+  gmtime_r(&secs, &t);
+  char buf[32];
+  int n = std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                        (t.tm_year + 1900) % 10000, (t.tm_mon + 1) % 100, t.tm_mday % 100,
+                        t.tm_hour % 100, t.tm_min % 100, t.tm_sec % 100, ms % 1000);
+  out->append(buf, static_cast<size_t>(n));
+}
+
+void AppendJsonString(std::string_view s, std::string* out) {
+  static const char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          out->append("\\u00");
+          out->push_back(kHex[c >> 4]);
+          out->push_back(kHex[c & 15]);
+        } else if (c >= 0x80) {
+          // Paths and ids are bytes, not always UTF-8: keep the JSON valid.
+          out->append("\\u00");
+          out->push_back(kHex[c >> 4]);
+          out->push_back(kHex[c & 15]);
+        } else {
+          out->push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+namespace {
+
+void AppendMs(double ms, std::string* out) {
+  char buf[32];
+  int n = std::snprintf(buf, sizeof(buf), "%.3f", ms < 0 ? 0.0 : ms);
+  out->append(buf, static_cast<size_t>(n));
+}
+
+}  // namespace
+
+void FormatDecision(const DecisionRecord& r, std::string* out) {
+  out->append("{\"ts\":\"");
+  AppendRfc3339Ms(r.ts_ms, out);
+  out->append("\",\"request_id\":");
+  AppendJsonString(r.request_id, out);
+  out->append(",\"method\":");
+  AppendJsonString(r.method, out);
+  out->append(",\"path\":");
+  AppendJsonString(r.path, out);
+  out->append(",\"route\":");
+  if (r.route.empty()) {
+    out->append("null");
+  } else {
+    AppendJsonString(r.route, out);
+  }
+  out->append(",\"backend\":");
+  AppendJsonString(r.backend, out);
+  out->append(",\"reason\":");
+  AppendJsonString(r.reason, out);
+  out->append(",\"bucket\":");
+  out->append(r.bucket < 0 ? "null" : std::to_string(r.bucket));
+  out->append(",\"status\":");
+  out->append(std::to_string(r.status));
+  out->append(",\"upstream_ms\":");
+  AppendMs(r.upstream_ms, out);
+  out->append(",\"total_ms\":");
+  AppendMs(r.total_ms, out);
+  out->append(",\"bytes_in\":");
+  out->append(std::to_string(r.bytes_in));
+  out->append(",\"bytes_out\":");
+  out->append(std::to_string(r.bytes_out));
+  out->append(",\"client\":");
+  AppendJsonString(r.client, out);
+  out->append(",\"ruleset\":");
+  out->append(std::to_string(r.ruleset));
+  out->push_back('}');
+}
+
+Result<std::unique_ptr<DecisionLog>> DecisionLog::Open(const std::string& path) {
+  try {
+    if (!spdlog::thread_pool()) spdlog::init_thread_pool(65536, 1);
+    std::shared_ptr<spdlog::sinks::sink> sink;
+    if (path == "-") {
+      sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
+    } else {
+      sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, /*truncate=*/false);
+    }
+    auto logger = std::make_shared<spdlog::async_logger>(
+        "decisions", sink, spdlog::thread_pool(), spdlog::async_overflow_policy::overrun_oldest);
+    logger->set_pattern("%v");
+    logger->set_level(spdlog::level::info);
+    logger->flush_on(spdlog::level::err);
+    return std::unique_ptr<DecisionLog>(new DecisionLog(std::move(logger)));
+  } catch (const std::exception& e) {
+    return Status::Io("cannot open decision log '" + path + "': " + e.what());
+  }
+}
+
+DecisionLog::DecisionLog(std::shared_ptr<spdlog::logger> logger) : logger_(std::move(logger)) {}
+
+DecisionLog::~DecisionLog() { Flush(); }
+
+void DecisionLog::Write(const DecisionRecord& r) {
+  thread_local std::string line;
+  line.clear();
+  FormatDecision(r, &line);
+  logger_->log(spdlog::level::info, spdlog::string_view_t(line.data(), line.size()));
+}
+
+void DecisionLog::Flush() {
+  // An async logger's flush() is itself queued; the flush is done when the
+  // pool has drained the queue up to it. Wait for that.
+  logger_->flush();
+  auto pool = spdlog::thread_pool();
+  for (int i = 0; pool && i < 2000 && pool->queue_size() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  for (auto& sink : logger_->sinks()) sink->flush();
+}
+
+}  // namespace strangler

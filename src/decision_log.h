@@ -1,0 +1,59 @@
+// DecisionLog: one JSON line per request, written by spdlog's async logger so
+// that the request path only formats a line and enqueues it. When the queue
+// is full the oldest lines are overwritten rather than blocking a request.
+// Write() is thread-safe. Nothing else writes to the log file.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "status.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace strangler {
+
+struct DecisionRecord {
+  int64_t ts_ms = 0;  // request start, ms since the Unix epoch (UTC)
+  std::string_view request_id;
+  std::string_view method;
+  std::string_view path;
+  std::string_view route;    // "" -> null
+  std::string_view backend;
+  std::string_view reason;
+  int bucket = -1;           // -1 -> null
+  int status = 0;
+  double upstream_ms = 0;
+  double total_ms = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  std::string_view client;
+  int64_t ruleset = 0;
+};
+
+// Appends the record as one JSON object (no newline) to *out.
+void FormatDecision(const DecisionRecord& r, std::string* out);
+// "2026-11-28T04:13:55.123Z"
+void AppendRfc3339Ms(int64_t ts_ms, std::string* out);
+void AppendJsonString(std::string_view s, std::string* out);
+
+class DecisionLog {
+ public:
+  // path "-" writes to stdout. Fails when the file cannot be opened.
+  static Result<std::unique_ptr<DecisionLog>> Open(const std::string& path);
+  ~DecisionLog();  // flushes
+
+  void Write(const DecisionRecord& r);
+  // Blocks until every line written so far is on disk.
+  void Flush();
+
+ private:
+  explicit DecisionLog(std::shared_ptr<spdlog::logger> logger);
+  std::shared_ptr<spdlog::logger> logger_;
+};
+
+}  // namespace strangler

@@ -1,0 +1,220 @@
+#include "http_message.h"
+
+#include <cstring>
+
+namespace strangler {
+namespace {
+
+bool IsTchar(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != '\0';
+}
+
+MessageParser* Self(llhttp_t* p) { return static_cast<MessageParser*>(p->data); }
+
+// llhttp checks the request line, headers and framing; the method we check
+// ourselves (any token, as RFC 9110 allows), so llhttp is always shown this
+// one, whose request framing is the generic one (Content-Length or chunked).
+constexpr char kStandInMethod[] = "PUT ";
+
+}  // namespace
+
+MessageParser::MessageParser(MessageType type, MessageHandler* handler)
+    : type_(type), handler_(handler) {
+  llhttp_settings_init(&settings_);
+  settings_.on_message_begin = &MessageParser::OnMessageBegin;
+  settings_.on_url = &MessageParser::OnUrl;
+  settings_.on_status = &MessageParser::OnStatus;
+  settings_.on_header_field = &MessageParser::OnHeaderField;
+  settings_.on_header_value = &MessageParser::OnHeaderValue;
+  settings_.on_header_value_complete = &MessageParser::OnHeaderValueComplete;
+  settings_.on_headers_complete = &MessageParser::OnHeadersComplete;
+  settings_.on_body = &MessageParser::OnBody;
+  settings_.on_message_complete = &MessageParser::OnMessageComplete;
+  llhttp_init(&parser_, type == MessageType::kRequest ? HTTP_REQUEST : HTTP_RESPONSE, &settings_);
+  parser_.data = this;
+  headers_.reserve(32);
+}
+
+void MessageParser::Reset() {
+  llhttp_init(&parser_, type_ == MessageType::kRequest ? HTTP_REQUEST : HTTP_RESPONSE, &settings_);
+  parser_.data = this;
+  at_start_ = true;
+  in_head_ = false;
+  faking_ = false;
+  error_ = nullptr;
+  error_code_ = HPE_OK;
+  headers_.clear();
+}
+
+int MessageParser::OnMessageBegin(llhttp_t* p) {
+  MessageParser* self = Self(p);
+  self->headers_.clear();
+  self->target_ = Span{};
+  self->reason_ = Span{};
+  self->value_open_ = false;
+  self->in_head_ = true;
+  return 0;
+}
+
+int MessageParser::OnUrl(llhttp_t* p, const char* at, size_t len) {
+  MessageParser* self = Self(p);
+  uint32_t off = static_cast<uint32_t>(at - self->base_);
+  if (self->target_.len == 0) self->target_.off = off;
+  self->target_.len = off + static_cast<uint32_t>(len) - self->target_.off;
+  return 0;
+}
+
+int MessageParser::OnStatus(llhttp_t* p, const char* at, size_t len) {
+  MessageParser* self = Self(p);
+  uint32_t off = static_cast<uint32_t>(at - self->base_);
+  if (self->reason_.len == 0) self->reason_.off = off;
+  self->reason_.len = off + static_cast<uint32_t>(len) - self->reason_.off;
+  return 0;
+}
+
+int MessageParser::OnHeaderField(llhttp_t* p, const char* at, size_t len) {
+  MessageParser* self = Self(p);
+  uint32_t off = static_cast<uint32_t>(at - self->base_);
+  if (self->headers_.empty() || self->value_open_ ||
+      self->headers_.back().value.off != 0) {
+    if (self->headers_.size() >= kMaxHeaders) {
+      llhttp_set_error_reason(p, "too many headers");
+      return HPE_USER;
+    }
+    self->value_open_ = false;
+    self->headers_.push_back(HeaderSpan{{off, 0}, {0, 0}});
+  }
+  Span& name = self->headers_.back().name;
+  name.len = off + static_cast<uint32_t>(len) - name.off;
+  return 0;
+}
+
+int MessageParser::OnHeaderValue(llhttp_t* p, const char* at, size_t len) {
+  MessageParser* self = Self(p);
+  uint32_t off = static_cast<uint32_t>(at - self->base_);
+  Span& value = self->headers_.back().value;
+  if (value.off == 0) value.off = off;
+  value.len = off + static_cast<uint32_t>(len) - value.off;
+  return 0;
+}
+
+int MessageParser::OnHeaderValueComplete(llhttp_t* p) {
+  MessageParser* self = Self(p);
+  // An empty value gets no OnHeaderValue; mark the header closed either way.
+  if (!self->headers_.empty() && self->headers_.back().value.off == 0) {
+    Span& v = self->headers_.back().value;
+    v.off = self->headers_.back().name.off + self->headers_.back().name.len;
+    v.len = 0;
+  }
+  self->value_open_ = true;
+  return 0;
+}
+
+int MessageParser::OnHeadersComplete(llhttp_t* p) {
+  MessageParser* self = Self(p);
+  self->in_head_ = false;
+  int rc = self->handler_->OnHead();
+  if (rc != 0) return rc;
+  return self->type_ == MessageType::kRequest ? HPE_PAUSED : 0;
+}
+
+int MessageParser::OnBody(llhttp_t* p, const char* at, size_t len) {
+  MessageParser* self = Self(p);
+  if (!self->handler_->OnBody(at, len)) {
+    llhttp_set_error_reason(p, "body sink failed");
+    return HPE_USER;
+  }
+  return 0;
+}
+
+int MessageParser::OnMessageComplete(llhttp_t* p) {
+  MessageParser* self = Self(p);
+  // Interim (1xx) responses are followed by the real one: keep going.
+  if (self->type_ == MessageType::kResponse && self->status() < 200) {
+    self->at_start_ = true;
+    return 0;
+  }
+  self->at_start_ = true;
+  return HPE_PAUSED;
+}
+
+MessageParser::Event MessageParser::Fail(const char* why, llhttp_errno_t code) {
+  error_ = why;
+  error_code_ = code;
+  return Event::kError;
+}
+
+MessageParser::Event MessageParser::StartRequest(const char* base, size_t from, size_t to,
+                                                 size_t* used) {
+  size_t i = from;
+  while (i < to && (base[i] == '\r' || base[i] == '\n')) ++i;  // stray CRLF between requests
+  size_t tok = i;
+  while (i < to && IsTchar(base[i])) ++i;
+  if (i == to) {
+    *used = tok - from;
+    if (i - tok > 64) return Fail("method too long", HPE_INVALID_METHOD);
+    return Event::kNeedMore;
+  }
+  if (base[i] != ' ' || i == tok) return Fail("invalid method", HPE_INVALID_METHOD);
+  method_ = Span{static_cast<uint32_t>(tok), static_cast<uint32_t>(i - tok)};
+  head_start_ = tok;
+  at_start_ = false;
+  faking_ = true;
+  base_ = kStandInMethod;
+  llhttp_errno_t rc = llhttp_execute(&parser_, kStandInMethod, sizeof(kStandInMethod) - 1);
+  faking_ = false;
+  if (rc != HPE_OK) return Fail(llhttp_get_error_reason(&parser_), rc);
+  *used = i + 1 - from;
+  return Event::kNeedMore;
+}
+
+MessageParser::Event MessageParser::Execute(const char* base, size_t from, size_t to,
+                                            size_t* used) {
+  *used = 0;
+  if (error_code_ != HPE_OK) return Event::kError;
+  if (llhttp_get_errno(&parser_) == HPE_PAUSED) llhttp_resume(&parser_);
+  if (llhttp_get_errno(&parser_) == HPE_PAUSED_UPGRADE) llhttp_resume_after_upgrade(&parser_);
+  size_t pre = 0;
+  if (at_start_) {
+    if (type_ == MessageType::kRequest) {
+      Event e = StartRequest(base, from, to, &pre);
+      if (e == Event::kError || at_start_) {
+        *used = pre;
+        return e;
+      }
+      from += pre;
+    } else {
+      size_t i = from;
+      while (i < to && (base[i] == '\r' || base[i] == '\n')) ++i;
+      if (i == to) {
+        *used = i - from;
+        return Event::kNeedMore;
+      }
+      pre = i - from;
+      from = i;
+      at_start_ = false;
+    }
+  }
+  base_ = base;
+  llhttp_errno_t rc = llhttp_execute(&parser_, base + from, to - from);
+  size_t consumed = to - from;
+  if (rc == HPE_PAUSED || rc == HPE_PAUSED_UPGRADE) {
+    consumed = static_cast<size_t>(llhttp_get_error_pos(&parser_) - (base + from));
+  }
+  *used = pre + consumed;
+  if (rc == HPE_OK) return Event::kNeedMore;
+  if (rc == HPE_PAUSED || rc == HPE_PAUSED_UPGRADE) {
+    return in_head_ || !at_start_ ? Event::kHeadDone : Event::kMessageDone;
+  }
+  return Fail(llhttp_get_error_reason(&parser_), rc);
+}
+
+MessageParser::Event MessageParser::Finish() {
+  llhttp_errno_t rc = llhttp_finish(&parser_);
+  if (rc == HPE_OK) return at_start_ ? Event::kMessageDone : Event::kNeedMore;
+  if (rc == HPE_PAUSED) return Event::kMessageDone;
+  return Fail(llhttp_get_error_reason(&parser_), rc);
+}
+
+}  // namespace strangler

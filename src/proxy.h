@@ -1,0 +1,68 @@
+// Proxy: the data plane. An acceptor thread hands each client connection to
+// a thread of its own that reads requests with llhttp, asks the current
+// snapshot for a decision, forwards to the chosen backend over a pooled
+// keep-alive connection, streams the answer back and records the decision.
+// Snapshots are swapped atomically; a request keeps the one it started with.
+// Public members are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "decision_log.h"
+#include "upstream.h"
+
+namespace strangler {
+
+struct ProxyOptions {
+  int max_connections = 4096;        // beyond this, new clients get 503
+  int idle_timeout_ms = 60000;       // keep-alive idle and header read limit
+  int client_send_timeout_ms = 60000;
+  size_t max_header_bytes = 64 * 1024;  // request head beyond this: 431
+};
+
+class Proxy {
+ public:
+  // `log` must outlive the Proxy.
+  Proxy(ProxyOptions opts, DecisionLog* log);
+  ~Proxy();
+  Proxy(const Proxy&) = delete;
+  Proxy& operator=(const Proxy&) = delete;
+
+  Upstreams& upstreams() { return upstreams_; }
+  void SetSnapshot(std::shared_ptr<const ProxySnapshot> snap);
+  std::shared_ptr<const ProxySnapshot> snapshot() const;
+
+  // Takes ownership of a listening socket and starts accepting.
+  void Start(int listen_fd);
+  // Stops accepting, lets requests in flight finish (up to drain_ms), closes
+  // idle connections, and returns when every session has ended (true) or
+  // time is up (false: sessions still hold the Proxy; do not destroy it).
+  bool Shutdown(int drain_ms);
+
+  // Internal to the sessions.
+  bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
+  const ProxyOptions& options() const { return opts_; }
+  DecisionLog* log() const { return log_; }
+  void SessionEnded();
+
+ private:
+  void AcceptLoop();
+
+  ProxyOptions opts_;
+  DecisionLog* log_;
+  Upstreams upstreams_;
+  std::shared_ptr<const ProxySnapshot> snapshot_;  // atomic_load/atomic_store only
+  int listen_fd_ = -1;
+  std::thread acceptor_;
+  std::atomic<bool> stopping_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int sessions_ = 0;  // guarded by mu_
+};
+
+}  // namespace strangler

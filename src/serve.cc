@@ -1,0 +1,158 @@
+#include "serve.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "decision_log.h"
+#include "net.h"
+#include "proxy.h"
+#include "route_table.h"
+#include "store.h"
+
+namespace strangler {
+namespace {
+
+constexpr int kListenBacklog = 4096;
+constexpr int kDrainMs = 10000;
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "strangler: %s\n", message.c_str());
+  return 1;
+}
+
+Result<std::shared_ptr<const RouteTable>> LoadTable(Store* store) {
+  auto rules = store->Load();
+  if (!rules.ok()) return rules.status();
+  return RouteTable::Compile(rules.value());
+}
+
+// Watches the store and swaps in a new snapshot when it changes. A snapshot
+// that fails to build is logged once and the previous one keeps serving.
+class Reloader {
+ public:
+  Reloader(Store* store, Proxy* proxy, std::string db_path)
+      : store_(store), proxy_(proxy), db_path_(std::move(db_path)) {}
+
+  void Poll() {
+    auto dv = store_->DataVersion();
+    if (!dv.ok()) {
+      Report("cannot read store: " + dv.status().message());
+      return;
+    }
+    if (dv.value() == data_version_ && !failing_) return;
+    data_version_ = dv.value();
+    auto table = LoadTable(store_);
+    if (!table.ok()) {
+      Report("new rules refused, still serving ruleset " +
+             std::to_string(proxy_->snapshot()->table->version()) + ": " +
+             table.status().message());
+      return;
+    }
+    int64_t old = proxy_->snapshot()->table->version();
+    if (table.value()->version() != old || failing_) {
+      proxy_->SetSnapshot(proxy_->upstreams().MakeSnapshot(std::move(table.value())));
+      spdlog::info("reloaded rules: ruleset {} -> {}", old, proxy_->snapshot()->table->version());
+    }
+    failing_ = false;
+    last_error_.clear();
+  }
+
+  void set_data_version(int64_t v) { data_version_ = v; }
+
+ private:
+  void Report(const std::string& error) {
+    failing_ = true;
+    if (error != last_error_) spdlog::error("{}", error);
+    last_error_ = error;
+  }
+
+  Store* store_;
+  Proxy* proxy_;
+  std::string db_path_;
+  int64_t data_version_ = -1;
+  bool failing_ = false;
+  std::string last_error_;
+};
+
+}  // namespace
+
+int RunServe(const ServeOptions& opts) {
+  auto console = spdlog::stderr_color_mt("strangler");
+  console->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  spdlog::set_default_logger(console);
+
+  auto hp = ParseHostPort(opts.listen);
+  if (!hp.ok()) return Fail(hp.status().message());
+  if (opts.reload_ms < 10 || opts.reload_ms > 60000) {
+    return Fail("--reload-ms must be 10..60000");
+  }
+  auto store = Store::Open(opts.db_path);
+  if (!store.ok()) return Fail(store.status().message());
+  auto dv = store.value()->DataVersion();
+  auto table = LoadTable(store.value().get());
+  if (!table.ok()) {
+    return Fail("cannot serve the rules in " + opts.db_path + ": " + table.status().message());
+  }
+
+  // Signals are taken by sigtimedwait below, never by a handler: block them
+  // before any thread starts so that every thread inherits the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto listen_fd = Listen(hp.value(), kListenBacklog);
+  if (!listen_fd.ok()) return Fail(listen_fd.status().message());
+  auto log = DecisionLog::Open(opts.log_path);
+  if (!log.ok()) {
+    close(listen_fd.value());
+    return Fail(log.status().message());
+  }
+  spdlog::flush_every(std::chrono::seconds(1));
+
+  ProxyOptions popts;
+  if (opts.max_connections > 0) popts.max_connections = opts.max_connections;
+  if (opts.threads > 0) popts.max_connections = opts.threads;
+  auto* proxy = new Proxy(popts, log.value().get());
+  proxy->SetSnapshot(proxy->upstreams().MakeSnapshot(table.value()));
+  proxy->Start(listen_fd.value());
+  spdlog::info("listening on {}:{} (store {}, ruleset {}, log {})", hp->host,
+               LocalPort(listen_fd.value()), opts.db_path, table.value()->version(),
+               opts.log_path);
+
+  Reloader reloader(store.value().get(), proxy, opts.db_path);
+  if (dv.ok()) reloader.set_data_version(dv.value());
+  timespec tick{opts.reload_ms / 1000, static_cast<long>(opts.reload_ms % 1000) * 1000000L};
+  while (true) {
+    int sig = sigtimedwait(&stop_signals, nullptr, &tick);
+    if (sig == SIGINT || sig == SIGTERM) {
+      spdlog::info("signal {}: finishing requests in flight", sig);
+      break;
+    }
+    reloader.Poll();
+  }
+  bool drained = proxy->Shutdown(kDrainMs);
+  log.value()->Flush();
+  spdlog::info("stopped{}", drained ? "" : " (some connections did not finish in time)");
+  spdlog::default_logger()->flush();
+  if (!drained) {
+    // Sessions still running hold the proxy; leave without destructors.
+    std::fflush(nullptr);
+    _exit(0);
+  }
+  delete proxy;
+  log.value().reset();
+  spdlog::shutdown();
+  return 0;
+}
+
+}  // namespace strangler

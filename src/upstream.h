@@ -1,0 +1,72 @@
+// Upstream connections: one Instance per backend URL host:port, each with a
+// pool of idle keep-alive sockets. Instances live as long as the Upstreams
+// that made them (snapshots point at them); all members are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "net.h"
+#include "route_table.h"
+#include "rules.h"
+
+namespace strangler {
+
+class Instance {
+ public:
+  Instance(std::string host, uint16_t port);
+  ~Instance();
+
+  // An idle pooled socket (*reused = true) or a new connection. -1 on failure
+  // with *err saying why.
+  int Acquire(int timeout_ms, bool* reused, ConnectError* err);
+  // Returns a socket whose last response completed cleanly.
+  void Release(int fd);
+
+  const std::string& host() const { return host_; }
+  uint16_t port() const { return port_; }
+
+ private:
+  static constexpr size_t kMaxIdle = 256;
+  std::string host_;
+  uint16_t port_;
+  std::mutex mu_;
+  bool resolved_ = false;
+  ResolvedAddr addr_;
+  std::vector<int> idle_;
+};
+
+// A backend as the forwarder sees it: its instances, used in turn.
+struct BackendTarget {
+  const Backend* backend = nullptr;
+  std::vector<Instance*> instances;
+  std::vector<std::string> base_paths;  // parallel to instances
+  mutable std::atomic<uint32_t> next{0};
+};
+
+// What a request needs to route and forward: the decision table plus the
+// upstream targets of its backends (indexed like table->backends()).
+struct ProxySnapshot {
+  std::shared_ptr<const RouteTable> table;
+  std::vector<std::unique_ptr<BackendTarget>> targets;
+};
+
+class Upstreams {
+ public:
+  Upstreams() = default;
+  Upstreams(const Upstreams&) = delete;
+  Upstreams& operator=(const Upstreams&) = delete;
+  // Builds the forwarding view of a table, creating instances as needed.
+  std::shared_ptr<const ProxySnapshot> MakeSnapshot(std::shared_ptr<const RouteTable> table);
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<std::string, std::unique_ptr<Instance>> instances_;
+};
+
+}  // namespace strangler
