@@ -45,6 +45,17 @@ uint64_t NextRandom() {
   return z ^ (z >> 31);
 }
 
+// 128 random bits as 32 hex digits.
+void NewRequestId(std::string* out) {
+  static const char kHex[] = "0123456789abcdef";
+  uint64_t a = NextRandom(), b = NextRandom();
+  out->resize(32);
+  for (int i = 0; i < 16; ++i) {
+    (*out)[i] = kHex[(a >> (i * 4)) & 15];
+    (*out)[16 + i] = kHex[(b >> (i * 4)) & 15];
+  }
+}
+
 char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
 bool IEquals(std::string_view a, std::string_view b) {
@@ -271,7 +282,8 @@ void Session::Run() {
     int error_status = 0;
     if (!ReadHead(&error_status)) {
       if (error_status != 0) {
-        request_id_.clear();
+        NewRequestId(&request_id_);
+        backend_name_ = {};
         SendError(error_status,
                   error_status == 400 ? std::string("malformed request: ") +
                                             (req_.error() ? req_.error() : "parse error")
@@ -312,15 +324,7 @@ void Session::AnalyseHead() {
       xff_.append(value);
     }
   }
-  if (!has_request_id_) {
-    static const char kHex[] = "0123456789abcdef";
-    uint64_t a = NextRandom(), b = NextRandom();
-    request_id_.resize(32);
-    for (int i = 0; i < 16; ++i) {
-      request_id_[i] = kHex[(a >> (i * 4)) & 15];
-      request_id_[16 + i] = kHex[(b >> (i * 4)) & 15];
-    }
-  }
+  if (!has_request_id_) NewRequestId(&request_id_);
 }
 
 void Session::BuildUpstreamHead(std::string_view path_and_query) {
