@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds strangler and runs every test. On a fresh Debian 12 machine, as root:
+#   scripts/test.sh            # Release build in build/
+#   scripts/test.sh --asan     # ASan+UBSan build in build-asan/
+#   scripts/test.sh --tsan     # TSan build in build-tsan/
+# Installs the packages it needs first (scripts/deps.sh). Exits non-zero when
+# the build or any test fails; the last line is ctest's summary.
+set -euo pipefail
+
+usage() {
+  sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+build_dir=build
+build_type=Release
+sanitize=""
+for arg in "$@"; do
+  case "$arg" in
+    --asan) build_dir=build-asan; build_type=RelWithDebInfo; sanitize=address ;;
+    --tsan) build_dir=build-tsan; build_type=RelWithDebInfo; sanitize=thread ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "test.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+
+# Make sanitizer findings fail the test that triggered them.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
+
+jobs=$(nproc 2>/dev/null || echo 2)
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" -DSTRANGLER_SANITIZE="$sanitize"
+cmake --build "$build_dir" -j "$jobs"
+exec ctest --test-dir "$build_dir" --output-on-failure
