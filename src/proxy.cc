@@ -357,7 +357,17 @@ void Session::BuildUpstreamHead(std::string_view path_and_query) {
   if (rechunk_req_) up_out_.append("Transfer-Encoding: chunked\r\n");
   if (!xff_done) AppendHeader(&up_out_, "X-Forwarded-For", client_ip_);
   up_out_.append("X-Forwarded-Proto: http\r\n");
-  if (!host_.empty()) AppendHeader(&up_out_, "X-Forwarded-Host", host_);
+  if (!host_.empty()) {
+    AppendHeader(&up_out_, "X-Forwarded-Host", host_);
+  } else {
+    // HTTP/1.0 clients may send no Host; HTTP/1.1 backends need one.
+    bool v6 = instance_->host().find(':') != std::string::npos;
+    up_out_.append(v6 ? "Host: [" : "Host: ");
+    up_out_.append(instance_->host());
+    up_out_.append(v6 ? "]:" : ":");
+    up_out_.append(std::to_string(instance_->port()));
+    up_out_.append("\r\n");
+  }
   if (!has_request_id_) AppendHeader(&up_out_, "X-Request-Id", request_id_);
   up_out_.append("\r\n");
 }
