@@ -124,7 +124,7 @@ Result<MatchSpec> ParseMatchSpec(std::string_view text) {
       m.value = t.substr(at + 1);
     }
   }
-  if (!IsToken(m.name)) {
+  if (!IsToken(m.name) || m.name.find_first_of("=~") != std::string::npos) {
     return Status::Usage("bad match spec '" + t +
                          "': write Name=value, Name~regex, Name or !Name (Name a token)");
   }
