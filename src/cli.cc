@@ -1,0 +1,245 @@
+// RunCli: builds the CLI11 command tree, parses argv, resolves the global
+// options and runs the chosen command. See cli.h for the exit-code contract.
+#include "cli.h"
+
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "cli_commands.h"
+#include "serve.h"
+
+namespace strangler {
+
+std::string ResolveDbPath(const std::string& flag, const char* env_db) {
+  if (!flag.empty()) return flag;
+  if (env_db != nullptr && env_db[0] != '\0') return env_db;
+  return "./strangler.db";
+}
+
+std::string ResolveActor(const std::string& flag, const char* env_actor, const char* env_user) {
+  if (!flag.empty()) return flag;
+  if (env_actor != nullptr && env_actor[0] != '\0') return env_actor;
+  if (env_user != nullptr && env_user[0] != '\0') return env_user;
+  return "unknown";
+}
+
+int ExitCode(const Status& s) {
+  if (s.ok()) return 0;
+  return s.code() == Code::kUsage ? 2 : 1;
+}
+
+Status WithHint(const Status& s, const std::string& hint) {
+  // Store and rule messages usually carry their own advice (a command to run,
+  // or a parenthesised note); add ours only when there is none.
+  const std::string& msg = s.message();
+  if (s.ok() || hint.empty() || msg.find("; ") != std::string::npos ||
+      msg.find("strangler ") != std::string::npos || msg.find('(') != std::string::npos ||
+      msg.find(": use ") != std::string::npos) {
+    return s;
+  }
+  std::string m = s.message() + "; " + hint;
+  switch (s.code()) {
+    case Code::kUsage:
+      return Status::Usage(m);
+    case Code::kInvalid:
+      return Status::Invalid(m);
+    case Code::kNotFound:
+      return Status::NotFound(m);
+    case Code::kConflict:
+      return Status::Conflict(m);
+    case Code::kIo:
+      return Status::Io(m);
+    default:
+      return Status::Internal(m);
+  }
+}
+
+Result<std::unique_ptr<Store>> CliContext::OpenStore() const {
+  // The store's messages name the path and say what to do.
+  return Store::Open(db_path);
+}
+
+namespace {
+
+constexpr const char* kRootFooter = R"(Store:
+  Every command opens (creating and migrating on first use) the SQLite store
+  given by --db, else $STRANGLER_DB, else ./strangler.db. Every write records
+  who (--actor, else $STRANGLER_ACTOR, else $USER) and why (-m/--reason) in the
+  change history ('strangler history'). A running 'serve' picks changes up
+  within a second.
+
+Quick start:
+  strangler backend add legacy http://127.0.0.1:9001        # first = default
+  strangler backend add orders http://127.0.0.1:9002
+  strangler route add orders-v2 --to orders --path /api/orders --percent 30 \
+      --sticky header:X-User-Id -m "start orders cut-over"
+  strangler explain GET /api/orders/7 -H 'X-User-Id: 42'
+  strangler serve --listen 127.0.0.1:8080
+
+Exit status: 0 success, 1 failed operation, 2 usage error.
+Run 'strangler COMMAND --help' for each command's options.)";
+
+constexpr const char* kGlobalsFooter =
+    "Global options (before or after the command): --db PATH, --actor NAME, -m/--reason TEXT;\n"
+    "see 'strangler --help'. Exit status: 0 success, 1 failed operation, 2 usage error.";
+
+// One line: CLI11 messages may contain newlines.
+std::string OneLine(std::string s) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+
+// "strangler route add" for the deepest subcommand parsed so far.
+std::string CommandPath(CLI::App& app) {
+  std::string path = app.get_name();
+  CLI::App* cur = &app;
+  for (;;) {
+    auto subs = cur->get_subcommands();
+    if (subs.empty()) break;
+    cur = subs.front();
+    path += " " + cur->get_name();
+  }
+  return path;
+}
+
+bool ValidListen(const std::string& listen) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 >= listen.size()) return false;
+  std::string port = listen.substr(colon + 1);
+  if (port.size() > 5) return false;
+  for (char c : port) {
+    if (c < '0' || c > '9') return false;
+  }
+  return std::stoi(port) <= 65535;
+}
+
+}  // namespace
+
+void RegisterServeCommand(CLI::App& app, CliContext& ctx) {
+  auto opts = std::make_shared<ServeOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "serve",
+      "Run the router: proxy HTTP/1.1 traffic by the rules in the store, reload them when they "
+      "change, write one JSON decision line per request");
+  cmd->add_option("--listen", opts->listen, "HOST:PORT to listen on")->capture_default_str();
+  cmd->add_option("--log", opts->log_path, "decision log file, '-' for stdout")
+      ->capture_default_str();
+  cmd->add_option("--threads", opts->threads, "worker threads (0 = from the core count)")
+      ->capture_default_str();
+  cmd->add_option("--reload-ms", opts->reload_ms, "how often to poll the store for changes")
+      ->capture_default_str();
+  cmd->add_option("--max-connections", opts->max_connections, "client connections accepted at once")
+      ->capture_default_str();
+  cmd->footer(
+      "Stops on SIGINT/SIGTERM: stops accepting, finishes requests in flight, flushes the log "
+      "and exits 0.");
+  cmd->callback([&ctx, opts] {
+    ctx.action = [&ctx, opts]() -> Status {
+      if (!ValidListen(opts->listen)) {
+        return Status::Usage("bad --listen '" + opts->listen +
+                             "'; give HOST:PORT, e.g. 127.0.0.1:8080");
+      }
+      if (opts->threads < 0) return Status::Usage("--threads must be 0 or more");
+      if (opts->reload_ms <= 0) return Status::Usage("--reload-ms must be at least 1");
+      if (opts->max_connections <= 0) return Status::Usage("--max-connections must be at least 1");
+      if (opts->log_path.empty()) return Status::Usage("--log needs a file path or '-'");
+      opts->db_path = ctx.db_path;
+      ctx.exit_override = RunServe(*opts);
+      return Status::Ok();
+    };
+  });
+}
+
+int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  CliContext ctx;
+  ctx.out = &out;
+  ctx.err = &err;
+
+  CLI::App app{
+      "strangler: a strangler-fig migration router. It sits in front of a legacy monolith (the "
+      "default backend) and moves HTTP traffic, endpoint by endpoint, to new services by rules "
+      "kept in an SQLite store that you change while it serves.",
+      "strangler"};
+  app.set_version_flag("--version", kVersion);
+  app.fallthrough();  // global options are accepted after the subcommand too
+  app.require_subcommand(1);
+  app.add_option("--db", ctx.db_flag,
+                 "rule store (SQLite file); default $STRANGLER_DB, else ./strangler.db")
+      ->type_name("PATH");
+  app.add_option("--actor", ctx.actor_flag,
+                 "who makes the change; default $STRANGLER_ACTOR, else $USER")
+      ->type_name("NAME");
+  app.add_option("-m,--reason", ctx.reason, "why: recorded with every write in the history")
+      ->type_name("TEXT");
+
+  RegisterBackendCommands(app, ctx);
+  RegisterRouteCommands(app, ctx);
+  RegisterExplainCommands(app, ctx);
+  RegisterServeCommand(app, ctx);
+  app.footer(kRootFooter);
+  // Every command's help names the global options, which CLI11 lists only
+  // on the root.
+  std::vector<CLI::App*> pending = app.get_subcommands([](CLI::App*) { return true; });
+  while (!pending.empty()) {
+    CLI::App* cmd = pending.back();
+    pending.pop_back();
+    std::string footer = cmd->get_footer();
+    cmd->footer((footer.empty() ? "" : footer + "\n\n") + kGlobalsFooter);
+    for (CLI::App* sub : cmd->get_subcommands([](CLI::App*) { return true; })) {
+      pending.push_back(sub);
+    }
+  }
+
+  std::vector<const char*> argv;
+  argv.push_back("strangler");
+  for (const auto& a : args) argv.push_back(a.c_str());
+  try {
+    app.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) {  // --help, --help-all, --version
+      app.exit(e, out, err);
+      return 0;
+    }
+    err << "strangler: " << OneLine(e.what()) << " (see '" << CommandPath(app) << " --help')\n";
+    return 2;
+  } catch (const std::exception& e) {
+    err << "strangler: " << OneLine(e.what()) << "; this is a bug, please report it\n";
+    return 1;
+  }
+
+  if (!ctx.action) {  // a group such as `backend` without its subcommand
+    err << "strangler: missing subcommand (see '" << CommandPath(app) << " --help')\n";
+    return 2;
+  }
+  ctx.db_path = ResolveDbPath(ctx.db_flag, std::getenv("STRANGLER_DB"));
+  ctx.actor = ResolveActor(ctx.actor_flag, std::getenv("STRANGLER_ACTOR"), std::getenv("USER"));
+
+  Status s;
+  try {
+    s = ctx.action();
+  } catch (const std::exception& e) {
+    s = Status::Internal(std::string(e.what()) + "; this is a bug, please report it");
+  }
+  out.flush();
+  if (!s.ok()) {
+    err << "strangler: " << OneLine(s.message()) << "\n";
+    return ExitCode(s);
+  }
+  return ctx.exit_override >= 0 ? ctx.exit_override : 0;
+}
+
+int RunCli(int argc, char** argv) {
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
+  return RunCli(args, std::cout, std::cerr);
+}
+
+}  // namespace strangler

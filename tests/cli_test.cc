@@ -1,0 +1,492 @@
+// Tests of the CLI's pure helpers (option merging, parsing, formatting) and a
+// few whole-command runs of RunCli against a temporary store.
+#include "cli.h"
+
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "route_table.h"
+
+namespace strangler {
+namespace {
+
+TEST_CASE("global option defaults: flag, then environment, then fallback") {
+  CHECK(ResolveDbPath("/x.db", "/env.db") == "/x.db");
+  CHECK(ResolveDbPath("", "/env.db") == "/env.db");
+  CHECK(ResolveDbPath("", "") == "./strangler.db");
+  CHECK(ResolveDbPath("", nullptr) == "./strangler.db");
+
+  CHECK(ResolveActor("alice", "bob", "carol") == "alice");
+  CHECK(ResolveActor("", "bob", "carol") == "bob");
+  CHECK(ResolveActor("", "", "carol") == "carol");
+  CHECK(ResolveActor("", nullptr, nullptr) == "unknown");
+}
+
+TEST_CASE("exit codes: usage 2, other failures 1") {
+  CHECK(ExitCode(Status::Ok()) == 0);
+  CHECK(ExitCode(Status::Usage("x")) == 2);
+  CHECK(ExitCode(Status::NotFound("x")) == 1);
+  CHECK(ExitCode(Status::Conflict("x")) == 1);
+  CHECK(ExitCode(Status::Io("x")) == 1);
+}
+
+TEST_CASE("WithHint adds advice only when the message has none") {
+  Status s = WithHint(Status::NotFound("no such thing"), "do this");
+  CHECK(s.code() == Code::kNotFound);
+  CHECK(s.message() == "no such thing; do this");
+  CHECK(WithHint(Status::NotFound("a; b"), "c").message() == "a; b");
+  CHECK(WithHint(Status::Conflict("x (use `strangler route set`)"), "c").message() ==
+        "x (use `strangler route set`)");
+  CHECK(WithHint(Status::Ok(), "c").ok());
+}
+
+TEST_CASE("ApplyBackendFlags merges only what was given") {
+  Backend b;
+  b.name = "orders";
+  b.urls = {"http://127.0.0.1:9002"};
+  b.timeout_ms = 1000;
+
+  SUBCASE("timeout only keeps the URLs") {
+    BackendFlags f;
+    f.timeout_ms = 2500;
+    REQUIRE(ApplyBackendFlags(f, &b).ok());
+    CHECK(b.timeout_ms == 2500);
+    CHECK(b.urls == std::vector<std::string>{"http://127.0.0.1:9002"});
+    CHECK_FALSE(b.is_default);
+  }
+  SUBCASE("URLs replace the list; --default sets it") {
+    BackendFlags f;
+    f.urls = {"http://10.0.0.1:80", "http://10.0.0.2:80/base"};
+    f.make_default = true;
+    REQUIRE(ApplyBackendFlags(f, &b).ok());
+    CHECK(b.urls.size() == 2);
+    CHECK(b.is_default);
+    CHECK(b.timeout_ms == 1000);
+  }
+  SUBCASE("bad values are usage errors and leave the backend alone") {
+    const Backend before = b;
+    for (const char* url : {"ftp://x", "127.0.0.1:80", ""}) {
+      CAPTURE(url);
+      BackendFlags f;
+      f.urls = {url};
+      f.timeout_ms = 5;
+      Status s = ApplyBackendFlags(f, &b);
+      CHECK(s.code() == Code::kUsage);
+      CHECK(ToJson(b) == ToJson(before));
+    }
+    BackendFlags zero;
+    zero.timeout_ms = 0;
+    CHECK(ApplyBackendFlags(zero, &b).code() == Code::kUsage);
+    CHECK(b.timeout_ms == 1000);
+  }
+}
+
+Route StoredRoute() {
+  Route r;
+  r.name = "orders-v2";
+  r.to = "orders";
+  r.else_backend = "legacy";
+  r.path = "/api/orders";
+  r.methods = {"GET"};
+  r.headers = {"X-Beta=1"};
+  r.query = {"v"};
+  r.cookies = {"!session"};
+  r.percent_bp = 3000;
+  r.sticky = "header:X-User-Id";
+  r.salt = "cohort";
+  r.priority = 2;
+  return r;
+}
+
+TEST_CASE("ApplyRouteFlags: add starts from defaults") {
+  Route r;
+  r.name = "orders-v2";
+  RouteFlags f;
+  f.to = "orders";
+  f.path = "/api/orders";
+  f.methods = "get,POST";
+  f.headers = {"X-Beta=1", "!X-Legacy"};
+  f.percent = "12.5";
+  f.sticky = "cookie:uid";
+  REQUIRE(ApplyRouteFlags(f, &r).ok());
+  CHECK(r.to == "orders");
+  CHECK(r.methods == std::vector<std::string>{"GET", "POST"});
+  CHECK(r.headers.size() == 2);
+  CHECK(r.percent_bp == 1250);
+  CHECK(r.sticky == "cookie:uid");
+  CHECK(r.else_backend.empty());
+  CHECK(r.salt.empty());
+  CHECK(r.priority == 0);
+  CHECK(r.enabled);
+
+  SUBCASE("without --to it is a usage error") {
+    Route bare;
+    bare.name = "x";
+    CHECK(ApplyRouteFlags(RouteFlags{}, &bare).code() == Code::kUsage);
+  }
+}
+
+TEST_CASE("ApplyRouteFlags: set merges onto the stored route") {
+  Route r = StoredRoute();
+
+  SUBCASE("one option changes one field") {
+    RouteFlags f;
+    f.percent = "50";
+    REQUIRE(ApplyRouteFlags(f, &r).ok());
+    Json want = ToJson(StoredRoute());
+    want["percent"] = 50;
+    CHECK(ToJson(r) == want);
+  }
+  SUBCASE("empty strings clear optional fields") {
+    RouteFlags f;
+    f.path = "";
+    f.methods = "";
+    f.else_backend = "";
+    f.sticky = "";
+    f.salt = "";
+    REQUIRE(ApplyRouteFlags(f, &r).ok());
+    CHECK(r.path.empty());
+    CHECK(r.methods.empty());
+    CHECK(r.else_backend.empty());
+    CHECK(r.sticky.empty());
+    CHECK(r.salt.empty());
+    CHECK(r.headers == StoredRoute().headers);
+  }
+  SUBCASE("a given list replaces; clear_* empties") {
+    RouteFlags f;
+    f.headers = {"X-New~^a"};
+    f.clear_query = true;
+    f.clear_cookies = true;
+    f.cookies = {"beta=1"};
+    REQUIRE(ApplyRouteFlags(f, &r).ok());
+    CHECK(r.headers == std::vector<std::string>{"X-New~^a"});
+    CHECK(r.query.empty());
+    CHECK(r.cookies == std::vector<std::string>{"beta=1"});
+  }
+  SUBCASE("enabled, priority") {
+    RouteFlags f;
+    f.enabled = false;
+    f.priority = -4;
+    REQUIRE(ApplyRouteFlags(f, &r).ok());
+    CHECK_FALSE(r.enabled);
+    CHECK(r.priority == -4);
+  }
+}
+
+TEST_CASE("ApplyRouteFlags refuses bad values as usage errors, changing nothing") {
+  struct Case {
+    const char* what;
+    RouteFlags flags;
+  };
+  std::vector<Case> cases;
+  auto add = [&](const char* what, auto set) {
+    RouteFlags f;
+    set(f);
+    cases.push_back({what, f});
+  };
+  add("percent with three decimals", [](RouteFlags& f) { f.percent = "12.345"; });
+  add("percent above 100", [](RouteFlags& f) { f.percent = "101"; });
+  add("negative percent", [](RouteFlags& f) { f.percent = "-1"; });
+  add("percent not a number", [](RouteFlags& f) { f.percent = "abc"; });
+  add("unknown sticky kind", [](RouteFlags& f) { f.sticky = "foo:x"; });
+  add("method with a space", [](RouteFlags& f) { f.methods = "GE T"; });
+  add("empty method in list", [](RouteFlags& f) { f.methods = "GET,"; });
+  add("path without slash", [](RouteFlags& f) { f.path = "api"; });
+  add("bad regex path", [](RouteFlags& f) { f.path = "~(("; });
+  add("bad header spec", [](RouteFlags& f) { f.headers = {"=x"}; });
+  add("bad query spec", [](RouteFlags& f) { f.query = {""}; });
+  add("clearing --to", [](RouteFlags& f) { f.to = ""; });
+  for (const auto& c : cases) {
+    CAPTURE(c.what);
+    Route r = StoredRoute();
+    Status s = ApplyRouteFlags(c.flags, &r);
+    CHECK(s.code() == Code::kUsage);
+    CHECK_FALSE(s.message().empty());
+    CHECK(ToJson(r) == ToJson(StoredRoute()));
+  }
+}
+
+TEST_CASE("ParseMethodList") {
+  auto m = ParseMethodList(" get , Post,GET");
+  REQUIRE(m.ok());
+  CHECK(m.value() == std::vector<std::string>{"GET", "POST"});
+  CHECK(ParseMethodList("").value().empty());
+  CHECK(ParseMethodList("G(T").status().code() == Code::kUsage);
+}
+
+TEST_CASE("ParseExplainTarget") {
+  struct Case {
+    std::vector<std::string> in;
+    const char* method;
+    const char* path;
+    const char* query;
+  };
+  const Case ok[] = {
+      {{"/api/orders"}, "GET", "/api/orders", ""},
+      {{"post", "/api/orders?v=2&x"}, "POST", "/api/orders", "v=2&x"},
+      {{"/a?"}, "GET", "/a", ""},
+  };
+  for (const auto& c : ok) {
+    CAPTURE(c.in.back());
+    auto t = ParseExplainTarget(c.in);
+    REQUIRE(t.ok());
+    CHECK(t->method == c.method);
+    CHECK(t->path == c.path);
+    CHECK(t->query == c.query);
+  }
+  const std::vector<std::vector<std::string>> bad = {
+      {}, {"api"}, {"GET", "api"}, {"G T", "/x"}, {"GET", "/x", "y"}};
+  for (const auto& b : bad) {
+    CAPTURE(b.size());
+    CHECK(ParseExplainTarget(b).status().code() == Code::kUsage);
+  }
+}
+
+TEST_CASE("ParseHeaderArg") {
+  auto h = ParseHeaderArg("X-User-Id:  42 ");
+  REQUIRE(h.ok());
+  CHECK(h->first == "X-User-Id");
+  CHECK(h->second == "42");
+  CHECK(ParseHeaderArg("X-Empty:").value().second.empty());
+  CHECK(ParseHeaderArg("Cookie: a=1; b=2").value().second == "a=1; b=2");
+  for (const char* bad : {"nocolon", ": v", "Bad Name: v"}) {
+    CAPTURE(bad);
+    CHECK(ParseHeaderArg(bad).status().code() == Code::kUsage);
+  }
+}
+
+TEST_CASE("FormatTable aligns columns and does not pad the last one") {
+  std::string t = FormatTable({"NAME", "X"}, {{"a", "1"}, {"longer", "2 "}});
+  CHECK(t ==
+        "NAME    X\n"
+        "a       1\n"
+        "longer  2\n");
+  // Multi-byte characters count as one column.
+  CHECK(FormatTable({"A", "B"}, {{"→x", "y"}}) == "A   B\n→x  y\n");
+}
+
+TEST_CASE("route summaries") {
+  Route r = StoredRoute();
+  CHECK(MatchSummary(r) == "/api/orders GET header:X-Beta=1 query:v cookie:!session");
+  CHECK(SplitSummary(r) == "30% else legacy sticky header:X-User-Id salt cohort priority 2");
+  Route all;
+  all.name = "all";
+  all.to = "b";
+  CHECK(MatchSummary(all) == "*");
+  CHECK(SplitSummary(all) == "");
+  std::string table = RoutesTable({r});
+  CHECK(table.find("orders-v2") != std::string::npos);
+  CHECK(table.find("30%") != std::string::npos);
+}
+
+TEST_CASE("ChangeSummary lists changed fields") {
+  Json before = ToJson(StoredRoute());
+  Route changed = StoredRoute();
+  changed.percent_bp = 5000;
+  changed.sticky = "";
+  CHECK(ChangeSummary(before, ToJson(changed)) == "percent 30→50, sticky header:X-User-Id→-");
+  CHECK(ChangeSummary(Json(), before) == "created");
+  CHECK(ChangeSummary(before, Json()) == "removed");
+  CHECK(ChangeSummary(before, before) == "no change");
+}
+
+TEST_CASE("HistoryJson has the documented fields") {
+  ChangeRow c;
+  c.id = 7;
+  c.ts = "2024-01-02T03:04:05.678Z";
+  c.actor = "alice";
+  c.action = "route.set";
+  c.object = "route/orders-v2";
+  c.before = ToJson(StoredRoute());
+  c.after = ToJson(StoredRoute());
+  c.reason = "ramp";
+  Json j = HistoryJson({c});
+  REQUIRE(j.is_array());
+  REQUIRE(j.size() == 1);
+  for (const char* k : {"id", "ts", "actor", "action", "object", "before", "after", "reason"}) {
+    CAPTURE(k);
+    CHECK(j[0].contains(k));
+  }
+  CHECK(j[0].size() == 8);
+  CHECK(j[0]["id"] == 7);
+  CHECK(HistoryTable({c}).find("alice") != std::string::npos);
+}
+
+TEST_CASE("ExplanationJson uses the decision log's field names") {
+  RuleSet rules;
+  Backend legacy;
+  legacy.name = "legacy";
+  legacy.urls = {"http://127.0.0.1:9001"};
+  legacy.is_default = true;
+  Backend orders;
+  orders.name = "orders";
+  orders.urls = {"http://127.0.0.1:9002"};
+  rules.backends = {legacy, orders};
+  Route r;
+  r.name = "orders-v2";
+  r.to = "orders";
+  r.path = "/api/orders";
+  rules.routes = {r};
+  rules.version = 5;
+  auto table = RouteTable::Compile(rules);
+  REQUIRE(table.ok());
+
+  auto explain = [&](std::string_view path) {
+    RequestView v;
+    v.method = "GET";
+    v.path = path;
+    v.client_ip = "127.0.0.1";
+    return ExplanationJson(*table.value(), table.value()->Explain(v, 0), "GET", path);
+  };
+  Json hit = explain("/api/orders/7");
+  CHECK(hit["route"] == "orders-v2");
+  CHECK(hit["backend"] == "orders");
+  CHECK(hit["reason"] == "route");
+  CHECK(hit["bucket"].is_null());
+  CHECK(hit["ruleset"] == 5);
+  CHECK(hit["method"] == "GET");
+  CHECK(hit["path"] == "/api/orders/7");
+
+  Json miss = explain("/other");
+  CHECK(miss["route"].is_null());
+  CHECK(miss["backend"] == "legacy");
+  CHECK(miss["reason"] == "default");
+  REQUIRE(miss["tried"].size() == 1);
+  CHECK(miss["tried"][0]["route"] == "orders-v2");
+  CHECK(miss["tried"][0]["matched"] == false);
+  CHECK_FALSE(miss["tried"][0]["why"].get<std::string>().empty());
+  CHECK(FormatExplanation(miss).find("legacy") != std::string::npos);
+}
+
+// --- whole commands against a temporary store --------------------------------
+
+struct TempDb {
+  std::filesystem::path dir;
+  TempDb() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "strangler-cli-XXXXXX").string();
+    dir = mkdtemp(tmpl.data());
+  }
+  ~TempDb() { std::filesystem::remove_all(dir); }
+  std::string db() const { return (dir / "t.db").string(); }
+};
+
+struct Run {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+Run Cli(const TempDb& t, std::vector<std::string> args) {
+  args.insert(args.end(), {"--db", t.db(), "--actor", "tester"});
+  std::ostringstream out, err;
+  int code = RunCli(args, out, err);
+  return {code, out.str(), err.str()};
+}
+
+TEST_CASE("RunCli: exit codes and one-line errors") {
+  TempDb t;
+  struct Step {
+    std::vector<std::string> args;
+    int code;
+    const char* out_has;  // on stdout (success) or stderr (failure)
+  };
+  const Step steps[] = {
+      {{"backend", "add", "legacy", "http://127.0.0.1:9001"}, 0, "added backend legacy"},
+      {{"backend", "add", "orders", "http://127.0.0.1:9002", "--timeout-ms", "500"}, 0, "orders"},
+      {{"route", "add", "orders-v2", "--to", "orders", "--path", "/api/orders", "--percent", "30",
+        "--sticky", "header:X-User-Id"},
+       0,
+       "added route orders-v2 -> orders (30% sticky header:X-User-Id)"},
+      {{"route", "add", "bad", "--to", "nu"}, 1, "unknown backend 'nu'"},
+      {{"route", "add", "bad", "--to", "orders", "--percent", "12.345"}, 2, "percent"},
+      {{"route", "add", "bad", "--to", "orders", "--percent", "101"}, 2, "percent"},
+      {{"route", "add", "bad", "--to", "orders", "--sticky", "nope"}, 2, "sticky"},
+      {{"route", "add", "bad"}, 2, "--to"},
+      {{"route", "set", "orders-v2", "--percent", "50", "-m", "ramp"}, 0, "percent 30→50"},
+      {{"route", "set", "orders-v2"}, 2, "nothing to change"},
+      {{"route", "set", "ghost", "--percent", "5"}, 1, "ghost"},
+      {{"route", "disable", "orders-v2"}, 0, "disabled route orders-v2"},
+      {{"route", "enable", "orders-v2"}, 0, "enabled route orders-v2"},
+      {{"backend", "rm", "orders"}, 1, "orders"},
+      {{"explain", "/api/orders/7", "-H", "X-User-Id: 42"}, 0, "orders-v2"},
+      {{"explain", "nopath"}, 2, "PATH"},
+      {{"history", "orders-v2", "--limit", "3"}, 0, "ramp"},
+      {{"frobnicate"}, 2, "--help"},
+      {{"backend"}, 2, "--help"},
+      {{"--version"}, 0, "0.1.0"},
+      {{"route", "add", "--help"}, 0, "segment prefix"},
+  };
+  for (const auto& s : steps) {
+    std::string line;
+    for (const auto& a : s.args) line += a + " ";
+    CAPTURE(line);
+    Run r = Cli(t, s.args);
+    CHECK(r.code == s.code);
+    if (s.code == 0) {
+      CHECK(r.err.empty());
+      CHECK(r.out.find(s.out_has) != std::string::npos);
+    } else {
+      CHECK(r.out.empty());
+      CHECK(r.err.rfind("strangler: ", 0) == 0);
+      CHECK(r.err.find(s.out_has) != std::string::npos);
+      CHECK(r.err.find('\n') == r.err.size() - 1);  // exactly one line
+    }
+  }
+}
+
+TEST_CASE("RunCli: --json outputs are ToJson objects and parse") {
+  TempDb t;
+  REQUIRE(Cli(t, {"backend", "add", "legacy", "http://127.0.0.1:9001"}).code == 0);
+  REQUIRE(Cli(t, {"route", "add", "r1", "--to", "legacy", "--path", "=/health"}).code == 0);
+
+  Run show = Cli(t, {"route", "show", "r1", "--json"});
+  REQUIRE(show.code == 0);
+  Json j = Json::parse(show.out, nullptr, false);
+  REQUIRE_FALSE(j.is_discarded());
+  auto stored = RouteFromJson(j);
+  REQUIRE(stored.ok());
+  CHECK(j == ToJson(stored.value()));
+
+  Run list = Cli(t, {"route", "list", "--json"});
+  Json arr = Json::parse(list.out, nullptr, false);
+  REQUIRE(arr.is_array());
+  REQUIRE(arr.size() == 1);
+  CHECK(arr[0] == j);
+
+  Run explain = Cli(t, {"explain", "GET", "/health", "--json"});
+  Json e = Json::parse(explain.out, nullptr, false);
+  REQUIRE(e.is_object());
+  CHECK(e["route"] == "r1");
+  CHECK(e["reason"] == "route");
+  CHECK(e.contains("tried"));
+
+  Run hist = Cli(t, {"history", "--json"});
+  Json h = Json::parse(hist.out, nullptr, false);
+  REQUIRE(h.is_array());
+  REQUIRE(h.size() == 2);
+  CHECK(h[0]["action"] == "route.add");  // newest first
+  CHECK(h[0]["actor"] == "tester");
+  CHECK(h[0]["before"].is_null());
+}
+
+TEST_CASE("RunCli: global options are accepted before the subcommand too") {
+  TempDb t;
+  std::ostringstream out, err;
+  int code = RunCli({"--db", t.db(), "--actor", "alice", "-m", "first", "backend", "add", "legacy",
+                     "http://127.0.0.1:9001"},
+                    out, err);
+  CHECK(code == 0);
+  Run hist = Cli(t, {"history", "--json"});
+  Json h = Json::parse(hist.out, nullptr, false);
+  REQUIRE(h.size() == 1);
+  CHECK(h[0]["actor"] == "alice");
+  CHECK(h[0]["reason"] == "first");
+}
+
+}  // namespace
+}  // namespace strangler
