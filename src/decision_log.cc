@@ -5,6 +5,8 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <ctime>
 
@@ -99,8 +101,19 @@ void FormatDecision(const DecisionRecord& r, std::string* out) {
 }
 
 Result<std::unique_ptr<DecisionLog>> DecisionLog::Open(const std::string& path) {
+  if (path != "-") {
+    // spdlog would create missing directories; a typo should fail instead.
+    size_t slash = path.rfind('/');
+    std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
+    struct stat st {};
+    if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return Status::Io("cannot open decision log '" + path + "': directory '" + dir +
+                        "' does not exist");
+    }
+  }
   try {
-    if (!spdlog::thread_pool()) spdlog::init_thread_pool(65536, 1);
+    // 8192 queued lines: ample for bursts, and the queue's memory stays ~3 MiB.
+    if (!spdlog::thread_pool()) spdlog::init_thread_pool(8192, 1);
     std::shared_ptr<spdlog::sinks::sink> sink;
     if (path == "-") {
       sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
@@ -112,6 +125,10 @@ Result<std::unique_ptr<DecisionLog>> DecisionLog::Open(const std::string& path) 
     logger->set_pattern("%v");
     logger->set_level(spdlog::level::info);
     logger->flush_on(spdlog::level::err);
+    // Registered so that spdlog::flush_every() reaches it: lines are on disk
+    // within a second, for `tail -f` and `audit` on a live log.
+    spdlog::drop("decisions");
+    spdlog::register_logger(logger);
     return std::unique_ptr<DecisionLog>(new DecisionLog(std::move(logger)));
   } catch (const std::exception& e) {
     return Status::Io("cannot open decision log '" + path + "': " + e.what());
@@ -120,7 +137,10 @@ Result<std::unique_ptr<DecisionLog>> DecisionLog::Open(const std::string& path) 
 
 DecisionLog::DecisionLog(std::shared_ptr<spdlog::logger> logger) : logger_(std::move(logger)) {}
 
-DecisionLog::~DecisionLog() { Flush(); }
+DecisionLog::~DecisionLog() {
+  Flush();
+  spdlog::drop("decisions");
+}
 
 void DecisionLog::Write(const DecisionRecord& r) {
   thread_local std::string line;

@@ -56,6 +56,16 @@ void NewRequestId(std::string* out) {
   }
 }
 
+bool IsToken(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              (c != '\0' && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr);
+    if (!ok) return false;
+  }
+  return true;
+}
+
 char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
 bool IEquals(std::string_view a, std::string_view b) {
@@ -169,7 +179,9 @@ class Session : public MessageHandler {
   ReadResult FillClient(bool idle);
   bool ReadHead(int* error_status);
   bool HandleRequest();
-  void AnalyseHead();
+  // Collects what the proxy needs from the head; false (with *why) for a
+  // head that must be refused with 400.
+  bool AnalyseHead(const char** why);
   void BuildUpstreamHead(std::string_view path_and_query);
   bool FlushUpstream(bool final);
   bool ConnectUpstream(bool fresh);
@@ -298,16 +310,19 @@ void Session::Run() {
   close(fd_);
 }
 
-void Session::AnalyseHead() {
+bool Session::AnalyseHead(const char** why) {
   const char* base = in_.data();
   header_views_.clear();
   conn_tokens_.Reset();
   has_request_id_ = expect_continue_ = false;
   host_.clear();
   xff_.clear();
+  int hosts = 0;
+  *why = nullptr;
   for (const HeaderSpan& h : req_.headers()) {
     std::string_view name = h.name.in(base), value = h.value.in(base);
     header_views_.push_back({name, value});
+    if (!IsToken(name)) *why = "invalid header name (whitespace before ':'?)";
     if (IEquals(name, "connection")) {
       conn_tokens_.Add(value);
     } else if (IEquals(name, "x-request-id")) {
@@ -319,12 +334,17 @@ void Session::AnalyseHead() {
       expect_continue_ = IEquals(value, "100-continue");
     } else if (IEquals(name, "host")) {
       host_.assign(value);
+      ++hosts;
     } else if (IEquals(name, "x-forwarded-for")) {
       if (!xff_.empty()) xff_.append(", ");
       xff_.append(value);
     }
   }
   if (!has_request_id_) NewRequestId(&request_id_);
+  // RFC 9112 3.2: a 1.1 request needs exactly one Host; never two.
+  if (hosts > 1) *why = "more than one Host header";
+  if (hosts == 0 && !http10_) *why = "HTTP/1.1 request without a Host header";
+  return *why == nullptr;
 }
 
 void Session::BuildUpstreamHead(std::string_view path_and_query) {
@@ -392,7 +412,12 @@ bool Session::HandleRequest() {
   upstream_state_ = Upstream::kOk;
   replayable_ = true;
   request_done_ = false;
-  AnalyseHead();
+  const char* bad_head = nullptr;
+  if (!AnalyseHead(&bad_head)) {
+    backend_name_ = {};
+    SendError(400, std::string("malformed request: ") + bad_head, true);
+    return false;
+  }
 
   // origin-form "/p?q"; absolute-form "http://host/p?q" is routed on its path.
   std::string_view path_and_query = target;

@@ -1,0 +1,304 @@
+// End-to-end test harness: temp dirs, child processes, a raw-bytes HTTP
+// backend and a raw-bytes HTTP client, and a Fixture that runs the real
+// `strangler` CLI and `strangler serve` against a temp store.
+//
+// Nothing here parses HTTP with cpp-httplib: fidelity tests compare bytes,
+// and cpp-httplib decodes header values (HTTP-NOTES.md).
+//
+// Every socket read has a timeout; every child process is ended by the PID
+// this harness started, never by name.
+//
+// Implemented in harness.cc (temp dirs, processes, ports), raw_backend.cc,
+// raw_client.cc, fixture.cc, and wire.{h,cc} (byte-level HTTP helpers).
+// Set STRANGLER_E2E_KEEP=1 to keep the temp dirs (store, decision log,
+// serve's stdout/stderr) for a post-mortem.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace strangler {
+namespace e2e {
+
+using Json = nlohmann::json;
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// Milliseconds on the monotonic clock, for measuring delays.
+int64_t NowMs();
+bool IEquals(const std::string& a, const std::string& b);
+// "a%0d" -> printable form with \r \n \xNN escapes, for failure messages.
+std::string Printable(const std::string& bytes);
+
+// A directory made with mkdtemp, removed recursively on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+std::string ReadFile(const std::string& path);
+
+// One child process started with fork/exec. stdout and stderr go to files.
+// Not thread-safe. The destructor kills (SIGKILL) and reaps the child if it
+// is still running.
+class Process {
+ public:
+  // `argv[0]` must be a path. `env` entries ("K=V") are added to (and
+  // override) the parent's environment.
+  Process(std::vector<std::string> argv, std::vector<std::string> env, std::string stdout_path,
+          std::string stderr_path);
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  bool Start();
+  pid_t pid() const { return pid_; }
+  // True while the child has not exited (reaps it if it has).
+  bool Running();
+  // Waits up to timeout_ms for the child to exit on its own. Returns the exit
+  // status (128+signal when killed by a signal) or nullopt on timeout.
+  std::optional<int> Wait(int timeout_ms);
+  // Sends `sig`, waits up to timeout_ms, then SIGKILL. Returns the exit
+  // status as Wait() does; -1 when it had to be killed.
+  int Stop(int sig, int timeout_ms);
+  std::string Stdout() const { return ReadFile(stdout_path_); }
+  std::string Stderr() const { return ReadFile(stderr_path_); }
+
+ private:
+  std::vector<std::string> argv_;
+  std::vector<std::string> env_;
+  std::string stdout_path_;
+  std::string stderr_path_;
+  pid_t pid_ = -1;
+  std::optional<int> status_;
+};
+
+struct RunResult {
+  int exit_code = -1;  // -1: could not start or timed out (then killed)
+  std::string out;
+  std::string err;
+};
+// Runs a command to completion (killed after timeout_ms).
+RunResult Run(const std::vector<std::string>& argv, const std::vector<std::string>& env = {},
+              int timeout_ms = 15000);
+
+// A port that was free a moment ago (bind 127.0.0.1:0, read it, close).
+uint16_t PickFreePort();
+// Retries connect() to 127.0.0.1:port until it succeeds or timeout_ms passes.
+bool WaitForPort(uint16_t port, int timeout_ms);
+
+// --- RawBackend --------------------------------------------------------------
+
+// One request as received by RawBackend.
+struct RecordedRequest {
+  std::string raw;           // exact bytes of this request on the wire
+  std::string head;          // request line + header lines, without the final CRLFCRLF
+  std::string request_line;  // e.g. "GET /x HTTP/1.1"
+  std::string method;
+  std::string target;
+  std::string version;
+  std::vector<std::string> header_lines;  // "Name: value" exactly as received
+  Headers headers;                        // name, value (OWS trimmed)
+  std::string body;                       // decoded (de-chunked) body
+  bool chunked = false;
+  int connection = 0;  // 1-based index of the connection it came on
+  bool sent_continue = false;
+
+  std::optional<std::string> Header(const std::string& name) const;
+  int HeaderCount(const std::string& name) const;
+};
+
+// An HTTP/1.1 server on 127.0.0.1:0 for tests, one thread per connection,
+// parsing requests minimally but correctly (Content-Length and chunked bodies,
+// pipelining, keep-alive) and recording every request's raw bytes.
+// Thread-safe: setters and accessors may be called while it serves.
+class RawBackend {
+ public:
+  // Builds the whole raw response for one request.
+  using Responder = std::function<std::string(const RecordedRequest&)>;
+
+  explicit RawBackend(std::string name);
+  ~RawBackend();
+  RawBackend(const RawBackend&) = delete;
+  RawBackend& operator=(const RawBackend&) = delete;
+
+  bool Start();
+  void Stop();
+  uint16_t port() const { return port_; }
+  std::string url() const;
+  const std::string& name() const { return name_; }
+
+  // Default: "HTTP/1.1 200 OK", X-Backend: NAME, Content-Length, body NAME
+  // (no body for HEAD).
+  std::string DefaultResponse(const RecordedRequest& req) const;
+  // Same raw bytes for every request.
+  void set_response(std::string raw);
+  void set_responder(Responder r);
+  void set_delay_ms(int ms) { delay_ms_ = ms; }
+  // Close the connection after each response.
+  void set_close_after_response(bool v) { close_after_ = v; }
+
+  std::vector<RecordedRequest> requests() const;
+  size_t request_count() const;
+  int connections_accepted() const { return accepted_.load(); }
+  bool WaitForRequests(size_t n, int timeout_ms) const;
+  void ClearRequests();
+
+ private:
+  void AcceptLoop();
+  void Serve(int fd, int index);
+  bool Sleep(int ms);  // false when stopping
+
+  std::string name_;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+  std::atomic<int> delay_ms_{0};
+  std::atomic<bool> close_after_{false};
+  std::thread accept_thread_;
+
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  std::vector<std::thread> conn_threads_;
+  std::vector<RecordedRequest> requests_;
+  std::shared_ptr<const std::string> response_;  // null = default
+  std::shared_ptr<const Responder> responder_;
+};
+
+// --- RawClient ---------------------------------------------------------------
+
+struct HttpResponse {
+  bool ok = false;    // a complete response was read
+  std::string error;  // why not, when !ok
+  std::string status_line;
+  std::string version;
+  int status = 0;
+  std::string raw_head;  // status line + header lines, without final CRLFCRLF
+  std::vector<std::string> header_lines;
+  Headers headers;
+  std::string body;  // decoded
+  bool chunked = false;
+
+  std::optional<std::string> Header(const std::string& name) const;
+  int HeaderCount(const std::string& name) const;
+  std::vector<std::string> HeaderValues(const std::string& name) const;
+};
+
+// A client connection that sends raw bytes and reads whole responses.
+// Not thread-safe; one per thread.
+class RawClient {
+ public:
+  RawClient() = default;
+  ~RawClient();
+  RawClient(const RawClient&) = delete;
+  RawClient& operator=(const RawClient&) = delete;
+
+  bool Connect(uint16_t port, int timeout_ms = 3000);
+  void Close();
+  bool connected() const { return fd_ >= 0; }
+  bool Send(const std::string& bytes);
+  // Reads one response (a 1xx interim response counts as one). `head_request`:
+  // the response has no body whatever its headers say.
+  HttpResponse ReadResponse(bool head_request = false, int timeout_ms = 5000);
+  // Reads responses until a final (>= 200) one.
+  HttpResponse ReadFinal(bool head_request = false, int timeout_ms = 5000);
+  // True when the peer closes the connection within timeout_ms (data that
+  // arrives first is discarded).
+  bool WaitForClose(int timeout_ms);
+
+  // Sends one request and reads the final response. Adds Host and, with a
+  // body, Content-Length unless given.
+  HttpResponse Request(const std::string& method, const std::string& target,
+                       const Headers& headers = {}, const std::string& body = "",
+                       int timeout_ms = 5000);
+  HttpResponse Get(const std::string& target, const Headers& headers = {}, int timeout_ms = 5000) {
+    return Request("GET", target, headers, "", timeout_ms);
+  }
+
+ private:
+  // Reads more bytes into buf_; false on EOF, error or deadline.
+  bool Fill(int64_t deadline_ms, std::string* error);
+
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::string buf_;
+};
+
+// --- Fixture -----------------------------------------------------------------
+
+// A temp dir with a store, the CLI bound to it, and at most one running
+// `strangler serve` with its decision log in the temp dir.
+class Fixture {
+ public:
+  Fixture();
+  ~Fixture();
+
+  const TempDir& dir() const { return dir_; }
+  const std::string& db() const { return db_; }
+  const std::string& log_path() const { return log_path_; }
+  uint16_t port() const { return port_; }
+  Process* serve() { return serve_.get(); }
+
+  // `strangler --db DB ARGS...`
+  RunResult Cli(const std::vector<std::string>& args);
+  // Same, and fails the test (with stderr) when the exit code is not 0.
+  RunResult MustCli(const std::vector<std::string>& args);
+  void AddBackend(const std::string& name, const std::string& url,
+                  const std::vector<std::string>& extra = {});
+  void AddRoute(const std::string& name, const std::vector<std::string>& args);
+
+  // Starts serve on a free port with --log and --reload-ms 50 and waits until
+  // it accepts connections. Fails the test when it cannot.
+  bool StartServe(const std::vector<std::string>& extra = {});
+  // Sends `sig`, waits; returns the exit status (-1 if it had to be killed).
+  int StopServe(int sig, int timeout_ms = 10000);
+
+  // Every line of the decision log, parsed; a line that is not JSON fails the
+  // test. `bad_lines` (optional) receives such lines.
+  std::vector<Json> LogLines(std::vector<std::string>* bad_lines = nullptr);
+  // Polls until the log has at least n lines.
+  std::vector<Json> WaitForLogLines(size_t n, int timeout_ms = 5000);
+  // Stops serve with SIGTERM (checks it exits 0: the contract flushes the log
+  // then) and returns every log line. For checks of log content that must
+  // not depend on how often a running serve flushes.
+  std::vector<Json> StopAndReadLog();
+  // The log line with this request_id (polls up to timeout_ms).
+  std::optional<Json> LogLineFor(const std::string& request_id, int timeout_ms = 3000);
+
+ private:
+  TempDir dir_;
+  std::string db_;
+  std::string log_path_;
+  uint16_t port_ = 0;
+  int serve_starts_ = 0;
+  std::unique_ptr<Process> serve_;
+};
+
+// Log lines keyed by request_id.
+std::map<std::string, Json> ByRequestId(const std::vector<Json>& lines);
+
+}  // namespace e2e
+}  // namespace strangler

@@ -1,0 +1,150 @@
+#include "wire.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+
+namespace strangler {
+namespace e2e {
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string Trim(const std::string& s) {
+  size_t b = 0, e = s.size();
+  while (b < e && (s[b] == ' ' || s[b] == '\t')) ++b;
+  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t')) --e;
+  return s.substr(b, e - b);
+}
+
+// Splits a head (start line + header lines, no final CRLFCRLF) into its
+// start line, raw header lines and parsed headers.
+void SplitHead(const std::string& head, std::string* start_line, std::vector<std::string>* lines,
+               Headers* headers) {
+  size_t p = 0;
+  bool first = true;
+  while (p <= head.size()) {
+    size_t e = head.find("\r\n", p);
+    if (e == std::string::npos) e = head.size();
+    std::string line = head.substr(p, e - p);
+    if (first) {
+      *start_line = line;
+      first = false;
+    } else if (!line.empty()) {
+      lines->push_back(line);
+      size_t colon = line.find(':');
+      if (colon == std::string::npos) {
+        headers->emplace_back(line, "");
+      } else {
+        headers->emplace_back(line.substr(0, colon), Trim(line.substr(colon + 1)));
+      }
+    }
+    p = e + 2;
+  }
+}
+
+std::optional<std::string> FindHeader(const Headers& h, const std::string& name) {
+  for (const auto& kv : h) {
+    if (IEquals(kv.first, name)) return kv.second;
+  }
+  return std::nullopt;
+}
+
+int CountHeader(const Headers& h, const std::string& name) {
+  int n = 0;
+  for (const auto& kv : h) n += IEquals(kv.first, name) ? 1 : 0;
+  return n;
+}
+
+bool IsChunked(const Headers& h) {
+  for (const auto& kv : h) {
+    if (IEquals(kv.first, "Transfer-Encoding") &&
+        Lower(kv.second).find("chunked") != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Parses a chunked body starting at buf[pos]. Returns the bytes it spans
+// (> 0), 0 when incomplete, -1 when malformed.
+long ParseChunked(const std::string& buf, size_t pos, std::string* body) {
+  body->clear();
+  size_t p = pos;
+  while (true) {
+    size_t eol = buf.find("\r\n", p);
+    if (eol == std::string::npos) return 0;
+    std::string line = buf.substr(p, eol - p);
+    size_t semi = line.find(';');
+    if (semi != std::string::npos) line = line.substr(0, semi);
+    line = Trim(line);
+    if (line.empty() || line.size() > 15) return -1;
+    for (char c : line) {
+      if (!isxdigit(static_cast<unsigned char>(c))) return -1;
+    }
+    size_t size = std::strtoull(line.c_str(), nullptr, 16);
+    p = eol + 2;
+    if (size == 0) {
+      while (true) {  // trailer section
+        size_t e = buf.find("\r\n", p);
+        if (e == std::string::npos) return 0;
+        if (e == p) return static_cast<long>(p + 2 - pos);
+        p = e + 2;
+      }
+    }
+    if (buf.size() < p + size + 2) return 0;
+    body->append(buf, p, size);
+    if (buf.compare(p + size, 2, "\r\n") != 0) return -1;
+    p += size + 2;
+  }
+}
+
+bool SendAll(int fd, const std::string& bytes) {
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t n = send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        pollfd p{fd, POLLOUT, 0};
+        poll(&p, 1, 100);
+        continue;
+      }
+      return false;
+    }
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+void SetNoDelay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+int ConnectLoopback(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    close(fd);
+    return -1;
+  }
+  SetNoDelay(fd);
+  return fd;
+}
+
+}  // namespace e2e
+}  // namespace strangler

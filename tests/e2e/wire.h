@@ -1,0 +1,35 @@
+// Byte-level HTTP/1.1 helpers shared by RawBackend and RawClient. Internal
+// to the e2e harness; stateless and thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "harness.h"
+
+namespace strangler {
+namespace e2e {
+
+std::string Lower(std::string s);
+std::string Trim(const std::string& s);
+// Splits a head (start line + header lines, no final CRLFCRLF) into its
+// start line, raw header lines and parsed headers (values OWS-trimmed).
+void SplitHead(const std::string& head, std::string* start_line, std::vector<std::string>* lines,
+               Headers* headers);
+std::optional<std::string> FindHeader(const Headers& h, const std::string& name);
+int CountHeader(const Headers& h, const std::string& name);
+bool IsChunked(const Headers& h);
+// Parses a chunked body starting at buf[pos]. Returns the bytes it spans
+// (> 0), 0 when incomplete, -1 when malformed.
+long ParseChunked(const std::string& buf, size_t pos, std::string* body);
+// Writes all bytes (MSG_NOSIGNAL); false when the peer is gone.
+bool SendAll(int fd, const std::string& bytes);
+void SetNoDelay(int fd);
+// A connected, close-on-exec, TCP_NODELAY socket to 127.0.0.1:port, or -1.
+int ConnectLoopback(uint16_t port);
+
+}  // namespace e2e
+}  // namespace strangler
