@@ -5,11 +5,13 @@
 
 #include <cerrno>
 #include <chrono>
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "fiber.h"
 #include "http_message.h"
 #include "net.h"
 
@@ -184,6 +186,11 @@ class Session : public MessageHandler {
   bool AnalyseHead(const char** why);
   void BuildUpstreamHead(std::string_view path_and_query);
   bool FlushUpstream(bool final);
+  bool SendUpstream() {
+    return fio::SendAll(up_fd_, up_out_.data(), up_out_.size(), upstream_timeout());
+  }
+  int upstream_timeout() const { return target_->backend->timeout_ms; }
+  int SendTimeout() const { return proxy_->options().client_send_timeout_ms; }
   bool ConnectUpstream(bool fresh);
   bool Exchange();
   bool FlushClient();
@@ -246,14 +253,13 @@ ReadResult Session::FillClient(bool idle) {
   }
   auto start = Clock::now();
   while (true) {
-    ssize_t n = recv(fd_, in_.data() + wpos_, in_.size() - wpos_, 0);
+    ssize_t n = fio::Recv(fd_, in_.data() + wpos_, in_.size() - wpos_, kTickMs);
     if (n > 0) {
       wpos_ += static_cast<size_t>(n);
       return ReadResult::kOk;
     }
     if (n == 0) return ReadResult::kEof;
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return ReadResult::kError;
+    if (errno != ETIMEDOUT) return ReadResult::kError;
     if (idle && proxy_->stopping()) return ReadResult::kStop;
     if (MsSince(start) >= proxy_->options().idle_timeout_ms) return ReadResult::kTimeout;
   }
@@ -287,7 +293,6 @@ bool Session::ReadHead(int* error_status) {
 
 void Session::Run() {
   SetNoDelay(fd_);
-  SetTimeouts(fd_, kTickMs, proxy_->options().client_send_timeout_ms);
   client_ip_ = PeerAddress(fd_);
   header_views_.reserve(32);
   while (true) {
@@ -306,8 +311,8 @@ void Session::Run() {
     }
     if (!HandleRequest() || proxy_->stopping()) break;
   }
-  if (up_fd_ >= 0) close(up_fd_);
-  close(fd_);
+  if (up_fd_ >= 0) fio::Close(up_fd_);
+  fio::Close(fd_);
 }
 
 bool Session::AnalyseHead(const char** why) {
@@ -468,7 +473,7 @@ bool Session::HandleRequest() {
   bool has_body = req_.chunked() || (req_.has_content_length() && req_.content_length() > 0);
   if (expect_continue_ && has_body && !http10_) {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-    if (!SendAll(fd_, kContinue)) return false;
+    if (!fio::SendAll(fd_, kContinue.data(), kContinue.size(), SendTimeout())) return false;
   }
 
   // Stream the body; small requests end up in up_out_ whole, sent once.
@@ -519,25 +524,18 @@ bool Session::OnBody(const char* data, size_t len) {
 
 bool Session::ConnectUpstream(bool fresh) {
   if (up_fd_ >= 0) {
-    close(up_fd_);
+    fio::Close(up_fd_);
     up_fd_ = -1;
   }
-  int timeout = target_->backend->timeout_ms;
   ConnectError err = ConnectError::kNone;
   bool reused = false;
-  up_fd_ = fresh ? -1 : instance_->Acquire(timeout, &reused, &err);
-  if (fresh) {
-    // Skip the pool: a stale pooled socket just failed.
-    auto addr = Resolve(instance_->host(), instance_->port());
-    up_fd_ = addr.ok() ? ConnectWithTimeout(addr.value(), timeout, &err) : -1;
-    if (!addr.ok()) err = ConnectError::kOther;
-  }
+  // `fresh` skips the pool: a pooled socket just failed.
+  up_fd_ = instance_->Acquire(fio::WorkerIndex(), upstream_timeout(), fresh, &reused, &err);
   reused_ = reused;
   if (up_fd_ < 0) {
     upstream_state_ = err == ConnectError::kTimeout ? Upstream::kTimeout : Upstream::kRefused;
     return false;
   }
-  SetTimeouts(up_fd_, timeout, timeout);
   return true;
 }
 
@@ -547,10 +545,10 @@ bool Session::FlushUpstream(bool final) {
     if (!ConnectUpstream(false)) return false;
   }
   if (!final) replayable_ = false;
-  if (!SendAll(up_fd_, up_out_)) {
-    bool timed_out = errno == EAGAIN || errno == EWOULDBLOCK;
+  if (!SendUpstream()) {
+    bool timed_out = errno == ETIMEDOUT;
     if (reused_ && replayable_ && final && !timed_out) {
-      if (!ConnectUpstream(true) || !SendAll(up_fd_, up_out_)) {
+      if (!ConnectUpstream(true) || !SendUpstream()) {
         if (upstream_state_ == Upstream::kOk) upstream_state_ = Upstream::kFailed;
         return false;
       }
@@ -567,7 +565,7 @@ bool Session::FlushClient() {
   if (out_.empty()) return true;
   response_started_ = true;
   bytes_out_ += out_.size();
-  bool ok = SendAll(fd_, out_);
+  bool ok = fio::SendAll(fd_, out_.data(), out_.size(), SendTimeout());
   out_.clear();
   return ok;
 }
@@ -650,14 +648,14 @@ bool Session::Exchange() {
         break;
       }
     }
-    ssize_t n = recv(up_fd_, up_in_.data() + up_wpos_, up_in_.size() - up_wpos_, 0);
-    if (n < 0 && errno == EINTR) continue;
+    ssize_t n = fio::Recv(up_fd_, up_in_.data() + up_wpos_, up_in_.size() - up_wpos_,
+                          upstream_timeout());
     if (n <= 0) {
-      bool timed_out = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+      bool timed_out = n < 0 && errno == ETIMEDOUT;
       if (!any_byte && !timed_out && reused_ && replayable_ && !retried) {
         // The pooled connection was closed by the backend while idle.
         retried = true;
-        if (ConnectUpstream(true) && SendAll(up_fd_, up_out_)) continue;
+        if (ConnectUpstream(true) && SendUpstream()) continue;
         if (upstream_state_ == Upstream::kOk) upstream_state_ = Upstream::kFailed;
         break;
       }
@@ -665,7 +663,7 @@ bool Session::Exchange() {
         // A body delimited by the end of the connection.
         if (rechunk_resp_) out_.append("0\r\n\r\n");
         bool ok = FlushClient();
-        close(up_fd_);
+        fio::Close(up_fd_);
         up_fd_ = -1;
         upstream_ms_ = MsSince(t_upstream_);
         LogRequest();
@@ -684,9 +682,9 @@ bool Session::Exchange() {
       bool ok = FlushClient();
       upstream_ms_ = MsSince(t_upstream_);
       if (resp_.keep_alive() && up_rpos_ == up_wpos_) {
-        instance_->Release(up_fd_);
+        instance_->Release(fio::WorkerIndex(), up_fd_);
       } else {
-        close(up_fd_);
+        fio::Close(up_fd_);
       }
       up_fd_ = -1;
       LogRequest();
@@ -699,7 +697,7 @@ bool Session::Exchange() {
     if (!FlushClient()) break;  // stream what we have before waiting for more
   }
   // The exchange failed.
-  close(up_fd_);
+  fio::Close(up_fd_);
   up_fd_ = -1;
   upstream_ms_ = MsSince(t_upstream_);
   if (response_started_) {
@@ -716,7 +714,7 @@ bool Session::Exchange() {
 
 void Session::Finish502or504(Upstream why) {
   if (up_fd_ >= 0) {
-    close(up_fd_);
+    fio::Close(up_fd_);
     up_fd_ = -1;
   }
   std::string msg = "backend '" + std::string(backend_name_) + "' ";
@@ -759,7 +757,7 @@ void Session::SendError(int status, std::string_view message, bool close_after) 
   head += "\r\n";
   if (!is_head_) head += body;
   bytes_out_ += head.size();
-  SendAll(fd_, head);
+  fio::SendAll(fd_, head.data(), head.size(), SendTimeout());
   if (!backend_name_.empty()) LogRequest();
 }
 
@@ -785,7 +783,12 @@ void Session::LogRequest() {
 
 }  // namespace
 
-Proxy::Proxy(ProxyOptions opts, DecisionLog* log) : opts_(opts), log_(log) {}
+Proxy::Proxy(ProxyOptions opts, DecisionLog* log) : opts_(opts), log_(log) {
+  if (opts_.workers <= 0) {
+    opts_.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  upstreams_.set_workers(opts_.workers);
+}
 
 Proxy::~Proxy() { Shutdown(0); }
 
@@ -797,6 +800,14 @@ std::shared_ptr<const ProxySnapshot> Proxy::snapshot() const { return std::atomi
 
 void Proxy::Start(int listen_fd) {
   listen_fd_ = listen_fd;
+  pool_ = std::make_unique<WorkerPool>(opts_.workers, [this](int fd) {
+    fio::Adopt(fd);
+    {
+      Session session(this, fd);
+      session.Run();
+    }
+    SessionEnded();
+  });
   acceptor_ = std::thread([this] { AcceptLoop(); });
 }
 
@@ -825,18 +836,7 @@ void Proxy::AcceptLoop() {
       }
       ++sessions_;
     }
-    try {
-      std::thread([this, fd] {
-        {
-          Session session(this, fd);
-          session.Run();
-        }
-        SessionEnded();
-      }).detach();
-    } catch (const std::system_error&) {
-      close(fd);
-      SessionEnded();
-    }
+    pool_->Submit(fd);
   }
 }
 
@@ -857,7 +857,14 @@ bool Proxy::Shutdown(int drain_ms) {
   if (listen_fd_ >= 0) close(listen_fd_);
   listen_fd_ = -1;
   std::unique_lock<std::mutex> lock(mu_);
-  return cv_.wait_for(lock, std::chrono::milliseconds(drain_ms), [this] { return sessions_ == 0; });
+  bool drained =
+      cv_.wait_for(lock, std::chrono::milliseconds(drain_ms), [this] { return sessions_ == 0; });
+  lock.unlock();
+  if (drained && pool_) {
+    pool_->Stop();
+    pool_->Join();
+  }
+  return drained;
 }
 
 }  // namespace strangler

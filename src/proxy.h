@@ -1,5 +1,6 @@
 // Proxy: the data plane. An acceptor thread hands each client connection to
-// a thread of its own that reads requests with llhttp, asks the current
+// a fiber on one of a few worker threads (fiber.h); the fiber reads requests
+// with llhttp, asks the current
 // snapshot for a decision, forwards to the chosen backend over a pooled
 // keep-alive connection, streams the answer back and records the decision.
 // Snapshots are swapped atomically; a request keeps the one it started with.
@@ -14,11 +15,13 @@
 #include <thread>
 
 #include "decision_log.h"
+#include "fiber.h"
 #include "upstream.h"
 
 namespace strangler {
 
 struct ProxyOptions {
+  int workers = 0;                   // threads running connection fibers; 0 = one per core
   int max_connections = 4096;        // beyond this, new clients get 503
   int idle_timeout_ms = 60000;       // keep-alive idle and header read limit
   int client_send_timeout_ms = 60000;
@@ -58,6 +61,7 @@ class Proxy {
   Upstreams upstreams_;
   std::shared_ptr<const ProxySnapshot> snapshot_;  // atomic_load/atomic_store only
   int listen_fd_ = -1;
+  std::unique_ptr<WorkerPool> pool_;
   std::thread acceptor_;
   std::atomic<bool> stopping_{false};
   std::mutex mu_;

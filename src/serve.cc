@@ -121,7 +121,7 @@ int RunServe(const ServeOptions& opts) {
 
   ProxyOptions popts;
   if (opts.max_connections > 0) popts.max_connections = opts.max_connections;
-  if (opts.threads > 0) popts.max_connections = opts.threads;
+  popts.workers = opts.threads;
   auto* proxy = new Proxy(popts, log.value().get());
   proxy->SetSnapshot(proxy->upstreams().MakeSnapshot(table.value()));
   proxy->Start(listen_fd.value());

@@ -2,49 +2,51 @@
 
 #include <unistd.h>
 
+#include "fiber.h"
+
 namespace strangler {
 
-Instance::Instance(std::string host, uint16_t port) : host_(std::move(host)), port_(port) {}
+Instance::Instance(std::string host, uint16_t port, int workers)
+    : host_(std::move(host)), port_(port), idle_(static_cast<size_t>(workers)) {}
 
 Instance::~Instance() {
-  for (int fd : idle_) close(fd);
+  for (auto& list : idle_) {
+    for (int fd : list) close(fd);
+  }
 }
 
-int Instance::Acquire(int timeout_ms, bool* reused, ConnectError* err) {
-  ResolvedAddr addr;
-  {
+int Instance::Acquire(int worker, int timeout_ms, bool fresh, bool* reused, ConnectError* err) {
+  std::vector<int>& idle = idle_[static_cast<size_t>(worker)];
+  if (!fresh && !idle.empty()) {
+    int fd = idle.back();
+    idle.pop_back();
+    *reused = true;
+    *err = ConnectError::kNone;
+    return fd;
+  }
+  *reused = false;
+  if (!resolved_.load(std::memory_order_acquire)) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!idle_.empty()) {
-      int fd = idle_.back();
-      idle_.pop_back();
-      *reused = true;
-      *err = ConnectError::kNone;
-      return fd;
-    }
-    if (!resolved_) {
+    if (!resolved_.load(std::memory_order_relaxed)) {
       auto r = Resolve(host_, port_);
       if (!r.ok()) {
         *err = ConnectError::kOther;
         return -1;
       }
       addr_ = r.value();
-      resolved_ = true;
+      resolved_.store(true, std::memory_order_release);
     }
-    addr = addr_;
   }
-  *reused = false;
-  return ConnectWithTimeout(addr, timeout_ms, err);
+  return fio::Connect(addr_, timeout_ms, err);
 }
 
-void Instance::Release(int fd) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (idle_.size() < kMaxIdle) {
-      idle_.push_back(fd);
-      return;
-    }
+void Instance::Release(int worker, int fd) {
+  std::vector<int>& idle = idle_[static_cast<size_t>(worker)];
+  if (idle.size() < kMaxIdlePerWorker) {
+    idle.push_back(fd);
+    return;
   }
-  close(fd);
+  fio::Close(fd);
 }
 
 std::shared_ptr<const ProxySnapshot> Upstreams::MakeSnapshot(
@@ -59,7 +61,7 @@ std::shared_ptr<const ProxySnapshot> Upstreams::MakeSnapshot(
       if (!url.ok()) continue;  // validated when written; never happens
       std::string key = url->host + "|" + std::to_string(url->port);
       auto& slot = instances_[key];
-      if (!slot) slot = std::make_unique<Instance>(url->host, url->port);
+      if (!slot) slot = std::make_unique<Instance>(url->host, url->port, workers_);
       target->instances.push_back(slot.get());
       target->base_paths.push_back(url->base_path);
     }

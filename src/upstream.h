@@ -1,6 +1,7 @@
 // Upstream connections: one Instance per backend URL host:port, each with a
-// pool of idle keep-alive sockets. Instances live as long as the Upstreams
-// that made them (snapshots point at them); all members are thread-safe.
+// pool of idle keep-alive sockets per worker (a socket is registered with the
+// epoll of the worker that opened it, so it is reused only there). Instances
+// live as long as the Upstreams that made them; snapshots point at them.
 #pragma once
 
 #include <atomic>
@@ -19,26 +20,26 @@ namespace strangler {
 
 class Instance {
  public:
-  Instance(std::string host, uint16_t port);
+  Instance(std::string host, uint16_t port, int workers);
   ~Instance();
 
-  // An idle pooled socket (*reused = true) or a new connection. -1 on failure
-  // with *err saying why.
-  int Acquire(int timeout_ms, bool* reused, ConnectError* err);
+  // Call from a fiber of worker `worker`. An idle pooled socket (*reused =
+  // true) unless `fresh`, else a new connection. -1 on failure with *err.
+  int Acquire(int worker, int timeout_ms, bool fresh, bool* reused, ConnectError* err);
   // Returns a socket whose last response completed cleanly.
-  void Release(int fd);
+  void Release(int worker, int fd);
 
   const std::string& host() const { return host_; }
   uint16_t port() const { return port_; }
 
  private:
-  static constexpr size_t kMaxIdle = 256;
+  static constexpr size_t kMaxIdlePerWorker = 256;
   std::string host_;
   uint16_t port_;
-  std::mutex mu_;
-  bool resolved_ = false;
+  std::mutex mu_;  // guards the resolution only
+  std::atomic<bool> resolved_{false};
   ResolvedAddr addr_;
-  std::vector<int> idle_;
+  std::vector<std::vector<int>> idle_;  // per worker; touched only by that worker
 };
 
 // A backend as the forwarder sees it: its instances, used in turn.
@@ -61,11 +62,14 @@ class Upstreams {
   Upstreams() = default;
   Upstreams(const Upstreams&) = delete;
   Upstreams& operator=(const Upstreams&) = delete;
+  // Before the first MakeSnapshot.
+  void set_workers(int workers) { workers_ = workers; }
   // Builds the forwarding view of a table, creating instances as needed.
   std::shared_ptr<const ProxySnapshot> MakeSnapshot(std::shared_ptr<const RouteTable> table);
 
  private:
   std::mutex mu_;
+  int workers_ = 1;
   std::unordered_map<std::string, std::unique_ptr<Instance>> instances_;
 };
 
