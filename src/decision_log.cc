@@ -13,15 +13,25 @@
 namespace strangler {
 
 void AppendRfc3339Ms(int64_t ts_ms, std::string* out) {
-  time_t secs = static_cast<time_t>(ts_ms / 1000);
+  // gmtime once per second per thread; the milliseconds by hand.
+  thread_local int64_t cached_sec = -1;
+  thread_local char prefix[40];  // "2026-11-28T04:13:55."
+  int64_t sec = ts_ms / 1000;
+  if (sec != cached_sec) {
+    time_t secs = static_cast<time_t>(sec);
+    tm t{};
+    gmtime_r(&secs, &t);
+    std::snprintf(prefix, sizeof(prefix), "%04d-%02d-%02dT%02d:%02d:%02d.",
+                  (t.tm_year + 1900) % 10000, (t.tm_mon + 1) % 100, t.tm_mday % 100,
+                  t.tm_hour % 100, t.tm_min % 100, t.tm_sec % 100);
+    cached_sec = sec;
+  }
   int ms = static_cast<int>(ts_ms % 1000);
-  tm t{};
-  gmtime_r(&secs, &t);
-  char buf[32];
-  int n = std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                        (t.tm_year + 1900) % 10000, (t.tm_mon + 1) % 100, t.tm_mday % 100,
-                        t.tm_hour % 100, t.tm_min % 100, t.tm_sec % 100, ms % 1000);
-  out->append(buf, static_cast<size_t>(n));
+  out->append(prefix, 20);
+  out->push_back(static_cast<char>('0' + ms / 100));
+  out->push_back(static_cast<char>('0' + ms / 10 % 10));
+  out->push_back(static_cast<char>('0' + ms % 10));
+  out->push_back('Z');
 }
 
 void AppendJsonString(std::string_view s, std::string* out) {
@@ -54,10 +64,25 @@ void AppendJsonString(std::string_view s, std::string* out) {
 
 namespace {
 
+void AppendUint(uint64_t v, std::string* out) {
+  char buf[20];
+  int n = 0;
+  do {
+    buf[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  while (n > 0) out->push_back(buf[--n]);
+}
+
+// Milliseconds with three decimals ("0.512"), without printf.
 void AppendMs(double ms, std::string* out) {
-  char buf[32];
-  int n = std::snprintf(buf, sizeof(buf), "%.3f", ms < 0 ? 0.0 : ms);
-  out->append(buf, static_cast<size_t>(n));
+  uint64_t us = ms <= 0 ? 0 : static_cast<uint64_t>(ms * 1000.0 + 0.5);
+  AppendUint(us / 1000, out);
+  out->push_back('.');
+  uint64_t frac = us % 1000;
+  out->push_back(static_cast<char>('0' + frac / 100));
+  out->push_back(static_cast<char>('0' + frac / 10 % 10));
+  out->push_back(static_cast<char>('0' + frac % 10));
 }
 
 }  // namespace
@@ -82,21 +107,25 @@ void FormatDecision(const DecisionRecord& r, std::string* out) {
   out->append(",\"reason\":");
   AppendJsonString(r.reason, out);
   out->append(",\"bucket\":");
-  out->append(r.bucket < 0 ? "null" : std::to_string(r.bucket));
+  if (r.bucket < 0) {
+    out->append("null");
+  } else {
+    AppendUint(static_cast<uint64_t>(r.bucket), out);
+  }
   out->append(",\"status\":");
-  out->append(std::to_string(r.status));
+  AppendUint(static_cast<uint64_t>(r.status), out);
   out->append(",\"upstream_ms\":");
   AppendMs(r.upstream_ms, out);
   out->append(",\"total_ms\":");
   AppendMs(r.total_ms, out);
   out->append(",\"bytes_in\":");
-  out->append(std::to_string(r.bytes_in));
+  AppendUint(r.bytes_in, out);
   out->append(",\"bytes_out\":");
-  out->append(std::to_string(r.bytes_out));
+  AppendUint(r.bytes_out, out);
   out->append(",\"client\":");
   AppendJsonString(r.client, out);
   out->append(",\"ruleset\":");
-  out->append(std::to_string(r.ruleset));
+  AppendUint(static_cast<uint64_t>(r.ruleset < 0 ? 0 : r.ruleset), out);
   out->push_back('}');
 }
 
@@ -135,21 +164,61 @@ Result<std::unique_ptr<DecisionLog>> DecisionLog::Open(const std::string& path) 
   }
 }
 
-DecisionLog::DecisionLog(std::shared_ptr<spdlog::logger> logger) : logger_(std::move(logger)) {}
+DecisionLog::DecisionLog(std::shared_ptr<spdlog::logger> logger) : logger_(std::move(logger)) {
+  flusher_ = std::thread([this] {
+    std::unique_lock<std::mutex> lock(batch_mu_);
+    while (!stop_) {
+      flusher_cv_.wait_for(lock, std::chrono::milliseconds(kBatchMs));
+      std::string batch;
+      batch.swap(batch_);
+      lock.unlock();
+      Emit(&batch);
+      lock.lock();
+      if (batch_.empty() && batch.capacity() <= kBatchBytes * 2) batch_.swap(batch);
+    }
+  });
+}
 
 DecisionLog::~DecisionLog() {
+  {
+    std::lock_guard<std::mutex> lock(batch_mu_);
+    stop_ = true;
+  }
+  flusher_cv_.notify_all();
+  if (flusher_.joinable()) flusher_.join();
   Flush();
   spdlog::drop("decisions");
+}
+
+void DecisionLog::Emit(std::string* batch) {
+  if (batch->empty()) return;
+  // One spdlog message per batch of lines: spdlog ends it with the last newline.
+  logger_->log(spdlog::level::info, spdlog::string_view_t(batch->data(), batch->size()));
+  batch->clear();
 }
 
 void DecisionLog::Write(const DecisionRecord& r) {
   thread_local std::string line;
   line.clear();
   FormatDecision(r, &line);
-  logger_->log(spdlog::level::info, spdlog::string_view_t(line.data(), line.size()));
+  std::string full;
+  {
+    std::lock_guard<std::mutex> lock(batch_mu_);
+    if (!batch_.empty()) batch_.push_back('\n');
+    batch_.append(line);
+    if (batch_.size() < kBatchBytes) return;
+    full.swap(batch_);
+  }
+  Emit(&full);
 }
 
 void DecisionLog::Flush() {
+  std::string batch;
+  {
+    std::lock_guard<std::mutex> lock(batch_mu_);
+    batch.swap(batch_);
+  }
+  Emit(&batch);
   // An async logger's flush() is itself queued; the flush is done when the
   // pool has drained the queue up to it. Wait for that.
   logger_->flush();

@@ -1,11 +1,16 @@
 // DecisionLog: one JSON line per request, written by spdlog's async logger so
-// that the request path only formats a line and enqueues it. When the queue
-// is full the oldest lines are overwritten rather than blocking a request.
-// Write() is thread-safe. Nothing else writes to the log file.
+// that the request path only formats a line and appends it to a batch under a
+// short lock. A flusher thread hands the batch to spdlog every 20 ms (or at
+// 64 KiB), so spdlog's queue wakes its writer per batch, not per request.
+// When spdlog's queue is full the oldest batches are overwritten rather than
+// blocking a request. Write() is thread-safe. Nothing else writes to the file.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <string>
 #include <string_view>
 
@@ -52,8 +57,18 @@ class DecisionLog {
   void Flush();
 
  private:
+  static constexpr size_t kBatchBytes = 64 * 1024;
+  static constexpr int kBatchMs = 20;
+
   explicit DecisionLog(std::shared_ptr<spdlog::logger> logger);
+  void Emit(std::string* batch);
+
   std::shared_ptr<spdlog::logger> logger_;
+  std::mutex batch_mu_;
+  std::string batch_;  // lines joined by '\n'; guarded by batch_mu_
+  bool stop_ = false;  // guarded by batch_mu_
+  std::condition_variable flusher_cv_;
+  std::thread flusher_;
 };
 
 }  // namespace strangler

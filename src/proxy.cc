@@ -214,6 +214,7 @@ class Session : public MessageHandler {
 
   // The request in progress.
   std::shared_ptr<const ProxySnapshot> snap_;
+  uint64_t snap_gen_ = 0;
   const BackendTarget* target_ = nullptr;
   Instance* instance_ = nullptr;
   std::vector<HeaderView> header_views_;
@@ -400,7 +401,13 @@ void Session::BuildUpstreamHead(std::string_view path_and_query) {
 bool Session::HandleRequest() {
   t0_ = Clock::now();
   ts_ms_ = NowUnixMs();
-  snap_ = proxy_->snapshot();
+  // The shared snapshot is read only when it changed: atomic_load of a
+  // shared_ptr takes a lock, the generation is a plain atomic.
+  uint64_t gen = proxy_->snapshot_generation();
+  if (!snap_ || gen != snap_gen_) {
+    snap_gen_ = gen;
+    snap_ = proxy_->snapshot();
+  }
   const char* base = in_.data();
   std::string_view method = req_.method().in(base);
   std::string_view target = req_.target().in(base);
@@ -794,6 +801,7 @@ Proxy::~Proxy() { Shutdown(0); }
 
 void Proxy::SetSnapshot(std::shared_ptr<const ProxySnapshot> snap) {
   std::atomic_store(&snapshot_, std::move(snap));
+  snapshot_gen_.fetch_add(1, std::memory_order_release);
 }
 
 std::shared_ptr<const ProxySnapshot> Proxy::snapshot() const { return std::atomic_load(&snapshot_); }

@@ -39,6 +39,8 @@ class Proxy {
   Upstreams& upstreams() { return upstreams_; }
   void SetSnapshot(std::shared_ptr<const ProxySnapshot> snap);
   std::shared_ptr<const ProxySnapshot> snapshot() const;
+  // Bumped by every SetSnapshot(); lets sessions skip reloading an unchanged one.
+  uint64_t snapshot_generation() const { return snapshot_gen_.load(std::memory_order_acquire); }
 
   // Takes ownership of a listening socket and starts accepting.
   void Start(int listen_fd);
@@ -60,6 +62,7 @@ class Proxy {
   DecisionLog* log_;
   Upstreams upstreams_;
   std::shared_ptr<const ProxySnapshot> snapshot_;  // atomic_load/atomic_store only
+  std::atomic<uint64_t> snapshot_gen_{1};
   int listen_fd_ = -1;
   std::unique_ptr<WorkerPool> pool_;
   std::thread acceptor_;
