@@ -1,0 +1,596 @@
+#!/usr/bin/env bash
+# Throughput benchmark: strangler serve against an nginx reverse proxy doing the
+# same job, both in front of the same two nginx backends, driven by wrk with one
+# Lua script (bench/wrk.lua), on loopback, in a temp dir, alternating runs.
+#
+#   scripts/bench.sh              build (Release, in build/), run the comparison at
+#                                 1, 16 and 64 connections, the large-body step and
+#                                 the Decide() micro-benchmarks; print the table
+#   scripts/bench.sh --large      only the large-body step (1 GiB down, 1 GiB up
+#                                 through the router, peak RSS must stay < 64 MiB)
+#
+# Options: --no-large, --no-micro, --no-build, --build-dir DIR (default build),
+#   --rounds N (alternations per connection count, default $ROUNDS or 3),
+#   --duration S (seconds per wrk run, default $DURATION or 8),
+#   --conns "1 16 64" (default $CONNS or "1 16 64"), --keep (keep the whole temp dir).
+# Exits 1 when any request failed (socket error or non-2xx) on either side, when a
+# large body did not pass whole, or when the router's peak RSS reached 64 MiB.
+# Installs wrk, nginx and curl from Debian when missing (needs root only then).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-8}
+CONNS=${CONNS:-"1 16 64"}
+build=1
+build_dir=build
+run_main=1
+run_large=1
+run_micro=1
+keep=0
+
+die_usage() { echo "bench.sh: $*" >&2; echo "try: scripts/bench.sh --help" >&2; exit 2; }
+while (($#)); do
+  case "$1" in
+    --large) run_main=0; run_large=1; run_micro=0 ;;
+    --no-large) run_large=0 ;;
+    --no-micro) run_micro=0 ;;
+    --no-build) build=0 ;;
+    --build-dir) (($# >= 2)) || die_usage "--build-dir needs a value"; build_dir=$2; shift ;;
+    --rounds) (($# >= 2)) || die_usage "--rounds needs a value"; ROUNDS=$2; shift ;;
+    --duration) (($# >= 2)) || die_usage "--duration needs a value"; DURATION=$2; shift ;;
+    --conns) (($# >= 2)) || die_usage "--conns needs a value"; CONNS=$2; shift ;;
+    --keep) keep=1 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die_usage "unknown option '$1'" ;;
+  esac
+  shift
+done
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die_usage "bad --rounds '$ROUNDS'"
+[[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || die_usage "bad --duration '$DURATION' (whole seconds)"
+for c in $CONNS; do [[ "$c" =~ ^[1-9][0-9]*$ ]] || die_usage "bad connection count '$c'"; done
+((run_main || run_large)) || die_usage "--no-large with --large leaves nothing to run"
+
+say() { echo "bench.sh: $*" >&2; }
+fail() { say "FAILED: $*"; exit 1; }
+
+# --- packages and build ---------------------------------------------------------
+# wrk, nginx and curl from Debian, like scripts/deps.sh does for the build.
+# perl (for bench/sink.pl) is perl-base, which every Debian system has.
+missing=()
+for pkg in wrk nginx curl; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    fail "missing Debian packages: ${missing[*]}; run as root, or: apt-get install -y ${missing[*]}"
+  fi
+  say "installing ${missing[*]}"
+  # Installing nginx would start the system's nginx on port 80; keep it stopped.
+  policy=""
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  rc=0
+  { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; } || rc=$?
+  [[ -n "$policy" ]] && rm -f "$policy"
+  ((rc == 0)) || fail "apt-get install ${missing[*]} failed"
+fi
+for t in wrk nginx curl perl; do
+  command -v "$t" >/dev/null || [[ -x "/usr/sbin/$t" ]] || fail "'$t' is not installed"
+done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+if ((build)); then
+  scripts/deps.sh
+  if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
+    cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  fi
+  targets=(strangler)
+  if ((run_micro)) && cmake --build "$build_dir" --target help 2>/dev/null | grep -q strangler_bench; then
+    targets+=(strangler_bench)
+  fi
+  cmake --build "$build_dir" -j "$(nproc 2>/dev/null || echo 2)" --target "${targets[@]}"
+fi
+BIN=$(cd "$build_dir" && pwd)
+[[ -x "$BIN/strangler" ]] || fail "$BIN/strangler is missing; build it (drop --no-build)"
+build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$BIN/CMakeCache.txt" 2>/dev/null || true)
+[[ "$build_type" == Release ]] ||
+  say "warning: $BIN is a '${build_type:-unknown}' build, not Release; numbers will not be representative"
+
+# --- temp dir and process bookkeeping ----------------------------------------------
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/strangler-bench.XXXXXX")
+# nginx's workers run as nobody when we are root: let them into the temp dir.
+chmod 755 "$DIR"
+commit=$(git -C "$ROOT" log -1 --format=%h 2>/dev/null || echo unknown)
+if [[ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
+  commit+=" + uncommitted changes"
+fi
+RAW="$DIR/raw.tsv"
+SUMMARY="$DIR/summary.txt"
+
+PIDS=()
+NAMES=()
+# stop_pid PID: SIGTERM, up to 10 s, then SIGKILL; forgets the PID.
+stop_pid() {
+  local pid=$1 i rc=0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    for i in "${!PIDS[@]}"; do [[ "${PIDS[i]}" == "$pid" ]] && say "${NAMES[i]} (pid $pid) ignored SIGTERM for 10 s; killing it"; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || rc=$?
+  for i in "${!PIDS[@]}"; do
+    if [[ "${PIDS[i]}" == "$pid" ]]; then unset 'PIDS[i]' 'NAMES[i]'; fi
+  done
+  return "$rc"
+}
+on_exit() {
+  local rc=$? i
+  trap - EXIT INT TERM
+  for i in "${!PIDS[@]}"; do stop_pid "${PIDS[i]}" || true; done
+  if ((keep)); then
+    say "temp dir kept: $DIR"
+  else
+    # Keep the small files (raw numbers, wrk outputs, configs, error logs); drop the
+    # big ones (the decision and access logs run to hundreds of MB, sparse files).
+    rm -rf "$DIR/www" "$DIR/up.bin" "$DIR/strangler" "$DIR"/*.db "$DIR"/*.db-* "$DIR"/decisions*.log \
+      "$DIR"/proxy/access.log "$DIR"/*/tmp 2>/dev/null || true
+    if [[ -s "$RAW" || -s "$SUMMARY" ]]; then say "raw numbers and logs kept in $DIR"; else rm -rf "$DIR"; fi
+  fi
+  exit "$rc"
+}
+trap on_exit EXIT
+trap 'say "interrupted"; exit 130' INT
+trap 'say "terminated"; exit 143' TERM
+
+# Run a copy of the binary, so that a rebuild during the run cannot mix two versions.
+cp -p "$BIN/strangler" "$DIR/strangler"
+STRANGLER="$DIR/strangler"
+
+# pick_port: sets PORT to a port nobody uses now (not in /proc/net/tcp{,6}) and
+# that this script has not handed out, below the ephemeral range so that no
+# outgoing connection takes it before our server binds it.
+PICKED=" "
+pick_port() {
+  local lo hi p hex base span
+  read -r lo hi </proc/sys/net/ipv4/ip_local_port_range
+  if ((lo > 21000)); then base=20000; span=$((lo - 20000)); else base=$((hi + 1)); span=$((65535 - hi)); fi
+  for _ in $(seq 500); do
+    p=$((base + (RANDOM * 32768 + RANDOM) % span))
+    printf -v hex ':%04X ' "$p"
+    [[ "$PICKED" == *" $p "* ]] && continue
+    grep -q "$hex" /proc/net/tcp /proc/net/tcp6 2>/dev/null && continue
+    PICKED+="$p "
+    PORT=$p
+    return 0
+  done
+  fail "found no free port"
+}
+
+# wait_http URL PID NAME: until URL answers (any HTTP status), 10 s at most.
+wait_http() {
+  local code
+  for _ in $(seq 100); do
+    code=$(curl -s -o /dev/null --max-time 1 -w '%{http_code}' "$1" 2>/dev/null || true)
+    [[ -n "$code" && "$code" != 000 ]] && return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+# cpu_ticks PID...: utime + stime (clock ticks) summed over the processes.
+cpu_ticks() {
+  local pid s f total=0
+  for pid in "$@"; do
+    s=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+    s=${s##*) }  # past "pid (comm) "
+    read -ra f <<<"$s"
+    total=$((total + f[11] + f[12]))  # fields 14 and 15 of stat
+  done
+  echo "$total"
+}
+# hwm_kb PID...: VmHWM (peak resident set, kB) summed over the processes.
+hwm_kb() {
+  local pid v total=0
+  for pid in "$@"; do
+    v=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+# nginx_pids MASTER: sets NGINX_PIDS to the master and its workers.
+nginx_pids() {
+  local kids
+  kids=$(cat "/proc/$1/task/$1/children" 2>/dev/null || true)
+  read -ra NGINX_PIDS <<<"$1 $kids"
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {
+  if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+calc() { awk "BEGIN { printf \"$1\", $2 }"; }  # calc FORMAT EXPR
+mib() { calc '%.1f' "$1 / 1024"; }             # kB -> MiB
+
+CLK_TCK=$(getconf CLK_TCK)
+NPROC=$(nproc)
+CPU_MODEL=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+{
+  echo "strangler bench, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  echo "machine: $NPROC cores, ${CPU_MODEL:-unknown CPU}, Linux $(uname -r)"
+  echo "tools: $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), $(wrk -v 2>&1 | awk 'NR == 1 {print $1, $2}'), strangler ${build_type:-?} build in $BIN (commit $commit, binary of $(date -u -r "$STRANGLER" '+%H:%M:%S UTC'))"
+  echo "load average before: $LOAD_BEFORE   ($(uptime | sed 's/^ *//'))"
+  echo "temp dir: $DIR"
+} | tee "$SUMMARY" >&2
+
+# --- the two backends: one nginx, one worker, two server blocks --------------------
+# Each answers every request 200 with a ~100-byte JSON body and `X-Backend: NAME`.
+# The legacy block also serves a sparse 1 GiB file under /big/ for --large.
+pick_port; LEGACY_PORT=$PORT
+pick_port; NEW_PORT=$PORT
+mkdir -p "$DIR/backends/tmp" "$DIR/www/big"
+# The users directive only applies as root; then the workers run as nobody.
+nginx_user=""
+[[ $(id -u) -eq 0 ]] && nginx_user="user nobody nogroup;"
+temp_paths() {  # temp paths inside the prefix (Debian's default is /var/lib/nginx)
+  local t
+  for t in client_body proxy fastcgi uwsgi scgi; do echo "  ${t}_temp_path tmp/$t;"; done
+}
+body() { printf '{"backend":"%s","ok":true,"items":[1,2,3,4,5],"note":"a fixed answer of about one hundred bytes"}' "$1"; }
+cat >"$DIR/backends/nginx.conf" <<EOF
+# The backends: legacy (the default) and new. Started by scripts/bench.sh.
+$nginx_user
+daemon off;
+worker_processes 1;
+pid $DIR/backends/nginx.pid;
+error_log $DIR/backends/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+$(temp_paths)
+  keepalive_requests 1000000;
+  keepalive_timeout 65s;
+  sendfile on;
+  default_type application/json;
+  server {
+    listen 127.0.0.1:$LEGACY_PORT;
+    location /big/ { root $DIR/www; default_type application/octet-stream; }
+    location / { add_header X-Backend legacy always; return 200 '$(body legacy)'; }
+  }
+  server {
+    listen 127.0.0.1:$NEW_PORT;
+    location / { add_header X-Backend new always; return 200 '$(body new)'; }
+  }
+}
+EOF
+"$NGINX" -e "$DIR/backends/error.log" -p "$DIR/backends/" -c "$DIR/backends/nginx.conf" \
+  >"$DIR/backends/stdout" 2>&1 &
+PIDS+=($!); NAMES+=("backend nginx"); BACKENDS_PID=$!
+if ! wait_http "http://127.0.0.1:$LEGACY_PORT/" "$BACKENDS_PID" ||
+  ! wait_http "http://127.0.0.1:$NEW_PORT/" "$BACKENDS_PID"; then
+  fail "the backend nginx did not start: $(cat "$DIR/backends/stdout" "$DIR/backends/error.log" 2>/dev/null)"
+fi
+
+# --- the router ------------------------------------------------------------------
+export STRANGLER_ACTOR=bench
+DB="$DIR/strangler.db"
+S() { "$STRANGLER" --db "$DB" "$@" >/dev/null || fail "'strangler $*' failed"; }
+S backend add legacy "http://127.0.0.1:$LEGACY_PORT"
+S backend add new "http://127.0.0.1:$NEW_PORT"
+S route add orders --to new --path /api/orders --percent 30 --sticky header:X-User-Id
+
+# start_router LOG: starts `strangler serve` on a port it picks; sets ROUTER_PID, ROUTER.
+ROUTERS_STARTED=0
+start_router() {
+  local log=$1 line="" n=$((++ROUTERS_STARTED))
+  "$STRANGLER" --db "$DB" serve --listen 127.0.0.1:0 --log "$log" \
+    >"$DIR/serve$n.out" 2>"$DIR/serve$n.err" &
+  ROUTER_PID=$!
+  PIDS+=("$ROUTER_PID"); NAMES+=("strangler serve")
+  for _ in $(seq 100); do
+    line=$(grep -m1 -o 'listening on [^ ]*:[0-9]*' "$DIR/serve$n.err" 2>/dev/null || true)
+    [[ -n "$line" ]] && break
+    kill -0 "$ROUTER_PID" 2>/dev/null || fail "strangler serve did not start: $(cat "$DIR/serve$n.err")"
+    sleep 0.05
+  done
+  [[ -n "$line" ]] || fail "strangler serve did not say its port; see $DIR/serve$n.err"
+  ROUTER="http://127.0.0.1:${line##*:}"
+  ROUTER_ERR="$DIR/serve$n.err"
+  wait_http "$ROUTER/" "$ROUTER_PID" || fail "strangler serve does not answer on $ROUTER; see $ROUTER_ERR"
+}
+# stop_router: SIGTERM; it must finish, flush its log and exit 0.
+stop_router() {
+  local rc=0
+  stop_pid "$ROUTER_PID" || rc=$?
+  ((rc == 0)) || fail "strangler serve exited with status $rc on SIGTERM (expected 0); see $ROUTER_ERR"
+}
+
+# --- the throughput comparison -----------------------------------------------------
+main_failed=()
+if ((run_main)); then
+  # The nginx proxy doing the router's job: /api/orders (segment prefix, like
+  # --path /api/orders) split 30% on X-User-Id, sticky; everything else to legacy.
+  # The same header work as the router (Host kept, X-Forwarded-*, X-Request-Id in
+  # and out), keep-alive to the backends, one JSON line per request, buffered.
+  pick_port; NGINX_PORT=$PORT
+  mkdir -p "$DIR/proxy/tmp"
+  cat >"$DIR/proxy/nginx.conf" <<EOF
+# The nginx reverse proxy compared with strangler serve. Started by scripts/bench.sh.
+$nginx_user
+daemon off;
+worker_processes 2;
+pid $DIR/proxy/nginx.pid;
+error_log $DIR/proxy/error.log warn;
+events { worker_connections 4096; }
+http {
+$(temp_paths)
+  keepalive_requests 1000000;
+  keepalive_timeout 65s;
+  log_format decision escape=json '{"ts":"\$time_iso8601","request_id":"\$req_id",'
+    '"method":"\$request_method","path":"\$uri","backend":"\$upstream_addr",'
+    '"status":\$status,"upstream_ms":"\$upstream_response_time","total_ms":\$request_time,'
+    '"bytes_in":\$request_length,"bytes_out":\$bytes_sent,"client":"\$remote_addr"}';
+  access_log $DIR/proxy/access.log decision buffer=64k flush=1s;
+
+  upstream legacy { server 127.0.0.1:$LEGACY_PORT; keepalive 64; keepalive_requests 1000000; }
+  upstream new { server 127.0.0.1:$NEW_PORT; keepalive 64; keepalive_requests 1000000; }
+  # MurmurHash2 of the user id, not strangler's FNV-1a: the same 30% share,
+  # not the same users.
+  split_clients "\${http_x_user_id}" \$orders_upstream { 30% new; * legacy; }
+  map \$http_x_request_id \$req_id { "" \$request_id; default \$http_x_request_id; }
+
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host \$http_host;
+    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Proto \$scheme;
+    proxy_set_header X-Forwarded-Host \$host;
+    proxy_set_header X-Request-Id \$req_id;
+    add_header X-Request-Id \$req_id always;
+    location = /api/orders { proxy_pass http://\$orders_upstream; }
+    location /api/orders/ { proxy_pass http://\$orders_upstream; }
+    location / { proxy_pass http://legacy; }
+  }
+}
+EOF
+  "$NGINX" -e "$DIR/proxy/error.log" -p "$DIR/proxy/" -c "$DIR/proxy/nginx.conf" \
+    >"$DIR/proxy/stdout" 2>&1 &
+  PIDS+=($!); NAMES+=("nginx proxy"); PROXY_PID=$!
+  NGINX_URL="http://127.0.0.1:$NGINX_PORT"
+  wait_http "$NGINX_URL/" "$PROXY_PID" ||
+    fail "the nginx proxy did not start: $(cat "$DIR/proxy/stdout" "$DIR/proxy/error.log" 2>/dev/null)"
+
+  start_router "$DIR/decisions.log"
+  MAIN_ROUTER_PID=$ROUTER_PID
+
+  # Both send a sample the right way before we measure.
+  for target in "$ROUTER" "$NGINX_URL"; do
+    got=$(curl -s -o /dev/null -w '%{http_code} %header{x-backend}' "$target/legacy/page/1")
+    [[ "$got" == "200 legacy" ]] || fail "$target/legacy/page/1 gave '$got', want '200 legacy'"
+  done
+
+  printf 'conns\tround\ttarget\trequests\tduration_us\trps\tp50_us\tp90_us\tp99_us\tmax_us\tconnect\tread\twrite\tstatus\ttimeout\tnon2xx\tnew\n' >"$RAW"
+  mkdir -p "$DIR/wrk"
+  declare -A R
+  # run_wrk TARGET URL CONNS LABEL: one wrk run; sets R[...] from its BENCH line.
+  run_wrk() {
+    local url=$2 c=$3 label=$4 threads=2 out line kv rc=0
+    ((c < 2)) && threads=1
+    out="$DIR/wrk/$label.txt"
+    wrk -t"$threads" -c"$c" -d"${WRK_DURATION}s" --latency -s bench/wrk.lua "$url" >"$out" 2>&1 || rc=$?
+    line=$(grep -m1 '^BENCH ' "$out" || true)
+    [[ $rc -eq 0 && -n "$line" ]] || fail "wrk against $1 ($url) failed (exit $rc); its output: $(cat "$out")"
+    R=()
+    for kv in ${line#BENCH }; do R[${kv%%=*}]=${kv#*=}; done
+  }
+
+  # A short warm-up of each (not counted): connections, pools, page faults.
+  WRK_DURATION=2
+  run_wrk router "$ROUTER" 16 warmup-router
+  run_wrk nginx "$NGINX_URL" 16 warmup-nginx
+  WRK_DURATION=$DURATION
+
+  router_ticks0=$(cpu_ticks "$MAIN_ROUTER_PID")
+  nginx_pids "$PROXY_PID"
+  nginx_ticks0=$(cpu_ticks "${NGINX_PIDS[@]}")
+  router_requests=0
+  nginx_requests=0
+  runs=$(( $(wc -w <<<"$CONNS") * ROUNDS * 2 ))
+  say "measuring: $runs wrk runs of ${DURATION}s (about $((runs * (DURATION + 1) / 60 + 1)) min)"
+  declare -A RPS P50 P99 NEWSHARE
+  for c in $CONNS; do
+    for ((r = 1; r <= ROUNDS; r++)); do
+      for target in router nginx; do
+        url=$ROUTER; [[ $target == nginx ]] && url=$NGINX_URL
+        run_wrk "$target" "$url" "$c" "c$c-r$r-$target"
+        printf '%s\t%s\t%s' "$c" "$r" "$target" >>"$RAW"
+        for k in requests duration_us rps p50_us p90_us p99_us max_us connect read write status timeout non2xx new; do
+          printf '\t%s' "${R[$k]}" >>"$RAW"
+        done
+        printf '\n' >>"$RAW"
+        errs=$((R[connect] + R[read] + R[write] + R[timeout] + R[non2xx]))
+        if ((errs)); then
+          main_failed+=("$target at $c connections, round $r: connect=${R[connect]} read=${R[read]} write=${R[write]} timeout=${R[timeout]} non-2xx=${R[non2xx]} of ${R[requests]} requests (see $DIR/wrk/c$c-r$r-$target.txt)")
+        fi
+        RPS[$c,$r,$target]=${R[rps]}
+        P50[$c,$r,$target]=${R[p50_us]}
+        P99[$c,$r,$target]=${R[p99_us]}
+        NEWSHARE[$c,$r,$target]=$(calc '%.4f' "${R[new]} / (${R[requests]} > 0 ? ${R[requests]} : 1)")
+        if [[ $target == router ]]; then
+          router_requests=$((router_requests + R[requests]))
+          if ! kill -0 "$MAIN_ROUTER_PID" 2>/dev/null; then
+            # Ctrl-C reaches the whole process group: the router stops on it too.
+            grep -q 'signal 2:' "$ROUTER_ERR" && { say "interrupted"; exit 130; }
+            fail "strangler serve died during the run at $c connections, round $r; see $ROUTER_ERR"
+          fi
+        else
+          nginx_requests=$((nginx_requests + R[requests]))
+        fi
+        printf '  %-6s c=%-3s round %s: %9.0f req/s  p50 %6d us  p99 %7d us  errors %d\n' \
+          "$target" "$c" "$r" "${R[rps]}" "${R[p50_us]}" "${R[p99_us]}" "$errs" >&2
+      done
+    done
+  done
+
+  # CPU and memory, read before anything stops.
+  router_ticks=$(($(cpu_ticks "$MAIN_ROUTER_PID") - router_ticks0))
+  nginx_pids "$PROXY_PID"
+  nginx_ticks=$(($(cpu_ticks "${NGINX_PIDS[@]}") - nginx_ticks0))
+  router_hwm=$(hwm_kb "$MAIN_ROUTER_PID")
+  nginx_hwm=$(hwm_kb "${NGINX_PIDS[@]}")
+  router_threads=$(awk '/^Threads:/ {print $2}' "/proc/$MAIN_ROUTER_PID/status")
+  stop_router
+  stop_pid "$PROXY_PID" || true
+  decision_lines=$(wc -l <"$DIR/decisions.log")
+  access_lines=$(wc -l <"$DIR/proxy/access.log")
+
+  {
+    echo
+    echo "Throughput: wrk -t2 (-t1 at 1 connection) -d${DURATION}s --latency -s bench/wrk.lua, $ROUNDS alternations"
+    echo "(router, nginx, router, nginx, ...) per connection count; medians. Ratios are router/nginx,"
+    echo "the median of the $ROUNDS paired runs. Latencies in ms."
+    echo
+    printf '%5s | %12s | %11s | %5s | %10s | %9s | %10s | %9s | %9s\n' \
+      conns "router req/s" "nginx req/s" ratio "router p50" "nginx p50" "router p99" "nginx p99" "p99 ratio"
+    printf '%s\n' "------+--------------+-------------+-------+------------+-----------+------------+-----------+----------"
+    for c in $CONNS; do
+      rr=(); nr=(); rp50=(); np50=(); rp99=(); np99=(); ratio=(); ratio99=()
+      for ((r = 1; r <= ROUNDS; r++)); do
+        rr+=("${RPS[$c,$r,router]}"); nr+=("${RPS[$c,$r,nginx]}")
+        rp50+=("${P50[$c,$r,router]}"); np50+=("${P50[$c,$r,nginx]}")
+        rp99+=("${P99[$c,$r,router]}"); np99+=("${P99[$c,$r,nginx]}")
+        ratio+=("$(calc '%.4f' "${RPS[$c,$r,router]} / ${RPS[$c,$r,nginx]}")")
+        ratio99+=("$(calc '%.4f' "${P99[$c,$r,router]} / ${P99[$c,$r,nginx]}")")
+      done
+      printf '%5s | %12.0f | %11.0f | %5.2f | %10.3f | %9.3f | %10.3f | %9.3f | %9.2f\n' "$c" \
+        "$(median "${rr[@]}")" "$(median "${nr[@]}")" "$(median "${ratio[@]}")" \
+        "$(calc '%.4f' "$(median "${rp50[@]}") / 1000")" "$(calc '%.4f' "$(median "${np50[@]}") / 1000")" \
+        "$(calc '%.4f' "$(median "${rp99[@]}") / 1000")" "$(calc '%.4f' "$(median "${np99[@]}") / 1000")" \
+        "$(median "${ratio99[@]}")"
+    done
+    echo
+    rs=(); ns=()
+    for c in $CONNS; do for ((r = 1; r <= ROUNDS; r++)); do
+      rs+=("${NEWSHARE[$c,$r,router]}"); ns+=("${NEWSHARE[$c,$r,nginx]}")
+    done; done
+    echo "answers from new: router $(calc '%.1f' "$(median "${rs[@]}") * 100")%, nginx $(calc '%.1f' "$(median "${ns[@]}") * 100")% (median per run; expected about 15%: half the requests are /api/orders, 30% of those users go to new)"
+    echo "router: peak RSS (VmHWM) $(mib "$router_hwm") MiB ($router_threads threads left at the end); CPU $(calc '%.1f' "$router_ticks * 1000000 / $CLK_TCK / ($router_requests > 0 ? $router_requests : 1)") us/request ($(calc '%.2f' "$router_ticks / $CLK_TCK") s user+sys for $router_requests requests)"
+    echo "nginx proxy (master + 2 workers): peak RSS $(mib "$nginx_hwm") MiB summed; CPU $(calc '%.1f' "$nginx_ticks * 1000000 / $CLK_TCK / ($nginx_requests > 0 ? $nginx_requests : 1)") us/request ($(calc '%.2f' "$nginx_ticks / $CLK_TCK") s user+sys for $nginx_requests requests)"
+    echo "logs: router decision log $decision_lines lines, nginx access log $access_lines lines (warm-up included; wrk does not count requests cut off at the end)"
+    echo "raw per-run numbers: $RAW"
+  } | tee -a "$SUMMARY"
+  for f in "${main_failed[@]}"; do say "FAILED request(s): $f"; done
+fi
+
+# --- large bodies ---------------------------------------------------------------------
+large_failed=()
+if ((run_large)); then
+  say "large bodies: 1 GiB down and 1 GiB up through a fresh router"
+  truncate -s 1G "$DIR/www/big/1g.bin"
+  truncate -s 1G "$DIR/up.bin"
+  # Reading a hole fills the page cache with zero pages: read both once first, so
+  # that no transfer below pays for that and the direct and routed ones compare.
+  cat "$DIR/www/big/1g.bin" "$DIR/up.bin" >/dev/null
+  perl bench/sink.pl 127.0.0.1:0 >"$DIR/sink.out" 2>"$DIR/sink.err" &
+  PIDS+=($!); NAMES+=("upload sink"); SINK_PID=$!
+  line=""
+  for _ in $(seq 100); do
+    line=$(grep -m1 '^listening on ' "$DIR/sink.out" 2>/dev/null || true)
+    [[ -n "$line" ]] && break
+    kill -0 "$SINK_PID" 2>/dev/null || fail "bench/sink.pl did not start: $(cat "$DIR/sink.err")"
+    sleep 0.05
+  done
+  [[ -n "$line" ]] || fail "bench/sink.pl did not say its port"
+  SINK="http://127.0.0.1:${line##*:}"
+  S backend add sink "$SINK"
+  S route add upload --to sink --path /upload
+
+  start_router "$DIR/decisions-large.log"
+  LARGE_ROUTER_PID=$ROUTER_PID
+  hwm_start=$(hwm_kb "$LARGE_ROUTER_PID")
+  GIB=1073741824
+  LIMIT_KB=$((64 * 1024))
+  W='%{http_code} %{size_download} %{size_upload} %{time_total}'
+
+  # large CURL_ARGS...: one transfer; sets CODE DOWN UP TIME and BODY (what it answered).
+  large_lines=()
+  large() {
+    local out
+    out=$(curl -s --max-time 300 -w "$W" "$@" 2>&1) || true
+    read -r CODE DOWN UP TIME <<<"${out##*$'\n'}"
+    BODY=${out%$'\n'*}
+  }
+  # Direct from the backends first, for comparison (no router).
+  large -o /dev/null "http://127.0.0.1:$LEGACY_PORT/big/1g.bin"
+  direct_down="$(calc '%.0f' "$DOWN / $TIME / 1048576") MiB/s"
+  large -o /dev/null -T "$DIR/up.bin" "$SINK/upload"
+  direct_up="$(calc '%.0f' "$UP / $TIME / 1048576") MiB/s"
+
+  large -o /dev/null "$ROUTER/big/1g.bin"
+  hwm_down=$(hwm_kb "$LARGE_ROUTER_PID")
+  line="1 GiB response through the router: status $CODE, $DOWN bytes in $(calc '%.2f' "$TIME") s, $(calc '%.0f' "$DOWN / ($TIME > 0 ? $TIME : 1) / 1048576") MiB/s (direct from nginx: $direct_down); router VmHWM $(mib "$hwm_down") MiB"
+  large_lines+=("$line")
+  [[ "$CODE" == 200 && "$DOWN" == "$GIB" ]] || large_failed+=("1 GiB response: status '$CODE', $DOWN of $GIB bytes")
+
+  large -T "$DIR/up.bin" "$ROUTER/upload"
+  hwm_up=$(hwm_kb "$LARGE_ROUTER_PID")
+  received=$(sed -n 's/.*"received":\([0-9]*\).*/\1/p' <<<"$BODY")
+  line="1 GiB upload through the router:   status $CODE, $UP bytes in $(calc '%.2f' "$TIME") s, $(calc '%.0f' "$UP / ($TIME > 0 ? $TIME : 1) / 1048576") MiB/s (direct to the sink: $direct_up); the sink read ${received:-?} bytes; router VmHWM $(mib "$hwm_up") MiB"
+  large_lines+=("$line")
+  [[ "$CODE" == 200 && "$UP" == "$GIB" && "$received" == "$GIB" ]] ||
+    large_failed+=("1 GiB upload: status '$CODE', sent $UP, the sink read '${received:-nothing}' of $GIB bytes (answer: $BODY)")
+  ((hwm_down < LIMIT_KB)) || large_failed+=("router VmHWM $(mib "$hwm_down") MiB after the 1 GiB response: not under 64 MiB")
+  ((hwm_up < LIMIT_KB)) || large_failed+=("router VmHWM $(mib "$hwm_up") MiB after the 1 GiB upload: not under 64 MiB")
+  stop_router
+  {
+    echo
+    echo "Large bodies (a fresh router; its VmHWM was $(mib "$hwm_start") MiB after start; limit 64 MiB):"
+    printf '  %s\n' "${large_lines[@]}"
+    echo "  decision log: $(grep -o '"path":"/[a-z]*[^"]*"[^}]*"bytes_in":[0-9]*,"bytes_out":[0-9]*' "$DIR/decisions-large.log" |
+      sed -E 's/"path":"([^"]*)".*"bytes_in":([0-9]*),"bytes_out":([0-9]*)/\1 bytes_in=\2 bytes_out=\3/' | grep -E '^/(big|upload)' | paste -sd';' | sed 's/;/; /g')"
+    if ((${#large_failed[@]} == 0)); then
+      echo "  ok: both passed whole, router VmHWM stayed under 64 MiB"
+    fi
+  } | tee -a "$SUMMARY"
+  for f in "${large_failed[@]}"; do say "FAILED large body: $f"; done
+fi
+
+# --- Decide() micro-benchmarks ------------------------------------------------------------
+if ((run_micro)); then
+  if [[ -x "$BIN/strangler_bench" ]]; then
+    say "micro-benchmarks: $BIN/strangler_bench (about 25 s)"
+    "$BIN/strangler_bench" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
+      >"$DIR/micro.txt" 2>&1 || fail "strangler_bench failed: $(tail -5 "$DIR/micro.txt")"
+    {
+      echo
+      echo "Micro-benchmarks (build/strangler_bench, median of 3 repetitions):"
+      grep -E '^Benchmark |_median ' "$DIR/micro.txt" | sed 's/^/  /'
+      grep -E '^Load Average|WARNING' "$DIR/micro.txt" | sed 's/^/  (/; s/$/)/' || true
+    } | tee -a "$SUMMARY"
+  else
+    say "no $BIN/strangler_bench (needs libbenchmark-dev at configure time); micro-benchmarks skipped"
+  fi
+fi
+
+{
+  echo
+  echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg) (before: $LOAD_BEFORE; $NPROC cores, shared: treat numbers as noisy)"
+  echo "summary: $SUMMARY"
+} | tee -a "$SUMMARY"
+
+if ((${#main_failed[@]} + ${#large_failed[@]})); then
+  say "FAILED: $((${#main_failed[@]} + ${#large_failed[@]})) check(s) failed (see above)"
+  exit 1
+fi
+say "done"
