@@ -138,6 +138,12 @@ void RegisterServeCommand(CLI::App& app, CliContext& ctx) {
       ->capture_default_str();
   cmd->add_option("--max-connections", opts->max_connections, "client connections accepted at once")
       ->capture_default_str();
+  cmd->add_option("--max-header-kb", opts->max_header_kb,
+                  "largest request head in KiB; larger gets 431")
+      ->capture_default_str();
+  cmd->add_option("--max-body-mb", opts->max_body_mb,
+                  "largest request body in MiB, 0 = no limit (bodies are streamed); larger gets 413")
+      ->capture_default_str();
   cmd->footer(
       "Stops on SIGINT/SIGTERM: stops accepting, finishes requests in flight, flushes the log "
       "and exits 0.");
@@ -151,6 +157,10 @@ void RegisterServeCommand(CLI::App& app, CliContext& ctx) {
       if (opts->reload_ms <= 0) return Status::Usage("--reload-ms must be at least 1");
       if (opts->max_connections <= 0) return Status::Usage("--max-connections must be at least 1");
       if (opts->log_path.empty()) return Status::Usage("--log needs a file path or '-'");
+      if (opts->max_header_kb < 1 || opts->max_header_kb > 1024) {
+        return Status::Usage("--max-header-kb must be 1..1024");
+      }
+      if (opts->max_body_mb < 0) return Status::Usage("--max-body-mb must be 0 or more");
       opts->db_path = ctx.db_path;
       ctx.exit_override = RunServe(*opts);
       return Status::Ok();

@@ -136,6 +136,7 @@ const char* StatusText(int status) {
   switch (status) {
     case 400: return "Bad Request";
     case 405: return "Method Not Allowed";
+    case 413: return "Content Too Large";
     case 408: return "Request Timeout";
     case 414: return "URI Too Long";
     case 431: return "Request Header Fields Too Large";
@@ -178,7 +179,7 @@ class Session : public MessageHandler {
  private:
   enum class Upstream { kOk, kRefused, kTimeout, kFailed };
 
-  ReadResult FillClient(bool idle);
+  ReadResult FillClient(bool idle, Clock::time_point deadline);
   bool ReadHead(int* error_status);
   bool HandleRequest();
   // Collects what the proxy needs from the head; false (with *why) for a
@@ -228,6 +229,8 @@ class Session : public MessageHandler {
   bool rechunk_resp_ = false, replayable_ = true, reused_ = false;
   bool response_started_ = false;  // a response byte reached the client
   bool request_done_ = false;      // the whole request was read from the client
+  bool body_too_large_ = false;
+  uint64_t body_bytes_ = 0;
   bool upstream_has_rid_ = false;
   Upstream upstream_state_ = Upstream::kOk;
   int up_fd_ = -1;
@@ -241,7 +244,7 @@ class Session : public MessageHandler {
 int ResponseSide::OnHead() { return s_->OnResponseHead(); }
 bool ResponseSide::OnBody(const char* data, size_t len) { return s_->OnResponseBody(data, len); }
 
-ReadResult Session::FillClient(bool idle) {
+ReadResult Session::FillClient(bool idle, Clock::time_point deadline) {
   if (rpos_ == wpos_ && !req_.in_head()) rpos_ = wpos_ = 0;
   if (wpos_ == in_.size()) {
     if (!req_.in_head() && rpos_ > 0) {
@@ -252,7 +255,6 @@ ReadResult Session::FillClient(bool idle) {
       in_.resize(in_.size() * 2);  // a head in progress; bounded by max_header_bytes
     }
   }
-  auto start = Clock::now();
   while (true) {
     ssize_t n = fio::Recv(fd_, in_.data() + wpos_, in_.size() - wpos_, kTickMs);
     if (n > 0) {
@@ -262,29 +264,56 @@ ReadResult Session::FillClient(bool idle) {
     if (n == 0) return ReadResult::kEof;
     if (errno != ETIMEDOUT) return ReadResult::kError;
     if (idle && proxy_->stopping()) return ReadResult::kStop;
-    if (MsSince(start) >= proxy_->options().idle_timeout_ms) return ReadResult::kTimeout;
+    if (Clock::now() >= deadline) return ReadResult::kTimeout;
   }
 }
 
 bool Session::ReadHead(int* error_status) {
   *error_status = 0;
+  const ProxyOptions& o = proxy_->options();
+  // Idle between requests: idle_timeout_ms. Once a head has begun, all of
+  // it must arrive within header_timeout_ms (a slow client cannot hold a
+  // connection by trickling a header).
+  Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(o.idle_timeout_ms);
+  bool head_begun = false;
   while (true) {
     if (rpos_ < wpos_) {
       size_t used = 0;
       auto ev = req_.Execute(in_.data(), rpos_, wpos_, &used);
       rpos_ += used;
-      if (ev == MessageParser::Event::kHeadDone) return true;
+      if (ev == MessageParser::Event::kHeadDone) {
+        if (req_.target().len > o.max_uri_bytes) {
+          *error_status = 414;
+          return false;
+        }
+        if (rpos_ - req_.head_start() > o.max_header_bytes) {
+          *error_status = 431;
+          return false;
+        }
+        return true;
+      }
       if (ev == MessageParser::Event::kError) {
         *error_status = 400;
         return false;
       }
     }
-    if (req_.in_head() && wpos_ - req_.head_start() > proxy_->options().max_header_bytes) {
-      *error_status = req_.target().len == 0 ? 414 : 431;
-      return false;
+    if (req_.in_head()) {
+      if (req_.target().len > o.max_uri_bytes ||
+          (req_.headers().empty() && wpos_ - req_.head_start() > o.max_uri_bytes + 64)) {
+        *error_status = 414;
+        return false;
+      }
+      if (wpos_ - req_.head_start() > o.max_header_bytes) {
+        *error_status = 431;
+        return false;
+      }
+      if (!head_begun) {
+        head_begun = true;
+        deadline = Clock::now() + std::chrono::milliseconds(o.header_timeout_ms);
+      }
     }
     bool idle = !req_.in_head() && rpos_ == wpos_;
-    ReadResult r = FillClient(idle);
+    ReadResult r = FillClient(idle, deadline);
     if (r != ReadResult::kOk) {
       if (r == ReadResult::kTimeout && req_.in_head()) *error_status = 408;
       return false;
@@ -329,6 +358,11 @@ bool Session::AnalyseHead(const char** why) {
     std::string_view name = h.name.in(base), value = h.value.in(base);
     header_views_.push_back({name, value});
     if (!IsToken(name)) *why = "invalid header name (whitespace before ':'?)";
+    // llhttp joins obsolete line folding into the value; RFC 9112 5.2 lets
+    // a server refuse it, and a proxy must not pass it on.
+    if (value.find_first_of("\r\n") != std::string_view::npos) {
+      *why = "obsolete line folding in a header value";
+    }
     if (IEquals(name, "connection")) {
       conn_tokens_.Add(value);
     } else if (IEquals(name, "x-request-id")) {
@@ -478,6 +512,13 @@ bool Session::HandleRequest() {
   }
 
   bool has_body = req_.chunked() || (req_.has_content_length() && req_.content_length() > 0);
+  body_bytes_ = 0;
+  body_too_large_ = false;
+  const uint64_t max_body = proxy_->options().max_body_bytes;
+  if (max_body > 0 && req_.has_content_length() && req_.content_length() > max_body) {
+    SendError(413, "request body over the limit of " + std::to_string(max_body) + " bytes", true);
+    return false;
+  }
   if (expect_continue_ && has_body && !http10_) {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     if (!fio::SendAll(fd_, kContinue.data(), kContinue.size(), SendTimeout())) return false;
@@ -491,7 +532,12 @@ bool Session::HandleRequest() {
     bytes_in_ += used;
     if (ev == MessageParser::Event::kMessageDone) break;
     if (ev == MessageParser::Event::kError) {
-      if (upstream_state_ != Upstream::kOk) {
+      if (body_too_large_) {
+        // Part of the body may have reached the backend: that exchange is
+        // abandoned, the client is told why.
+        SendError(413, "request body over the limit of " +
+                           std::to_string(proxy_->options().max_body_bytes) + " bytes", true);
+      } else if (upstream_state_ != Upstream::kOk) {
         Finish502or504(upstream_state_);
       } else {
         SendError(400, std::string("malformed request body: ") +
@@ -505,8 +551,9 @@ bool Session::HandleRequest() {
       Finish502or504(upstream_state_);
       return false;
     }
-    ReadResult r = FillClient(false);
-    if (r != ReadResult::kOk) return false;  // the client went away mid-body
+    ReadResult r = FillClient(
+        false, Clock::now() + std::chrono::milliseconds(proxy_->options().idle_timeout_ms));
+    if (r != ReadResult::kOk) return false;  // the client went away or stalled mid-body
   }
   request_done_ = true;
   if (rechunk_req_) up_out_.append("0\r\n\r\n");
@@ -520,6 +567,12 @@ bool Session::HandleRequest() {
 }
 
 bool Session::OnBody(const char* data, size_t len) {
+  body_bytes_ += len;
+  uint64_t max_body = proxy_->options().max_body_bytes;
+  if (max_body > 0 && body_bytes_ > max_body) {
+    body_too_large_ = true;
+    return false;
+  }
   if (rechunk_req_) {
     AppendChunk(&up_out_, data, len);
   } else {

@@ -23,9 +23,12 @@ namespace strangler {
 struct ProxyOptions {
   int workers = 0;                   // threads running connection fibers; 0 = one per core
   int max_connections = 4096;        // beyond this, new clients get 503
-  int idle_timeout_ms = 60000;       // keep-alive idle and header read limit
+  int idle_timeout_ms = 60000;       // keep-alive idle, and a stalled request body
+  int header_timeout_ms = 10000;     // a begun request head must be complete by then: 408
   int client_send_timeout_ms = 60000;
   size_t max_header_bytes = 64 * 1024;  // request head beyond this: 431
+  size_t max_uri_bytes = 8 * 1024;      // request target beyond this: 414
+  uint64_t max_body_bytes = 0;          // request body beyond this: 413; 0 = no limit
 };
 
 class Proxy {

@@ -122,6 +122,8 @@ int RunServe(const ServeOptions& opts) {
   ProxyOptions popts;
   if (opts.max_connections > 0) popts.max_connections = opts.max_connections;
   popts.workers = opts.threads;
+  popts.max_header_bytes = static_cast<size_t>(opts.max_header_kb) * 1024;
+  popts.max_body_bytes = static_cast<uint64_t>(opts.max_body_mb) * 1024 * 1024;
   auto* proxy = new Proxy(popts, log.value().get());
   proxy->SetSnapshot(proxy->upstreams().MakeSnapshot(table.value()));
   proxy->Start(listen_fd.value());

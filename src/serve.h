@@ -1,6 +1,7 @@
 // `strangler serve`: the proxy with hot reload and the decision log.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace strangler {
@@ -12,6 +13,8 @@ struct ServeOptions {
   int threads = 0;           // worker threads; 0 = decided from the core count
   int reload_ms = 100;       // store polling interval
   int max_connections = 4096;
+  int max_header_kb = 64;    // request head limit (431 beyond)
+  int64_t max_body_mb = 0;   // request body limit (413 beyond); 0 = none
 };
 
 // Runs until SIGINT/SIGTERM; returns the process exit code. Prints one line
