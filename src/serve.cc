@@ -1,6 +1,7 @@
 #include "serve.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -34,21 +35,29 @@ Result<std::shared_ptr<const RouteTable>> LoadTable(Store* store) {
 }
 
 // Watches the store and swaps in a new snapshot when it changes. A snapshot
-// that fails to build is logged once and the previous one keeps serving.
+// that fails to build is logged once and the previous one keeps serving. The
+// store file itself is watched too: deleted, it is reported once and the
+// last good rules keep serving; replaced by another file (a restore, a copy
+// from another host), the new file is opened and its rules take over once
+// they load.
 class Reloader {
  public:
-  Reloader(Store* store, Proxy* proxy, std::string db_path)
-      : store_(store), proxy_(proxy), db_path_(std::move(db_path)) {}
+  Reloader(std::unique_ptr<Store> store, Proxy* proxy, std::string db_path)
+      : store_(std::move(store)), proxy_(proxy), db_path_(std::move(db_path)) {
+    identity_ = FileIdentity();
+  }
 
   void Poll() {
+    CheckFile();
+    if (!store_) return;
     auto dv = store_->DataVersion();
     if (!dv.ok()) {
       Report("cannot read store: " + dv.status().message());
       return;
     }
-    if (dv.value() == data_version_ && !failing_) return;
+    if (dv.value() == data_version_ && !failing_ && !force_) return;
     data_version_ = dv.value();
-    auto table = LoadTable(store_);
+    auto table = LoadTable(store_.get());
     if (!table.ok()) {
       Report("new rules refused, still serving ruleset " +
              std::to_string(proxy_->snapshot()->table->version()) + ": " +
@@ -56,28 +65,64 @@ class Reloader {
       return;
     }
     int64_t old = proxy_->snapshot()->table->version();
-    if (table.value()->version() != old || failing_) {
+    if (table.value()->version() != old || failing_ || force_) {
       proxy_->SetSnapshot(proxy_->upstreams().MakeSnapshot(std::move(table.value())));
       spdlog::info("reloaded rules: ruleset {} -> {}", old, proxy_->snapshot()->table->version());
     }
+    if (failing_) spdlog::info("store {} is readable again", db_path_);
     failing_ = false;
+    force_ = false;
     last_error_.clear();
   }
 
   void set_data_version(int64_t v) { data_version_ = v; }
 
  private:
+  // (device, inode) of the file at db_path_, or (0, 0) when there is none.
+  std::pair<uint64_t, uint64_t> FileIdentity() const {
+    struct stat st {};
+    if (stat(db_path_.c_str(), &st) != 0) return {0, 0};
+    return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+  }
+
+  void CheckFile() {
+    auto id = FileIdentity();
+    if (id == identity_) return;
+    if (id.second == 0) {
+      Report("store file " + db_path_ + " is gone; still serving ruleset " +
+             std::to_string(proxy_->snapshot()->table->version()));
+      return;
+    }
+    // Another file now stands at the path: open it (never creating one; an
+    // empty file may be a copy still being written, so wait for content).
+    struct stat st {};
+    if (stat(db_path_.c_str(), &st) != 0 || st.st_size == 0) return;
+    auto reopened = Store::Open(db_path_);
+    if (!reopened.ok()) {
+      Report("store file " + db_path_ + " was replaced and cannot be opened: " +
+             reopened.status().message());
+      return;
+    }
+    spdlog::info("store file {} was replaced; reading rules from the new file", db_path_);
+    store_ = std::move(reopened.value());
+    identity_ = id;
+    data_version_ = -1;
+    force_ = true;
+  }
+
   void Report(const std::string& error) {
     failing_ = true;
     if (error != last_error_) spdlog::error("{}", error);
     last_error_ = error;
   }
 
-  Store* store_;
+  std::unique_ptr<Store> store_;
   Proxy* proxy_;
   std::string db_path_;
+  std::pair<uint64_t, uint64_t> identity_;
   int64_t data_version_ = -1;
   bool failing_ = false;
+  bool force_ = false;
   std::string last_error_;
 };
 
@@ -131,7 +176,7 @@ int RunServe(const ServeOptions& opts) {
                LocalPort(listen_fd.value()), opts.db_path, table.value()->version(),
                opts.log_path);
 
-  Reloader reloader(store.value().get(), proxy, opts.db_path);
+  Reloader reloader(std::move(store.value()), proxy, opts.db_path);
   if (dv.ok()) reloader.set_data_version(dv.value());
   timespec tick{opts.reload_ms / 1000, static_cast<long>(opts.reload_ms % 1000) * 1000000L};
   while (true) {
