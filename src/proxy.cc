@@ -694,6 +694,11 @@ bool Session::Exchange() {
   out_.clear();
   bool any_byte = false;
   bool retried = false;
+  // The backend's timeout bounds its whole answer, from the request sent to
+  // the last byte (like Envoy's route timeout): a backend that trickles its
+  // body cannot hold the client past it.
+  const Clock::time_point deadline =
+      Clock::now() + std::chrono::milliseconds(upstream_timeout());
   while (true) {
     if (up_rpos_ == up_wpos_ && !resp_.in_head()) up_rpos_ = up_wpos_ = 0;
     if (up_wpos_ == up_in_.size()) {
@@ -708,8 +713,11 @@ bool Session::Exchange() {
         break;
       }
     }
-    ssize_t n = fio::Recv(up_fd_, up_in_.data() + up_wpos_, up_in_.size() - up_wpos_,
-                          upstream_timeout());
+    int64_t left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          deadline - Clock::now()).count();
+    ssize_t n = left_ms <= 0 ? (errno = ETIMEDOUT, -1)
+                             : fio::Recv(up_fd_, up_in_.data() + up_wpos_,
+                                         up_in_.size() - up_wpos_, static_cast<int>(left_ms));
     if (n <= 0) {
       bool timed_out = n < 0 && errno == ETIMEDOUT;
       if (!any_byte && !timed_out && reused_ && replayable_ && !retried) {
