@@ -2,14 +2,17 @@
 # Installs the Debian 12 packages strangler needs to build, test and run the
 # demo, when any is missing. Idempotent: does nothing (and needs no network or
 # root) when everything is already installed. Run as root; sudo is not assumed.
+# Arguments name extra packages to install the same way.
 set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config
   libsqlite3-dev nlohmann-json3-dev libspdlog-dev doctest-dev libcli11-dev
-  libcpp-httplib-dev node-llhttp libre2-dev
+  libcpp-httplib-dev node-llhttp libre2-dev zlib1g-dev
   curl
 )
+# Extra packages a caller needs (scripts/fuzz.sh: clang libclang-rt-14-dev llvm).
+PACKAGES+=("$@")
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -15,6 +15,10 @@
 
 namespace strangler {
 
+// cli_audit.cc, cli_rules.cc.
+void RegisterAuditCommands(CLI::App& app, CliContext& ctx);
+void RegisterRuleFileCommands(CLI::App& app, CliContext& ctx);  // export, apply, revert
+
 std::string ResolveDbPath(const std::string& flag, const char* env_db) {
   if (!flag.empty()) return flag;
   if (env_db != nullptr && env_db[0] != '\0') return env_db;
@@ -132,6 +136,13 @@ void RegisterServeCommand(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--listen", opts->listen, "HOST:PORT to listen on")->capture_default_str();
   cmd->add_option("--log", opts->log_path, "decision log file, '-' for stdout")
       ->capture_default_str();
+  cmd->add_option("--log-max-mb", opts->log_max_mb,
+                  "rotate the log when it would pass this size in MiB (fractions allowed); 0 = "
+                  "never")
+      ->capture_default_str();
+  cmd->add_option("--log-keep", opts->log_keep,
+                  "rotated logs kept (decisions.1.log newest .. decisions.N.log oldest)")
+      ->capture_default_str();
   cmd->add_option("--threads", opts->threads, "worker threads (0 = from the core count)")
       ->capture_default_str();
   cmd->add_option("--reload-ms", opts->reload_ms, "how often to poll the store for changes")
@@ -157,6 +168,18 @@ void RegisterServeCommand(CLI::App& app, CliContext& ctx) {
       if (opts->reload_ms <= 0) return Status::Usage("--reload-ms must be at least 1");
       if (opts->max_connections <= 0) return Status::Usage("--max-connections must be at least 1");
       if (opts->log_path.empty()) return Status::Usage("--log needs a file path or '-'");
+      if (!(opts->log_max_mb >= 0) || opts->log_max_mb > 1024 * 1024) {
+        return Status::Usage("--log-max-mb must be 0 (no rotation) to 1048576");
+      }
+      if (opts->log_max_mb > 0 && opts->log_max_mb * 1024 * 1024 < 4096) {
+        return Status::Usage("--log-max-mb must be at least 0.004 (4 KiB) when rotating");
+      }
+      if (opts->log_keep < 1 || opts->log_keep > 1000) {
+        return Status::Usage("--log-keep must be 1..1000");
+      }
+      if (opts->log_max_mb > 0 && opts->log_path == "-") {
+        return Status::Usage("--log-max-mb needs a log file; stdout ('--log -') cannot rotate");
+      }
       if (opts->max_header_kb < 1 || opts->max_header_kb > 1024) {
         return Status::Usage("--max-header-kb must be 1..1024");
       }
@@ -193,6 +216,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   RegisterBackendCommands(app, ctx);
   RegisterRouteCommands(app, ctx);
   RegisterExplainCommands(app, ctx);
+  RegisterAuditCommands(app, ctx);
+  RegisterRuleFileCommands(app, ctx);
   RegisterServeCommand(app, ctx);
   app.footer(kRootFooter);
   // Every command's help names the global options, which CLI11 lists only

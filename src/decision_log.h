@@ -46,10 +46,21 @@ void FormatDecision(const DecisionRecord& r, std::string* out);
 void AppendRfc3339Ms(int64_t ts_ms, std::string* out);
 void AppendJsonString(std::string_view s, std::string* out);
 
+// Size-based rotation: when the file would pass max_bytes it is renamed
+// decisions.1.log (the older ones shift up: decisions.2.log, ...) and a new
+// one started; at most `keep` rotated files are kept. A batch of lines is
+// never split across files. max_bytes 0 = never rotate.
+struct LogRotation {
+  uint64_t max_bytes = 0;
+  int keep = 5;
+};
+
 class DecisionLog {
  public:
-  // path "-" writes to stdout. Fails when the file cannot be opened.
-  static Result<std::unique_ptr<DecisionLog>> Open(const std::string& path);
+  // path "-" writes to stdout (no rotation). Fails when the file cannot be
+  // opened.
+  static Result<std::unique_ptr<DecisionLog>> Open(const std::string& path,
+                                                   const LogRotation& rotation = {});
   ~DecisionLog();  // flushes
 
   void Write(const DecisionRecord& r);

@@ -157,7 +157,10 @@ int RunServe(const ServeOptions& opts) {
 
   auto listen_fd = Listen(hp.value(), kListenBacklog);
   if (!listen_fd.ok()) return Fail(listen_fd.status().message());
-  auto log = DecisionLog::Open(opts.log_path);
+  LogRotation rotation;
+  rotation.max_bytes = static_cast<uint64_t>(opts.log_max_mb * 1024 * 1024);
+  rotation.keep = opts.log_keep;
+  auto log = DecisionLog::Open(opts.log_path, rotation);
   if (!log.ok()) {
     close(listen_fd.value());
     return Fail(log.status().message());

@@ -10,6 +10,8 @@ struct ServeOptions {
   std::string db_path;
   std::string listen = "127.0.0.1:8080";
   std::string log_path = "./decisions.log";  // "-" = stdout
+  double log_max_mb = 0;                     // rotate the log past this many MiB; 0 = never
+  int log_keep = 5;                          // rotated files kept
   int threads = 0;           // worker threads; 0 = decided from the core count
   int reload_ms = 100;       // store polling interval
   int max_connections = 4096;

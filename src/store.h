@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "rule_file.h"
 #include "rules.h"
 #include "status.h"
 
@@ -33,6 +34,13 @@ struct ChangeRow {
   Json before;         // null when the object did not exist
   Json after;          // null when the object was removed
   std::string reason;
+};
+
+// What ApplyRuleFile did: the plan it ran (computed inside its transaction)
+// and the history rows it recorded, oldest first.
+struct ApplyResult {
+  ApplyPlan plan;
+  std::vector<ChangeRow> recorded;
 };
 
 class Store {
@@ -72,6 +80,26 @@ class Store {
   Status SetRoute(const Route& r, const ChangeContext& ctx);
   Status RemoveRoute(const std::string& name, const ChangeContext& ctx);
   Status SetRouteEnabled(const std::string& name, bool enabled, const ChangeContext& ctx);
+
+  // Makes the store match `file` (see PlanApply) in one transaction: every
+  // step or none. Each object written records its own history row (action
+  // backend.add|set|rm, route.add|set|rm|enable|disable). A file the store
+  // already matches writes nothing and leaves the ruleset version alone.
+  Result<ApplyResult> ApplyRuleFile(const RuleFile& file, Prune prune, const ChangeContext& ctx);
+
+  // Restores the object of change `change_id` to its state before that
+  // change, as a new change: an add is undone by removing the object, a
+  // removal by adding it back, anything else by writing `before` back. The
+  // rows use the plain actions (route.rm, backend.add, ...) with the reason
+  // "revert of change N" (": " + ctx.reason when given). Refuses (nothing
+  // written) when it cannot be done: the object is gone (or its name taken
+  // again), a backend it needs was removed, routes still use a backend it
+  // would remove. Returns the rows recorded; empty when the object already
+  // is as it was before the change.
+  Result<std::vector<ChangeRow>> Revert(int64_t change_id, const ChangeContext& ctx);
+
+  // One change by id (NotFound when there is none).
+  Result<ChangeRow> GetChange(int64_t change_id);
 
   // Newest first; `object_name` filters by backend or route name ("" = all).
   Result<std::vector<ChangeRow>> History(const std::string& object_name, int limit);

@@ -1,0 +1,358 @@
+#include "audit.h"
+
+#include <doctest/doctest.h>
+#include <stdlib.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "decision_log.h"
+
+namespace strangler {
+namespace {
+
+TEST_SUITE_BEGIN("audit");
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "strangler-audit-XXXXXX").string();
+    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+void WriteFile(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out << bytes;
+}
+
+void WriteGz(const std::string& path, const std::string& bytes) {
+  gzFile gz = gzopen(path.c_str(), "wb");
+  REQUIRE(gz != nullptr);
+  REQUIRE(gzwrite(gz, bytes.data(), static_cast<unsigned>(bytes.size())) ==
+          static_cast<int>(bytes.size()));
+  gzclose(gz);
+}
+
+// 2026-01-01T00:00:00Z
+constexpr int64_t kT0 = 1767225600000;
+
+std::string Line(int64_t ts_ms, const std::string& id, const std::string& path,
+                 const std::string& route, const std::string& backend, int status,
+                 double total_ms) {
+  DecisionRecord r;
+  r.ts_ms = ts_ms;
+  r.request_id = id;
+  r.method = "GET";
+  r.path = path;
+  r.route = route;
+  r.backend = backend;
+  r.reason = route.empty() ? "default" : "route";
+  r.status = status;
+  r.total_ms = total_ms;
+  r.upstream_ms = total_ms / 2;
+  r.client = "127.0.0.1";
+  r.ruleset = 3;
+  std::string out;
+  FormatDecision(r, &out);
+  return out;
+}
+
+TEST_CASE("ParseDecisionLine reads what the decision log writes") {
+  DecisionEntry e;
+  std::string line = Line(kT0 + 1234, "r\"1", "/caf\xc3\xa9/x\ty", "orders", "new", 503, 12.5);
+  REQUIRE(ParseDecisionLine(line, &e));
+  CHECK(e.ts_ms == kT0 + 1234);
+  CHECK(e.request_id == "r\"1");
+  CHECK(e.path == "/caf\xc3\xa9/x\ty");  // raw bytes back from \u00XX
+  CHECK(e.has_route);
+  CHECK(e.route == "orders");
+  CHECK(e.backend == "new");
+  CHECK(e.reason == "route");
+  CHECK(e.status == 503);
+  CHECK(e.total_ms == doctest::Approx(12.5));
+  CHECK(e.raw == line);
+
+  std::string dflt = Line(kT0, "r2", "/", "", "legacy", 200, 0);
+  REQUIRE(ParseDecisionLine(dflt, &e));
+  CHECK_FALSE(e.has_route);
+  CHECK(e.route.empty());
+
+  // Field order, spaces and unknown fields (nested too) do not matter.
+  REQUIRE(ParseDecisionLine(
+      R"({ "status" : 404 , "extra": {"a": [1, "}"]}, "backend":"b", "route":null,
+         "total_ms": 1e1, "path": "\u00e9\ud83d\ude00" })",
+      &e));
+  CHECK(e.status == 404);
+  CHECK(e.total_ms == doctest::Approx(10));
+  CHECK(e.path == "\xe9\xf0\x9f\x98\x80");
+  CHECK(e.ts_ms == -1);
+
+  for (const char* bad :
+       {"", "not json", "{}", "[1]", R"({"status":200})", R"({"backend":"b","status":"200"})",
+        R"({"backend":"b","status":200)", R"({"backend":"b","status":200} trailing)",
+        R"({"backend":"b" "status":200})"}) {
+    INFO(bad);
+    CHECK_FALSE(ParseDecisionLine(bad, &e));
+  }
+}
+
+TEST_CASE("time arguments: RFC 3339 and durations before now") {
+  struct Case {
+    const char* text;
+    int64_t want;
+  };
+  const int64_t now = kT0 + 86400000;
+  Case ok[] = {
+      {"2026-01-01T00:00:00Z", kT0},
+      {"2026-01-01T00:00:00.250Z", kT0 + 250},
+      {"2026-01-01t01:00:00+01:00", kT0},
+      {"2025-12-31T23:30:00-00:30", kT0},
+      {"2026-01-01 00:00Z", kT0},
+      {"2026-01-01", kT0},
+      {"15m", now - 15 * 60000},
+      {"2h", now - 2 * 3600000},
+      {"1h30m", now - 90 * 60000},
+      {"1d", kT0},
+      {"500ms", now - 500},
+  };
+  for (const Case& c : ok) {
+    INFO(c.text);
+    auto t = ParseTimeArg(c.text, now);
+    REQUIRE(t.ok());
+    CHECK(*t == c.want);
+  }
+  for (const char* bad : {"", "15", "15x", "m", "2026-01-01T00:00:00", "2026-13-01",
+                          "2026-01-01T25:00Z", "yesterday", "1.5h", "-5m"}) {
+    INFO(bad);
+    auto t = ParseTimeArg(bad, now);
+    CHECK_FALSE(t.ok());
+    CHECK(t.status().code() == Code::kUsage);
+  }
+}
+
+TEST_CASE("filters: each on its own") {
+  std::vector<std::string> lines = {
+      Line(kT0, "a", "/api/orders", "orders", "new", 200, 1),
+      Line(kT0 + 60000, "b", "/api/orders/7", "orders", "legacy", 503, 2),
+      Line(kT0 + 120000, "c", "/api/ordersX", "", "legacy", 404, 3),
+      Line(kT0 + 180000, "d", "/health", "", "legacy", 200, 4),
+  };
+  struct Case {
+    const char* name;
+    std::function<void(AuditFilter*)> set;
+    std::string want;  // request ids matched, in order
+  };
+  std::vector<Case> cases = {
+      {"none", [](AuditFilter*) {}, "abcd"},
+      {"since", [](AuditFilter* f) { f->since_ms = kT0 + 60000; }, "bcd"},
+      {"until (exclusive)", [](AuditFilter* f) { f->until_ms = kT0 + 120000; }, "ab"},
+      {"route", [](AuditFilter* f) { f->route = "orders"; }, "ab"},
+      {"default route", [](AuditFilter* f) { f->route = kDefaultGroup; }, "cd"},
+      {"backend", [](AuditFilter* f) { f->backend = "legacy"; }, "bcd"},
+      {"status code", [](AuditFilter* f) { REQUIRE(ParseStatusFilter("404", f).ok()); }, "c"},
+      {"status class", [](AuditFilter* f) { REQUIRE(ParseStatusFilter("5xx", f).ok()); }, "b"},
+      {"status 2xx", [](AuditFilter* f) { REQUIRE(ParseStatusFilter("2XX", f).ok()); }, "ad"},
+      {"path segment prefix", [](AuditFilter* f) { f->path_prefix = "/api/orders"; }, "ab"},
+      {"path prefix with slash", [](AuditFilter* f) { f->path_prefix = "/api/"; }, "abc"},
+      {"request id", [](AuditFilter* f) { f->request_id = "c"; }, "c"},
+      {"all together",
+       [](AuditFilter* f) {
+         f->backend = "legacy";
+         f->path_prefix = "/api";
+         f->since_ms = kT0 + 1;
+       },
+       "bc"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    AuditFilter f;
+    c.set(&f);
+    std::string got;
+    DecisionEntry e;
+    for (const auto& l : lines) {
+      REQUIRE(ParseDecisionLine(l, &e));
+      if (f.Matches(e)) got += e.request_id;
+    }
+    CHECK(got == c.want);
+  }
+  AuditFilter f;
+  for (const char* bad : {"", "600", "99", "6xx", "2x", "abc", "20x"}) {
+    INFO(bad);
+    CHECK(ParseStatusFilter(bad, &f).code() == Code::kUsage);
+  }
+}
+
+TEST_CASE("LatencyHistogram: exact when small, within 1% when large") {
+  LatencyHistogram small;
+  CHECK(small.Percentile(0.5) == 0);
+  for (double v : {5.0, 1.0, 3.0, 2.0, 4.0}) small.Add(v);
+  CHECK(small.Percentile(0.5) == 3.0);
+  CHECK(small.Percentile(0.99) == 5.0);
+
+  std::mt19937_64 rng(42);
+  std::lognormal_distribution<double> dist(1.0, 1.5);
+  std::vector<double> all;
+  LatencyHistogram h;
+  for (int i = 0; i < 200000; ++i) {
+    double v = std::round(dist(rng) * 1000) / 1000;  // the log's 3 decimals
+    all.push_back(v);
+    h.Add(v);
+  }
+  std::sort(all.begin(), all.end());
+  for (double p : {0.5, 0.9, 0.99, 0.999}) {
+    double exact = all[static_cast<size_t>(std::ceil(p * all.size())) - 1];
+    INFO("p", p, " exact ", exact, " got ", h.Percentile(p));
+    CHECK(std::abs(h.Percentile(p) - exact) <= exact * 0.01 + 1e-9);
+  }
+  CHECK(h.Percentile(1.0) == all.back());  // clamped to the largest value seen
+  LatencyHistogram zeros;
+  for (int i = 0; i < 100; ++i) zeros.Add(0);
+  CHECK(zeros.Percentile(0.99) == 0);
+}
+
+TEST_CASE("AuditSummary groups, shares, error rates, and folds groups past the cap") {
+  AuditSummary s(GroupBy::kRoute);
+  DecisionEntry e;
+  std::vector<std::string> lines = {
+      Line(kT0, "1", "/a", "orders", "new", 200, 1),
+      Line(kT0, "2", "/a", "orders", "new", 502, 3),
+      Line(kT0, "3", "/a", "orders", "new", 200, 2),
+      Line(kT0, "4", "/b", "", "legacy", 200, 10),
+  };
+  for (const auto& l : lines) {
+    REQUIRE(ParseDecisionLine(l, &e));
+    s.Add(e);
+  }
+  auto rows = s.Rows();
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].key == "orders");
+  CHECK(rows[0].count == 3);
+  CHECK(rows[0].share == doctest::Approx(0.75));
+  CHECK(rows[0].error_rate == doctest::Approx(1.0 / 3));
+  CHECK(rows[0].p50_ms == 2.0);
+  CHECK(rows[0].p99_ms == 3.0);
+  CHECK(rows[1].key == kDefaultGroup);
+
+  Json j = SummaryJson(GroupBy::kRoute, rows);
+  CHECK(j[0]["route"] == "orders");
+  CHECK(j[1]["route"].is_null());
+  for (const char* k : {"count", "share", "error_rate", "p50_ms", "p99_ms"}) {
+    CHECK(j[0].contains(k));
+  }
+  std::string table = SummaryTable(GroupBy::kRoute, rows);
+  CHECK(table.find("ROUTE") == 0);
+  INFO(table);
+  CHECK(table.find("\norders         3  75.0%  33.33%   2.000   3.000\n") != std::string::npos);
+
+  AuditSummary by_status(GroupBy::kStatus);
+  for (const auto& l : lines) {
+    REQUIRE(ParseDecisionLine(l, &e));
+    by_status.Add(e);
+  }
+  Json js = SummaryJson(GroupBy::kStatus, by_status.Rows());
+  CHECK(js[0]["status"] == 200);
+
+  AuditSummary capped(GroupBy::kPath, 2);
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(ParseDecisionLine(Line(kT0, "x", "/p" + std::to_string(i), "", "b", 200, 1), &e));
+    capped.Add(e);
+  }
+  auto crows = capped.Rows();
+  REQUIRE(crows.size() == 3);
+  CHECK(crows.back().key == kOtherGroup);
+  CHECK(crows.back().count == 3);
+  CHECK(capped.folded());
+}
+
+TEST_CASE("LineReader: plain, gzip, CRLF, long and unterminated lines") {
+  TempDir dir;
+  std::string long_line(3 << 20, 'x');  // longer than the read buffer
+  std::string text = "one\r\ntwo\n\n" + long_line + "\nlast";
+  for (bool gz : {false, true}) {
+    INFO("gzip ", gz);
+    std::string path = dir.File(gz ? "l.gz" : "l.txt");
+    if (gz)
+      WriteGz(path, text);
+    else
+      WriteFile(path, text);
+    auto r = LineReader::Open(path);
+    REQUIRE(r.ok());
+    std::vector<std::string> got;
+    std::string_view line;
+    while ((*r)->Next(&line)) got.emplace_back(line);
+    CHECK((*r)->status().ok());
+    CHECK((*r)->unterminated());
+    REQUIRE(got.size() == 5);
+    CHECK(got[0] == "one");
+    CHECK(got[1] == "two");
+    CHECK(got[2].empty());
+    CHECK(got[3] == long_line);
+    CHECK(got[4] == "last");
+  }
+  CHECK_FALSE(LineReader::Open(dir.File("missing")).ok());
+}
+
+TEST_CASE("ExpandLogPaths reads rotated files oldest first, then the live one") {
+  TempDir dir;
+  for (const char* f : {"decisions.log", "decisions.1.log", "decisions.2.log", "decisions.10.log",
+                        "decisions.log.3.gz", "decisions.x.log", "other.log"}) {
+    WriteFile(dir.File(f), "");
+  }
+  auto files = ExpandLogPaths({dir.File("decisions.log")});
+  REQUIRE(files.ok());
+  std::vector<std::string> want = {dir.File("decisions.10.log"), dir.File("decisions.log.3.gz"),
+                                   dir.File("decisions.2.log"), dir.File("decisions.1.log"),
+                                   dir.File("decisions.log")};
+  CHECK(*files == want);
+  // Named twice (a shell glob): read once.
+  auto twice = ExpandLogPaths({dir.File("decisions.1.log"), dir.File("decisions.log")});
+  REQUIRE(twice.ok());
+  CHECK(twice->size() == 5);
+  CHECK(ExpandLogPaths({dir.File("none.log")}).status().code() == Code::kNotFound);
+  // Only rotated files left (the live one not yet written): still read.
+  std::filesystem::remove(dir.File("decisions.log"));
+  auto rotated = ExpandLogPaths({dir.File("decisions.log")});
+  REQUIRE(rotated.ok());
+  CHECK(rotated->size() == 4);
+}
+
+TEST_CASE("ScanLogs streams every file, skips non-decision lines, ignores a partial last line") {
+  TempDir dir;
+  WriteGz(dir.File("decisions.log.1.gz"), Line(kT0, "old", "/a", "", "legacy", 200, 1) + "\n");
+  WriteFile(dir.File("decisions.log"),
+            Line(kT0 + 1, "new", "/a", "r", "n", 500, 2) + "\nnot a decision\n" + "{\"ts\":\"2026");
+  auto files = ExpandLogPaths({dir.File("decisions.log")});
+  REQUIRE(files.ok());
+  ScanStats stats;
+  std::vector<std::string> ids;
+  AuditFilter f;
+  REQUIRE(ScanLogs(
+              *files, f, [&](const DecisionEntry& e) { ids.push_back(e.request_id); }, &stats)
+              .ok());
+  CHECK(ids == std::vector<std::string>{"old", "new"});
+  CHECK(stats.lines == 3);
+  CHECK(stats.matched == 2);
+  CHECK(stats.bad == 1);
+  CHECK(stats.first_bad == dir.File("decisions.log") + ":2");
+}
+
+TEST_SUITE_END();
+
+}  // namespace
+}  // namespace strangler
