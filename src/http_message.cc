@@ -101,19 +101,38 @@ int MessageParser::OnHeaderValue(llhttp_t* p, const char* at, size_t len) {
 
 int MessageParser::OnHeaderValueComplete(llhttp_t* p) {
   MessageParser* self = Self(p);
+  if (self->headers_.empty()) return 0;
+  HeaderSpan& h = self->headers_.back();
   // An empty value gets no OnHeaderValue; mark the header closed either way.
-  if (!self->headers_.empty() && self->headers_.back().value.off == 0) {
-    Span& v = self->headers_.back().value;
-    v.off = self->headers_.back().name.off + self->headers_.back().name.len;
-    v.len = 0;
+  if (h.value.off == 0) {
+    h.value.off = h.name.off + h.name.len;
+    h.value.len = 0;
   }
   self->value_open_ = true;
+  // llhttp (built without LLHTTP_STRICT_MODE, as Debian ships it) lets a
+  // name be empty or hold spaces, and joins obsolete line folding into the
+  // value. Neither may be forwarded: refuse (RFC 9112 5.1, 5.2).
+  std::string_view name = h.name.in(self->base_);
+  bool token = !name.empty();
+  for (char c : name) token = token && IsTchar(c);
+  if (!token) {
+    llhttp_set_error_reason(p, "invalid header name");
+    return HPE_USER;
+  }
+  if (h.value.in(self->base_).find_first_of("\r\n") != std::string_view::npos) {
+    llhttp_set_error_reason(p, "obsolete line folding in a header value");
+    return HPE_USER;
+  }
   return 0;
 }
 
 int MessageParser::OnHeadersComplete(llhttp_t* p) {
   MessageParser* self = Self(p);
   self->in_head_ = false;
+  if (self->type_ == MessageType::kResponse && self->status() < 100) {
+    llhttp_set_error_reason(p, "status code is not three digits");
+    return -1;
+  }
   int rc = self->handler_->OnHead();
   if (rc != 0) return rc;
   return self->type_ == MessageType::kRequest ? HPE_PAUSED : 0;
@@ -121,6 +140,9 @@ int MessageParser::OnHeadersComplete(llhttp_t* p) {
 
 int MessageParser::OnBody(llhttp_t* p, const char* at, size_t len) {
   MessageParser* self = Self(p);
+  // llhttp flushes an open body span on every execute, even with no new
+  // bytes; an empty piece means nothing (and re-chunked, "0" would end it).
+  if (len == 0) return 0;
   if (!self->handler_->OnBody(at, len)) {
     llhttp_set_error_reason(p, "body sink failed");
     return HPE_USER;
@@ -130,11 +152,9 @@ int MessageParser::OnBody(llhttp_t* p, const char* at, size_t len) {
 
 int MessageParser::OnMessageComplete(llhttp_t* p) {
   MessageParser* self = Self(p);
-  // Interim (1xx) responses are followed by the real one: keep going.
-  if (self->type_ == MessageType::kResponse && self->status() < 200) {
-    self->at_start_ = true;
-    return 0;
-  }
+  // Interim (1xx) responses are followed by the real one: keep going, in
+  // llhttp's own state (the next response may already be half parsed).
+  if (self->type_ == MessageType::kResponse && self->status() < 200) return 0;
   self->at_start_ = true;
   return HPE_PAUSED;
 }
@@ -185,14 +205,6 @@ MessageParser::Event MessageParser::Execute(const char* base, size_t from, size_
       }
       from += pre;
     } else {
-      size_t i = from;
-      while (i < to && (base[i] == '\r' || base[i] == '\n')) ++i;
-      if (i == to) {
-        *used = i - from;
-        return Event::kNeedMore;
-      }
-      pre = i - from;
-      from = i;
       at_start_ = false;
     }
   }

@@ -58,16 +58,6 @@ void NewRequestId(std::string* out) {
   }
 }
 
-bool IsToken(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              (c != '\0' && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr);
-    if (!ok) return false;
-  }
-  return true;
-}
-
 char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
 bool IEquals(std::string_view a, std::string_view b) {
@@ -357,12 +347,6 @@ bool Session::AnalyseHead(const char** why) {
   for (const HeaderSpan& h : req_.headers()) {
     std::string_view name = h.name.in(base), value = h.value.in(base);
     header_views_.push_back({name, value});
-    if (!IsToken(name)) *why = "invalid header name (whitespace before ':'?)";
-    // llhttp joins obsolete line folding into the value; RFC 9112 5.2 lets
-    // a server refuse it, and a proxy must not pass it on.
-    if (value.find_first_of("\r\n") != std::string_view::npos) {
-      *why = "obsolete line folding in a header value";
-    }
     if (IEquals(name, "connection")) {
       conn_tokens_.Add(value);
     } else if (IEquals(name, "x-request-id")) {

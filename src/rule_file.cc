@@ -180,8 +180,9 @@ RuleFile ParseRuleFile(std::string_view text, std::vector<std::string>* problems
   Json doc;
   try {
     doc = Json::parse(text.begin(), text.end());
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {
     // "[json.exception.parse_error.101] parse error at line 3, column 5: ..."
+    // (also out_of_range.406, a number beyond double's range)
     std::string msg = e.what();
     size_t close = msg.find("] ");
     if (close != std::string::npos) msg = msg.substr(close + 2);
