@@ -130,6 +130,57 @@ void FormatDecision(const DecisionRecord& r, std::string* out) {
   out->push_back('}');
 }
 
+namespace {
+
+// Keeps the log from taking the router down when it cannot be written (a
+// full disk, an I/O error): each batch is written and flushed at once, so a
+// failure is seen with the lines it held; those lines are counted, the
+// failure is reported once on stderr, and when writing works again the
+// number of lines lost is reported. Called from spdlog's single writer
+// thread only.
+class GuardedSink final : public spdlog::sinks::sink {
+ public:
+  explicit GuardedSink(std::shared_ptr<spdlog::sinks::sink> inner) : inner_(std::move(inner)) {}
+
+  void log(const spdlog::details::log_msg& msg) override {
+    try {
+      inner_->log(msg);
+      inner_->flush();
+    } catch (const std::exception& e) {
+      uint64_t lines = 1;
+      for (char c : msg.payload) lines += c == '\n';
+      if (dropped_ == 0) {
+        spdlog::error("decision log not written ({}); serving goes on, lost lines are counted",
+                      e.what());
+      }
+      dropped_ += lines;
+      return;
+    }
+    if (dropped_ > 0) {
+      spdlog::warn("decision log writable again; {} lines were dropped while it was not",
+                   dropped_);
+      dropped_ = 0;
+    }
+  }
+  void flush() override {
+    try {
+      inner_->flush();
+    } catch (const std::exception&) {
+      // Reported by log(), which flushes every batch itself.
+    }
+  }
+  void set_pattern(const std::string& pattern) override { inner_->set_pattern(pattern); }
+  void set_formatter(std::unique_ptr<spdlog::formatter> f) override {
+    inner_->set_formatter(std::move(f));
+  }
+
+ private:
+  std::shared_ptr<spdlog::sinks::sink> inner_;
+  uint64_t dropped_ = 0;
+};
+
+}  // namespace
+
 Result<std::unique_ptr<DecisionLog>> DecisionLog::Open(const std::string& path,
                                                        const LogRotation& rotation) {
   if (path != "-") {
@@ -156,6 +207,7 @@ Result<std::unique_ptr<DecisionLog>> DecisionLog::Open(const std::string& path,
     } else {
       sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, /*truncate=*/false);
     }
+    sink = std::make_shared<GuardedSink>(std::move(sink));
     auto logger = std::make_shared<spdlog::async_logger>(
         "decisions", sink, spdlog::thread_pool(), spdlog::async_overflow_policy::overrun_oldest);
     logger->set_pattern("%v");

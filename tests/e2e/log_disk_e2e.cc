@@ -1,0 +1,85 @@
+// A decision log whose disk fills: requests keep being served, the failure is
+// reported once, and when writing resumes the number of lost lines is logged.
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include <doctest/doctest.h>
+
+#include "harness.h"
+
+namespace strangler {
+namespace e2e {
+namespace {
+
+TEST_CASE("e2e: a full log disk: serving goes on, the lost lines are counted when it resumes") {
+  Fixture fx;
+  RawBackend be("be");
+  REQUIRE(be.Start());
+  fx.AddBackend("be", be.url());
+  std::string fs = fx.dir().File("logfs");
+  REQUIRE(mkdir(fs.c_str(), 0755) == 0);
+  // A small filesystem of our own to fill (needs root, as CI and the dev
+  // machines run; elsewhere the test says why it cannot run).
+  if (mount("tmpfs", fs.c_str(), "tmpfs", 0, "size=256k") != 0) {
+    FAIL("cannot mount a tmpfs to fill (" << std::strerror(errno) << "): run as root");
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { umount2(path.c_str(), MNT_DETACH); }
+  } unmount{fs};
+  // serve writes its log at fx.log_path(): point that into the small disk.
+  std::string log = fs + "/decisions.log";
+  REQUIRE(symlink(log.c_str(), fx.log_path().c_str()) == 0);
+  REQUIRE(fx.StartServe());
+  RawClient c;
+  REQUIRE(c.Connect(fx.port()));
+  for (int i = 0; i < 5; ++i) REQUIRE(c.Get("/before").status == 200);
+  REQUIRE(fx.WaitForLogLines(5).size() == 5);  // on disk before it fills
+
+  // Fill the disk.
+  std::string filler = fs + "/filler";
+  {
+    std::ofstream f(filler, std::ios::binary);
+    std::string block(4096, 'f');
+    for (int i = 0; i < 1024 && f.good(); ++i) f.write(block.data(), block.size());
+  }
+  int served = 0;
+  for (int i = 0; i < 300; ++i) {
+    HttpResponse r = c.Get("/while-full/" + std::to_string(i));
+    REQUIRE_MESSAGE(r.ok, r.error);
+    served += r.status == 200;
+  }
+  CHECK(served == 300);
+  usleep(300000);
+  CHECK(fx.serve()->Stderr().find("decision log not written") != std::string::npos);
+
+  // Space again: writing resumes and says how many lines were lost.
+  REQUIRE(unlink(filler.c_str()) == 0);
+  int64_t end = NowMs() + 5000;
+  std::string err;
+  while (NowMs() < end) {
+    REQUIRE(c.Get("/after").status == 200);
+    err = fx.serve()->Stderr();
+    if (err.find("writable again") != std::string::npos) break;
+    usleep(50000);
+  }
+  MESSAGE(err);
+  CHECK(err.find("300 lines were dropped") != std::string::npos);
+  CHECK(err.find("writable again") != std::string::npos);
+  CHECK(err.find("lines were dropped") != std::string::npos);
+  CHECK(fx.StopServe(SIGTERM) == 0);
+  std::string text = ReadFile(log);
+  CHECK(text.find("\"/after\"") != std::string::npos);
+  CHECK(text.find("\"/before\"") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace e2e
+}  // namespace strangler
