@@ -73,6 +73,8 @@ struct RouteFlags {
   std::optional<std::string> salt;
   std::optional<int> priority;
   std::optional<bool> enabled;
+  std::optional<bool> fallback;         // --fallback / --no-fallback
+  std::optional<bool> fallback_on_5xx;  // --fallback-on-5xx (implies --fallback)
 };
 // Merges flags onto *r, parsing and validating every given value; returns a
 // usage error naming the option when one is bad. On error *r is unchanged.

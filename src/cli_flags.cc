@@ -127,6 +127,14 @@ Status ApplyRouteFlags(const RouteFlags& f, Route* r) {
   if (f.salt) next.salt = *f.salt;
   if (f.priority) next.priority = *f.priority;
   if (f.enabled) next.enabled = *f.enabled;
+  if (f.fallback) {
+    next.fallback = *f.fallback;
+    if (!*f.fallback) next.fallback_on_5xx = false;
+  }
+  if (f.fallback_on_5xx) {
+    next.fallback_on_5xx = *f.fallback_on_5xx;
+    if (*f.fallback_on_5xx) next.fallback = true;
+  }
   if (next.to.empty()) {
     return Status::Usage("route '" + next.name +
                          "' needs --to BACKEND; name the backend that "

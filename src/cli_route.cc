@@ -49,6 +49,7 @@ struct RouteArgs {
   std::vector<std::string> headers, query, cookies;
   bool no_headers = false, no_query = false, no_cookies = false;
   bool disabled = false, enabled = false;
+  bool fallback = false, no_fallback = false, fallback_on_5xx = false;
   int priority = 0;
   std::map<std::string, CLI::Option*> opts;
 
@@ -74,6 +75,9 @@ struct RouteArgs {
     f.clear_cookies = no_cookies;
     if (disabled) f.enabled = false;
     if (enabled) f.enabled = true;
+    if (fallback) f.fallback = true;
+    if (no_fallback) f.fallback = false;
+    if (fallback_on_5xx) f.fallback_on_5xx = true;
     return f;
   }
 };
@@ -108,7 +112,7 @@ Status Set(CliContext& ctx, const RouteArgs& a) {
   RouteFlags f = a.flags();
   if (!f.to && !f.else_backend && !f.path && !f.methods && f.headers.empty() && f.query.empty() &&
       f.cookies.empty() && !f.clear_headers && !f.clear_query && !f.clear_cookies && !f.percent &&
-      !f.sticky && !f.salt && !f.priority && !f.enabled) {
+      !f.sticky && !f.salt && !f.priority && !f.enabled && !f.fallback && !f.fallback_on_5xx) {
     return Status::Usage("nothing to change for route '" + a.name +
                          "'; give at least one option (see 'strangler route set --help')");
   }
@@ -233,8 +237,14 @@ void AddRouteOptions(CLI::App* cmd, RouteArgs* a, bool is_set) {
   o["--priority"] = cmd->add_option("--priority", a->priority, "higher is tried first (default 0)")
                         ->type_name("N");
   cmd->add_flag("--disabled", a->disabled, "store the route disabled");
+  cmd->add_flag("--fallback", a->fallback,
+                "when --to fails before answering (refused, reset, timeout), send an idempotent "
+                "request without a body (GET, HEAD, OPTIONS) to --else instead");
+  cmd->add_flag("--fallback-on-5xx", a->fallback_on_5xx,
+                "also fall back when --to answers 5xx (implies --fallback)");
   if (is_set) {
     cmd->add_flag("--enabled", a->enabled, "enable the route");
+    cmd->add_flag("--no-fallback", a->no_fallback, "turn fallback (and fallback on 5xx) off");
     cmd->add_flag("--no-headers", a->no_headers, "clear the header conditions");
     cmd->add_flag("--no-query", a->no_query, "clear the query conditions");
     cmd->add_flag("--no-cookies", a->no_cookies, "clear the cookie conditions");

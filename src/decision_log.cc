@@ -127,6 +127,10 @@ void FormatDecision(const DecisionRecord& r, std::string* out) {
   AppendJsonString(r.client, out);
   out->append(",\"ruleset\":");
   AppendUint(static_cast<uint64_t>(r.ruleset < 0 ? 0 : r.ruleset), out);
+  if (!r.fallback.empty()) {
+    out->append(",\"fallback\":");
+    AppendJsonString(r.fallback, out);
+  }
   out->push_back('}');
 }
 

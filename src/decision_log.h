@@ -38,6 +38,7 @@ struct DecisionRecord {
   uint64_t bytes_out = 0;
   std::string_view client;
   int64_t ruleset = 0;
+  std::string_view fallback;  // why --to was left (reason "fallback"); "" -> no field
 };
 
 // Appends the record as one JSON object (no newline) to *out.

@@ -188,6 +188,10 @@ class Session : public MessageHandler {
   void SendError(int status, std::string_view message, bool close_after);
   void LogRequest();
   void Finish502or504(Upstream why);
+  // --fallback: may this failed request go to the route's else backend?
+  bool CanFallback() const;
+  bool FallbackOn5xx() const;
+  void FallBack(const std::string& why);
 
   Proxy* proxy_;
   int fd_;
@@ -220,6 +224,11 @@ class Session : public MessageHandler {
   bool response_started_ = false;  // a response byte reached the client
   bool request_done_ = false;      // the whole request was read from the client
   bool body_too_large_ = false;
+  bool has_body_ = false;
+  bool fell_back_ = false;
+  int fallback_5xx_ = 0;       // the 5xx status that made us fall back
+  std::string fallback_why_;
+  std::string_view path_and_query_;  // into in_, valid while the request is handled
   uint64_t body_bytes_ = 0;
   bool upstream_has_rid_ = false;
   Upstream upstream_state_ = Upstream::kOk;
@@ -442,6 +451,9 @@ bool Session::HandleRequest() {
   upstream_state_ = Upstream::kOk;
   replayable_ = true;
   request_done_ = false;
+  fell_back_ = false;
+  fallback_5xx_ = 0;
+  fallback_why_.clear();
   const char* bad_head = nullptr;
   if (!AnalyseHead(&bad_head)) {
     backend_name_ = {};
@@ -485,6 +497,7 @@ bool Session::HandleRequest() {
     return false;
   }
 
+  path_and_query_ = path_and_query;
   // The backend's base path goes in front of the client's path.
   const std::string& base_path = target_->base_paths[pick];
   if (!base_path.empty()) {
@@ -496,6 +509,7 @@ bool Session::HandleRequest() {
   }
 
   bool has_body = req_.chunked() || (req_.has_content_length() && req_.content_length() > 0);
+  has_body_ = has_body;
   body_bytes_ = 0;
   body_too_large_ = false;
   const uint64_t max_body = proxy_->options().max_body_bytes;
@@ -644,6 +658,11 @@ int Session::OnResponseHead() {
     }
     return 0;
   }
+  if (status >= 500 && FallbackOn5xx()) {
+    fallback_5xx_ = status;
+    out_.resize(mark);
+    return -1;  // not forwarded: the exchange fails and falls back
+  }
   status_ = status;
   bool no_body = is_head_ || status == 204 || status == 304;
   rechunk_resp_ = false;
@@ -775,11 +794,66 @@ void Session::Finish502or504(Upstream why) {
     case Upstream::kTimeout:
       msg += "did not answer within " + std::to_string(target_->backend->timeout_ms) + " ms";
       break;
-    default: msg += "failed before answering"; break;
+    default:
+      msg += fallback_5xx_ ? "answered " + std::to_string(fallback_5xx_)
+                           : std::string("failed before answering");
+      break;
+  }
+  if (CanFallback()) {
+    FallBack(msg);
+    return;
   }
   // If the request body was not read to its end, the connection cannot go on.
   bool close_after = !client_keep_alive_ || !request_done_;
   SendError(why == Upstream::kTimeout ? 504 : 502, msg, close_after);
+}
+
+bool Session::CanFallback() const {
+  if (fell_back_ || decision_.route < 0 || response_started_ || !request_done_ || has_body_) {
+    return false;
+  }
+  if (!snap_->table->routes()[static_cast<size_t>(decision_.route)].fallback) return false;
+  if (method_ != "GET" && method_ != "HEAD" && method_ != "OPTIONS") return false;
+  int other = snap_->table->ElseBackend(decision_.route);
+  return other >= 0 && other != decision_.backend;
+}
+
+bool Session::FallbackOn5xx() const {
+  return CanFallback() &&
+         snap_->table->routes()[static_cast<size_t>(decision_.route)].fallback_on_5xx;
+}
+
+// Sends the same request to the route's else backend. Nothing of the first
+// answer reached the client, and the request is idempotent and bodiless, so
+// the client sees one answer; the log says reason "fallback" and why.
+void Session::FallBack(const std::string& why) {
+  fell_back_ = true;
+  fallback_why_ = why;
+  fallback_5xx_ = 0;
+  decision_.backend = snap_->table->ElseBackend(decision_.route);
+  decision_.reason = Reason::kFallback;
+  reason_ = ReasonName(decision_.reason);
+  target_ = snap_->targets[static_cast<size_t>(decision_.backend)].get();
+  backend_name_ = target_->backend->name;
+  size_t n = target_->instances.size();
+  size_t pick = n == 1 ? 0 : target_->next.fetch_add(1, std::memory_order_relaxed) % n;
+  instance_ = target_->instances[pick];
+  const std::string& base_path = target_->base_paths[pick];
+  if (!base_path.empty()) {
+    scratch_.assign(base_path);
+    scratch_.append(path_and_query_);
+    BuildUpstreamHead(scratch_);
+  } else {
+    BuildUpstreamHead(path_and_query_);
+  }
+  upstream_state_ = Upstream::kOk;
+  replayable_ = true;
+  status_ = 0;
+  if (!FlushUpstream(true)) {
+    Finish502or504(upstream_state_);
+    return;
+  }
+  Exchange();
 }
 
 void Session::SendError(int status, std::string_view message, bool close_after) {
@@ -830,6 +904,7 @@ void Session::LogRequest() {
   r.bytes_out = bytes_out_;
   r.client = client_ip_;
   r.ruleset = snap_ ? snap_->table->version() : 0;
+  r.fallback = fallback_why_;
   proxy_->log()->Write(r);
 }
 

@@ -541,6 +541,10 @@ Result<std::shared_ptr<const RouteTable>> RouteTable::Compile(const RuleSet& rul
   return std::shared_ptr<const RouteTable>(std::move(t));
 }
 
+int RouteTable::ElseBackend(int route) const {
+  return compiled_->routes[static_cast<size_t>(route)].else_backend;
+}
+
 Decision RouteTable::Decide(const RequestView& req, uint64_t random) const {
   const Compiled& c = *compiled_;
   Candidates cand;

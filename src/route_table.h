@@ -55,6 +55,9 @@ class RouteTable {
   const std::vector<Backend>& backends() const { return rules_.backends; }
   const std::vector<Route>& routes() const { return rules_.routes; }  // in evaluation order
   int default_backend() const { return default_backend_; }
+  // Where route `route` sends what does not go to `to`: its else backend,
+  // or the default (the fallback target of --fallback).
+  int ElseBackend(int route) const;
   int64_t version() const { return rules_.version; }
 
   struct Compiled;  // implementation detail, public for the .cc helpers

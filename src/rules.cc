@@ -441,7 +441,7 @@ Json ToJson(const Backend& b) {
 }
 
 Json ToJson(const Route& r) {
-  return Json{{"name", r.name},
+  Json j = Json{{"name", r.name},
               {"to", r.to},
               {"else", NullIfEmpty(r.else_backend)},
               {"path", NullIfEmpty(r.path)},
@@ -454,6 +454,10 @@ Json ToJson(const Route& r) {
               {"salt", NullIfEmpty(r.salt)},
               {"priority", r.priority},
               {"enabled", r.enabled}};
+  // Options of "Migrating safely" appear only when set.
+  if (r.fallback) j["fallback"] = true;
+  if (r.fallback_on_5xx) j["fallback_on_5xx"] = true;
+  return j;
 }
 
 Result<Backend> BackendFromJson(const Json& j) {
@@ -473,7 +477,7 @@ Result<Route> RouteFromJson(const Json& j) {
   STRANGLER_RETURN_IF_ERROR(CheckKnownFields(
       j, "route",
       {"name", "to", "else", "path", "methods", "headers", "query", "cookies", "percent",
-       "sticky", "salt", "priority", "enabled"}));
+       "sticky", "salt", "priority", "enabled", "fallback", "fallback_on_5xx"}));
   Route r;
   STRANGLER_RETURN_IF_ERROR(ReadString(j, "name", &r.name));
   STRANGLER_RETURN_IF_ERROR(ReadString(j, "to", &r.to));
@@ -498,6 +502,9 @@ Result<Route> RouteFromJson(const Json& j) {
   STRANGLER_RETURN_IF_ERROR(ReadString(j, "salt", &r.salt));
   STRANGLER_RETURN_IF_ERROR(ReadInt(j, "priority", &r.priority));
   STRANGLER_RETURN_IF_ERROR(ReadBool(j, "enabled", &r.enabled));
+  STRANGLER_RETURN_IF_ERROR(ReadBool(j, "fallback", &r.fallback));
+  STRANGLER_RETURN_IF_ERROR(ReadBool(j, "fallback_on_5xx", &r.fallback_on_5xx));
+  if (r.fallback_on_5xx) r.fallback = true;
   Status st = ValidateRoute(r);
   if (!st.ok()) return Status::Invalid(st.message());
   return r;

@@ -47,6 +47,12 @@ struct Route {
   std::string salt;                  // "" = the route's name
   int priority = 0;
   bool enabled = true;
+  // Migrating safely: when `to` fails before any byte of its answer reached
+  // the client, an idempotent request (GET, HEAD, OPTIONS) without a body is
+  // sent to the else backend instead. fallback_on_5xx also counts a 5xx
+  // answer as a failure (and implies fallback).
+  bool fallback = false;
+  bool fallback_on_5xx = false;
 
   const std::string& effective_salt() const { return salt.empty() ? name : salt; }
 };
