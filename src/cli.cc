@@ -46,21 +46,7 @@ Status WithHint(const Status& s, const std::string& hint) {
       msg.find(": use ") != std::string::npos) {
     return s;
   }
-  std::string m = s.message() + "; " + hint;
-  switch (s.code()) {
-    case Code::kUsage:
-      return Status::Usage(m);
-    case Code::kInvalid:
-      return Status::Invalid(m);
-    case Code::kNotFound:
-      return Status::NotFound(m);
-    case Code::kConflict:
-      return Status::Conflict(m);
-    case Code::kIo:
-      return Status::Io(m);
-    default:
-      return Status::Internal(m);
-  }
+  return Status::FromCode(s.code(), s.message() + "; " + hint);
 }
 
 Result<std::unique_ptr<Store>> CliContext::OpenStore() const {

@@ -192,6 +192,7 @@ class Session : public MessageHandler {
   bool CanFallback() const;
   bool FallbackOn5xx() const;
   void FallBack(const std::string& why);
+  void UseBackend(int index);
 
   Proxy* proxy_;
   int fd_;
@@ -485,27 +486,13 @@ bool Session::HandleRequest() {
   decision_ = table.Decide(view, NextRandom());
   route_name_ = decision_.route >= 0 ? std::string_view(table.routes()[decision_.route].name)
                                      : std::string_view();
-  target_ = snap_->targets[static_cast<size_t>(decision_.backend)].get();
-  backend_name_ = target_->backend->name;
   reason_ = ReasonName(decision_.reason);
-  size_t n = target_->instances.size();
-  size_t pick = n == 1 ? 0 : target_->next.fetch_add(1, std::memory_order_relaxed) % n;
-  instance_ = target_->instances[pick];
+  path_and_query_ = path_and_query;
+  UseBackend(decision_.backend);
 
   if (method == "CONNECT") {
     SendError(405, "CONNECT is not supported by this proxy", true);
     return false;
-  }
-
-  path_and_query_ = path_and_query;
-  // The backend's base path goes in front of the client's path.
-  const std::string& base_path = target_->base_paths[pick];
-  if (!base_path.empty()) {
-    scratch_.assign(base_path);
-    scratch_.append(path_and_query);
-    BuildUpstreamHead(scratch_);
-  } else {
-    BuildUpstreamHead(path_and_query);
   }
 
   bool has_body = req_.chunked() || (req_.has_content_length() && req_.content_length() > 0);
@@ -808,6 +795,24 @@ void Session::Finish502or504(Upstream why) {
   SendError(why == Upstream::kTimeout ? 504 : 502, msg, close_after);
 }
 
+// Points the request at backend `index`: its next instance in turn, and the
+// upstream head for it (the instance's base path goes in front of the path).
+void Session::UseBackend(int index) {
+  target_ = snap_->targets[static_cast<size_t>(index)].get();
+  backend_name_ = target_->backend->name;
+  size_t n = target_->instances.size();
+  size_t pick = n == 1 ? 0 : target_->next.fetch_add(1, std::memory_order_relaxed) % n;
+  instance_ = target_->instances[pick];
+  const std::string& base_path = target_->base_paths[pick];
+  if (base_path.empty()) {
+    BuildUpstreamHead(path_and_query_);
+    return;
+  }
+  scratch_.assign(base_path);
+  scratch_.append(path_and_query_);
+  BuildUpstreamHead(scratch_);
+}
+
 bool Session::CanFallback() const {
   if (fell_back_ || decision_.route < 0 || response_started_ || !request_done_ || has_body_) {
     return false;
@@ -833,19 +838,7 @@ void Session::FallBack(const std::string& why) {
   decision_.backend = snap_->table->ElseBackend(decision_.route);
   decision_.reason = Reason::kFallback;
   reason_ = ReasonName(decision_.reason);
-  target_ = snap_->targets[static_cast<size_t>(decision_.backend)].get();
-  backend_name_ = target_->backend->name;
-  size_t n = target_->instances.size();
-  size_t pick = n == 1 ? 0 : target_->next.fetch_add(1, std::memory_order_relaxed) % n;
-  instance_ = target_->instances[pick];
-  const std::string& base_path = target_->base_paths[pick];
-  if (!base_path.empty()) {
-    scratch_.assign(base_path);
-    scratch_.append(path_and_query_);
-    BuildUpstreamHead(scratch_);
-  } else {
-    BuildUpstreamHead(path_and_query_);
-  }
+  UseBackend(decision_.backend);
   upstream_state_ = Upstream::kOk;
   replayable_ = true;
   status_ = 0;

@@ -21,6 +21,8 @@ class [[nodiscard]] Status {
   static Status Conflict(std::string m) { return Status(Code::kConflict, std::move(m)); }
   static Status Io(std::string m) { return Status(Code::kIo, std::move(m)); }
   static Status Internal(std::string m) { return Status(Code::kInternal, std::move(m)); }
+  // A failure of kind `c` (not kOk) with message `m`.
+  static Status FromCode(Code c, std::string m) { return Status(c, std::move(m)); }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

@@ -194,34 +194,30 @@ Result<Route> RouteFromRow(const Stmt& s) {
   return r;
 }
 
-Result<std::vector<Backend>> QueryBackends(sqlite3* db) {
+// Every row of `select` (ordered by name), each turned into a T by `from_row`.
+template <typename T>
+Result<std::vector<T>> QueryAll(sqlite3* db, std::string_view select,
+                                Result<T> (*from_row)(const Stmt&)) {
   Stmt s;
-  STRANGLER_RETURN_IF_ERROR(s.Prepare(db, std::string(kSelectBackends) + " ORDER BY name"));
-  std::vector<Backend> out;
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(db, std::string(select) + " ORDER BY name"));
+  std::vector<T> out;
   for (;;) {
     Result<bool> row = s.Step();
     if (!row.ok()) return row.status();
     if (!*row) break;
-    Result<Backend> b = BackendFromRow(s);
-    if (!b.ok()) return b.status();
-    out.push_back(std::move(*b));
+    Result<T> item = from_row(s);
+    if (!item.ok()) return item.status();
+    out.push_back(std::move(*item));
   }
   return out;
 }
 
+Result<std::vector<Backend>> QueryBackends(sqlite3* db) {
+  return QueryAll<Backend>(db, kSelectBackends, &BackendFromRow);
+}
+
 Result<std::vector<Route>> QueryRoutes(sqlite3* db) {
-  Stmt s;
-  STRANGLER_RETURN_IF_ERROR(s.Prepare(db, std::string(kSelectRoutes) + " ORDER BY name"));
-  std::vector<Route> out;
-  for (;;) {
-    Result<bool> row = s.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    Result<Route> r = RouteFromRow(s);
-    if (!r.ok()) return r.status();
-    out.push_back(std::move(*r));
-  }
-  return out;
+  return QueryAll<Route>(db, kSelectRoutes, &RouteFromRow);
 }
 
 // The backend named `name`, or nullopt when there is none.
@@ -573,22 +569,10 @@ Status NoSuchChange(int64_t id) {
 
 // "what: message", keeping the code.
 Status WrapStatus(const Status& s, const std::string& what) {
-  std::string m = what + ": " + s.message();
-  switch (s.code()) {
-    case Code::kOk:
-      return s;
-    case Code::kUsage:
-    case Code::kInvalid:
-      return Status::Invalid(m);
-    case Code::kNotFound:
-      return Status::NotFound(m);
-    case Code::kConflict:
-      return Status::Conflict(m);
-    case Code::kIo:
-      return Status::Io(m);
-    default:
-      return Status::Internal(m);
-  }
+  if (s.ok()) return s;
+  // A bad value found by the store is invalid data, not a usage error.
+  Code c = s.code() == Code::kUsage ? Code::kInvalid : s.code();
+  return Status::FromCode(c, what + ": " + s.message());
 }
 
 // route.enable / route.disable when only `enabled` differs, else route.set.

@@ -8,28 +8,14 @@
 #include <vector>
 
 #include "store.h"
+#include "test_util.h"
 
 namespace strangler {
 namespace {
 
 TEST_SUITE_BEGIN("rule_file");
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "strangler-rf-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 const ChangeContext kCtx{"tester", "because"};
 
