@@ -53,6 +53,7 @@ int MessageParser::OnMessageBegin(llhttp_t* p) {
   self->target_ = Span{};
   self->reason_ = Span{};
   self->value_open_ = false;
+  self->trailer_name_len_ = 0;
   self->in_head_ = true;
   return 0;
 }
@@ -75,6 +76,16 @@ int MessageParser::OnStatus(llhttp_t* p, const char* at, size_t len) {
 
 int MessageParser::OnHeaderField(llhttp_t* p, const char* at, size_t len) {
   MessageParser* self = Self(p);
+  if (!self->in_head_) {  // a trailer: no offsets, the buffer may have moved
+    for (size_t i = 0; i < len; ++i) {
+      if (!IsTchar(at[i])) {
+        llhttp_set_error_reason(p, "invalid trailer name");
+        return HPE_USER;
+      }
+    }
+    self->trailer_name_len_ += len;
+    return 0;
+  }
   uint32_t off = static_cast<uint32_t>(at - self->base_);
   if (self->headers_.empty() || self->value_open_ ||
       self->headers_.back().value.off != 0) {
@@ -92,6 +103,7 @@ int MessageParser::OnHeaderField(llhttp_t* p, const char* at, size_t len) {
 
 int MessageParser::OnHeaderValue(llhttp_t* p, const char* at, size_t len) {
   MessageParser* self = Self(p);
+  if (!self->in_head_) return 0;  // trailer values are not forwarded
   uint32_t off = static_cast<uint32_t>(at - self->base_);
   Span& value = self->headers_.back().value;
   if (value.off == 0) value.off = off;
@@ -101,6 +113,15 @@ int MessageParser::OnHeaderValue(llhttp_t* p, const char* at, size_t len) {
 
 int MessageParser::OnHeaderValueComplete(llhttp_t* p) {
   MessageParser* self = Self(p);
+  if (!self->in_head_) {
+    bool named = self->trailer_name_len_ > 0;
+    self->trailer_name_len_ = 0;
+    if (!named) {
+      llhttp_set_error_reason(p, "invalid trailer name");
+      return HPE_USER;
+    }
+    return 0;
+  }
   if (self->headers_.empty()) return 0;
   HeaderSpan& h = self->headers_.back();
   // An empty value gets no OnHeaderValue; mark the header closed either way.

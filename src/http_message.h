@@ -106,6 +106,9 @@ class MessageParser {
   bool at_start_ = true;        // next byte starts a message
   bool in_head_ = false;
   bool value_open_ = false;
+  // Trailer section: fields are checked piece by piece and dropped (never
+  // forwarded), since the caller may move its buffer once the head is done.
+  size_t trailer_name_len_ = 0;
   size_t head_start_ = 0;
   Span method_, target_, reason_;
   std::vector<HeaderSpan> headers_;

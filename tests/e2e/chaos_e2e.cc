@@ -17,6 +17,15 @@ namespace strangler {
 namespace e2e {
 namespace {
 
+// Under ASan/TSan each `strangler route` run (a sanitized process start and
+// SQLite write) takes 100-400 ms, so the 50 ms cadence cannot be kept there;
+// the test still needs many snapshot swaps under load.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr int kMinFlips = 20;
+#else
+constexpr int kMinFlips = 100;
+#endif
+
 struct Tally {
   std::atomic<int> ok{0}, failed{0}, bad_gateway{0};
   std::mutex mu;
@@ -101,7 +110,7 @@ TEST_CASE("e2e: chaos: rules flipped every 50 ms for 10 s under load fail no req
   MESSAGE(tally.ok.load() << " requests answered during " << flips << " rule changes; "
                           << tally.failed.load() << " failed");
   for (const auto& f : tally.failures) MESSAGE("failure: " << f);
-  CHECK(flips >= 100);
+  CHECK(flips >= kMinFlips);
   CHECK(flip_errors == 0);
   CHECK(tally.failed.load() == 0);
   CHECK(tally.bad_gateway.load() == 0);
