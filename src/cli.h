@@ -75,6 +75,14 @@ struct RouteFlags {
   std::optional<bool> enabled;
   std::optional<bool> fallback;         // --fallback / --no-fallback
   std::optional<bool> fallback_on_5xx;  // --fallback-on-5xx (implies --fallback)
+  std::optional<std::string> mirror;    // --mirror B; "" (or --no-mirror) clears every mirror option
+  std::optional<std::string> mirror_percent;
+  std::optional<bool> mirror_writes;
+  std::vector<std::string> compare_headers;  // replaces the list when given
+  std::vector<std::string> ignore_fields;
+  bool clear_compare_headers = false;
+  bool clear_ignore_fields = false;
+  std::optional<int> keep_diffs;
 };
 // Merges flags onto *r, parsing and validating every given value; returns a
 // usage error naming the option when one is bad. On error *r is unchanged.

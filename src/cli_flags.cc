@@ -70,6 +70,38 @@ Result<std::vector<std::string>> ParseMethodList(std::string_view text) {
   return out;
 }
 
+namespace {
+
+Status ApplyMirrorFlags(const RouteFlags& f, Route* next) {
+  if (f.mirror) {
+    if (f.mirror->empty()) {  // no mirror: its options go with it
+      Route cleared;
+      next->mirror.clear();
+      next->mirror_percent_bp = cleared.mirror_percent_bp;
+      next->mirror_writes = cleared.mirror_writes;
+      next->compare_headers.clear();
+      next->ignore_fields.clear();
+      next->keep_diffs = cleared.keep_diffs;
+    } else {
+      next->mirror = *f.mirror;
+    }
+  }
+  if (f.mirror_percent) {
+    auto p = ParsePercent(*f.mirror_percent);
+    if (!p.ok()) return Status::Usage("bad --mirror-percent: " + p.status().message());
+    next->mirror_percent_bp = p.value();
+  }
+  if (f.mirror_writes) next->mirror_writes = *f.mirror_writes;
+  if (f.clear_compare_headers) next->compare_headers.clear();
+  if (!f.compare_headers.empty()) next->compare_headers = f.compare_headers;
+  if (f.clear_ignore_fields) next->ignore_fields.clear();
+  if (!f.ignore_fields.empty()) next->ignore_fields = f.ignore_fields;
+  if (f.keep_diffs) next->keep_diffs = *f.keep_diffs;
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status ApplyRouteFlags(const RouteFlags& f, Route* r) {
   Route next = *r;
   if (f.to) next.to = *f.to;
@@ -135,6 +167,7 @@ Status ApplyRouteFlags(const RouteFlags& f, Route* r) {
     next.fallback_on_5xx = *f.fallback_on_5xx;
     if (*f.fallback_on_5xx) next.fallback = true;
   }
+  STRANGLER_RETURN_IF_ERROR(ApplyMirrorFlags(f, &next));
   if (next.to.empty()) {
     return Status::Usage("route '" + next.name +
                          "' needs --to BACKEND; name the backend that "

@@ -190,6 +190,18 @@ std::string DescribeRoute(const Route& r) {
     << "else:      " << or_dash(r.else_backend, "(default backend)") << "\n"
     << "sticky:    " << or_dash(r.sticky, "(random)") << "\n"
     << "salt:      " << or_dash(r.salt, ("(route name: " + r.name + ")").c_str()) << "\n";
+  if (r.fallback) {
+    o << "fallback:  to --else when --to fails" << (r.fallback_on_5xx ? " or answers 5xx" : "")
+      << "\n";
+  }
+  if (!r.mirror.empty()) {
+    o << "mirror:    " << r.mirror << " (" << FormatPercent(r.mirror_percent_bp) << "% of "
+      << (r.mirror_writes ? "all methods" : "GET, HEAD, OPTIONS") << ", keep " << r.keep_diffs
+      << " diffs)\n"
+      << "compare:   status, body"
+      << (r.compare_headers.empty() ? "" : ", headers " + Join(r.compare_headers, ",")) << "\n"
+      << "ignore:    " << (r.ignore_fields.empty() ? "-" : Join(r.ignore_fields, "  ")) << "\n";
+  }
   return o.str();
 }
 

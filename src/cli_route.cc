@@ -39,7 +39,16 @@ The first route whose conditions all hold wins.
 With 'route set', only options given change. Clear with: --path '' (any path),
 --method '' (any method), --else '' (default backend), --sticky '' (random),
 --salt '' (route name), --no-headers, --no-query, --no-cookies. A --header,
---query or --cookie given replaces that whole list.)";
+--query or --cookie given replaces that whole list.
+Migrating safely:
+  --fallback    when --to fails before answering, an idempotent request goes to
+                --else instead (--fallback-on-5xx: a 5xx answer counts too).
+  --mirror B    a copy of matched GET/HEAD/OPTIONS requests (all methods with
+                --mirror-writes) goes to B after the client is answered, marked
+                X-Strangler-Mirror: 1; B's answer is compared with the client's
+                (status, body: JSON as values, and --compare-header headers),
+                leaving out --ignore-field paths. See 'strangler diff'.
+  Gradual ramps with an error budget: see 'strangler ramp --help'.)";
 
 struct RouteArgs {
   std::string name;
@@ -50,6 +59,11 @@ struct RouteArgs {
   bool no_headers = false, no_query = false, no_cookies = false;
   bool disabled = false, enabled = false;
   bool fallback = false, no_fallback = false, fallback_on_5xx = false;
+  std::string mirror, mirror_percent;
+  std::vector<std::string> compare_headers, ignore_fields;
+  bool no_mirror = false, mirror_writes = false, no_mirror_writes = false;
+  bool no_compare_headers = false, no_ignore_fields = false;
+  int keep_diffs = kDefaultKeepDiffs;
   int priority = 0;
   std::map<std::string, CLI::Option*> opts;
 
@@ -78,6 +92,16 @@ struct RouteArgs {
     if (fallback) f.fallback = true;
     if (no_fallback) f.fallback = false;
     if (fallback_on_5xx) f.fallback_on_5xx = true;
+    if (given("--mirror")) f.mirror = mirror;
+    if (no_mirror) f.mirror = "";
+    if (given("--mirror-percent")) f.mirror_percent = mirror_percent;
+    if (mirror_writes) f.mirror_writes = true;
+    if (no_mirror_writes) f.mirror_writes = false;
+    f.compare_headers = compare_headers;
+    f.ignore_fields = ignore_fields;
+    f.clear_compare_headers = no_compare_headers;
+    f.clear_ignore_fields = no_ignore_fields;
+    if (given("--keep-diffs")) f.keep_diffs = keep_diffs;
     return f;
   }
 };
@@ -112,7 +136,10 @@ Status Set(CliContext& ctx, const RouteArgs& a) {
   RouteFlags f = a.flags();
   if (!f.to && !f.else_backend && !f.path && !f.methods && f.headers.empty() && f.query.empty() &&
       f.cookies.empty() && !f.clear_headers && !f.clear_query && !f.clear_cookies && !f.percent &&
-      !f.sticky && !f.salt && !f.priority && !f.enabled && !f.fallback && !f.fallback_on_5xx) {
+      !f.sticky && !f.salt && !f.priority && !f.enabled && !f.fallback && !f.fallback_on_5xx &&
+      !f.mirror && !f.mirror_percent && !f.mirror_writes && f.compare_headers.empty() &&
+      f.ignore_fields.empty() && !f.clear_compare_headers && !f.clear_ignore_fields &&
+      !f.keep_diffs) {
     return Status::Usage("nothing to change for route '" + a.name +
                          "'; give at least one option (see 'strangler route set --help')");
   }
@@ -242,7 +269,35 @@ void AddRouteOptions(CLI::App* cmd, RouteArgs* a, bool is_set) {
                 "request without a body (GET, HEAD, OPTIONS) to --else instead");
   cmd->add_flag("--fallback-on-5xx", a->fallback_on_5xx,
                 "also fall back when --to answers 5xx (implies --fallback)");
+  o["--mirror"] = cmd->add_option("--mirror", a->mirror,
+                                  "send a copy of matched requests to BACKEND too, off the "
+                                  "request path, and compare its answer with the client's")
+                      ->type_name("BACKEND");
+  o["--mirror-percent"] =
+      cmd->add_option("--mirror-percent", a->mirror_percent,
+                      "share of matched requests mirrored, 0-100 (default 100)")
+          ->type_name("P");
+  cmd->add_flag("--mirror-writes", a->mirror_writes,
+                "mirror every method, not only GET, HEAD and OPTIONS (the mirror backend must "
+                "not write where the primary does)");
+  cmd->add_option("--compare-header", a->compare_headers,
+                  "also compare this response header (repeatable)")
+      ->type_name("NAME")
+      ->allow_extra_args(false);
+  cmd->add_option("--ignore-field", a->ignore_fields,
+                  "leave this JSON field out of the comparison: a.b, items[].updated_at "
+                  "(repeatable)")
+      ->type_name("PATH")
+      ->allow_extra_args(false);
+  o["--keep-diffs"] = cmd->add_option("--keep-diffs", a->keep_diffs,
+                                      "mismatches kept in the store for 'strangler diff' "
+                                      "(default 100)")
+                          ->type_name("N");
   if (is_set) {
+    cmd->add_flag("--no-mirror", a->no_mirror, "stop mirroring (clears every mirror option)");
+    cmd->add_flag("--no-mirror-writes", a->no_mirror_writes, "mirror GET, HEAD and OPTIONS only");
+    cmd->add_flag("--no-compare-headers", a->no_compare_headers, "clear --compare-header");
+    cmd->add_flag("--no-ignore-fields", a->no_ignore_fields, "clear --ignore-field");
     cmd->add_flag("--enabled", a->enabled, "enable the route");
     cmd->add_flag("--no-fallback", a->no_fallback, "turn fallback (and fallback on 5xx) off");
     cmd->add_flag("--no-headers", a->no_headers, "clear the header conditions");

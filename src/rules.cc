@@ -1,5 +1,7 @@
 #include "rules.h"
 
+#include "compare.h"
+
 #include <re2/re2.h>
 
 #include <algorithm>
@@ -313,6 +315,43 @@ Status ValidateBackend(const Backend& b) {
   return Status::Ok();
 }
 
+namespace {
+
+Status ValidateMirror(const Route& r) {
+  bool any = r.mirror_percent_bp != kFullPercentBp || r.mirror_writes ||
+             !r.compare_headers.empty() || !r.ignore_fields.empty() ||
+             r.keep_diffs != kDefaultKeepDiffs;
+  if (r.mirror.empty()) {
+    if (any) {
+      return Status::Usage("route '" + r.name +
+                           "': mirror options need --mirror BACKEND (the backend that gets "
+                           "the copies)");
+    }
+    return Status::Ok();
+  }
+  STRANGLER_RETURN_IF_ERROR(ValidateName("backend", r.mirror));
+  if (r.mirror == r.to) {
+    return Status::Usage("route '" + r.name + "': --mirror '" + r.mirror +
+                         "' is also --to; mirror to the other backend of the comparison");
+  }
+  if (r.mirror_percent_bp < 0 || r.mirror_percent_bp > kFullPercentBp) {
+    return Status::Usage("mirror percent must be 0..100");
+  }
+  if (r.keep_diffs < 1 || r.keep_diffs > kMaxKeepDiffs) {
+    return Status::Usage("--keep-diffs must be 1.." + std::to_string(kMaxKeepDiffs));
+  }
+  for (const std::string& h : r.compare_headers) {
+    if (!IsToken(h)) return Status::Usage("bad --compare-header '" + h + "': not a header name");
+  }
+  for (const std::string& f : r.ignore_fields) {
+    auto parsed = ParseIgnoreField(f);
+    if (!parsed.ok()) return parsed.status();
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status ValidateRoute(const Route& r) {
   STRANGLER_RETURN_IF_ERROR(ValidateName("route", r.name));
   STRANGLER_RETURN_IF_ERROR(ValidateName("backend", r.to));
@@ -334,7 +373,7 @@ Status ValidateRoute(const Route& r) {
   }
   auto sticky = ParseSticky(r.sticky);
   if (!sticky.ok()) return sticky.status();
-  return Status::Ok();
+  return ValidateMirror(r);
 }
 
 Status ValidateRuleSet(const RuleSet& rules) {
@@ -355,8 +394,8 @@ Status ValidateRuleSet(const RuleSet& rules) {
     if (!route_names.insert(r.name).second) {
       return Status::Conflict("duplicate route '" + r.name + "'");
     }
-    for (const std::string* ref : {&r.to, &r.else_backend}) {
-      if (!ref->empty() && !names.count(*ref)) {
+    for (const std::string* ref : r.backend_refs()) {
+      if (!names.count(*ref)) {
         return Status::NotFound("route '" + r.name + "' points at unknown backend '" + *ref + "'");
       }
     }
@@ -457,6 +496,14 @@ Json ToJson(const Route& r) {
   // Options of "Migrating safely" appear only when set.
   if (r.fallback) j["fallback"] = true;
   if (r.fallback_on_5xx) j["fallback_on_5xx"] = true;
+  if (!r.mirror.empty()) {
+    j["mirror"] = r.mirror;
+    j["mirror_percent"] = PercentJson(r.mirror_percent_bp);
+    j["mirror_writes"] = r.mirror_writes;
+    j["compare_headers"] = r.compare_headers;
+    j["ignore_fields"] = r.ignore_fields;
+    j["keep_diffs"] = r.keep_diffs;
+  }
   return j;
 }
 
@@ -477,7 +524,8 @@ Result<Route> RouteFromJson(const Json& j) {
   STRANGLER_RETURN_IF_ERROR(CheckKnownFields(
       j, "route",
       {"name", "to", "else", "path", "methods", "headers", "query", "cookies", "percent",
-       "sticky", "salt", "priority", "enabled", "fallback", "fallback_on_5xx"}));
+       "sticky", "salt", "priority", "enabled", "fallback", "fallback_on_5xx", "mirror",
+       "mirror_percent", "mirror_writes", "compare_headers", "ignore_fields", "keep_diffs"}));
   Route r;
   STRANGLER_RETURN_IF_ERROR(ReadString(j, "name", &r.name));
   STRANGLER_RETURN_IF_ERROR(ReadString(j, "to", &r.to));
@@ -505,6 +553,17 @@ Result<Route> RouteFromJson(const Json& j) {
   STRANGLER_RETURN_IF_ERROR(ReadBool(j, "fallback", &r.fallback));
   STRANGLER_RETURN_IF_ERROR(ReadBool(j, "fallback_on_5xx", &r.fallback_on_5xx));
   if (r.fallback_on_5xx) r.fallback = true;
+  STRANGLER_RETURN_IF_ERROR(ReadString(j, "mirror", &r.mirror));
+  auto mp = j.find("mirror_percent");
+  if (mp != j.end() && !mp->is_null()) {
+    auto bp = PercentFromJson(*mp);
+    if (!bp.ok()) return Status::Invalid("mirror_percent: " + bp.status().message());
+    r.mirror_percent_bp = *bp;
+  }
+  STRANGLER_RETURN_IF_ERROR(ReadBool(j, "mirror_writes", &r.mirror_writes));
+  STRANGLER_RETURN_IF_ERROR(ReadStringList(j, "compare_headers", &r.compare_headers));
+  STRANGLER_RETURN_IF_ERROR(ReadStringList(j, "ignore_fields", &r.ignore_fields));
+  STRANGLER_RETURN_IF_ERROR(ReadInt(j, "keep_diffs", &r.keep_diffs));
   Status st = ValidateRoute(r);
   if (!st.ok()) return Status::Invalid(st.message());
   return r;

@@ -18,6 +18,8 @@ using Json = nlohmann::json;
 
 inline constexpr int kDefaultTimeoutMs = 30000;
 inline constexpr int kFullPercentBp = 10000;  // 100.00 % in basis points
+inline constexpr int kDefaultKeepDiffs = 100;
+inline constexpr int kMaxKeepDiffs = 10000;
 
 struct Backend {
   std::string name;
@@ -53,8 +55,24 @@ struct Route {
   // answer as a failure (and implies fallback).
   bool fallback = false;
   bool fallback_on_5xx = false;
+  // Mirror and compare: a copy of matched requests (GET, HEAD, OPTIONS unless
+  // mirror_writes; mirror_percent_bp of them) goes to `mirror` off the request
+  // path; its answer is compared with the one the client got.
+  std::string mirror;                        // "" = no mirror
+  int mirror_percent_bp = kFullPercentBp;
+  bool mirror_writes = false;
+  std::vector<std::string> compare_headers;  // header names also compared
+  std::vector<std::string> ignore_fields;    // JSON paths left out: a.b[].c
+  int keep_diffs = kDefaultKeepDiffs;        // mismatches kept in the store
 
   const std::string& effective_salt() const { return salt.empty() ? name : salt; }
+  // Backends the route names: to, else (when set), mirror (when set).
+  std::vector<const std::string*> backend_refs() const {
+    std::vector<const std::string*> refs{&to};
+    if (!else_backend.empty()) refs.push_back(&else_backend);
+    if (!mirror.empty()) refs.push_back(&mirror);
+    return refs;
+  }
 };
 
 // Everything a snapshot is compiled from, read in one transaction.

@@ -409,7 +409,8 @@ Status RemoveBackendIn(Write* w, const std::string& name) {
 
   Stmt users;
   STRANGLER_RETURN_IF_ERROR(users.Prepare(
-      w->db, "SELECT name FROM routes WHERE to_backend = ?1 OR else_backend = ?1 ORDER BY name"));
+      w->db, "SELECT name FROM routes WHERE to_backend = ?1 OR else_backend = ?1 OR "
+               "json_extract(spec, '$.mirror') = ?1 ORDER BY name"));
   users.Bind(1, name);
   std::string list;
   for (;;) {
@@ -439,8 +440,7 @@ Status RemoveBackendIn(Write* w, const std::string& name) {
 }
 
 Status CheckRouteTargets(sqlite3* db, const Route& r) {
-  for (const std::string* target : {&r.to, &r.else_backend}) {
-    if (target->empty()) continue;
+  for (const std::string* target : r.backend_refs()) {
     Result<std::optional<Backend>> b = FindBackend(db, *target);
     if (!b.ok()) return b.status();
     if (!b->has_value()) return UnknownBackend(*target);
@@ -616,8 +616,7 @@ Status RunPlanStep(Write* w, const PlanStep& step) {
 }
 
 Status NeedBackends(sqlite3* db, const Route& r) {
-  for (const std::string* target : {&r.to, &r.else_backend}) {
-    if (target->empty()) continue;
+  for (const std::string* target : r.backend_refs()) {
     Result<std::optional<Backend>> b = FindBackend(db, *target);
     if (!b.ok()) return b.status();
     if (!b->has_value()) {

@@ -5,9 +5,11 @@
 #pragma once
 
 #include <cstdint>
+#include <climits>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "rule_file.h"
@@ -41,6 +43,75 @@ struct ChangeRow {
 struct ApplyResult {
   ApplyPlan plan;
   std::vector<ChangeRow> recorded;
+};
+
+// --- Ramps (PRODUCT.md "Migrating safely") ----------------------------------
+// A ramp raises a route's percent by step_bp every every_ms until target_bp,
+// judging the 5xx rate of the route's --to traffic in each window first.
+
+struct RampSpec {
+  std::string route;
+  int target_bp = 0;
+  int step_bp = 0;
+  int64_t every_ms = 0;
+  std::optional<double> max_error_rate;  // 0..1; none = no error budget
+  int64_t min_requests = 0;              // fewer --to requests: the window waits
+  std::string on_breach = "rollback";    // rollback | freeze
+};
+
+// Requests of a route in one window, split by where they went.
+struct RampCounts {
+  int64_t to_n = 0, to_5xx = 0;      // sent to --to (a fallback counts as a --to 5xx)
+  int64_t else_n = 0, else_5xx = 0;  // sent to --else by the percent split
+  bool empty() const { return to_n == 0 && else_n == 0; }
+};
+
+struct Ramp {
+  RampSpec spec;
+  std::string state;  // running, paused, done, rolled_back, frozen, aborted
+  int64_t step = 0;   // steps taken so far
+  int64_t next_at_ms = 0;  // Unix ms when the running ramp is next judged
+  std::string started_at, updated_at;
+  RampCounts last;     // the last window judged
+  RampCounts current;  // counted so far in the window in progress
+  std::string note;    // why it ended or what it waits for
+  int percent_bp = 0;  // the route's percent now (-1 if the route is gone)
+};
+
+// What RampTick did to one ramp; `message` is one line for serve's log.
+struct RampEvent {
+  std::string route;
+  std::string what;  // step, waiting, done, rolled_back, frozen, aborted
+  std::string message;
+};
+
+struct RampTickResult {
+  std::vector<RampEvent> events;
+  std::vector<std::string> running;  // routes whose ramp is running after the tick
+  int64_t next_due_ms = INT64_MAX;   // earliest next_at_ms among them
+};
+
+// --- Mirror comparisons --------------------------------------------------------
+
+// Running totals per route since the first result.
+struct MirrorTally {
+  int64_t compared = 0, equal = 0;
+  int64_t dropped = 0;  // copies not sent: the mirror queue was full
+  int64_t failed = 0;   // the mirror refused, timed out or broke
+};
+
+struct DiffStats {
+  std::string route;
+  MirrorTally tally;
+  std::string since, last_at;  // RFC 3339 UTC
+};
+
+// A mismatch (or a failed copy) as stored. `result` is ToJson(Comparison)
+// (compare.h) or {"error": "..."} for a copy that got no answer.
+struct DiffRecord {
+  int64_t id = 0;  // assigned by the store
+  std::string route, ts, request_id, method, target, primary_backend, mirror_backend;
+  Json result;
 };
 
 class Store {
@@ -103,6 +174,38 @@ class Store {
 
   // Newest first; `object_name` filters by backend or route name ("" = all).
   Result<std::vector<ChangeRow>> History(const std::string& object_name, int limit);
+
+  // Ramps. Start refuses (usage) a bad spec, an unknown route, a target not
+  // above the route's percent, and a route whose ramp is running or paused;
+  // an ended ramp is replaced. Each records a history row (object kind
+  // "ramp": ramp.start, ramp.pause, ramp.resume, ramp.abort) without bumping
+  // the ruleset version.
+  Status StartRamp(const RampSpec& spec, const ChangeContext& ctx);
+  Status PauseRamp(const std::string& route, const ChangeContext& ctx);
+  Status ResumeRamp(const std::string& route, const ChangeContext& ctx);
+  Status AbortRamp(const std::string& route, const ChangeContext& ctx);
+  Result<std::vector<Ramp>> ListRamps();  // every ramp, by route
+  Result<Ramp> GetRamp(const std::string& route);
+
+  // Called by serve on its tick: adds `counted` to the windows in progress of
+  // running ramps (counts of other routes are dropped), then judges and
+  // advances every running ramp whose next_at_ms <= now_ms, all in one
+  // BEGIN IMMEDIATE transaction that re-reads the ramps, so several serve
+  // processes take each step once. Steps and rollbacks are route.set changes
+  // by actor "ramp"; the end of a ramp is a ramp.done / ramp.breach row. Reads
+  // only (no transaction) when nothing is counted and nothing is due.
+  Result<RampTickResult> RampTick(int64_t now_ms,
+                                  const std::vector<std::pair<std::string, RampCounts>>& counted);
+
+  // Called by serve: adds `tallies` to diff_stats and stores `records`,
+  // keeping the newest keep_diffs (the route's option) per route. One
+  // transaction; no history row, no ruleset bump.
+  Status RecordMirrorResults(const std::vector<std::pair<std::string, MirrorTally>>& tallies,
+                             const std::vector<DiffRecord>& records);
+  // Totals for one route ("" = all routes that have any), by route.
+  Result<std::vector<DiffStats>> ListDiffStats(const std::string& route);
+  // Newest first, at most `limit`; `route` "" = all routes.
+  Result<std::vector<DiffRecord>> LatestDiffs(const std::string& route, int limit);
 
  private:
   explicit Store(sqlite3* db);
