@@ -9,6 +9,10 @@
 -- serve that advances a ramp does so in one BEGIN IMMEDIATE transaction that
 -- re-reads `next_at_ms` and `step`, so several serve processes on one store
 -- take each step once. Times are Unix milliseconds (compared, not shown).
+-- Ramp events are history rows too (changes.object_kind 'ramp', actions
+-- ramp.start|pause|resume|abort|done|breach); they change no rule, so they do
+-- not bump meta.ruleset_version and carry the version in effect. Steps and
+-- rollbacks are ordinary route.set rows by actor 'ramp'.
 CREATE TABLE ramps (
   route           TEXT PRIMARY KEY NOT NULL,
   target_bp       INTEGER NOT NULL,
@@ -17,7 +21,8 @@ CREATE TABLE ramps (
   max_error_rate  REAL,               -- NULL: no error budget
   min_requests    INTEGER NOT NULL,
   on_breach       TEXT NOT NULL CHECK (on_breach IN ('rollback', 'freeze')),
-  state           TEXT NOT NULL,
+  state           TEXT NOT NULL CHECK (state IN ('running', 'paused', 'done', 'rolled_back',
+                                                 'frozen', 'aborted')),
   step            INTEGER NOT NULL DEFAULT 0,
   next_at_ms      INTEGER NOT NULL,
   started_at      TEXT NOT NULL,

@@ -405,14 +405,14 @@ Status ValidateRuleSet(const RuleSet& rules) {
 
 // --- JSON -------------------------------------------------------------------
 
-namespace {
-
-Json NullIfEmpty(const std::string& s) { return s.empty() ? Json(nullptr) : Json(s); }
-
 Json PercentJson(int bp) {
   if (bp % 100 == 0) return Json(bp / 100);
   return Json(bp / 100.0);
 }
+
+namespace {
+
+Json NullIfEmpty(const std::string& s) { return s.empty() ? Json(nullptr) : Json(s); }
 
 // Reads an optional string field; null and absent leave *out unchanged.
 Status ReadString(const Json& j, const char* key, std::string* out) {

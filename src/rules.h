@@ -117,6 +117,7 @@ Result<Sticky> ParseSticky(std::string_view text);
 Result<int> ParsePercent(std::string_view text);
 Result<int> PercentFromJson(const Json& j);
 std::string FormatPercent(int bp);  // 3000 -> "30", 1250 -> "12.5"
+Json PercentJson(int bp);           // 3000 -> 30, 1250 -> 12.5 (as rule files write it)
 
 Status ValidateName(std::string_view what, std::string_view name);
 Result<Url> ParseUrl(std::string_view text);

@@ -2,9 +2,12 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <map>
+#include <set>
 #include <string_view>
 #include <utility>
 
@@ -61,6 +64,7 @@ class Stmt {
     Keep(sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT));
   }
   void Bind(int i, int64_t v) { Keep(sqlite3_bind_int64(stmt_, i, v)); }
+  void BindReal(int i, double v) { Keep(sqlite3_bind_double(stmt_, i, v)); }
   void BindNull(int i) { Keep(sqlite3_bind_null(stmt_, i)); }
 
   // True when a row is available, false when done.
@@ -79,6 +83,7 @@ class Stmt {
 
   bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  double Real(int col) const { return sqlite3_column_double(stmt_, col); }
   std::string Text(int col) const {
     const unsigned char* p = sqlite3_column_text(stmt_, col);
     if (p == nullptr) return std::string();
@@ -131,11 +136,14 @@ class Txn {
   bool open_ = false;
 };
 
-std::string NowRfc3339() {
+int64_t NowMs() {
   using std::chrono::milliseconds;
-  int64_t ms =
-      std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count();
+  return std::chrono::duration_cast<milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string Rfc3339(int64_t ms) {
   std::time_t secs = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
@@ -145,6 +153,8 @@ std::string NowRfc3339() {
                 static_cast<int>(ms % 1000));
   return buf;
 }
+
+std::string NowRfc3339() { return Rfc3339(NowMs()); }
 
 Status UnknownBackend(const std::string& name) {
   return Status::NotFound("unknown backend '" + name + "': add it with `strangler backend add " +
@@ -194,12 +204,10 @@ Result<Route> RouteFromRow(const Stmt& s) {
   return r;
 }
 
-// Every row of `select` (ordered by name), each turned into a T by `from_row`.
-template <typename T>
-Result<std::vector<T>> QueryAll(sqlite3* db, std::string_view select,
-                                Result<T> (*from_row)(const Stmt&)) {
-  Stmt s;
-  STRANGLER_RETURN_IF_ERROR(s.Prepare(db, std::string(select) + " ORDER BY name"));
+// Every row a prepared (and bound) statement yields, each turned into a T by
+// `from_row`, which returns a T or a Result<T>.
+template <typename T, typename FromRow>
+Result<std::vector<T>> CollectRows(Stmt& s, FromRow from_row) {
   std::vector<T> out;
   for (;;) {
     Result<bool> row = s.Step();
@@ -210,6 +218,15 @@ Result<std::vector<T>> QueryAll(sqlite3* db, std::string_view select,
     out.push_back(std::move(*item));
   }
   return out;
+}
+
+// Every row of `select` (ordered by name), each turned into a T by `from_row`.
+template <typename T>
+Result<std::vector<T>> QueryAll(sqlite3* db, std::string_view select,
+                                Result<T> (*from_row)(const Stmt&)) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(db, std::string(select) + " ORDER BY name"));
+  return CollectRows<T>(s, from_row);
 }
 
 Result<std::vector<Backend>> QueryBackends(sqlite3* db) {
@@ -264,10 +281,12 @@ Result<int64_t> QueryRulesetVersion(sqlite3* db) {
 // every row it writes, and how many objects it changed. A write that changes
 // nothing records nothing and leaves the version alone. Several operations
 // can share one Write (that is how a whole rule file can be applied at once).
+// `ctx` is a copy: a ramp tick gives each row its own reason.
 struct Write {
   sqlite3* db;
-  const ChangeContext& ctx;
+  ChangeContext ctx;
   std::string ts;
+  int64_t now_ms = 0;   // the same instant as `ts`
   int64_t version = 0;  // the version this write produces
   int changed = 0;
   std::vector<ChangeRow> recorded;  // the history rows written, oldest first
@@ -277,7 +296,8 @@ Result<Write> BeginWrite(sqlite3* db, Txn* txn, const ChangeContext& ctx) {
   STRANGLER_RETURN_IF_ERROR(txn->Begin(Txn::Kind::kWrite));
   Result<int64_t> v = QueryRulesetVersion(db);
   if (!v.ok()) return v.status();
-  return Write{db, ctx, NowRfc3339(), *v + 1, 0, {}};
+  int64_t now = NowMs();
+  return Write{db, ctx, Rfc3339(now), now, *v + 1, 0, {}};
 }
 
 Status FinishWrite(const Write& w, Txn* txn) {
@@ -291,8 +311,16 @@ Status FinishWrite(const Write& w, Txn* txn) {
   return txn->Commit();
 }
 
+// Whether a history row is a change of the rules (which serve compiles) or
+// bookkeeping beside them (ramp rows), which leaves the ruleset version alone.
+enum class Bump { kYes, kNo };
+
+// Appends one history row. A kNo row carries the ruleset version in effect
+// when it is written: this write's version once it changed a rule, else the
+// current one.
 Status RecordChange(Write* w, std::string_view action, std::string_view kind,
-                    const std::string& name, const Json& before, const Json& after) {
+                    const std::string& name, const Json& before, const Json& after,
+                    Bump bump = Bump::kYes) {
   Stmt s;
   STRANGLER_RETURN_IF_ERROR(
       s.Prepare(w->db,
@@ -312,9 +340,9 @@ Status RecordChange(Write* w, std::string_view action, std::string_view kind,
   else
     s.Bind(7, after.dump());
   s.Bind(8, w->ctx.reason);
-  s.Bind(9, w->version);
+  s.Bind(9, bump == Bump::kYes || w->changed > 0 ? w->version : w->version - 1);
   STRANGLER_RETURN_IF_ERROR(s.Run());
-  ++w->changed;
+  if (bump == Bump::kYes) ++w->changed;
   w->recorded.push_back(ChangeRow{sqlite3_last_insert_rowid(w->db), w->ts, w->ctx.actor,
                                   std::string(action), std::string(kind) + "/" + name, before,
                                   after, w->ctx.reason});
@@ -545,7 +573,7 @@ Result<ChangeRow> ChangeFromRow(const Stmt& s) {
 // A change row with what the public ChangeRow leaves out.
 struct StoredChange {
   ChangeRow row;
-  std::string kind;  // "backend" or "route"
+  std::string kind;  // "backend", "route" or "ramp"
   std::string name;
   int64_t ruleset = 0;
 };
@@ -735,6 +763,14 @@ Status RevertRoute(Write* w, const StoredChange& c) {
 }
 
 Status RevertIn(Write* w, const StoredChange& c) {
+  if (c.kind == "ramp") {
+    return Status::Invalid("change " + std::to_string(c.row.id) +
+                           " is a ramp event, not a rule change; use 'strangler ramp abort " +
+                           c.name +
+                           "' to stop a ramp, or revert the route.set changes it made (see "
+                           "'strangler history " +
+                           c.name + "')");
+  }
   if (c.row.before.is_null() && c.row.after.is_null()) {
     return Status::Invalid("the change records no state to restore");
   }
@@ -751,6 +787,461 @@ Status RunWrite(sqlite3* db, const ChangeContext& ctx, Op op) {
   if (!w.ok()) return w.status();
   STRANGLER_RETURN_IF_ERROR(op(&*w));
   return FinishWrite(*w, &txn);
+}
+
+// --- ramps -------------------------------------------------------------------
+
+constexpr char kSelectRamps[] =
+    "SELECT route, target_bp, step_bp, every_ms, max_error_rate, min_requests, on_breach, state, "
+    "step, next_at_ms, started_at, updated_at, last_to_n, last_to_5xx, last_else_n, "
+    "last_else_5xx, note FROM ramps";
+constexpr int64_t kMinEveryMs = 1000;
+
+Ramp RampFromRow(const Stmt& s) {
+  Ramp r;
+  r.spec.route = s.Text(0);
+  r.spec.target_bp = static_cast<int>(s.Int(1));
+  r.spec.step_bp = static_cast<int>(s.Int(2));
+  r.spec.every_ms = s.Int(3);
+  if (!s.IsNull(4)) r.spec.max_error_rate = s.Real(4);
+  r.spec.min_requests = s.Int(5);
+  r.spec.on_breach = s.Text(6);
+  r.state = s.Text(7);
+  r.step = s.Int(8);
+  r.next_at_ms = s.Int(9);
+  r.started_at = s.Text(10);
+  r.updated_at = s.Text(11);
+  r.last = RampCounts{s.Int(12), s.Int(13), s.Int(14), s.Int(15)};
+  r.note = s.Text(16);
+  return r;
+}
+
+enum class Which { kAll, kRunning };
+
+Result<std::vector<Ramp>> QueryRamps(sqlite3* db, Which which) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(
+      db, std::string(kSelectRamps) + (which == Which::kRunning ? " WHERE state = 'running'" : "") +
+              " ORDER BY route"));
+  return CollectRows<Ramp>(s, RampFromRow);
+}
+
+Result<std::optional<Ramp>> FindRamp(sqlite3* db, const std::string& route) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(db, std::string(kSelectRamps) + " WHERE route = ?1"));
+  s.Bind(1, route);
+  Result<bool> row = s.Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<Ramp>();
+  return std::optional<Ramp>(RampFromRow(s));
+}
+
+Status WriteRamp(sqlite3* db, const Ramp& r) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(
+      db,
+      "INSERT OR REPLACE INTO ramps (route, target_bp, step_bp, every_ms, max_error_rate, "
+      "min_requests, on_breach, state, step, next_at_ms, started_at, updated_at, last_to_n, "
+      "last_to_5xx, last_else_n, last_else_5xx, note) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"));
+  s.Bind(1, r.spec.route);
+  s.Bind(2, int64_t{r.spec.target_bp});
+  s.Bind(3, int64_t{r.spec.step_bp});
+  s.Bind(4, r.spec.every_ms);
+  if (r.spec.max_error_rate)
+    s.BindReal(5, *r.spec.max_error_rate);
+  else
+    s.BindNull(5);
+  s.Bind(6, r.spec.min_requests);
+  s.Bind(7, r.spec.on_breach);
+  s.Bind(8, r.state);
+  s.Bind(9, r.step);
+  s.Bind(10, r.next_at_ms);
+  s.Bind(11, r.started_at);
+  s.Bind(12, r.updated_at);
+  s.Bind(13, r.last.to_n);
+  s.Bind(14, r.last.to_5xx);
+  s.Bind(15, r.last.else_n);
+  s.Bind(16, r.last.else_5xx);
+  s.Bind(17, r.note);
+  return s.Run();
+}
+
+// What the window counted under `step` (zeros when nothing was).
+Result<RampCounts> WindowCounts(sqlite3* db, const std::string& route, int64_t step) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(
+      db, "SELECT to_n, to_5xx, else_n, else_5xx FROM ramp_counts WHERE route = ?1 AND step = ?2"));
+  s.Bind(1, route);
+  s.Bind(2, step);
+  Result<bool> row = s.Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return RampCounts{};
+  return RampCounts{s.Int(0), s.Int(1), s.Int(2), s.Int(3)};
+}
+
+Status AddWindowCounts(sqlite3* db, const std::string& route, int64_t step, const RampCounts& c) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(
+      s.Prepare(db,
+                "INSERT INTO ramp_counts (route, step, to_n, to_5xx, else_n, else_5xx) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (route, step) DO UPDATE SET "
+                "to_n = to_n + excluded.to_n, to_5xx = to_5xx + excluded.to_5xx, "
+                "else_n = else_n + excluded.else_n, else_5xx = else_5xx + excluded.else_5xx"));
+  s.Bind(1, route);
+  s.Bind(2, step);
+  s.Bind(3, c.to_n);
+  s.Bind(4, c.to_5xx);
+  s.Bind(5, c.else_n);
+  s.Bind(6, c.else_5xx);
+  return s.Run();
+}
+
+constexpr int64_t kEveryWindow = -1;  // ClearWindows: keep no step's counts
+
+// Deletes the route's window counts except those of step `keep`.
+Status ClearWindows(sqlite3* db, const std::string& route, int64_t keep) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(
+      s.Prepare(db, "DELETE FROM ramp_counts WHERE route = ?1 AND step != ?2"));
+  s.Bind(1, route);
+  s.Bind(2, keep);
+  return s.Run();
+}
+
+// The views ListRamps and GetRamp add: the window in progress and the
+// route's percent now.
+Status FillRampViews(sqlite3* db, Ramp* r) {
+  Result<RampCounts> c = WindowCounts(db, r->spec.route, r->step);
+  if (!c.ok()) return c.status();
+  r->current = *c;
+  Result<std::optional<Route>> route = FindRoute(db, r->spec.route);
+  if (!route.ok()) return route.status();
+  r->percent_bp = route->has_value() ? (*route)->percent_bp : -1;
+  return Status::Ok();
+}
+
+Status ValidateRampSpec(const RampSpec& s) {
+  STRANGLER_RETURN_IF_ERROR(ValidateName("route", s.route));
+  if (s.target_bp < 1 || s.target_bp > kFullPercentBp) {
+    return Status::Usage("bad ramp target " + FormatPercent(std::max(s.target_bp, 0)) +
+                         "%: give a percent above 0 and at most 100");
+  }
+  if (s.step_bp < 1 || s.step_bp > kFullPercentBp) {
+    return Status::Usage("bad ramp step " + FormatPercent(std::max(s.step_bp, 0)) +
+                         "%: give a percent above 0 and at most 100");
+  }
+  if (s.every_ms < kMinEveryMs) {
+    return Status::Usage("bad ramp interval " + std::to_string(s.every_ms) +
+                         "ms: a window must last at least 1s");
+  }
+  if (s.max_error_rate && !(*s.max_error_rate >= 0 && *s.max_error_rate <= 1)) {
+    return Status::Usage("bad ramp error budget " + std::to_string(*s.max_error_rate) +
+                         ": give a rate from 0 to 1 (0.05) or a percent (5%)");
+  }
+  if (s.min_requests < 0) {
+    return Status::Usage("bad ramp minimum " + std::to_string(s.min_requests) +
+                         ": min requests must be 0 or more");
+  }
+  if (s.on_breach != "rollback" && s.on_breach != "freeze") {
+    return Status::Usage("bad ramp on-breach '" + s.on_breach + "': give rollback or freeze");
+  }
+  return Status::Ok();
+}
+
+bool RampEnded(const Ramp& r) { return r.state != "running" && r.state != "paused"; }
+
+Status NoRamp(const std::string& route) {
+  return Status::NotFound("route '" + route + "' has no ramp: start one with 'strangler ramp " +
+                          route + " --to P --step S --every DURATION'");
+}
+
+// "done: reached 50%", "aborted by alice".
+std::string EndedWhy(const Ramp& r) {
+  if (r.note.empty()) return r.state;
+  if (r.note.rfind(r.state, 0) == 0) return r.note;
+  return r.state + ": " + r.note;
+}
+
+std::string ResumeCommand(const std::string& route) { return "strangler ramp resume " + route; }
+
+enum class RampAction { kPause, kResume, kAbort };
+
+// Pause, resume or abort the ramp of `route`, refusing a state the action
+// does not apply to.
+Status TransitionRamp(Write* w, const std::string& route, RampAction action) {
+  Result<std::optional<Ramp>> found = FindRamp(w->db, route);
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) return NoRamp(route);
+  const Ramp before = **found;
+  Ramp r = before;
+  const std::string which = "the ramp of route '" + route + "'";
+  const char* name = "";
+  switch (action) {
+    case RampAction::kPause:
+      name = "ramp.pause";
+      if (r.state == "paused") {
+        return Status::Conflict(which + " is already paused; resume it with '" +
+                                ResumeCommand(route) + "'");
+      }
+      if (r.state != "running") {
+        return Status::Conflict(which + " has ended (" + EndedWhy(r) + "): nothing to pause");
+      }
+      r.state = "paused";
+      r.note = "paused by " + w->ctx.actor;
+      break;
+    case RampAction::kResume:
+      name = "ramp.resume";
+      if (r.state == "running") return Status::Conflict(which + " is running, not paused");
+      if (r.state != "paused") {
+        return Status::Conflict(which + " has ended (" + EndedWhy(r) +
+                                "): start a new one with 'strangler ramp " + route +
+                                " --to P --step S --every DURATION'");
+      }
+      r.state = "running";
+      r.note.clear();
+      r.next_at_ms = w->now_ms + r.spec.every_ms;  // a whole fresh window
+      STRANGLER_RETURN_IF_ERROR(ClearWindows(w->db, route, kEveryWindow));
+      break;
+    case RampAction::kAbort:
+      name = "ramp.abort";
+      if (RampEnded(r)) {
+        return Status::Conflict(which + " has already ended (" + EndedWhy(r) + ")");
+      }
+      r.state = "aborted";
+      r.note = "aborted by " + w->ctx.actor;
+      STRANGLER_RETURN_IF_ERROR(ClearWindows(w->db, route, kEveryWindow));
+      break;
+  }
+  r.updated_at = w->ts;
+  STRANGLER_RETURN_IF_ERROR(WriteRamp(w->db, r));
+  return RecordChange(w, name, "ramp", route, ToJson(before), ToJson(r), Bump::kNo);
+}
+
+Result<std::string> DefaultBackendName(sqlite3* db) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(db, "SELECT name FROM backends WHERE is_default = 1"));
+  Result<bool> row = s.Step();
+  if (!row.ok()) return row.status();
+  return *row ? s.Text(0) : std::string("(default)");
+}
+
+double Rate(int64_t part, int64_t whole) {
+  return whole > 0 ? static_cast<double>(part) / static_cast<double>(whole) : 0.0;
+}
+
+std::string RatePercent(double rate) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.2f%%", rate * 100);
+  return buf;
+}
+
+// "new 5xx 12/40 = 30.00%"
+std::string FiveXx(const std::string& backend, int64_t errors, int64_t n) {
+  return backend + " 5xx " + std::to_string(errors) + "/" + std::to_string(n) + " = " +
+         RatePercent(Rate(errors, n));
+}
+
+bool Breached(const RampSpec& spec, const RampCounts& c) {
+  if (!spec.max_error_rate || c.to_n == 0) return false;
+  double to_rate = Rate(c.to_5xx, c.to_n);
+  return to_rate > *spec.max_error_rate && to_rate > Rate(c.else_5xx, c.else_n);
+}
+
+// Ends `r` (already changed to its final state and note) and records `action`
+// with `reason`.
+Result<RampEvent> EndRamp(Write* w, const Ramp& before, const Ramp& r, std::string_view action,
+                          const std::string& reason, std::string what) {
+  STRANGLER_RETURN_IF_ERROR(ClearWindows(w->db, r.spec.route, kEveryWindow));
+  STRANGLER_RETURN_IF_ERROR(WriteRamp(w->db, r));
+  w->ctx.reason = reason;
+  STRANGLER_RETURN_IF_ERROR(
+      RecordChange(w, action, "ramp", r.spec.route, ToJson(before), ToJson(r), Bump::kNo));
+  return RampEvent{r.spec.route, std::move(what), reason};
+}
+
+// Judges and advances one running ramp that is due (see "Life of a ramp" in
+// store.h), inside the tick's write.
+Result<RampEvent> AdvanceRamp(Write* w, Ramp* r, int64_t now_ms) {
+  const Ramp before = *r;
+  const std::string& name = r->spec.route;
+  r->updated_at = w->ts;
+  Result<std::optional<Route>> found = FindRoute(w->db, name);
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) {
+    r->state = "aborted";
+    r->note = "route removed";
+    return EndRamp(w, before, *r, "ramp.abort", "route '" + name + "' was removed", "aborted");
+  }
+  Route route = **found;
+  std::string else_name = route.else_backend;
+  if (else_name.empty()) {
+    Result<std::string> d = DefaultBackendName(w->db);
+    if (!d.ok()) return d.status();
+    else_name = *d;
+  }
+
+  std::string window;  // " (last window: ...)" once a window was judged
+  if (r->step > 0) {
+    Result<RampCounts> counts = WindowCounts(w->db, name, r->step);
+    if (!counts.ok()) return counts.status();
+    const RampCounts& c = *counts;
+    if (c.to_n < r->spec.min_requests) {
+      r->next_at_ms = now_ms + r->spec.every_ms;
+      r->note = "waiting for " + std::to_string(r->spec.min_requests) + " requests to " + route.to +
+                " in this window (have " + std::to_string(c.to_n) + ")";
+      STRANGLER_RETURN_IF_ERROR(WriteRamp(w->db, *r));
+      return RampEvent{name, "waiting", r->note};
+    }
+    r->last = c;
+    if (Breached(r->spec, c)) {
+      std::string why = "error budget breached: " + FiveXx(route.to, c.to_5xx, c.to_n) + " > " +
+                        RatePercent(*r->spec.max_error_rate) + " (" +
+                        FiveXx(else_name, c.else_5xx, c.else_n) + ")";
+      if (r->spec.on_breach == "rollback") {
+        const int from = route.percent_bp;
+        route.percent_bp = 0;
+        w->ctx.reason = why + "; rolled back to 0%";
+        STRANGLER_RETURN_IF_ERROR(SetRouteIn(w, route, "route.set"));
+        r->state = "rolled_back";
+        r->note = why + "; rolled back from " + FormatPercent(from) + "% to 0%";
+      } else {
+        r->state = "frozen";
+        r->note = why + "; frozen at " + FormatPercent(route.percent_bp) + "%";
+      }
+      return EndRamp(w, before, *r, "ramp.breach", r->note, r->state);
+    }
+    window = " (last window: " + route.to + " 5xx " + std::to_string(c.to_5xx) + "/" +
+             std::to_string(c.to_n) + ", " + else_name + " 5xx " + std::to_string(c.else_5xx) +
+             "/" + std::to_string(c.else_n) + ")";
+  }
+
+  if (route.percent_bp >= r->spec.target_bp) {
+    r->state = "done";
+    r->note = "reached " + FormatPercent(r->spec.target_bp) + "%";
+    return EndRamp(w, before, *r, "ramp.done", r->note + window, "done");
+  }
+  const int from = route.percent_bp;
+  route.percent_bp = std::min(from + r->spec.step_bp, r->spec.target_bp);
+  r->step += 1;
+  std::string step = "step " + std::to_string(r->step) + ": " + FormatPercent(from) + "% -> " +
+                     FormatPercent(route.percent_bp) + "%" + window;
+  w->ctx.reason = "ramp " + step;
+  STRANGLER_RETURN_IF_ERROR(SetRouteIn(w, route, "route.set"));
+  r->next_at_ms = now_ms + r->spec.every_ms;
+  r->note.clear();
+  STRANGLER_RETURN_IF_ERROR(ClearWindows(w->db, name, r->step));
+  STRANGLER_RETURN_IF_ERROR(WriteRamp(w->db, *r));
+  return RampEvent{name, "step", step};
+}
+
+// Sums `counted` per route, keeping only routes with a running ramp and
+// something counted.
+std::map<std::string, RampCounts> CountsOfRunning(
+    const std::vector<std::pair<std::string, RampCounts>>& counted,
+    const std::vector<Ramp>& running) {
+  std::set<std::string> names;
+  for (const Ramp& r : running) names.insert(r.spec.route);
+  std::map<std::string, RampCounts> sums;
+  for (const auto& [route, c] : counted) {
+    if (c.empty() || names.count(route) == 0) continue;
+    RampCounts& sum = sums[route];
+    sum.to_n += c.to_n;
+    sum.to_5xx += c.to_5xx;
+    sum.else_n += c.else_n;
+    sum.else_5xx += c.else_5xx;
+  }
+  return sums;
+}
+
+void FillRunning(const std::vector<Ramp>& ramps, RampTickResult* out) {
+  for (const Ramp& r : ramps) {
+    if (r.state != "running") continue;
+    out->running.push_back(r.spec.route);
+    out->next_due_ms = std::min(out->next_due_ms, r.next_at_ms);
+  }
+}
+
+// --- mirror results ------------------------------------------------------------
+
+Status AddTally(sqlite3* db, const std::string& route, const MirrorTally& t,
+                const std::string& ts) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(
+      s.Prepare(db,
+                "INSERT INTO diff_stats (route, compared, equal, dropped, failed, since, last_at) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) ON CONFLICT (route) DO UPDATE SET "
+                "compared = compared + excluded.compared, equal = equal + excluded.equal, "
+                "dropped = dropped + excluded.dropped, failed = failed + excluded.failed, "
+                "last_at = excluded.last_at"));
+  s.Bind(1, route);
+  s.Bind(2, t.compared);
+  s.Bind(3, t.equal);
+  s.Bind(4, t.dropped);
+  s.Bind(5, t.failed);
+  s.Bind(6, ts);
+  return s.Run();
+}
+
+Status InsertDiff(sqlite3* db, const DiffRecord& d) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(
+      s.Prepare(db,
+                "INSERT INTO diffs (route, ts, request_id, method, target, primary_backend, "
+                "mirror_backend, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+  s.Bind(1, d.route);
+  s.Bind(2, d.ts);
+  s.Bind(3, d.request_id);
+  s.Bind(4, d.method);
+  s.Bind(5, d.target);
+  s.Bind(6, d.primary_backend);
+  s.Bind(7, d.mirror_backend);
+  // Bodies compared as text may hold bytes that are not UTF-8: never throw.
+  s.Bind(8, d.result.dump(-1, ' ', false, Json::error_handler_t::replace));
+  return s.Run();
+}
+
+// Deletes all but the newest keep_diffs records of `route`.
+Status PruneDiffs(sqlite3* db, const std::string& route) {
+  Stmt keep;
+  STRANGLER_RETURN_IF_ERROR(
+      keep.Prepare(db, "SELECT json_extract(spec, '$.keep_diffs') FROM routes WHERE name = ?1"));
+  keep.Bind(1, route);
+  Result<bool> row = keep.Step();
+  if (!row.ok()) return row.status();
+  int64_t n = *row && !keep.IsNull(0) ? keep.Int(0) : kDefaultKeepDiffs;
+  Stmt del;
+  STRANGLER_RETURN_IF_ERROR(del.Prepare(
+      db,
+      "DELETE FROM diffs WHERE route = ?1 AND id <= (SELECT id FROM diffs WHERE route = ?1 "
+      "ORDER BY id DESC LIMIT 1 OFFSET ?2)"));
+  del.Bind(1, route);
+  del.Bind(2, std::max<int64_t>(n, 0));
+  return del.Run();
+}
+
+constexpr char kSelectDiffStats[] =
+    "SELECT route, compared, equal, dropped, failed, since, last_at FROM diff_stats";
+constexpr char kSelectDiffs[] =
+    "SELECT id, route, ts, request_id, method, target, primary_backend, mirror_backend, result "
+    "FROM diffs";
+
+Result<DiffRecord> DiffFromRow(const Stmt& s) {
+  DiffRecord d;
+  d.id = s.Int(0);
+  d.route = s.Text(1);
+  d.ts = s.Text(2);
+  d.request_id = s.Text(3);
+  d.method = s.Text(4);
+  d.target = s.Text(5);
+  d.primary_backend = s.Text(6);
+  d.mirror_backend = s.Text(7);
+  d.result = Json::parse(s.Text(8), nullptr, false);
+  if (d.result.is_discarded()) {
+    return Status::Internal("store is damaged: mirror result " + std::to_string(d.id) +
+                            " is not JSON");
+  }
+  return d;
 }
 
 // --- opening ---------------------------------------------------------------
@@ -969,16 +1460,7 @@ Result<std::vector<ChangeRow>> Store::History(const std::string& object_name, in
                                      " WHERE object_name = ?2 ORDER BY id DESC LIMIT ?1"));
   s.Bind(1, int64_t{limit > 0 ? limit : -1});  // a negative LIMIT means none
   if (!object_name.empty()) s.Bind(2, object_name);
-  std::vector<ChangeRow> out;
-  for (;;) {
-    Result<bool> row = s.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    Result<ChangeRow> c = ChangeFromRow(s);
-    if (!c.ok()) return c.status();
-    out.push_back(std::move(*c));
-  }
-  return out;
+  return CollectRows<ChangeRow>(s, ChangeFromRow);
 }
 
 Result<ChangeRow> Store::GetChange(int64_t change_id) {
@@ -1033,6 +1515,181 @@ Result<std::vector<ChangeRow>> Store::Revert(int64_t change_id, const ChangeCont
   });
   if (!st.ok()) return st;
   return recorded;
+}
+
+// --- ramps and mirror results --------------------------------------------------
+
+Json ToJson(const RampCounts& c) {
+  return Json{
+      {"to_n", c.to_n}, {"to_5xx", c.to_5xx}, {"else_n", c.else_n}, {"else_5xx", c.else_5xx}};
+}
+
+Json ToJson(const Ramp& r) {
+  return Json{{"route", r.spec.route},
+              {"state", r.state},
+              {"target", PercentJson(r.spec.target_bp)},
+              {"step", PercentJson(r.spec.step_bp)},
+              {"every_ms", r.spec.every_ms},
+              {"max_error_rate", r.spec.max_error_rate ? Json(*r.spec.max_error_rate) : Json()},
+              {"min_requests", r.spec.min_requests},
+              {"on_breach", r.spec.on_breach},
+              {"steps", r.step},
+              {"next_at_ms", r.next_at_ms},
+              {"started_at", r.started_at},
+              {"updated_at", r.updated_at},
+              {"last", ToJson(r.last)},
+              {"note", r.note}};
+}
+
+Status Store::StartRamp(const RampSpec& spec, const ChangeContext& ctx) {
+  STRANGLER_RETURN_IF_ERROR(ValidateRampSpec(spec));
+  return RunWrite(db_, ctx, [&](Write* w) -> Status {
+    Result<std::optional<Route>> route = FindRoute(w->db, spec.route);
+    if (!route.ok()) return route.status();
+    if (!route->has_value()) return UnknownRoute(spec.route);
+    const int percent = (*route)->percent_bp;
+    if (spec.target_bp <= percent) {
+      return Status::Conflict("route " + spec.route + " is already at " + FormatPercent(percent) +
+                              "%, not below the target " + FormatPercent(spec.target_bp) +
+                              "%; a ramp only raises the percent: use 'strangler route set " +
+                              spec.route + " --percent P' to lower it");
+    }
+    Result<std::optional<Ramp>> old = FindRamp(w->db, spec.route);
+    if (!old.ok()) return old.status();
+    if (old->has_value() && !RampEnded(**old)) {
+      const Ramp& o = **old;
+      return Status::Conflict("route " + spec.route + " already has a " + o.state + " ramp (to " +
+                              FormatPercent(o.spec.target_bp) +
+                              "%): abort it first with 'strangler ramp abort " + spec.route + "'");
+    }
+    Ramp r;
+    r.spec = spec;
+    r.state = "running";
+    r.next_at_ms = w->now_ms;  // the first step needs no window: take it at the next tick
+    r.started_at = w->ts;
+    r.updated_at = w->ts;
+    STRANGLER_RETURN_IF_ERROR(ClearWindows(w->db, spec.route, kEveryWindow));
+    STRANGLER_RETURN_IF_ERROR(WriteRamp(w->db, r));
+    return RecordChange(w, "ramp.start", "ramp", spec.route,
+                        old->has_value() ? ToJson(**old) : Json(), ToJson(r), Bump::kNo);
+  });
+}
+
+Status Store::PauseRamp(const std::string& route, const ChangeContext& ctx) {
+  return RunWrite(db_, ctx, [&](Write* w) { return TransitionRamp(w, route, RampAction::kPause); });
+}
+
+Status Store::ResumeRamp(const std::string& route, const ChangeContext& ctx) {
+  return RunWrite(db_, ctx,
+                  [&](Write* w) { return TransitionRamp(w, route, RampAction::kResume); });
+}
+
+Status Store::AbortRamp(const std::string& route, const ChangeContext& ctx) {
+  return RunWrite(db_, ctx, [&](Write* w) { return TransitionRamp(w, route, RampAction::kAbort); });
+}
+
+Result<std::vector<Ramp>> Store::ListRamps() {
+  Txn txn(db_);
+  STRANGLER_RETURN_IF_ERROR(txn.Begin(Txn::Kind::kRead));
+  Result<std::vector<Ramp>> ramps = QueryRamps(db_, Which::kAll);
+  if (!ramps.ok()) return ramps.status();
+  for (Ramp& r : *ramps) STRANGLER_RETURN_IF_ERROR(FillRampViews(db_, &r));
+  STRANGLER_RETURN_IF_ERROR(txn.Commit());
+  return ramps;
+}
+
+Result<Ramp> Store::GetRamp(const std::string& route) {
+  Txn txn(db_);
+  STRANGLER_RETURN_IF_ERROR(txn.Begin(Txn::Kind::kRead));
+  Result<std::optional<Ramp>> r = FindRamp(db_, route);
+  if (!r.ok()) return r.status();
+  if (!r->has_value()) return NoRamp(route);
+  Ramp ramp = std::move(**r);
+  STRANGLER_RETURN_IF_ERROR(FillRampViews(db_, &ramp));
+  STRANGLER_RETURN_IF_ERROR(txn.Commit());
+  return ramp;
+}
+
+Result<RampTickResult> Store::RampTick(
+    int64_t now_ms, const std::vector<std::pair<std::string, RampCounts>>& counted) {
+  RampTickResult result;
+  // A plain read first: most ticks have nothing to write.
+  Result<std::vector<Ramp>> seen = QueryRamps(db_, Which::kRunning);
+  if (!seen.ok()) return seen.status();
+  const bool due = std::any_of(seen->begin(), seen->end(),
+                               [&](const Ramp& r) { return r.next_at_ms <= now_ms; });
+  if (!due && CountsOfRunning(counted, *seen).empty()) {
+    FillRunning(*seen, &result);
+    return result;
+  }
+
+  Txn txn(db_);
+  Result<Write> w = BeginWrite(db_, &txn, ChangeContext{"ramp", ""});
+  if (!w.ok()) return w.status();
+  // Another serve may have advanced them meanwhile: judge what is there now.
+  Result<std::vector<Ramp>> running = QueryRamps(db_, Which::kRunning);
+  if (!running.ok()) return running.status();
+  const std::map<std::string, RampCounts> sums = CountsOfRunning(counted, *running);
+  for (const Ramp& r : *running) {
+    auto it = sums.find(r.spec.route);
+    if (it != sums.end()) {
+      STRANGLER_RETURN_IF_ERROR(AddWindowCounts(db_, r.spec.route, r.step, it->second));
+    }
+  }
+  for (Ramp& r : *running) {
+    if (r.next_at_ms > now_ms) continue;
+    Result<RampEvent> e = AdvanceRamp(&*w, &r, now_ms);
+    if (!e.ok()) return e.status();
+    result.events.push_back(std::move(*e));
+  }
+  STRANGLER_RETURN_IF_ERROR(FinishWrite(*w, &txn));
+  FillRunning(*running, &result);
+  return result;
+}
+
+Status Store::RecordMirrorResults(const std::vector<std::pair<std::string, MirrorTally>>& tallies,
+                                  const std::vector<DiffRecord>& records) {
+  if (tallies.empty() && records.empty()) return Status::Ok();
+  Txn txn(db_);
+  STRANGLER_RETURN_IF_ERROR(txn.Begin(Txn::Kind::kWrite));
+  const std::string now = NowRfc3339();
+  for (const auto& [route, t] : tallies) {
+    if (t.compared == 0 && t.equal == 0 && t.dropped == 0 && t.failed == 0) continue;
+    STRANGLER_RETURN_IF_ERROR(AddTally(db_, route, t, now));
+  }
+  std::set<std::string> touched;
+  for (const DiffRecord& d : records) {
+    STRANGLER_RETURN_IF_ERROR(InsertDiff(db_, d));
+    touched.insert(d.route);
+  }
+  for (const std::string& route : touched) STRANGLER_RETURN_IF_ERROR(PruneDiffs(db_, route));
+  return txn.Commit();
+}
+
+Result<std::vector<DiffStats>> Store::ListDiffStats(const std::string& route) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(db_, std::string(kSelectDiffStats) +
+                                               (route.empty() ? "" : " WHERE route = ?1") +
+                                               " ORDER BY route"));
+  if (!route.empty()) s.Bind(1, route);
+  return CollectRows<DiffStats>(s, [](const Stmt& row) {
+    DiffStats d;
+    d.route = row.Text(0);
+    d.tally = MirrorTally{row.Int(1), row.Int(2), row.Int(3), row.Int(4)};
+    d.since = row.Text(5);
+    d.last_at = row.Text(6);
+    return d;
+  });
+}
+
+Result<std::vector<DiffRecord>> Store::LatestDiffs(const std::string& route, int limit) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(db_, std::string(kSelectDiffs) +
+                                               (route.empty() ? "" : " WHERE route = ?2") +
+                                               " ORDER BY id DESC LIMIT ?1"));
+  s.Bind(1, int64_t{limit > 0 ? limit : -1});  // a negative LIMIT means none
+  if (!route.empty()) s.Bind(2, route);
+  return CollectRows<DiffRecord>(s, DiffFromRow);
 }
 
 }  // namespace strangler

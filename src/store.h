@@ -1,7 +1,8 @@
 // Store: the SQLite rule store. Owns one sqlite3 connection; a Store object is
 // not thread-safe (use one per thread). Every write runs in one transaction
 // that also appends its row(s) to the change history and bumps the ruleset
-// version; on any error nothing is written.
+// version when it changed a rule; on any error nothing is written. Ramp
+// bookkeeping and mirror results change no rule and leave the version alone.
 #pragma once
 
 #include <cstdint>
@@ -31,8 +32,9 @@ struct ChangeRow {
   std::string ts;      // RFC 3339 UTC with ms
   std::string actor;
   std::string action;  // backend.add, backend.set, backend.rm, route.add, route.set,
-                       // route.rm, route.enable, route.disable
-  std::string object;  // "backend/NAME" or "route/NAME"
+                       // route.rm, route.enable, route.disable; ramp.start, ramp.pause,
+                       // ramp.resume, ramp.abort, ramp.done, ramp.breach
+  std::string object;  // "backend/NAME", "route/NAME" or "ramp/ROUTE"
   Json before;         // null when the object did not exist
   Json after;          // null when the object was removed
   std::string reason;
@@ -48,6 +50,31 @@ struct ApplyResult {
 // --- Ramps (PRODUCT.md "Migrating safely") ----------------------------------
 // A ramp raises a route's percent by step_bp every every_ms until target_bp,
 // judging the 5xx rate of the route's --to traffic in each window first.
+//
+// Life of a ramp (one per route; RampTick, called by every serve, drives it):
+// - Start: state running, step 0, next_at_ms = now, so the first step is taken
+//   at serve's next tick without judging (there is no window yet).
+// - When due (next_at_ms <= now), a running ramp with step > 0 judges the
+//   window counted under its step:
+//   * fewer than min_requests --to requests: it waits, next_at_ms += every_ms,
+//     and the window goes on counting;
+//   * breach: max_error_rate is set, to_n > 0, to_5xx/to_n > max_error_rate and
+//     > the --else rate (else_5xx/else_n, 0 without else requests). rollback
+//     sets the percent to 0 (a route.set change) and ends the ramp rolled_back;
+//     freeze leaves the percent and ends it frozen. Both record ramp.breach
+//     with the numbers;
+//   * otherwise, at or above target_bp: done (ramp.done). Below it: a step,
+//     percent = min(percent + step_bp, target_bp) as a route.set change, step+1,
+//     next_at_ms = now + every_ms, and a fresh window.
+//   Reaching the target takes a step; "done" comes one window later, once that
+//   last window was judged fine, so a breach right after the last step still
+//   rolls back.
+// - A ramp whose route was removed is aborted at its next judgement.
+// - Pause (running -> paused), resume (paused -> running with a fresh window
+//   that ends every_ms later), abort (running or paused -> aborted).
+// The ramp's own changes (route.set steps and rollbacks, ramp.done,
+// ramp.breach, the abort of a removed route's ramp) are recorded with actor
+// "ramp".
 
 struct RampSpec {
   std::string route;
@@ -66,6 +93,8 @@ struct RampCounts {
   bool empty() const { return to_n == 0 && else_n == 0; }
 };
 
+// A ramp as stored, with two views filled by ListRamps/GetRamp: `current`
+// and `percent_bp`.
 struct Ramp {
   RampSpec spec;
   std::string state;  // running, paused, done, rolled_back, frozen, aborted
@@ -90,6 +119,15 @@ struct RampTickResult {
   std::vector<std::string> running;  // routes whose ramp is running after the tick
   int64_t next_due_ms = INT64_MAX;   // earliest next_at_ms among them
 };
+
+// {"to_n", "to_5xx", "else_n", "else_5xx"}.
+Json ToJson(const RampCounts& c);
+// The ramp as history rows record it: {"route", "state", "target" and "step"
+// (percents, as rule files write them), "every_ms", "max_error_rate" (0..1 or
+// null), "min_requests", "on_breach", "steps" (taken), "next_at_ms",
+// "started_at", "updated_at", "last" (counts), "note"}. Leaves out the views
+// `current` and `percent_bp`.
+Json ToJson(const Ramp& r);
 
 // --- Mirror comparisons --------------------------------------------------------
 
@@ -175,11 +213,16 @@ class Store {
   // Newest first; `object_name` filters by backend or route name ("" = all).
   Result<std::vector<ChangeRow>> History(const std::string& object_name, int limit);
 
-  // Ramps. Start refuses (usage) a bad spec, an unknown route, a target not
-  // above the route's percent, and a route whose ramp is running or paused;
-  // an ended ramp is replaced. Each records a history row (object kind
-  // "ramp": ramp.start, ramp.pause, ramp.resume, ramp.abort) without bumping
-  // the ruleset version.
+  // Ramps (see "Life of a ramp" above). Start refuses a bad spec (usage:
+  // target 1..100 %, step above 0 and at most 100 %, every_ms >= 1000,
+  // max_error_rate in [0, 1], min_requests >= 0, on_breach rollback|freeze),
+  // an unknown route (not found), a target not above the route's percent and
+  // a route whose ramp is running or paused (conflict); an ended ramp is
+  // replaced and the route's window counts are cleared. Pause, Resume and
+  // Abort refuse a ramp in the wrong state (conflict) or a route without one
+  // (not found). Each records a history row (object kind "ramp": ramp.start,
+  // ramp.pause, ramp.resume, ramp.abort; before/after as ToJson(Ramp)) without
+  // bumping the ruleset version; the row's `ruleset` is the current version.
   Status StartRamp(const RampSpec& spec, const ChangeContext& ctx);
   Status PauseRamp(const std::string& route, const ChangeContext& ctx);
   Status ResumeRamp(const std::string& route, const ChangeContext& ctx);
@@ -192,19 +235,22 @@ class Store {
   // advances every running ramp whose next_at_ms <= now_ms, all in one
   // BEGIN IMMEDIATE transaction that re-reads the ramps, so several serve
   // processes take each step once. Steps and rollbacks are route.set changes
-  // by actor "ramp"; the end of a ramp is a ramp.done / ramp.breach row. Reads
-  // only (no transaction) when nothing is counted and nothing is due.
+  // by actor "ramp" (they bump the ruleset version); the end of a ramp is a
+  // ramp.done / ramp.breach row. Reads only (no transaction) when no running
+  // ramp has anything counted and none is due.
   Result<RampTickResult> RampTick(int64_t now_ms,
                                   const std::vector<std::pair<std::string, RampCounts>>& counted);
 
-  // Called by serve: adds `tallies` to diff_stats and stores `records`,
-  // keeping the newest keep_diffs (the route's option) per route. One
-  // transaction; no history row, no ruleset bump.
+  // Called by serve: adds `tallies` to diff_stats (since = first result,
+  // last_at = now) and stores `records`, then keeps the newest keep_diffs
+  // records of each route touched (the route's option; kDefaultKeepDiffs when
+  // unset or the route is gone). One transaction; no history row, no ruleset
+  // bump.
   Status RecordMirrorResults(const std::vector<std::pair<std::string, MirrorTally>>& tallies,
                              const std::vector<DiffRecord>& records);
   // Totals for one route ("" = all routes that have any), by route.
   Result<std::vector<DiffStats>> ListDiffStats(const std::string& route);
-  // Newest first, at most `limit`; `route` "" = all routes.
+  // Newest first, at most `limit` (<= 0: all); `route` "" = all routes.
   Result<std::vector<DiffRecord>> LatestDiffs(const std::string& route, int limit);
 
  private:

@@ -21,6 +21,7 @@ namespace {
 
 TEST_SUITE_BEGIN("store");
 
+using testing::RawInt;
 using testing::TempDir;
 
 std::string ReadBytes(const std::string& path) {
@@ -43,17 +44,6 @@ void RawExec(const std::string& path, const std::string& sql) {
   sqlite3_free(err);
   sqlite3_close(db);
   REQUIRE(rc == SQLITE_OK);
-}
-
-int64_t RawInt(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-  sqlite3_stmt* st = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
-  int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return v;
 }
 
 std::unique_ptr<Store> MustOpen(const std::string& path) {

@@ -1,8 +1,10 @@
 // Helpers shared by the unit tests.
 #pragma once
 
+#include <sqlite3.h>
 #include <stdlib.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <system_error>
@@ -32,6 +34,19 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// The first column of the first row of `sql` on the database file at `path`
+// (-1 when there is no row), read past the Store.
+inline int64_t RawInt(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
+  int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
 
 }  // namespace testing
 }  // namespace strangler
