@@ -204,6 +204,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   RegisterExplainCommands(app, ctx);
   RegisterAuditCommands(app, ctx);
   RegisterRuleFileCommands(app, ctx);
+  RegisterRampCommands(app, ctx);
+  RegisterDiffCommand(app, ctx);
   RegisterServeCommand(app, ctx);
   app.footer(kRootFooter);
   // Every command's help names the global options, which CLI11 lists only

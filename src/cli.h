@@ -127,4 +127,41 @@ Json HistoryJson(const std::vector<ChangeRow>& rows);
 std::string DescribeBackend(const Backend& b);
 std::string DescribeRoute(const Route& r);
 
+// --- ramps and mirror diffs ------------------------------------------------
+
+// A percent as `ramp --to/--step` take it: "30", "12.5", "30%" -> basis
+// points. Usage error otherwise.
+Result<int> ParsePercentArg(std::string_view text);
+// An error budget: a rate "0.05" (0 to 1) or a percent "5%". Usage error
+// otherwise.
+Result<double> ParseErrorRate(std::string_view text);
+// 1500 -> "1500ms", 30000 -> "30s", 5400000 -> "1h30m": what ParseDurationMs
+// reads back.
+std::string FormatDurationMs(int64_t ms);
+// "to 50% by 10% every 30s, error budget 5.00% 5xx, min 20 requests, on breach
+// rollback" from a ramp's JSON (ToJson(Ramp), as history rows hold it).
+std::string RampPlanSummary(const Json& ramp);
+
+// A ramp as `ramp list` shows it: with the route's backends by name ("" when
+// the route is gone; else_backend names the default backend when the route
+// has no --else).
+struct RampView {
+  Ramp ramp;
+  std::string to;
+  std::string else_backend;
+};
+// ROUTE STATE PERCENT STEP EVERY NEXT LAST-WINDOW NOTE; NEXT relative to now_ms.
+std::string RampsTable(const std::vector<RampView>& ramps, int64_t now_ms);
+// ToJson(Ramp) plus "percent" (null when the route is gone), "current",
+// "every", "next_at" (RFC 3339, null unless running), "to_backend",
+// "else_backend".
+Json RampsJson(const std::vector<RampView>& ramps);
+
+// One stored mismatch for `strangler diff`: a head line (time, route, request
+// id, method, target) and one indented line per difference:
+// "  $.items[0].price: legacy 10 -> new 12", "  status: 200 -> 500",
+// "  error: ..." for a copy that got no answer.
+std::string FormatMismatch(const DiffRecord& d);
+Json MismatchJson(const DiffRecord& d);
+
 }  // namespace strangler

@@ -1,6 +1,7 @@
 // Internal to the CLI: how the command files (cli_backend.cc, cli_route.cc,
-// cli_explain.cc, cli.cc) share the parsed global options and hand the chosen
-// command back to RunCli. Not thread-safe; one CliContext per RunCli call.
+// cli_explain.cc, cli_ramp.cc, cli_diff.cc, cli.cc) share the parsed global
+// options and hand the chosen command back to RunCli. Not thread-safe; one
+// CliContext per RunCli call.
 #pragma once
 
 #include <functional>
@@ -43,5 +44,7 @@ void RegisterBackendCommands(CLI::App& app, CliContext& ctx);
 void RegisterRouteCommands(CLI::App& app, CliContext& ctx);
 void RegisterExplainCommands(CLI::App& app, CliContext& ctx);  // explain, history
 void RegisterServeCommand(CLI::App& app, CliContext& ctx);
+void RegisterRampCommands(CLI::App& app, CliContext& ctx);  // ramp, ramp list|pause|resume|abort
+void RegisterDiffCommand(CLI::App& app, CliContext& ctx);
 
 }  // namespace strangler

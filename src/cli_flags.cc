@@ -1,5 +1,6 @@
 // Pure CLI helpers that turn command-line values into rule-model fields:
 // option merging for add/set, method lists, explain targets, -H headers.
+#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -177,6 +178,45 @@ Status ApplyRouteFlags(const RouteFlags& f, Route* r) {
   if (!v.ok()) return UsageFrom(v);
   *r = std::move(next);
   return Status::Ok();
+}
+
+Result<int> ParsePercentArg(std::string_view text) {
+  std::string_view number = text;
+  if (!number.empty() && number.back() == '%') number.remove_suffix(1);
+  auto p = ParsePercent(number);
+  if (!p.ok()) {
+    return Status::Usage("bad percent '" + std::string(text) +
+                         "': use a number from 0 to 100 with at most two decimals, e.g. 30 or "
+                         "12.5%");
+  }
+  return p;
+}
+
+Result<double> ParseErrorRate(std::string_view text) {
+  auto bad = [&] {
+    return Status::Usage("bad --max-error-rate '" + std::string(text) +
+                         "': give a rate from 0 to 1 (0.05) or a percent (5%)");
+  };
+  if (!text.empty() && text.back() == '%') {
+    auto p = ParsePercent(text.substr(0, text.size() - 1));
+    if (!p.ok()) return bad();
+    return static_cast<double>(*p) / kFullPercentBp;
+  }
+  // Digits with at most one '.', nothing else (no sign, exponent or space).
+  bool digit = false, dot = false;
+  for (char c : text) {
+    if (c >= '0' && c <= '9') {
+      digit = true;
+    } else if (c == '.' && !dot) {
+      dot = true;
+    } else {
+      return bad();
+    }
+  }
+  if (!digit) return bad();
+  double rate = std::strtod(std::string(text).c_str(), nullptr);
+  if (!(rate >= 0 && rate <= 1)) return bad();
+  return rate;
 }
 
 Result<ExplainTarget> ParseExplainTarget(const std::vector<std::string>& positionals) {

@@ -1,6 +1,7 @@
 // Pure CLI helpers that render rules, decisions and history for humans and
 // as JSON. No I/O: callers print the returned strings.
 #include <algorithm>
+#include <cstdio>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -141,11 +142,65 @@ std::string ChangeSummary(const Json& before, const Json& after) {
   return changes.empty() ? "no change" : Join(changes, ", ");
 }
 
+std::string FormatDurationMs(int64_t ms) {
+  if (ms <= 0 || ms % 1000 != 0) return std::to_string(ms) + "ms";
+  int64_t s = ms / 1000;
+  std::string out;
+  if (s >= 3600) out += std::to_string(s / 3600) + "h";
+  if (s % 3600 >= 60) out += std::to_string(s % 3600 / 60) + "m";
+  if (s % 60 != 0) out += std::to_string(s % 60) + "s";
+  return out;
+}
+
+namespace {
+
+// A JSON percent (30, 12.5) as "30%", "12.5%".
+std::string PercentText(const Json& v) {
+  if (v.is_number()) {
+    double bp = v.get<double>() * 100;
+    return FormatPercent(static_cast<int>(bp + (bp < 0 ? -0.5 : 0.5))) + "%";
+  }
+  return Compact(v);
+}
+
+std::string RateText(double rate) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.2f%%", rate * 100);
+  return buf;
+}
+
+// A ramp row's CHANGE column: the plan when it starts, else the state it
+// moved to (the reason column says why).
+std::string RampChange(const ChangeRow& c) {
+  if (c.action == "ramp.start") return "start: " + RampPlanSummary(c.after);
+  std::string from = c.before.is_object() ? c.before.value("state", "?") : "-";
+  std::string to = c.after.is_object() ? c.after.value("state", "?") : "-";
+  return from == to ? "no change" : "state " + from + "→" + to;
+}
+
+}  // namespace
+
+std::string RampPlanSummary(const Json& ramp) {
+  if (!ramp.is_object()) return "-";
+  std::string out = "to " + PercentText(ramp.value("target", Json())) + " by " +
+                    PercentText(ramp.value("step", Json())) + " every " +
+                    FormatDurationMs(ramp.value("every_ms", int64_t{0}));
+  const Json budget = ramp.value("max_error_rate", Json());
+  out += budget.is_number() ? ", error budget " + RateText(budget.get<double>()) + " 5xx"
+                            : ", no error budget";
+  int64_t min = ramp.value("min_requests", int64_t{0});
+  if (min > 0) out += ", min " + std::to_string(min) + " requests";
+  if (budget.is_number()) out += ", on breach " + ramp.value("on_breach", std::string("rollback"));
+  return out;
+}
+
 std::string HistoryTable(const std::vector<ChangeRow>& rows) {
   std::vector<std::vector<std::string>> cells;
   for (const auto& c : rows) {
+    bool ramp = c.object.rfind("ramp/", 0) == 0;
     cells.push_back({std::to_string(c.id), c.ts, c.actor, c.action, c.object,
-                     c.reason.empty() ? "-" : c.reason, ChangeSummary(c.before, c.after)});
+                     c.reason.empty() ? "-" : c.reason,
+                     ramp ? RampChange(c) : ChangeSummary(c.before, c.after)});
   }
   return FormatTable({"ID", "TIME", "ACTOR", "ACTION", "OBJECT", "REASON", "CHANGE"}, cells);
 }

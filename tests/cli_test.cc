@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "audit.h"
 #include "route_table.h"
 
 namespace strangler {
@@ -388,14 +389,37 @@ Run Cli(const TempDb& t, std::vector<std::string> args) {
   return {code, out.str(), err.str()};
 }
 
+// One command line of a table-driven test, its exit code, and a piece of text
+// expected on stdout (success) or in its one-line error on stderr (failure).
+struct Step {
+  std::vector<std::string> args;
+  int code;
+  const char* has;
+};
+
+void RunSteps(const TempDb& t, const std::vector<Step>& steps) {
+  for (const auto& s : steps) {
+    std::string line;
+    for (const auto& a : s.args) line += a + " ";
+    CAPTURE(line);
+    Run r = Cli(t, s.args);
+    INFO(r.out, r.err);
+    CHECK(r.code == s.code);
+    if (s.code == 0) {
+      CHECK(r.err.empty());
+      CHECK(r.out.find(s.has) != std::string::npos);
+    } else {
+      CHECK(r.out.empty());
+      CHECK(r.err.rfind("strangler: ", 0) == 0);
+      CHECK(r.err.find(s.has) != std::string::npos);
+      CHECK(r.err.find('\n') == r.err.size() - 1);  // exactly one line
+    }
+  }
+}
+
 TEST_CASE("RunCli: exit codes and one-line errors") {
   TempDb t;
-  struct Step {
-    std::vector<std::string> args;
-    int code;
-    const char* out_has;  // on stdout (success) or stderr (failure)
-  };
-  const Step steps[] = {
+  RunSteps(t, {
       {{"backend", "add", "legacy", "http://127.0.0.1:9001"}, 0, "added backend legacy"},
       {{"backend", "add", "orders", "http://127.0.0.1:9002", "--timeout-ms", "500"}, 0, "orders"},
       {{"route", "add", "orders-v2", "--to", "orders", "--path", "/api/orders", "--percent", "30",
@@ -420,23 +444,7 @@ TEST_CASE("RunCli: exit codes and one-line errors") {
       {{"backend"}, 2, "--help"},
       {{"--version"}, 0, "0.1.0"},
       {{"route", "add", "--help"}, 0, "segment prefix"},
-  };
-  for (const auto& s : steps) {
-    std::string line;
-    for (const auto& a : s.args) line += a + " ";
-    CAPTURE(line);
-    Run r = Cli(t, s.args);
-    CHECK(r.code == s.code);
-    if (s.code == 0) {
-      CHECK(r.err.empty());
-      CHECK(r.out.find(s.out_has) != std::string::npos);
-    } else {
-      CHECK(r.out.empty());
-      CHECK(r.err.rfind("strangler: ", 0) == 0);
-      CHECK(r.err.find(s.out_has) != std::string::npos);
-      CHECK(r.err.find('\n') == r.err.size() - 1);  // exactly one line
-    }
-  }
+  });
 }
 
 TEST_CASE("RunCli: --json outputs are ToJson objects and parse") {
@@ -486,6 +494,244 @@ TEST_CASE("RunCli: global options are accepted before the subcommand too") {
   REQUIRE(h.size() == 1);
   CHECK(h[0]["actor"] == "alice");
   CHECK(h[0]["reason"] == "first");
+}
+
+// --- ramps and diffs ----------------------------------------------------------
+
+TEST_CASE("ParsePercentArg and ParseErrorRate take percents with or without '%'") {
+  CHECK(*ParsePercentArg("30") == 3000);
+  CHECK(*ParsePercentArg("12.5%") == 1250);
+  CHECK(*ParsePercentArg("100%") == 10000);
+  for (const char* bad : {"", "%", "101", "30%%", "-5", "1.234", "x"}) {
+    CAPTURE(bad);
+    CHECK(ParsePercentArg(bad).status().code() == Code::kUsage);
+  }
+  CHECK(*ParseErrorRate("0.05") == doctest::Approx(0.05));
+  CHECK(*ParseErrorRate("5%") == doctest::Approx(0.05));
+  CHECK(*ParseErrorRate("0") == 0);
+  CHECK(*ParseErrorRate("1") == 1);
+  CHECK(*ParseErrorRate("12.5%") == doctest::Approx(0.125));
+  for (const char* bad : {"", "5", "1.5", "-0.1", "0.05x", "1e-2", " 0.1", ".", "101%"}) {
+    CAPTURE(bad);
+    auto r = ParseErrorRate(bad);
+    CHECK(r.status().code() == Code::kUsage);
+    CHECK(r.status().message().find("--max-error-rate") != std::string::npos);
+  }
+}
+
+TEST_CASE("FormatDurationMs writes what ParseDurationMs reads back") {
+  const std::pair<int64_t, const char*> cases[] = {
+      {1500, "1500ms"},   {1000, "1s"},      {30000, "30s"},
+      {300000, "5m"},     {90000, "1m30s"},  {3600000, "1h"},
+      {5400000, "1h30m"}, {86400000, "24h"}, {3661000, "1h1m1s"},
+  };
+  for (const auto& [ms, text] : cases) {
+    CAPTURE(ms);
+    CHECK(FormatDurationMs(ms) == text);
+    auto back = ParseDurationMs(text);
+    REQUIRE(back.ok());
+    CHECK(*back == ms);
+  }
+}
+
+TEST_CASE("FormatMismatch names both backends per field, the status plainly, and errors") {
+  DiffRecord d;
+  d.route = "orders";
+  d.ts = "2026-11-28T04:13:55.123Z";
+  d.request_id = "9f1c";
+  d.method = "GET";
+  d.target = "/api/orders/7?x=1";
+  d.primary_backend = "legacy";
+  d.mirror_backend = "new";
+  d.result = Json::parse(R"({"equal":false,"kind":"json","more":2,"diffs":[
+      {"where":"status","primary":200,"mirror":500},
+      {"where":"$.items[0].price","primary":10,"mirror":12},
+      {"where":"$.name","primary":"lamp"},
+      {"where":"header X-V","mirror":"2"}]})");
+  std::string text = FormatMismatch(d);
+  INFO(text);
+  CHECK(text.find("2026-11-28T04:13:55.123Z  orders  GET /api/orders/7?x=1  request 9f1c\n") == 0);
+  CHECK(text.find("\n  status: 200 -> 500\n") != std::string::npos);
+  CHECK(text.find("\n  $.items[0].price: legacy 10 -> new 12\n") != std::string::npos);
+  CHECK(text.find("\n  $.name: legacy \"lamp\" -> new (missing)\n") != std::string::npos);
+  CHECK(text.find("\n  header X-V: legacy (missing) -> new \"2\"\n") != std::string::npos);
+  CHECK(text.find("and 2 more differences") != std::string::npos);
+
+  d.result = Json{{"error", "mirror backend 'new' refused the connection"}};
+  CHECK(FormatMismatch(d).find("\n  error: mirror backend 'new' refused the connection\n") !=
+        std::string::npos);
+}
+
+TEST_CASE("RunCli: ramp starts, lists and refuses bad usage with exit 2") {
+  TempDb t;
+  REQUIRE(Cli(t, {"backend", "add", "legacy", "http://127.0.0.1:9001"}).code == 0);
+  REQUIRE(Cli(t, {"backend", "add", "new", "http://127.0.0.1:9002"}).code == 0);
+  REQUIRE(Cli(t, {"route", "add", "api", "--to", "new", "--percent", "10"}).code == 0);
+  RunSteps(t, {
+      {{"ramp"}, 2, "--help"},
+      {{"ramp", "api"}, 2, "--to"},
+      {{"ramp", "api", "--to", "50", "--step", "10"}, 2, "--every"},
+      {{"ramp", "api", "--to", "150", "--step", "10", "--every", "1m"}, 2, "percent"},
+      {{"ramp", "api", "--to", "50", "--step", "0", "--every", "1m"}, 2, "--step"},
+      {{"ramp", "api", "--to", "50", "--step", "10", "--every", "soon"}, 2, "--every"},
+      {{"ramp", "api", "--to", "50", "--step", "10", "--every", "500ms"}, 2, "at least 1s"},
+      {{"ramp", "api", "--to", "50", "--step", "10", "--every", "1m", "--max-error-rate", "5"},
+       2,
+       "--max-error-rate"},
+      {{"ramp", "api", "--to", "50", "--step", "10", "--every", "1m", "--on-breach", "panic"},
+       2,
+       "--on-breach"},
+      {{"ramp", "api", "--to", "50", "--step", "10", "--every", "1m", "--min-requests", "-1"},
+       2,
+       "--min-requests"},
+      {{"ramp", "ghost", "--to", "50", "--step", "10", "--every", "1m"}, 1, "ghost"},
+      {{"ramp", "api", "--to", "10", "--step", "10", "--every", "1m"}, 1, "already at 10%"},
+      {{"ramp", "list", "--to", "50"}, 2, "not both"},
+      {{"ramp", "pause"}, 2, "NAME"},
+      {{"ramp", "pause", "api"}, 1, "no ramp"},
+      {{"ramp", "api", "--to", "50%", "--step", "12.5", "--every", "1m30s", "--max-error-rate",
+        "5%", "--min-requests", "20", "--on-breach", "freeze"},
+       0,
+       "ramp api: from 10% to 50% by 12.5% every 1m30s; error budget 5% 5xx on new"},
+      {{"ramp", "api", "--to", "60", "--step", "10", "--every", "1m"}, 1, "abort it first"},
+      {{"ramp", "list"}, 0, "api    running  10% -> 50%"},
+      {{"ramp", "pause", "api"}, 0, "paused ramp api at 10%"},
+      {{"ramp", "resume", "api"}, 0, "resumed ramp api"},
+      {{"ramp", "abort", "api"}, 0, "aborted ramp api"},
+      {{"ramp", "abort", "api"}, 1, "already ended"},
+      {{"history", "api", "--limit", "1"}, 0, "ramp/api"},
+      {{"revert", "4"}, 1, "ramp event"},
+      {{"ramp", "--help"}, 0, "--on-breach"},
+  });
+}
+
+TEST_CASE("RunCli: ramp list --json has every field of the ramp") {
+  TempDb t;
+  REQUIRE(Cli(t, {"backend", "add", "legacy", "http://127.0.0.1:9001"}).code == 0);
+  REQUIRE(Cli(t, {"backend", "add", "new", "http://127.0.0.1:9002"}).code == 0);
+  REQUIRE(Cli(t, {"route", "add", "api", "--to", "new", "--percent", "0"}).code == 0);
+  Run empty = Cli(t, {"ramp", "list", "--json"});
+  CHECK(empty.code == 0);
+  CHECK(Json::parse(empty.out, nullptr, false) == Json::array());
+  REQUIRE(Cli(t, {"ramp", "api", "--to", "40", "--step", "20", "--every", "30s", "--max-error-rate",
+                  "0.05"})
+              .code == 0);
+  Run list = Cli(t, {"ramp", "list", "--json"});
+  REQUIRE(list.code == 0);
+  Json arr = Json::parse(list.out, nullptr, false);
+  REQUIRE(arr.is_array());
+  REQUIRE(arr.size() == 1);
+  const Json& r = arr[0];
+  INFO(r.dump());
+  CHECK(r["route"] == "api");
+  CHECK(r["state"] == "running");
+  CHECK(r["percent"] == 0);
+  CHECK(r["target"] == 40);
+  CHECK(r["step"] == 20);
+  CHECK(r["steps"] == 0);
+  CHECK(r["every"] == "30s");
+  CHECK(r["every_ms"] == 30000);
+  CHECK(r["max_error_rate"] == 0.05);
+  CHECK(r["min_requests"] == 0);
+  CHECK(r["on_breach"] == "rollback");
+  CHECK(r["to_backend"] == "new");
+  CHECK(r["else_backend"] == "legacy");
+  CHECK(r["next_at"].is_string());
+  CHECK(r["next_at_ms"].is_number_integer());
+  CHECK(r["started_at"].is_string());
+  CHECK(r["updated_at"].is_string());
+  CHECK(r["note"] == "");
+  for (const char* k : {"last", "current"}) {
+    CAPTURE(k);
+    CHECK(r[k] == Json{{"to_n", 0}, {"to_5xx", 0}, {"else_n", 0}, {"else_5xx", 0}});
+  }
+  // A route named like a subcommand is ramped after '--'.
+  REQUIRE(Cli(t, {"route", "add", "list", "--to", "new", "--percent", "0"}).code == 0);
+  // (Global options go before '--' here: Cli() would append them after it.)
+  std::ostringstream out, err;
+  int code =
+      RunCli({"--db", t.db(), "ramp", "--to", "50", "--step", "10", "--every", "1m", "--", "list"},
+             out, err);
+  INFO(err.str());
+  CHECK(code == 0);
+  CHECK(out.str().find("ramp list: from 0% to 50%") == 0);
+}
+
+TEST_CASE("RunCli: diff shows parity and mismatches; --json has routes and mismatches") {
+  TempDb t;
+  REQUIRE(Cli(t, {"backend", "add", "legacy", "http://127.0.0.1:9001"}).code == 0);
+  REQUIRE(Cli(t, {"backend", "add", "new", "http://127.0.0.1:9002"}).code == 0);
+  REQUIRE(Cli(t, {"route", "add", "orders", "--to", "legacy", "--mirror", "new"}).code == 0);
+  REQUIRE(
+      Cli(t, {"route", "add", "quiet", "--to", "legacy", "--path", "/q", "--mirror", "new"}).code ==
+      0);
+  REQUIRE(Cli(t, {"route", "add", "plain", "--to", "legacy", "--path", "/p"}).code == 0);
+  {
+    auto store = Store::Open(t.db());
+    REQUIRE(store.ok());
+    DiffRecord d;
+    d.route = "orders";
+    d.ts = "2026-11-28T04:13:55.123Z";
+    d.request_id = "r1";
+    d.method = "GET";
+    d.target = "/api/orders/7";
+    d.primary_backend = "legacy";
+    d.mirror_backend = "new";
+    d.result = Json::parse(
+        R"({"equal":false,"kind":"json","diffs":[{"where":"$.price","primary":10,"mirror":12}],"more":0})");
+    REQUIRE((*store)->RecordMirrorResults({{"orders", MirrorTally{8, 7, 2, 1}}}, {d}).ok());
+  }
+  Run json = Cli(t, {"diff", "--json"});
+  REQUIRE(json.code == 0);
+  Json j = Json::parse(json.out, nullptr, false);
+  INFO(json.out);
+  REQUIRE(j.is_object());
+  REQUIRE(j["routes"].size() == 2);  // the routes with a mirror; not "plain"
+  const Json& o = j["routes"][0];
+  CHECK(o["route"] == "orders");
+  CHECK(o["mirror"] == "new");
+  CHECK(o["compared"] == 8);
+  CHECK(o["equal"] == 7);
+  CHECK(o["parity"] == 0.875);
+  CHECK(o["dropped"] == 2);
+  CHECK(o["failed"] == 1);
+  CHECK(o["since"].is_string());
+  CHECK(o["last_at"].is_string());
+  const Json& q = j["routes"][1];
+  CHECK(q["route"] == "quiet");
+  CHECK(q["compared"] == 0);
+  CHECK(q["parity"].is_null());
+  CHECK(q["since"].is_null());
+  REQUIRE(j["mismatches"].size() == 1);
+  const Json& m = j["mismatches"][0];
+  for (const char* k : {"id", "route", "ts", "request_id", "method", "target", "primary_backend",
+                        "mirror_backend", "result"}) {
+    CAPTURE(k);
+    CHECK(m.contains(k));
+  }
+  CHECK(m["result"]["diffs"][0]["where"] == "$.price");
+
+  Run text = Cli(t, {"diff", "orders"});
+  REQUIRE(text.code == 0);
+  INFO(text.out);
+  CHECK(text.out.find("87.5%") != std::string::npos);
+  CHECK(text.out.find("  $.price: legacy 10 -> new 12\n") != std::string::npos);
+  CHECK(text.out.find("quiet") == std::string::npos);
+
+  Run quiet = Cli(t, {"diff", "quiet", "--json"});
+  Json qj = Json::parse(quiet.out, nullptr, false);
+  REQUIRE(qj.is_object());
+  CHECK(qj["routes"].size() == 1);
+  CHECK(qj["mismatches"].empty());
+
+  Run plain = Cli(t, {"diff", "plain"});
+  CHECK(plain.code == 0);
+  CHECK(plain.out.find("has no mirror") != std::string::npos);
+
+  Run ghost = Cli(t, {"diff", "ghost"});
+  CHECK(ghost.code == 1);
+  CHECK(ghost.err.find("unknown route 'ghost'") != std::string::npos);
+  CHECK(Cli(t, {"diff", "--limit", "0"}).code == 2);
 }
 
 }  // namespace
