@@ -23,6 +23,13 @@ using Clock = std::chrono::steady_clock;
 constexpr int kTickMs = 250;              // client reads wake this often to see shutdown
 constexpr size_t kFlushBytes = 64 * 1024;  // buffered output is sent at this size
 constexpr size_t kBufferBytes = 64 * 1024;
+// After an error answer that closes the connection, what the client still
+// sends is read and thrown away for at most this long (each read waiting at
+// most kLingerIdleMs), like nginx's lingering close: closing a socket with
+// unread input sends a reset, which can destroy the answer before the client
+// reads it (a 413 to a client still sending its body).
+constexpr int kLingerMs = 2000;
+constexpr int kLingerIdleMs = 500;
 
 double MsSince(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
@@ -176,6 +183,13 @@ class Session : public MessageHandler {
   // head that must be refused with 400.
   bool AnalyseHead(const char** why);
   void BuildUpstreamHead(std::string_view path_and_query);
+  void AppendForwardedHeaders(std::string* out, const std::string& host, uint16_t port,
+                              bool chunked, bool mirror_copy);
+  // --mirror: start capturing a copy of this request, hand it over when the
+  // client has its answer.
+  void MaybeMirror(std::string_view method);
+  void SubmitMirror();
+  void CountRequest();
   bool FlushUpstream(bool final);
   bool SendUpstream() {
     return fio::SendAll(up_fd_, up_out_.data(), up_out_.size(), upstream_timeout());
@@ -186,6 +200,7 @@ class Session : public MessageHandler {
   bool Exchange();
   bool FlushClient();
   void SendError(int status, std::string_view message, bool close_after);
+  void Linger();
   void LogRequest();
   void Finish502or504(Upstream why);
   // --fallback: may this failed request go to the route's else backend?
@@ -221,6 +236,7 @@ class Session : public MessageHandler {
   Decision decision_;
   bool has_request_id_ = false, expect_continue_ = false, http10_ = false;
   bool client_keep_alive_ = true, is_head_ = false, rechunk_req_ = false;
+  bool linger_ = false;  // an error answer closes the connection: linger first
   bool rechunk_resp_ = false, replayable_ = true, reused_ = false;
   bool response_started_ = false;  // a response byte reached the client
   bool request_done_ = false;      // the whole request was read from the client
@@ -230,6 +246,12 @@ class Session : public MessageHandler {
   int fallback_5xx_ = 0;       // the 5xx status that made us fall back
   std::string fallback_why_;
   std::string_view path_and_query_;  // into in_, valid while the request is handled
+  // Mirror copy of the request in progress (mirroring_ only while one is made).
+  bool mirroring_ = false;
+  std::shared_ptr<const MirrorPlan> mirror_plan_;
+  std::string mirror_headers_, mirror_body_;
+  CapturedResponse captured_;
+  BodyHasher captured_hash_;
   uint64_t body_bytes_ = 0;
   bool upstream_has_rid_ = false;
   Upstream upstream_state_ = Upstream::kOk;
@@ -342,7 +364,21 @@ void Session::Run() {
     if (!HandleRequest() || proxy_->stopping()) break;
   }
   if (up_fd_ >= 0) fio::Close(up_fd_);
+  if (linger_ && !proxy_->stopping()) Linger();
   fio::Close(fd_);
+}
+
+void Session::Linger() {
+  if (shutdown(fd_, SHUT_WR) != 0) return;
+  const Clock::time_point until = Clock::now() + std::chrono::milliseconds(kLingerMs);
+  char sink[16 * 1024];
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+    if (left <= 0) return;
+    ssize_t n = fio::Recv(fd_, sink, sizeof(sink),
+                          static_cast<int>(std::min<int64_t>(left, kLingerIdleMs)));
+    if (n <= 0) return;  // the client closed, went quiet or failed
+  }
 }
 
 bool Session::AnalyseHead(const char** why) {
@@ -382,48 +418,59 @@ bool Session::AnalyseHead(const char** why) {
 }
 
 void Session::BuildUpstreamHead(std::string_view path_and_query) {
-  const char* base = in_.data();
   up_out_.clear();
   up_out_.append(method_);
   up_out_.push_back(' ');
   up_out_.append(path_and_query);
   up_out_.append(" HTTP/1.1\r\n");
+  AppendForwardedHeaders(&up_out_, instance_->host(), instance_->port(), rechunk_req_, false);
+  up_out_.append("\r\n");
+}
+
+// The client's header fields as a backend gets them, in order and byte for
+// byte, less the hop-by-hop ones, plus X-Forwarded-* and X-Request-Id (and a
+// Host naming `host`:`port` for an HTTP/1.0 client that sent none). A mirror
+// copy also goes without Content-Length: its body is sent decoded, with a
+// length of its own.
+void Session::AppendForwardedHeaders(std::string* out, const std::string& host, uint16_t port,
+                                     bool chunked, bool mirror_copy) {
+  const char* base = in_.data();
   bool xff_done = false;
   for (const HeaderSpan& h : req_.headers()) {
     std::string_view name = h.name.in(base), value = h.value.in(base);
     if (IsHopByHop(name) || conn_tokens_.Names(name) || IEquals(name, "expect") ||
-        IEquals(name, "x-forwarded-proto") || IEquals(name, "x-forwarded-host")) {
+        IEquals(name, "x-forwarded-proto") || IEquals(name, "x-forwarded-host") ||
+        (mirror_copy && (IEquals(name, "content-length") || IEquals(name, "x-strangler-mirror")))) {
       continue;
     }
     if (IEquals(name, "x-forwarded-for")) {
       if (xff_done) continue;
       xff_done = true;
-      up_out_.append(name);
-      up_out_.append(": ");
-      up_out_.append(xff_);
-      up_out_.append(", ");
-      up_out_.append(client_ip_);
-      up_out_.append("\r\n");
+      out->append(name);
+      out->append(": ");
+      out->append(xff_);
+      out->append(", ");
+      out->append(client_ip_);
+      out->append("\r\n");
       continue;
     }
-    AppendHeader(&up_out_, name, value);
+    AppendHeader(out, name, value);
   }
-  if (rechunk_req_) up_out_.append("Transfer-Encoding: chunked\r\n");
-  if (!xff_done) AppendHeader(&up_out_, "X-Forwarded-For", client_ip_);
-  up_out_.append("X-Forwarded-Proto: http\r\n");
+  if (chunked) out->append("Transfer-Encoding: chunked\r\n");
+  if (!xff_done) AppendHeader(out, "X-Forwarded-For", client_ip_);
+  out->append("X-Forwarded-Proto: http\r\n");
   if (!host_.empty()) {
-    AppendHeader(&up_out_, "X-Forwarded-Host", host_);
+    AppendHeader(out, "X-Forwarded-Host", host_);
   } else {
     // HTTP/1.0 clients may send no Host; HTTP/1.1 backends need one.
-    bool v6 = instance_->host().find(':') != std::string::npos;
-    up_out_.append(v6 ? "Host: [" : "Host: ");
-    up_out_.append(instance_->host());
-    up_out_.append(v6 ? "]:" : ":");
-    up_out_.append(std::to_string(instance_->port()));
-    up_out_.append("\r\n");
+    bool v6 = host.find(':') != std::string::npos;
+    out->append(v6 ? "Host: [" : "Host: ");
+    out->append(host);
+    out->append(v6 ? "]:" : ":");
+    out->append(std::to_string(port));
+    out->append("\r\n");
   }
-  if (!has_request_id_) AppendHeader(&up_out_, "X-Request-Id", request_id_);
-  up_out_.append("\r\n");
+  if (!has_request_id_) AppendHeader(out, "X-Request-Id", request_id_);
 }
 
 bool Session::HandleRequest() {
@@ -455,6 +502,7 @@ bool Session::HandleRequest() {
   fell_back_ = false;
   fallback_5xx_ = 0;
   fallback_why_.clear();
+  mirroring_ = false;
   const char* bad_head = nullptr;
   if (!AnalyseHead(&bad_head)) {
     backend_name_ = {};
@@ -493,6 +541,9 @@ bool Session::HandleRequest() {
   if (method == "CONNECT") {
     SendError(405, "CONNECT is not supported by this proxy", true);
     return false;
+  }
+  if (decision_.route >= 0 && snap_->routes[static_cast<size_t>(decision_.route)].mirror) {
+    MaybeMirror(method);
   }
 
   bool has_body = req_.chunked() || (req_.has_content_length() && req_.content_length() > 0);
@@ -557,6 +608,14 @@ bool Session::OnBody(const char* data, size_t len) {
   if (max_body > 0 && body_bytes_ > max_body) {
     body_too_large_ = true;
     return false;
+  }
+  if (mirroring_) {
+    if (mirror_body_.size() + len > kMirrorBodyCap) {
+      mirroring_ = false;  // too big to copy: counted as dropped
+      proxy_->mirror().CountDropped(mirror_plan_->route);
+    } else {
+      mirror_body_.append(data, len);
+    }
   }
   if (rechunk_req_) {
     AppendChunk(&up_out_, data, len);
@@ -651,6 +710,18 @@ int Session::OnResponseHead() {
     return -1;  // not forwarded: the exchange fails and falls back
   }
   status_ = status;
+  if (mirroring_) {
+    captured_ = CapturedResponse{};
+    captured_hash_ = BodyHasher{};
+    captured_.status = status;
+    for (const HeaderSpan& h : resp_.headers()) {
+      std::string_view name = h.name.in(base);
+      if (IEquals(name, "content-type")) captured_.content_type.assign(h.value.in(base));
+      for (const std::string& want : mirror_plan_->compare.headers) {
+        if (IEquals(name, want)) captured_.headers.emplace_back(name, h.value.in(base));
+      }
+    }
+  }
   bool no_body = is_head_ || status == 204 || status == 304;
   rechunk_resp_ = false;
   if (!no_body && !resp_.has_content_length()) {
@@ -669,6 +740,14 @@ int Session::OnResponseHead() {
 }
 
 bool Session::OnResponseBody(const char* data, size_t len) {
+  if (mirroring_) {
+    captured_hash_.Update(data, len);
+    captured_.body_bytes += len;
+    captured_.body_hash = captured_hash_.value();
+    size_t room = kMirrorBodyCap - std::min(kMirrorBodyCap, captured_.body.size());
+    if (len > room) captured_.truncated = true;
+    captured_.body.append(data, std::min(len, room));
+  }
   if (rechunk_resp_) {
     AppendChunk(&out_, data, len);
   } else {
@@ -725,6 +804,7 @@ bool Session::Exchange() {
         up_fd_ = -1;
         upstream_ms_ = MsSince(t_upstream_);
         LogRequest();
+        if (mirroring_) SubmitMirror();
         return ok;
       }
       upstream_state_ = timed_out ? Upstream::kTimeout : Upstream::kFailed;
@@ -746,6 +826,7 @@ bool Session::Exchange() {
       }
       up_fd_ = -1;
       LogRequest();
+      if (mirroring_) SubmitMirror();
       return ok;
     }
     if (ev == MessageParser::Event::kError) {
@@ -872,6 +953,7 @@ void Session::SendError(int status, std::string_view message, bool close_after) 
   if (close_after || !client_keep_alive_) {
     head += "Connection: close\r\n";
     client_keep_alive_ = false;
+    linger_ = true;
   }
   head += "\r\n";
   if (!is_head_) head += body;
@@ -880,7 +962,60 @@ void Session::SendError(int status, std::string_view message, bool close_after) 
   if (!backend_name_.empty()) LogRequest();
 }
 
+// Decides whether this request is copied to the route's mirror: reads only
+// (GET, HEAD, OPTIONS) unless --mirror-writes, and --mirror-percent of them.
+void Session::MaybeMirror(std::string_view method) {
+  const auto& plan = snap_->routes[static_cast<size_t>(decision_.route)].mirror;
+  if (!plan->writes && method != "GET" && method != "HEAD" && method != "OPTIONS") return;
+  if (plan->percent_bp < kFullPercentBp &&
+      static_cast<int>(NextRandom() % kFullPercentBp) >= plan->percent_bp) {
+    return;
+  }
+  if (plan->targets.empty()) return;
+  mirroring_ = true;
+  mirror_plan_ = plan;
+  mirror_headers_.clear();
+  mirror_body_.clear();
+  captured_ = CapturedResponse{};
+  const MirrorPlan::Target& t = plan->targets.front();
+  AppendForwardedHeaders(&mirror_headers_, t.host, t.port, false, true);
+}
+
+// The client has its answer: the copy goes to the mirror's queue (or is
+// dropped and counted when the queue is full).
+void Session::SubmitMirror() {
+  mirroring_ = false;
+  MirrorJob job;
+  job.plan = std::move(mirror_plan_);
+  job.method = method_;
+  job.target.assign(path_and_query_);
+  job.headers = std::move(mirror_headers_);
+  job.body = std::move(mirror_body_);
+  job.request_id = request_id_;
+  job.primary_backend.assign(backend_name_);
+  job.ts_ms = ts_ms_;
+  job.primary = std::move(captured_);
+  proxy_->mirror().Submit(std::move(job));
+  mirror_headers_.clear();
+  mirror_body_.clear();
+}
+
+// Ramps judge a route by the 5xx rate of what went to --to against what went
+// to --else. A request that fell back counts as a failure of --to.
+void Session::CountRequest() {
+  const RouteExtras& x = snap_->routes[static_cast<size_t>(decision_.route)];
+  RouteCounters* c = x.counters;
+  if (fell_back_ || decision_.backend == x.to_backend) {
+    c->to_n.fetch_add(1, std::memory_order_relaxed);
+    if (fell_back_ || status_ >= 500) c->to_5xx.fetch_add(1, std::memory_order_release);
+  } else {
+    c->else_n.fetch_add(1, std::memory_order_relaxed);
+    if (status_ >= 500) c->else_5xx.fetch_add(1, std::memory_order_release);
+  }
+}
+
 void Session::LogRequest() {
+  if (decision_.route >= 0 && status_ > 0) CountRequest();
   DecisionRecord r;
   r.ts_ms = ts_ms_;
   r.request_id = request_id_;
@@ -985,6 +1120,7 @@ bool Proxy::Shutdown(int drain_ms) {
     pool_->Stop();
     pool_->Join();
   }
+  if (drained) mirror_.Stop();
   return drained;
 }
 

@@ -40,6 +40,7 @@ class Proxy {
   Proxy& operator=(const Proxy&) = delete;
 
   Upstreams& upstreams() { return upstreams_; }
+  Mirror& mirror() { return mirror_; }
   void SetSnapshot(std::shared_ptr<const ProxySnapshot> snap);
   std::shared_ptr<const ProxySnapshot> snapshot() const;
   // Bumped by every SetSnapshot(); lets sessions skip reloading an unchanged one.
@@ -64,6 +65,7 @@ class Proxy {
   ProxyOptions opts_;
   DecisionLog* log_;
   Upstreams upstreams_;
+  Mirror mirror_;
   std::shared_ptr<const ProxySnapshot> snapshot_;  // atomic_load/atomic_store only
   std::atomic<uint64_t> snapshot_gen_{1};
   int listen_fd_ = -1;

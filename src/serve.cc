@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <vector>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -57,6 +59,12 @@ class Reloader {
     }
     if (dv.value() == data_version_ && !failing_ && !force_) return;
     data_version_ = dv.value();
+    if (!failing_ && !force_) {
+      // Other serves write ramp counts and mirror results too: only a new
+      // ruleset version is worth a rebuild.
+      auto v = store_->RulesetVersion();
+      if (v.ok() && v.value() == proxy_->snapshot()->table->version()) return;
+    }
     auto table = LoadTable(store_.get());
     if (!table.ok()) {
       Report("new rules refused, still serving ruleset " +
@@ -76,6 +84,53 @@ class Reloader {
   }
 
   void set_data_version(int64_t v) { data_version_ = v; }
+
+  // Ramps and mirror results, once per tick: counts go to the store about
+  // once a second (or when a ramp is due), so that the ramp's serve judges
+  // windows that hold every serve's requests.
+  void SafetyTick(bool final_flush) {
+    for (auto& [route, c] : proxy_->upstreams().TakeCounts()) {
+      RampCounts& sum = counts_[route];
+      sum.to_n += c.to_n;
+      sum.to_5xx += c.to_5xx;
+      sum.else_n += c.else_n;
+      sum.else_5xx += c.else_5xx;
+    }
+    proxy_->mirror().TakeResults(&tallies_, &records_);
+    if (!store_) return;
+    const int64_t now = NowMs();
+    const bool flush = final_flush || now >= next_flush_ms_;
+    if (flush) next_flush_ms_ = now + kFlushMs;
+    if (flush || now >= next_due_ms_) {
+      std::vector<std::pair<std::string, RampCounts>> counted(counts_.begin(), counts_.end());
+      auto tick = store_->RampTick(now, counted);
+      if (!tick.ok()) {
+        ReportSafety("cannot advance ramps: " + tick.status().message());
+      } else {
+        counts_.clear();
+        next_due_ms_ = tick->next_due_ms;
+        for (const RampEvent& e : tick->events) {
+          spdlog::info("ramp {}: {}", e.route, e.message);
+          // A step or a rollback is a route change made on this connection,
+          // which PRAGMA data_version does not report to itself.
+          if (e.what == "step" || e.what == "rolled_back") force_ = true;
+        }
+        safety_error_.clear();
+      }
+    }
+    if (flush && (!tallies_.empty() || !records_.empty())) {
+      Status st = store_->RecordMirrorResults(tallies_, records_);
+      if (!st.ok()) {
+        ReportSafety("cannot record mirror results (kept for the next try): " + st.message());
+        if (records_.size() > kMirrorPendingRecords) records_.resize(kMirrorPendingRecords);
+        MergeTallies();
+      } else {
+        tallies_.clear();
+        records_.clear();
+      }
+    }
+    if (force_) Poll();
+  }
 
  private:
   // (device, inode) of the file at db_path_, or (0, 0) when there is none.
@@ -110,6 +165,30 @@ class Reloader {
     force_ = true;
   }
 
+  static int64_t NowMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
+  // Tallies kept for a retry are summed per route so they cannot pile up.
+  void MergeTallies() {
+    std::map<std::string, MirrorTally> sum;
+    for (const auto& [route, t] : tallies_) {
+      MirrorTally& s = sum[route];
+      s.compared += t.compared;
+      s.equal += t.equal;
+      s.dropped += t.dropped;
+      s.failed += t.failed;
+    }
+    tallies_.assign(sum.begin(), sum.end());
+  }
+
+  void ReportSafety(const std::string& error) {
+    if (error != safety_error_) spdlog::error("{}", error);
+    safety_error_ = error;
+  }
+
   void Report(const std::string& error) {
     failing_ = true;
     if (error != last_error_) spdlog::error("{}", error);
@@ -124,6 +203,14 @@ class Reloader {
   bool failing_ = false;
   bool force_ = false;
   std::string last_error_;
+
+  static constexpr int64_t kFlushMs = 1000;
+  std::map<std::string, RampCounts> counts_;
+  std::vector<std::pair<std::string, MirrorTally>> tallies_;
+  std::vector<DiffRecord> records_;
+  int64_t next_flush_ms_ = 0;
+  int64_t next_due_ms_ = 0;
+  std::string safety_error_;
 };
 
 }  // namespace
@@ -189,8 +276,10 @@ int RunServe(const ServeOptions& opts) {
       break;
     }
     reloader.Poll();
+    reloader.SafetyTick(false);
   }
   bool drained = proxy->Shutdown(kDrainMs);
+  reloader.SafetyTick(true);
   log.value()->Flush();
   spdlog::info("stopped{}", drained ? "" : " (some connections did not finish in time)");
   spdlog::default_logger()->flush();

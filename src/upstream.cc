@@ -67,8 +67,59 @@ std::shared_ptr<const ProxySnapshot> Upstreams::MakeSnapshot(
     }
     snap->targets.push_back(std::move(target));
   }
+  const std::vector<Backend>& backends = table->backends();
+  auto backend_index = [&](const std::string& name) {
+    for (size_t i = 0; i < backends.size(); ++i) {
+      if (backends[i].name == name) return static_cast<int>(i);
+    }
+    return -1;
+  };
+  for (const Route& r : table->routes()) {
+    RouteExtras extras;
+    extras.to_backend = backend_index(r.to);
+    auto& counters = counters_[r.name];
+    if (!counters) counters = std::make_unique<RouteCounters>();
+    extras.counters = counters.get();
+    int mirror = r.mirror.empty() ? -1 : backend_index(r.mirror);
+    if (mirror >= 0) {
+      auto plan = std::make_shared<MirrorPlan>();
+      const Backend& b = backends[static_cast<size_t>(mirror)];
+      plan->route = r.name;
+      plan->backend = b.name;
+      for (const std::string& u : b.urls) {
+        auto url = ParseUrl(u);
+        if (url.ok()) plan->targets.push_back({url->host, url->port, url->base_path});
+      }
+      plan->timeout_ms = b.timeout_ms;
+      plan->percent_bp = r.mirror_percent_bp;
+      plan->writes = r.mirror_writes;
+      plan->compare.headers = r.compare_headers;
+      for (const std::string& f : r.ignore_fields) {
+        auto field = ParseIgnoreField(f);
+        if (field.ok()) plan->compare.ignore.push_back(std::move(field.value()));
+      }
+      extras.mirror = std::move(plan);
+    }
+    snap->routes.push_back(std::move(extras));
+  }
   snap->table = std::move(table);
   return snap;
+}
+
+std::vector<std::pair<std::string, RampCounts>> Upstreams::TakeCounts() {
+  std::vector<std::pair<std::string, RampCounts>> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [route, c] : counters_) {
+    // A request adds to *_n before *_5xx; taking *_5xx first means a 5xx
+    // taken always comes with its request.
+    RampCounts n;
+    n.to_5xx = c->to_5xx.exchange(0, std::memory_order_acq_rel);
+    n.to_n = c->to_n.exchange(0, std::memory_order_acq_rel);
+    n.else_5xx = c->else_5xx.exchange(0, std::memory_order_acq_rel);
+    n.else_n = c->else_n.exchange(0, std::memory_order_acq_rel);
+    if (!n.empty()) out.emplace_back(route, n);
+  }
+  return out;
 }
 
 }  // namespace strangler

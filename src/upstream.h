@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "mirror.h"
 #include "net.h"
 #include "route_table.h"
 #include "rules.h"
@@ -50,11 +51,26 @@ struct BackendTarget {
   mutable std::atomic<uint32_t> next{0};
 };
 
+// Requests of one route by where they went, for ramps (serve reads and
+// resets them). Outlive snapshots: one per route name, kept by Upstreams.
+struct RouteCounters {
+  std::atomic<int64_t> to_n{0}, to_5xx{0}, else_n{0}, else_5xx{0};
+};
+
+// What the forwarder needs of one route beyond the table.
+struct RouteExtras {
+  int to_backend = -1;  // index into table->backends()
+  RouteCounters* counters = nullptr;
+  std::shared_ptr<const MirrorPlan> mirror;  // null: no --mirror
+};
+
 // What a request needs to route and forward: the decision table plus the
-// upstream targets of its backends (indexed like table->backends()).
+// upstream targets of its backends (indexed like table->backends()) and the
+// extras of its routes (indexed like table->routes()).
 struct ProxySnapshot {
   std::shared_ptr<const RouteTable> table;
   std::vector<std::unique_ptr<BackendTarget>> targets;
+  std::vector<RouteExtras> routes;
 };
 
 class Upstreams {
@@ -66,11 +82,15 @@ class Upstreams {
   void set_workers(int workers) { workers_ = workers; }
   // Builds the forwarding view of a table, creating instances as needed.
   std::shared_ptr<const ProxySnapshot> MakeSnapshot(std::shared_ptr<const RouteTable> table);
+  // Counted requests of every route since the last call (routes with none
+  // are left out), and the counters reset.
+  std::vector<std::pair<std::string, RampCounts>> TakeCounts();
 
  private:
   std::mutex mu_;
   int workers_ = 1;
   std::unordered_map<std::string, std::unique_ptr<Instance>> instances_;
+  std::unordered_map<std::string, std::unique_ptr<RouteCounters>> counters_;  // by route
 };
 
 }  // namespace strangler

@@ -1,0 +1,358 @@
+#include "mirror.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <algorithm>
+#include <unordered_map>
+
+#include "decision_log.h"
+#include "http_message.h"
+#include "net.h"
+
+namespace strangler {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kReadBytes = 16 * 1024;
+constexpr size_t kMaxHeadBytes = 256 * 1024;
+constexpr size_t kIdlePerTarget = kMirrorInFlight;
+
+bool IEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
+    if (x != y) return false;
+  }
+  return true;
+}
+
+// Captures the mirror's answer the way the session captures the client's:
+// status, Content-Type, the headers named for comparison, the body up to the
+// cap and the size and hash of all of it.
+class Capture : public MessageHandler {
+ public:
+  Capture(const CompareOptions& opts, bool is_head) : opts_(opts), is_head_(is_head) {}
+  void set_base(const char* base) { base_ = base; }
+  const MessageParser* parser = nullptr;
+  CapturedResponse response;
+  bool done_head = false;
+
+  int OnHead() override {
+    int status = parser->status();
+    if (status < 200) return 0;  // interim: the real answer follows
+    response.status = status;
+    for (const HeaderSpan& h : parser->headers()) {
+      std::string_view name = h.name.in(base_);
+      if (IEquals(name, "content-type")) response.content_type.assign(h.value.in(base_));
+      for (const std::string& want : opts_.headers) {
+        if (IEquals(name, want)) response.headers.emplace_back(name, h.value.in(base_));
+      }
+    }
+    done_head = true;
+    return is_head_ ? 1 : 0;
+  }
+
+  bool OnBody(const char* data, size_t len) override {
+    hasher_.Update(data, len);
+    response.body_bytes += len;
+    size_t room = kMirrorBodyCap - std::min(kMirrorBodyCap, response.body.size());
+    if (len > room) response.truncated = true;
+    response.body.append(data, std::min(len, room));
+    response.body_hash = hasher_.value();
+    return true;
+  }
+
+ private:
+  const CompareOptions& opts_;
+  bool is_head_;
+  const char* base_ = nullptr;
+  BodyHasher hasher_;
+};
+
+}  // namespace
+
+// Idle keep-alive connections per target ("host|port"), registered with the
+// Mirror's worker; only its fibers touch them.
+struct Mirror::Conns {
+  struct Idle {
+    ResolvedAddr addr;
+    bool resolved = false;
+    std::vector<int> fds;
+  };
+  std::unordered_map<std::string, Idle> idle;
+
+  ~Conns() {
+    for (auto& [key, i] : idle) {
+      for (int f : i.fds) close(f);
+    }
+  }
+};
+
+Mirror::Mirror(int in_flight, size_t max_jobs, size_t max_bytes)
+    : in_flight_(in_flight), max_jobs_(max_jobs), max_bytes_(max_bytes),
+      conns_(std::make_unique<Conns>()),
+      pool_(std::make_unique<WorkerPool>(1, [this](int) { Drain(); })) {}
+
+Mirror::~Mirror() { Stop(); }
+
+void Mirror::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ && !pool_) return;
+    stopping_ = true;
+    queue_.clear();
+    queued_bytes_ = 0;
+    // Fibers waiting on these wake up to an error and find stopping_ set.
+    for (int fd : busy_fds_) shutdown(fd, SHUT_RDWR);
+  }
+  if (pool_) {
+    pool_->Stop();
+    pool_->Join();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  pool_.reset();
+  conns_.reset();
+}
+
+bool Mirror::Submit(MirrorJob job) {
+  std::string route = job.plan->route;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t bytes = job.bytes();
+    if (!stopping_ && queue_.size() < max_jobs_ && queued_bytes_ + bytes <= max_bytes_) {
+      queued_bytes_ += bytes;
+      queue_.push_back(std::move(job));
+      // A new fiber only while fewer than in_flight_ drain the queue; those
+      // running take this copy when they are done with theirs. Handed over
+      // under the lock, so that Stop() cannot free the pool meanwhile.
+      if (running_ < in_flight_) {
+        ++running_;
+        pool_->Submit(-1);
+      }
+      return true;
+    }
+  }
+  CountDropped(route);
+  return false;
+}
+
+void Mirror::CountDropped(const std::string& route) {
+  std::lock_guard<std::mutex> lock(results_mu_);
+  ++tallies_[route].dropped;
+}
+
+void Mirror::TakeResults(std::vector<std::pair<std::string, MirrorTally>>* tallies,
+                         std::vector<DiffRecord>* records) {
+  std::lock_guard<std::mutex> lock(results_mu_);
+  for (auto& [route, t] : tallies_) tallies->emplace_back(route, t);
+  tallies_.clear();
+  for (DiffRecord& r : records_) records->push_back(std::move(r));
+  records_.clear();
+}
+
+void Mirror::Drain() {
+  std::vector<char> buf(kReadBytes);
+  while (true) {
+    MirrorJob job;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_ || queue_.empty()) {
+        --running_;
+        return;
+      }
+      job = std::move(queue_.front());
+      queue_.pop_front();
+      queued_bytes_ -= job.bytes();
+    }
+    Process(job, &buf);
+  }
+}
+
+bool Mirror::Track(int fd) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) return false;
+  busy_fds_.insert(fd);
+  return true;
+}
+
+void Mirror::Untrack(int fd) {
+  std::lock_guard<std::mutex> lock(mu_);
+  busy_fds_.erase(fd);
+}
+
+// Sends one copy and reads the answer: a pooled connection first, and a
+// fresh one if the pooled one turns out to be closed before any answer byte.
+void Mirror::Process(MirrorJob& job, std::vector<char>* read_buf) {
+  const MirrorPlan& plan = *job.plan;
+  if (plan.targets.empty()) return;
+  size_t pick = plan.targets.size() == 1
+                    ? 0
+                    : plan.next.fetch_add(1, std::memory_order_relaxed) % plan.targets.size();
+  const MirrorPlan::Target& t = plan.targets[pick];
+  Conns::Idle& idle = conns_->idle[t.host + "|" + std::to_string(t.port)];
+  if (!idle.resolved) {
+    auto r = Resolve(t.host, t.port);
+    if (!r.ok()) {
+      Finish(job, nullptr, "cannot resolve " + t.host + ": " + r.status().message());
+      return;
+    }
+    idle.addr = r.value();
+    idle.resolved = true;
+  }
+
+  std::string req;
+  req.reserve(job.headers.size() + job.body.size() + 128);
+  req.append(job.method).append(" ").append(t.base_path).append(job.target);
+  req.append(" HTTP/1.1\r\n").append(job.headers);
+  req.append("X-Strangler-Mirror: 1\r\n");
+  if (!job.body.empty() || (job.method != "GET" && job.method != "HEAD" &&
+                            job.method != "OPTIONS" && job.method != "DELETE")) {
+    req.append("Content-Length: ").append(std::to_string(job.body.size())).append("\r\n");
+  }
+  req.append("\r\n").append(job.body);
+
+  const bool is_head = job.method == "HEAD";
+  const std::string too_slow = "did not answer within " + std::to_string(plan.timeout_ms) + " ms";
+  const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(plan.timeout_ms);
+  auto left_ms = [&] {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    return static_cast<int>(std::max<int64_t>(ms.count(), 0));
+  };
+  std::vector<char>& buf = *read_buf;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    bool reused = attempt == 0 && !idle.fds.empty();
+    int fd = -1;
+    if (reused) {
+      fd = idle.fds.back();
+      idle.fds.pop_back();
+    } else {
+      ConnectError err = ConnectError::kNone;
+      fd = fio::Connect(idle.addr, std::max(left_ms(), 1), &err);
+      if (fd < 0) {
+        Finish(job, nullptr,
+               err == ConnectError::kTimeout
+                   ? "did not accept a connection within " + std::to_string(plan.timeout_ms) + " ms"
+                   : std::string("refused the connection"));
+        return;
+      }
+    }
+    if (!Track(fd)) {  // stopping
+      fio::Close(fd);
+      return;
+    }
+    bool sent = fio::SendAll(fd, req.data(), req.size(), std::max(left_ms(), 1));
+
+    Capture capture(plan.compare, is_head);
+    MessageParser parser(MessageType::kResponse, &capture);
+    capture.parser = &parser;
+    size_t rpos = 0, wpos = 0;
+    bool any_byte = false, complete = false;
+    std::string error;
+    while (sent) {
+      if (rpos == wpos && !parser.in_head()) rpos = wpos = 0;
+      if (wpos == buf.size()) {
+        if (!parser.in_head() && rpos > 0) {
+          std::memmove(buf.data(), buf.data() + rpos, wpos - rpos);
+          wpos -= rpos;
+          rpos = 0;
+        } else if (buf.size() < kMaxHeadBytes) {
+          buf.resize(buf.size() * 2);
+        } else {
+          error = "sent a response head over " + std::to_string(kMaxHeadBytes) + " bytes";
+          break;
+        }
+      }
+      int wait_ms = left_ms();
+      if (wait_ms == 0) {
+        error = too_slow;
+        break;
+      }
+      ssize_t n = fio::Recv(fd, buf.data() + wpos, buf.size() - wpos, wait_ms);
+      if (n < 0) {
+        error = errno == ETIMEDOUT ? too_slow : std::string("failed: ") + std::strerror(errno);
+        break;
+      }
+      if (n == 0) {
+        if (any_byte && parser.Finish() == MessageParser::Event::kMessageDone) {
+          complete = true;
+        } else {
+          error = any_byte ? "cut its answer short" : "closed the connection without answering";
+        }
+        break;
+      }
+      any_byte = true;
+      wpos += static_cast<size_t>(n);
+      capture.set_base(buf.data());
+      size_t used = 0;
+      auto ev = parser.Execute(buf.data(), rpos, wpos, &used);
+      rpos += used;
+      if (ev == MessageParser::Event::kMessageDone) {
+        complete = true;
+        break;
+      }
+      if (ev == MessageParser::Event::kError) {
+        error = std::string("sent a malformed answer: ") + (parser.error() ? parser.error() : "");
+        break;
+      }
+    }
+    if (!sent && error.empty()) {
+      error = errno == ETIMEDOUT ? too_slow : std::string("failed: ") + std::strerror(errno);
+    }
+    Untrack(fd);
+    if (complete) {
+      if (parser.keep_alive() && rpos == wpos && idle.fds.size() < kIdlePerTarget) {
+        idle.fds.push_back(fd);
+      } else {
+        fio::Close(fd);
+      }
+      Finish(job, &capture.response, "");
+      return;
+    }
+    fio::Close(fd);
+    if (reused && !any_byte && left_ms() > 0) continue;  // the pooled connection was stale
+    Finish(job, nullptr, error);
+    return;
+  }
+}
+
+void Mirror::Finish(const MirrorJob& job, const CapturedResponse* mirror,
+                    const std::string& error) {
+  const MirrorPlan& plan = *job.plan;
+  DiffRecord rec;
+  bool keep = false;
+  Comparison c;
+  if (mirror != nullptr) c = CompareResponses(job.primary, *mirror, plan.compare);
+  std::lock_guard<std::mutex> lock(results_mu_);
+  MirrorTally& tally = tallies_[plan.route];
+  if (mirror == nullptr) {
+    ++tally.failed;
+    rec.result = Json{{"error", "mirror backend '" + plan.backend + "' " + error}};
+    keep = true;
+  } else {
+    ++tally.compared;
+    if (c.equal) {
+      ++tally.equal;
+    } else {
+      rec.result = ToJson(c);
+      keep = true;
+    }
+  }
+  if (!keep || records_.size() >= kMirrorPendingRecords) return;
+  rec.route = plan.route;
+  AppendRfc3339Ms(job.ts_ms, &rec.ts);
+  rec.request_id = job.request_id;
+  rec.method = job.method;
+  rec.target = job.target;
+  rec.primary_backend = job.primary_backend;
+  rec.mirror_backend = plan.backend;
+  records_.push_back(std::move(rec));
+}
+
+}  // namespace strangler

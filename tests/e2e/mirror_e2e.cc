@@ -1,0 +1,292 @@
+// --mirror: copies of matched requests go to a mirror backend after the
+// client has its answer; the two answers are compared and `strangler diff`
+// reports parity and field-level mismatches. Real backends, a real serve, a
+// real store; results reach the store on serve's tick (about once a second).
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "harness.h"
+
+namespace strangler {
+namespace e2e {
+namespace {
+
+std::string JsonResponse(const std::string& body) {
+  return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+// `strangler diff --json` parsed.
+Json DiffJson(Fixture& fx, const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args = {"diff", "--json"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  RunResult r = fx.MustCli(args);
+  Json j = Json::parse(r.out, nullptr, false);
+  REQUIRE_MESSAGE(!j.is_discarded(), r.out);
+  return j;
+}
+
+Json RouteStats(const Json& diff, const std::string& route) {
+  for (const Json& r : diff["routes"]) {
+    if (r.value("route", "") == route) return r;
+  }
+  return Json::object();
+}
+
+// Polls `diff --json` until the route's compared + failed + dropped reaches n.
+Json WaitForResults(Fixture& fx, const std::string& route, int64_t n, int timeout_ms = 8000) {
+  int64_t deadline = NowMs() + timeout_ms;
+  Json diff;
+  while (true) {
+    diff = DiffJson(fx);
+    Json s = RouteStats(diff, route);
+    int64_t seen = s.value("compared", 0) + s.value("failed", 0) + s.value("dropped", 0);
+    if (seen >= n || NowMs() > deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return diff;
+}
+
+std::vector<Json> Mismatches(const Json& diff, const std::string& route) {
+  std::vector<Json> out;
+  for (const Json& m : diff["mismatches"]) {
+    if (m.value("route", "") == route) out.push_back(m);
+  }
+  return out;
+}
+
+TEST_CASE("e2e: mirror compares JSON as values, reports field diffs, honours ignored fields") {
+  Fixture fx;
+  RawBackend legacy("legacy"), fresh("new");
+  REQUIRE(legacy.Start());
+  REQUIRE(fresh.Start());
+  // Each path answers a different pair of bodies.
+  legacy.set_responder([](const RecordedRequest& req) {
+    if (req.target == "/same") return JsonResponse(R"({"id":7,"tags":["a","b"],"price":10.5})");
+    if (req.target == "/differs") return JsonResponse(R"({"id":7,"price":10,"name":"lamp"})");
+    return JsonResponse(R"({"id":7,"ts":"2026-01-01","items":[{"sku":"x","at":1},{"sku":"y","at":2}]})");
+  });
+  fresh.set_responder([](const RecordedRequest& req) {
+    if (req.target == "/same")  // other key order, other number spelling
+      return JsonResponse(R"({"price":10.50,"tags":["a","b"],"id":7})");
+    if (req.target == "/differs") return JsonResponse(R"({"id":7,"price":12,"name":"lamp"})");
+    return JsonResponse(R"({"items":[{"at":9,"sku":"x"},{"sku":"y","at":8}],"ts":"2026-11-28","id":7})");
+  });
+  fx.AddBackend("legacy", legacy.url());
+  fx.AddBackend("new", fresh.url());
+  fx.AddRoute("same", {"--to", "legacy", "--path", "=/same", "--mirror", "new"});
+  fx.AddRoute("differs", {"--to", "legacy", "--path", "=/differs", "--mirror", "new"});
+  fx.AddRoute("ignored", {"--to", "legacy", "--path", "=/ignored", "--mirror", "new",
+                          "--ignore-field", "ts", "--ignore-field", "items[].at"});
+  REQUIRE(fx.StartServe());
+
+  RawClient client;
+  REQUIRE(client.Connect(fx.port()));
+  for (int i = 0; i < 3; ++i) {
+    for (const char* path : {"/same", "/differs", "/ignored"}) {
+      HttpResponse r = client.Get(path, {{"Host", "shop.example"}});
+      REQUIRE_MESSAGE(r.ok, r.error);
+      CHECK(r.status == 200);
+      // The client always gets the --to backend's answer.
+      CHECK(r.body.find("\"id\":7") != std::string::npos);
+      CHECK(r.body.find("10.50") == std::string::npos);
+    }
+  }
+  REQUIRE(fresh.WaitForRequests(9, 5000));
+  for (const RecordedRequest& m : fresh.requests()) {
+    CHECK(m.Header("X-Strangler-Mirror").value_or("") == "1");
+    CHECK(m.Header("Host").value_or("") == "shop.example");
+    CHECK(m.Header("X-Request-Id").has_value());
+  }
+  for (const char* route : {"same", "differs", "ignored"}) WaitForResults(fx, route, 3);
+  Json diff = DiffJson(fx);
+  MESSAGE(diff.dump());
+
+  Json same = RouteStats(diff, "same");
+  CHECK(same.value("compared", 0) == 3);
+  CHECK(same.value("equal", 0) == 3);
+  CHECK(Mismatches(diff, "same").empty());
+
+  Json ignored = RouteStats(diff, "ignored");
+  CHECK(ignored.value("compared", 0) == 3);
+  CHECK(ignored.value("equal", 0) == 3);
+
+  Json differs = RouteStats(diff, "differs");
+  CHECK(differs.value("compared", 0) == 3);
+  CHECK(differs.value("equal", 0) == 0);
+  std::vector<Json> mism = Mismatches(diff, "differs");
+  REQUIRE(mism.size() == 3);
+  const Json& m = mism.front();
+  CHECK(m.value("method", "") == "GET");
+  CHECK(m.value("target", "") == "/differs");
+  CHECK(m.value("primary_backend", "") == "legacy");
+  CHECK(m.value("mirror_backend", "") == "new");
+  const Json& result = m["result"];
+  CHECK(result.value("equal", true) == false);
+  CHECK(result.value("kind", "") == "json");
+  REQUIRE(result["diffs"].size() == 1);
+  CHECK(result["diffs"][0].value("where", "") == "$.price");
+  CHECK(result["diffs"][0]["primary"] == 10);
+  CHECK(result["diffs"][0]["mirror"] == 12);
+
+  // The human form names the route, the parity and the field.
+  RunResult text = fx.MustCli({"diff", "differs"});
+  MESSAGE(text.out);
+  CHECK(text.out.find("differs") != std::string::npos);
+  CHECK(text.out.find("$.price") != std::string::npos);
+  CHECK(text.out.find("10") != std::string::npos);
+  CHECK(text.out.find("12") != std::string::npos);
+}
+
+TEST_CASE("e2e: only reads are mirrored unless --mirror-writes; a copy of a write carries its body") {
+  Fixture fx;
+  RawBackend legacy("legacy"), fresh("new"), fresh2("new2");
+  REQUIRE(legacy.Start());
+  REQUIRE(fresh.Start());
+  REQUIRE(fresh2.Start());
+  fx.AddBackend("legacy", legacy.url());
+  fx.AddBackend("new", fresh.url());
+  fx.AddBackend("new2", fresh2.url());
+  fx.AddRoute("reads", {"--to", "legacy", "--path", "/reads", "--mirror", "new"});
+  fx.AddRoute("writes", {"--to", "legacy", "--path", "/writes", "--mirror", "new2",
+                         "--mirror-writes"});
+  REQUIRE(fx.StartServe());
+
+  RawClient client;
+  REQUIRE(client.Connect(fx.port()));
+  HttpResponse r = client.Request("POST", "/reads/1", {{"Host", "h"}}, "{\"n\":1}");
+  REQUIRE(r.ok);
+  r = client.Request("PUT", "/reads/2", {{"Host", "h"}}, "x");
+  REQUIRE(r.ok);
+  r = client.Get("/reads/3", {{"Host", "h"}});
+  REQUIRE(r.ok);
+  // Chunked on the way in: the copy goes with a Content-Length of its own.
+  REQUIRE(client.Send("POST /writes/9?q=1 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+                      "Content-Type: application/json\r\n\r\n5\r\n{\"a\":\r\n2\r\n1}\r\n0\r\n\r\n"));
+  r = client.ReadFinal();
+  REQUIRE_MESSAGE(r.ok, r.error);
+  CHECK(r.status == 200);
+
+  REQUIRE(fresh.WaitForRequests(1, 5000));
+  REQUIRE(fresh2.WaitForRequests(1, 5000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto reads = fresh.requests();
+  REQUIRE(reads.size() == 1);  // the POST and the PUT were not copied
+  CHECK(reads[0].method == "GET");
+  CHECK(reads[0].target == "/reads/3");
+  auto writes = fresh2.requests();
+  REQUIRE(writes.size() == 1);
+  CHECK(writes[0].method == "POST");
+  CHECK(writes[0].target == "/writes/9?q=1");
+  CHECK(writes[0].body == "{\"a\":1}");
+  CHECK(writes[0].Header("Content-Length").value_or("") == "7");
+  CHECK_FALSE(writes[0].chunked);
+  CHECK(writes[0].Header("X-Strangler-Mirror").value_or("") == "1");
+  CHECK(writes[0].Header("Content-Type").value_or("") == "application/json");
+  // The legacy backend got every request, the write as the client sent it.
+  CHECK(legacy.request_count() == 4);
+}
+
+TEST_CASE("e2e: a slow mirror does not slow the client; a full queue drops copies and counts them") {
+  Fixture fx;
+  RawBackend legacy("legacy"), slow("slow");
+  REQUIRE(legacy.Start());
+  REQUIRE(slow.Start());
+  slow.set_delay_ms(2000);
+  fx.AddBackend("legacy", legacy.url());
+  fx.AddBackend("slow", slow.url());
+  fx.AddRoute("plain", {"--to", "legacy", "--path", "/plain"});
+  fx.AddRoute("mirrored", {"--to", "legacy", "--path", "/mirrored", "--mirror", "slow"});
+  REQUIRE(fx.StartServe());
+
+  // Latency of N sequential requests on one keep-alive connection, both
+  // routes interleaved so machine noise hits both alike.
+  constexpr int kRequests = 200;
+  std::vector<double> plain_ms, mirrored_ms;
+  RawClient client;
+  REQUIRE(client.Connect(fx.port()));
+  for (int i = 0; i < kRequests; ++i) {
+    for (bool mirror : {false, true}) {
+      auto t0 = std::chrono::steady_clock::now();
+      HttpResponse r = client.Get(mirror ? "/mirrored/x" : "/plain/x", {{"Host", "h"}});
+      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                      .count();
+      REQUIRE_MESSAGE(r.ok, r.error);
+      REQUIRE(r.status == 200);
+      (mirror ? mirrored_ms : plain_ms).push_back(ms);
+    }
+  }
+  auto p = [](std::vector<double> v, double q) {
+    std::sort(v.begin(), v.end());
+    return v[static_cast<size_t>(q * static_cast<double>(v.size() - 1))];
+  };
+  MESSAGE("client latency ms over " << kRequests << " requests each: without mirror p50 "
+          << p(plain_ms, 0.5) << " p99 " << p(plain_ms, 0.99) << " max " << p(plain_ms, 1.0)
+          << "; with a 2 s mirror p50 " << p(mirrored_ms, 0.5) << " p99 "
+          << p(mirrored_ms, 0.99) << " max " << p(mirrored_ms, 1.0));
+  // The copies take 2 s each; the client never waits for one.
+  CHECK(p(mirrored_ms, 1.0) < 1000);
+  CHECK(slow.WaitForRequests(1, 5000));
+
+  // 64 copies in flight (kMirrorInFlight) take 2 s; the rest wait in a
+  // bounded queue (256) or are dropped: 200 copies went already, so 300 more
+  // are more than fit.
+  for (int i = 0; i < 300; ++i) {
+    HttpResponse r = client.Get("/mirrored/y", {{"Host", "h"}});
+    REQUIRE(r.ok);
+  }
+  // serve writes the counts about once a second: read until two reads 1.2 s
+  // apart agree (every drop happened while the client sent).
+  Json s;
+  int64_t last = -1;
+  int64_t deadline = NowMs() + 10000;
+  while (NowMs() < deadline) {
+    s = RouteStats(DiffJson(fx), "mirrored");
+    int64_t dropped = s.value("dropped", int64_t{0});
+    if (dropped > 0 && dropped == last) break;
+    last = dropped;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  }
+  MESSAGE(s.dump());
+  // About 500 - 256 queued - 64 in flight = 180; fewer if the machine was
+  // slow enough for copies to finish meanwhile.
+  CHECK(s.value("dropped", 0) > 100);
+  // serve stops promptly even with copies queued and in flight.
+  int64_t t0 = NowMs();
+  CHECK(fx.StopServe(SIGTERM) == 0);
+  CHECK(NowMs() - t0 < 5000);
+}
+
+TEST_CASE("e2e: a mirror that fails is counted as failed, with why") {
+  Fixture fx;
+  RawBackend legacy("legacy");
+  REQUIRE(legacy.Start());
+  fx.AddBackend("legacy", legacy.url());
+  fx.AddBackend("dead", "http://127.0.0.1:" + std::to_string(PickFreePort()));
+  fx.AddRoute("r", {"--to", "legacy", "--mirror", "dead"});
+  REQUIRE(fx.StartServe());
+  RawClient client;
+  REQUIRE(client.Connect(fx.port()));
+  for (int i = 0; i < 2; ++i) {
+    HttpResponse r = client.Get("/a", {{"Host", "h"}});
+    REQUIRE(r.ok);
+    CHECK(r.status == 200);
+  }
+  Json diff = WaitForResults(fx, "r", 2);
+  Json s = RouteStats(diff, "r");
+  CHECK(s.value("failed", 0) == 2);
+  CHECK(s.value("compared", 0) == 0);
+  auto mism = Mismatches(diff, "r");
+  REQUIRE(!mism.empty());
+  CHECK(mism[0]["result"].value("error", "").find("refused") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace e2e
+}  // namespace strangler
