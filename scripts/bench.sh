@@ -9,10 +9,23 @@
 #   scripts/bench.sh --large      only the large-body step (1 GiB down, 1 GiB up
 #                                 through the router, peak RSS must stay < 64 MiB)
 #
+#   scripts/bench.sh --baseline /tmp/strangler-base/build/strangler --ramp --no-large --no-micro
+#                                 this build against an older strangler binary instead
+#                                 of nginx, with a ramp running on this build's route
+#
 # Options: --no-large, --no-micro, --no-build, --build-dir DIR (default build),
 #   --rounds N (alternations per connection count, default $ROUNDS or 3),
 #   --duration S (seconds per wrk run, default $DURATION or 8),
-#   --conns "1 16 64" (default $CONNS or "1 16 64"), --keep (keep the whole temp dir).
+#   --conns "1 16 64" (default $CONNS or "1 16 64"), --keep (keep the whole temp dir),
+#   --baseline BIN (the peer is a second `strangler serve` run from a copy of BIN, with
+#     the same rules in its own store made by BIN, instead of the nginx proxy; the
+#     ratios are this build / BIN),
+#   --ramp (this build only: a ramp runs on the route during the measurement,
+#     `ramp orders --to 100 --step 0.01 --every 1h --max-error-rate 5%`, so that serve
+#     counts per-route requests and flushes them to the store every second),
+#   --mirror P (this build only: a second route `pages`, /legacy/page to legacy, copies
+#     P% of its requests to the new backend, compared ignoring the `backend` field; the
+#     baseline gets the same route without the mirror).
 # Exits 1 when any request failed (socket error or non-2xx) on either side, when a
 # large body did not pass whole, or when the router's peak RSS reached 64 MiB.
 # Installs wrk, nginx and curl from Debian when missing (needs root only then).
@@ -30,6 +43,10 @@ run_main=1
 run_large=1
 run_micro=1
 keep=0
+peer=nginx      # or baseline (--baseline BIN)
+base_bin=""
+ramp=0
+mirror_pct=""
 
 die_usage() { echo "bench.sh: $*" >&2; echo "try: scripts/bench.sh --help" >&2; exit 2; }
 while (($#)); do
@@ -43,7 +60,10 @@ while (($#)); do
     --duration) (($# >= 2)) || die_usage "--duration needs a value"; DURATION=$2; shift ;;
     --conns) (($# >= 2)) || die_usage "--conns needs a value"; CONNS=$2; shift ;;
     --keep) keep=1 ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --baseline) (($# >= 2)) || die_usage "--baseline needs a value"; peer=baseline; base_bin=$2; shift ;;
+    --ramp) ramp=1 ;;
+    --mirror) (($# >= 2)) || die_usage "--mirror needs a value"; mirror_pct=$2; shift ;;
+    -h|--help) sed -n '2,/^set -euo pipefail/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die_usage "unknown option '$1'" ;;
   esac
   shift
@@ -52,6 +72,11 @@ done
 [[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || die_usage "bad --duration '$DURATION' (whole seconds)"
 for c in $CONNS; do [[ "$c" =~ ^[1-9][0-9]*$ ]] || die_usage "bad connection count '$c'"; done
 ((run_main || run_large)) || die_usage "--no-large with --large leaves nothing to run"
+if [[ $peer == baseline ]]; then
+  [[ -x "$base_bin" && -f "$base_bin" ]] || die_usage "--baseline '$base_bin' is not an executable file"
+  base_bin=$(cd "$(dirname "$base_bin")" && pwd)/$(basename "$base_bin")
+fi
+[[ -z "$mirror_pct" || "$mirror_pct" =~ ^[0-9]+(\.[0-9]{1,2})?%?$ ]] || die_usage "bad --mirror '$mirror_pct' (a percent, 0-100)"
 
 say() { echo "bench.sh: $*" >&2; }
 fail() { say "FAILED: $*"; exit 1; }
@@ -141,7 +166,7 @@ on_exit() {
   else
     # Keep the small files (raw numbers, wrk outputs, configs, error logs); drop the
     # big ones (the decision and access logs run to hundreds of MB, sparse files).
-    rm -rf "$DIR/www" "$DIR/up.bin" "$DIR/strangler" "$DIR"/*.db "$DIR"/*.db-* "$DIR"/decisions*.log \
+    rm -rf "$DIR/www" "$DIR/up.bin" "$DIR/strangler" "$DIR/strangler-baseline" "$DIR"/*.db "$DIR"/*.db-* "$DIR"/decisions*.log \
       "$DIR"/proxy/access.log "$DIR"/*/tmp 2>/dev/null || true
     if [[ -s "$RAW" || -s "$SUMMARY" ]]; then say "raw numbers and logs kept in $DIR"; else rm -rf "$DIR"; fi
   fi
@@ -154,6 +179,11 @@ trap 'say "terminated"; exit 143' TERM
 # Run a copy of the binary, so that a rebuild during the run cannot mix two versions.
 cp -p "$BIN/strangler" "$DIR/strangler"
 STRANGLER="$DIR/strangler"
+BASE_STRANGLER=""
+if [[ $peer == baseline ]]; then
+  cp -p "$base_bin" "$DIR/strangler-baseline"
+  BASE_STRANGLER="$DIR/strangler-baseline"
+fi
 
 # pick_port: sets PORT to a port nobody uses now (not in /proc/net/tcp{,6}) and
 # that this script has not handed out, below the ephemeral range so that no
@@ -228,6 +258,13 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "strangler bench, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
   echo "machine: $NPROC cores, ${CPU_MODEL:-unknown CPU}, Linux $(uname -r)"
   echo "tools: $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), $(wrk -v 2>&1 | awk 'NR == 1 {print $1, $2}'), strangler ${build_type:-?} build in $BIN (commit $commit, binary of $(date -u -r "$STRANGLER" '+%H:%M:%S UTC'))"
+  if [[ $peer == baseline ]]; then
+    echo "peer: baseline router, a copy of $base_bin ($("$BASE_STRANGLER" --version 2>&1 | head -1), binary of $(date -u -r "$BASE_STRANGLER" '+%Y-%m-%d %H:%M:%S UTC'), sha256 $(sha256sum "$BASE_STRANGLER" | cut -c1-12)); this build's binary: sha256 $(sha256sum "$STRANGLER" | cut -c1-12)"
+  else
+    echo "peer: nginx reverse proxy"
+  fi
+  ((ramp)) && echo "this build: a ramp runs on route orders (--to 100 --step 0.01 --every 1h --max-error-rate 5%)"
+  [[ -n "$mirror_pct" ]] && echo "this build: route pages (/legacy/page -> legacy) mirrors ${mirror_pct%\%}% of its requests to new"
   echo "load average before: $LOAD_BEFORE   ($(uptime | sed 's/^ *//'))"
   echo "temp dir: $DIR"
 } | tee "$SUMMARY" >&2
@@ -280,22 +317,48 @@ if ! wait_http "http://127.0.0.1:$LEGACY_PORT/" "$BACKENDS_PID" ||
   fail "the backend nginx did not start: $(cat "$DIR/backends/stdout" "$DIR/backends/error.log" 2>/dev/null)"
 fi
 
-# --- the router ------------------------------------------------------------------
+# --- the router(s) ---------------------------------------------------------------
 export STRANGLER_ACTOR=bench
 DB="$DIR/strangler.db"
-S() { "$STRANGLER" --db "$DB" "$@" >/dev/null || fail "'strangler $*' failed"; }
-S backend add legacy "http://127.0.0.1:$LEGACY_PORT"
-S backend add new "http://127.0.0.1:$NEW_PORT"
-S route add orders --to new --path /api/orders --percent 30 --sticky header:X-User-Id
+# in_store BIN DB ARGS...: one strangler command on that store (each binary gets its
+# own store, made by itself: an older binary refuses a newer schema).
+in_store() { "$1" --db "$2" "${@:3}" >/dev/null || fail "'$(basename "$1") --db $2 ${*:3}' failed"; }
+S() { in_store "$STRANGLER" "$DB" "$@"; }
+# make_store BIN DB: the backends and the route that every router in the bench has.
+make_store() {
+  in_store "$1" "$2" backend add legacy "http://127.0.0.1:$LEGACY_PORT"
+  in_store "$1" "$2" backend add new "http://127.0.0.1:$NEW_PORT"
+  in_store "$1" "$2" route add orders --to new --path /api/orders --percent 30 --sticky header:X-User-Id
+}
+make_store "$STRANGLER" "$DB"
+if [[ -n "$mirror_pct" ]]; then
+  # A route on the other half of the requests (all to legacy, as without it), copying
+  # a few of them to new; the orders requests are never mirrored. The answers differ
+  # only in their "backend" field: ignored, so that the copies compare equal (parity).
+  S route add pages --to legacy --path /legacy/page --mirror new --mirror-percent "${mirror_pct%\%}" \
+    --ignore-field backend
+fi
+if ((ramp)); then
+  # A long ramp: its first step (30% -> 30.01%) is taken at serve's first tick, the
+  # next one in an hour; meanwhile serve counts the route's requests per side and
+  # writes the counts to the store about once a second.
+  S ramp orders --to 100 --step 0.01 --every 1h --max-error-rate 5%
+fi
+if [[ $peer == baseline ]]; then
+  BASE_DB="$DIR/baseline.db"
+  make_store "$BASE_STRANGLER" "$BASE_DB"
+  [[ -n "$mirror_pct" ]] && in_store "$BASE_STRANGLER" "$BASE_DB" route add pages --to legacy --path /legacy/page
+fi
 
-# start_router LOG: starts `strangler serve` on a port it picks; sets ROUTER_PID, ROUTER.
+# start_router LOG [BIN DB]: starts `strangler serve` (from BIN on store DB; default
+# this build on its store) on a port it picks; sets ROUTER_PID, ROUTER, ROUTER_ERR.
 ROUTERS_STARTED=0
 start_router() {
-  local log=$1 line="" n=$((++ROUTERS_STARTED))
-  "$STRANGLER" --db "$DB" serve --listen 127.0.0.1:0 --log "$log" \
+  local log=$1 bin=${2:-$STRANGLER} db=${3:-$DB} line="" n=$((++ROUTERS_STARTED))
+  "$bin" --db "$db" serve --listen 127.0.0.1:0 --log "$log" \
     >"$DIR/serve$n.out" 2>"$DIR/serve$n.err" &
   ROUTER_PID=$!
-  PIDS+=("$ROUTER_PID"); NAMES+=("strangler serve")
+  PIDS+=("$ROUTER_PID"); NAMES+=("strangler serve ($(basename "$bin"))")
   for _ in $(seq 100); do
     line=$(grep -m1 -o 'listening on [^ ]*:[0-9]*' "$DIR/serve$n.err" 2>/dev/null || true)
     [[ -n "$line" ]] && break
@@ -307,16 +370,18 @@ start_router() {
   ROUTER_ERR="$DIR/serve$n.err"
   wait_http "$ROUTER/" "$ROUTER_PID" || fail "strangler serve does not answer on $ROUTER; see $ROUTER_ERR"
 }
-# stop_router: SIGTERM; it must finish, flush its log and exit 0.
+# stop_router [PID ERRFILE]: SIGTERM (default: the last router started); it must
+# finish, flush its log and exit 0.
 stop_router() {
-  local rc=0
-  stop_pid "$ROUTER_PID" || rc=$?
-  ((rc == 0)) || fail "strangler serve exited with status $rc on SIGTERM (expected 0); see $ROUTER_ERR"
+  local pid=${1:-$ROUTER_PID} err=${2:-$ROUTER_ERR} rc=0
+  stop_pid "$pid" || rc=$?
+  ((rc == 0)) || fail "strangler serve exited with status $rc on SIGTERM (expected 0); see $err"
 }
 
 # --- the throughput comparison -----------------------------------------------------
 main_failed=()
 if ((run_main)); then
+  if [[ $peer == nginx ]]; then
   # The nginx proxy doing the router's job: /api/orders (segment prefix, like
   # --path /api/orders) split 30% on X-User-Id, sticky; everything else to legacy.
   # The same header work as the router (Host kept, X-Forwarded-*, X-Request-Id in
@@ -370,12 +435,25 @@ EOF
   NGINX_URL="http://127.0.0.1:$NGINX_PORT"
   wait_http "$NGINX_URL/" "$PROXY_PID" ||
     fail "the nginx proxy did not start: $(cat "$DIR/proxy/stdout" "$DIR/proxy/error.log" 2>/dev/null)"
+  PEER_URL=$NGINX_URL
+  else
+    # The baseline: the same router code path, another binary, its own store.
+    start_router "$DIR/decisions-baseline.log" "$BASE_STRANGLER" "$BASE_DB"
+    PROXY_PID=$ROUTER_PID
+    BASE_ERR=$ROUTER_ERR
+    PEER_URL=$ROUTER
+  fi
+  # peer_pids: sets PEER_PIDS to the peer's processes (nginx: master and workers).
+  peer_pids() {
+    if [[ $peer == nginx ]]; then nginx_pids "$PROXY_PID"; PEER_PIDS=("${NGINX_PIDS[@]}")
+    else PEER_PIDS=("$PROXY_PID"); fi
+  }
 
   start_router "$DIR/decisions.log"
   MAIN_ROUTER_PID=$ROUTER_PID
 
   # Both send a sample the right way before we measure.
-  for target in "$ROUTER" "$NGINX_URL"; do
+  for target in "$ROUTER" "$PEER_URL"; do
     got=$(curl -s -o /dev/null -w '%{http_code} %header{x-backend}' "$target/legacy/page/1")
     [[ "$got" == "200 legacy" ]] || fail "$target/legacy/page/1 gave '$got', want '200 legacy'"
   done
@@ -398,21 +476,21 @@ EOF
   # A short warm-up of each (not counted): connections, pools, page faults.
   WRK_DURATION=2
   run_wrk router "$ROUTER" 16 warmup-router
-  run_wrk nginx "$NGINX_URL" 16 warmup-nginx
+  run_wrk "$peer" "$PEER_URL" 16 "warmup-$peer"
   WRK_DURATION=$DURATION
 
   router_ticks0=$(cpu_ticks "$MAIN_ROUTER_PID")
-  nginx_pids "$PROXY_PID"
-  nginx_ticks0=$(cpu_ticks "${NGINX_PIDS[@]}")
+  peer_pids
+  peer_ticks0=$(cpu_ticks "${PEER_PIDS[@]}")
   router_requests=0
-  nginx_requests=0
+  peer_requests=0
   runs=$(( $(wc -w <<<"$CONNS") * ROUNDS * 2 ))
   say "measuring: $runs wrk runs of ${DURATION}s (about $((runs * (DURATION + 1) / 60 + 1)) min)"
   declare -A RPS P50 P99 NEWSHARE
   for c in $CONNS; do
     for ((r = 1; r <= ROUNDS; r++)); do
-      for target in router nginx; do
-        url=$ROUTER; [[ $target == nginx ]] && url=$NGINX_URL
+      for target in router "$peer"; do
+        url=$ROUTER; [[ $target == router ]] || url=$PEER_URL
         run_wrk "$target" "$url" "$c" "c$c-r$r-$target"
         printf '%s\t%s\t%s' "$c" "$r" "$target" >>"$RAW"
         for k in requests duration_us rps p50_us p90_us p99_us max_us connect read write status timeout non2xx new; do
@@ -435,9 +513,13 @@ EOF
             fail "strangler serve died during the run at $c connections, round $r; see $ROUTER_ERR"
           fi
         else
-          nginx_requests=$((nginx_requests + R[requests]))
+          peer_requests=$((peer_requests + R[requests]))
+          if [[ $peer == baseline ]] && ! kill -0 "$PROXY_PID" 2>/dev/null; then
+            grep -q 'signal 2:' "$BASE_ERR" && { say "interrupted"; exit 130; }
+            fail "the baseline strangler serve died during the run at $c connections, round $r; see $BASE_ERR"
+          fi
         fi
-        printf '  %-6s c=%-3s round %s: %9.0f req/s  p50 %6d us  p99 %7d us  errors %d\n' \
+        printf '  %-8s c=%-3s round %s: %9.0f req/s  p50 %6d us  p99 %7d us  errors %d\n' \
           "$target" "$c" "$r" "${R[rps]}" "${R[p50_us]}" "${R[p99_us]}" "$errs" >&2
       done
     done
@@ -445,49 +527,95 @@ EOF
 
   # CPU and memory, read before anything stops.
   router_ticks=$(($(cpu_ticks "$MAIN_ROUTER_PID") - router_ticks0))
-  nginx_pids "$PROXY_PID"
-  nginx_ticks=$(($(cpu_ticks "${NGINX_PIDS[@]}") - nginx_ticks0))
+  peer_pids
+  peer_ticks=$(($(cpu_ticks "${PEER_PIDS[@]}") - peer_ticks0))
   router_hwm=$(hwm_kb "$MAIN_ROUTER_PID")
-  nginx_hwm=$(hwm_kb "${NGINX_PIDS[@]}")
+  peer_hwm=$(hwm_kb "${PEER_PIDS[@]}")
   router_threads=$(awk '/^Threads:/ {print $2}' "/proc/$MAIN_ROUTER_PID/status")
+  peer_threads=$(awk '/^Threads:/ {print $2}' "/proc/$PROXY_PID/status")
+  # With --ramp: the ramp's state and the counts serve wrote for its window, read
+  # while it still runs (the final flush at exit adds the last second).
+  ramp_state=""
+  if ((ramp)); then
+    ramp_state=$("$STRANGLER" --db "$DB" ramp list --json 2>&1 | tr -d ' \n' |
+      sed -E 's/.*"current":\{"else_5xx":([0-9]+),"else_n":([0-9]+),"to_5xx":([0-9]+),"to_n":([0-9]+)\}.*"percent":([0-9.]+).*"state":"([a-z_]+)".*"steps":([0-9]+).*/state \6, percent \5, \7 step(s) taken; counts written for the current window: to_n=\4 to_5xx=\3 else_n=\2 else_5xx=\1/')
+  fi
   stop_router
-  stop_pid "$PROXY_PID" || true
+  if [[ $peer == baseline ]]; then stop_router "$PROXY_PID" "$BASE_ERR"; else stop_pid "$PROXY_PID" || true; fi
+  # With --mirror: what the mirror did (serve wrote its last results when it stopped).
+  mirror_state=""
+  if [[ -n "$mirror_pct" ]]; then
+    mirror_state=$("$STRANGLER" --db "$DB" diff pages --limit 1 2>&1 || true)
+    mirror_state=${mirror_state%%$'\n\n'*}  # the per-route table, not the mismatches
+  fi
   decision_lines=$(wc -l <"$DIR/decisions.log")
-  access_lines=$(wc -l <"$DIR/proxy/access.log")
+  if [[ $peer == baseline ]]; then peer_lines=$(wc -l <"$DIR/decisions-baseline.log")
+  else peer_lines=$(wc -l <"$DIR/proxy/access.log"); fi
 
+  router_us=$(calc '%.2f' "$router_ticks * 1000000 / $CLK_TCK / ($router_requests > 0 ? $router_requests : 1)")
+  peer_us=$(calc '%.2f' "$peer_ticks * 1000000 / $CLK_TCK / ($peer_requests > 0 ? $peer_requests : 1)")
+  # Column widths: the nginx table as it always was; wider for a longer peer name.
+  w_rps=$(( ${#peer} + 6 > 11 ? ${#peer} + 6 : 11 ))
+  w_lat=$(( ${#peer} + 4 > 9 ? ${#peer} + 4 : 9 ))
+  dashes() { printf '%*s' "$1" '' | tr ' ' -; }
   {
     echo
     echo "Throughput: wrk -t2 (-t1 at 1 connection) -d${DURATION}s --latency -s bench/wrk.lua, $ROUNDS alternations"
-    echo "(router, nginx, router, nginx, ...) per connection count; medians. Ratios are router/nginx,"
+    echo "(router, $peer, router, $peer, ...) per connection count; medians. Ratios are router/$peer,"
     echo "the median of the $ROUNDS paired runs. Latencies in ms."
+    [[ $peer == baseline ]] && echo "router: this build ($BIN/strangler); baseline: $base_bin."
     echo
-    printf '%5s | %12s | %11s | %5s | %10s | %9s | %10s | %9s | %9s\n' \
-      conns "router req/s" "nginx req/s" ratio "router p50" "nginx p50" "router p99" "nginx p99" "p99 ratio"
-    printf '%s\n' "------+--------------+-------------+-------+------------+-----------+------------+-----------+----------"
+    printf "%5s | %12s | %${w_rps}s | %5s | %10s | %${w_lat}s | %10s | %${w_lat}s | %9s\n" \
+      conns "router req/s" "$peer req/s" ratio "router p50" "$peer p50" "router p99" "$peer p99" "p99 ratio"
+    printf '%s\n' "------+--------------+-$(dashes "$w_rps")-+-------+------------+-$(dashes "$w_lat")-+------------+-$(dashes "$w_lat")-+----------"
     for c in $CONNS; do
       rr=(); nr=(); rp50=(); np50=(); rp99=(); np99=(); ratio=(); ratio99=()
       for ((r = 1; r <= ROUNDS; r++)); do
-        rr+=("${RPS[$c,$r,router]}"); nr+=("${RPS[$c,$r,nginx]}")
-        rp50+=("${P50[$c,$r,router]}"); np50+=("${P50[$c,$r,nginx]}")
-        rp99+=("${P99[$c,$r,router]}"); np99+=("${P99[$c,$r,nginx]}")
-        ratio+=("$(calc '%.4f' "${RPS[$c,$r,router]} / ${RPS[$c,$r,nginx]}")")
-        ratio99+=("$(calc '%.4f' "${P99[$c,$r,router]} / ${P99[$c,$r,nginx]}")")
+        rr+=("${RPS[$c,$r,router]}"); nr+=("${RPS[$c,$r,$peer]}")
+        rp50+=("${P50[$c,$r,router]}"); np50+=("${P50[$c,$r,$peer]}")
+        rp99+=("${P99[$c,$r,router]}"); np99+=("${P99[$c,$r,$peer]}")
+        ratio+=("$(calc '%.4f' "${RPS[$c,$r,router]} / ${RPS[$c,$r,$peer]}")")
+        ratio99+=("$(calc '%.4f' "${P99[$c,$r,router]} / ${P99[$c,$r,$peer]}")")
       done
-      printf '%5s | %12.0f | %11.0f | %5.2f | %10.3f | %9.3f | %10.3f | %9.3f | %9.2f\n' "$c" \
+      printf "%5s | %12.0f | %${w_rps}.0f | %5.2f | %10.3f | %${w_lat}.3f | %10.3f | %${w_lat}.3f | %9.2f\n" "$c" \
         "$(median "${rr[@]}")" "$(median "${nr[@]}")" "$(median "${ratio[@]}")" \
         "$(calc '%.4f' "$(median "${rp50[@]}") / 1000")" "$(calc '%.4f' "$(median "${np50[@]}") / 1000")" \
         "$(calc '%.4f' "$(median "${rp99[@]}") / 1000")" "$(calc '%.4f' "$(median "${np99[@]}") / 1000")" \
         "$(median "${ratio99[@]}")"
     done
     echo
+    echo "paired req/s ratios router/$peer per round (round 1 first):"
+    for c in $CONNS; do
+      line=""
+      for ((r = 1; r <= ROUNDS; r++)); do
+        line+=" $(calc '%.3f' "${RPS[$c,$r,router]} / ${RPS[$c,$r,$peer]}")"
+      done
+      printf '  %3s conns:%s\n' "$c" "$line"
+    done
     rs=(); ns=()
     for c in $CONNS; do for ((r = 1; r <= ROUNDS; r++)); do
-      rs+=("${NEWSHARE[$c,$r,router]}"); ns+=("${NEWSHARE[$c,$r,nginx]}")
+      rs+=("${NEWSHARE[$c,$r,router]}"); ns+=("${NEWSHARE[$c,$r,$peer]}")
     done; done
-    echo "answers from new: router $(calc '%.1f' "$(median "${rs[@]}") * 100")%, nginx $(calc '%.1f' "$(median "${ns[@]}") * 100")% (median per run; expected about 15%: half the requests are /api/orders, 30% of those users go to new)"
-    echo "router: peak RSS (VmHWM) $(mib "$router_hwm") MiB ($router_threads threads left at the end); CPU $(calc '%.1f' "$router_ticks * 1000000 / $CLK_TCK / ($router_requests > 0 ? $router_requests : 1)") us/request ($(calc '%.2f' "$router_ticks / $CLK_TCK") s user+sys for $router_requests requests)"
-    echo "nginx proxy (master + 2 workers): peak RSS $(mib "$nginx_hwm") MiB summed; CPU $(calc '%.1f' "$nginx_ticks * 1000000 / $CLK_TCK / ($nginx_requests > 0 ? $nginx_requests : 1)") us/request ($(calc '%.2f' "$nginx_ticks / $CLK_TCK") s user+sys for $nginx_requests requests)"
-    echo "logs: router decision log $decision_lines lines, nginx access log $access_lines lines (warm-up included; wrk does not count requests cut off at the end)"
+    echo "answers from new: router $(calc '%.1f' "$(median "${rs[@]}") * 100")%, $peer $(calc '%.1f' "$(median "${ns[@]}") * 100")% (median per run; expected about 15%: half the requests are /api/orders, 30% of those users go to new)"
+    echo "router: peak RSS (VmHWM) $(mib "$router_hwm") MiB ($router_threads threads left at the end); CPU $(calc '%.1f' "$router_us") us/request ($(calc '%.2f' "$router_ticks / $CLK_TCK") s user+sys for $router_requests requests)"
+    if [[ $peer == baseline ]]; then
+      echo "baseline router: peak RSS (VmHWM) $(mib "$peer_hwm") MiB ($peer_threads threads left at the end); CPU $(calc '%.1f' "$peer_us") us/request ($(calc '%.2f' "$peer_ticks / $CLK_TCK") s user+sys for $peer_requests requests)"
+    else
+      echo "nginx proxy (master + 2 workers): peak RSS $(mib "$peer_hwm") MiB summed; CPU $(calc '%.1f' "$peer_us") us/request ($(calc '%.2f' "$peer_ticks / $CLK_TCK") s user+sys for $peer_requests requests)"
+    fi
+    echo "CPU per request, router/$peer: $(calc '%.3f' "$router_us / ($peer_us > 0 ? $peer_us : 1)") (process CPU over all measured runs / requests wrk completed)"
+    if ((ramp)); then
+      echo "ramp on orders (router), read at the end of the runs: $ramp_state"
+    fi
+    if [[ -n "$mirror_pct" ]]; then
+      echo "mirror on pages (router, ${mirror_pct%\%}% of /legacy/page requests to new; warm-up included), 'strangler diff pages':"
+      while IFS= read -r line; do echo "    $line"; done <<<"$mirror_state"
+    fi
+    if [[ $peer == baseline ]]; then
+      echo "logs: router decision log $decision_lines lines, baseline decision log $peer_lines lines (warm-up included; wrk does not count requests cut off at the end)"
+    else
+      echo "logs: router decision log $decision_lines lines, nginx access log $peer_lines lines (warm-up included; wrk does not count requests cut off at the end)"
+    fi
     echo "raw per-run numbers: $RAW"
   } | tee -a "$SUMMARY"
   for f in "${main_failed[@]}"; do say "FAILED request(s): $f"; done
