@@ -103,19 +103,24 @@ Mirror::Mirror(int in_flight, size_t max_jobs, size_t max_bytes)
 Mirror::~Mirror() { Stop(); }
 
 void Mirror::Stop() {
+  std::lock_guard<std::mutex> once(stop_mu_);
+  std::map<std::string, int64_t> unsent;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_ && !pool_) return;
     stopping_ = true;
+    for (const MirrorJob& job : queue_) ++unsent[job.plan->route];
     queue_.clear();
     queued_bytes_ = 0;
     // Fibers waiting on these wake up to an error and find stopping_ set.
     for (int fd : busy_fds_) shutdown(fd, SHUT_RDWR);
   }
-  if (pool_) {
-    pool_->Stop();
-    pool_->Join();
+  {
+    std::lock_guard<std::mutex> lock(results_mu_);
+    for (const auto& [route, n] : unsent) tallies_[route].dropped += n;
   }
+  pool_->Stop();
+  pool_->Join();
   std::lock_guard<std::mutex> lock(mu_);
   pool_.reset();
   conns_.reset();
@@ -173,6 +178,11 @@ void Mirror::Drain() {
     }
     Process(job, &buf);
   }
+}
+
+bool Mirror::Stopping() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stopping_;
 }
 
 bool Mirror::Track(int fd) {
@@ -233,6 +243,10 @@ void Mirror::Process(MirrorJob& job, std::vector<char>* read_buf) {
       fd = idle.fds.back();
       idle.fds.pop_back();
     } else {
+      if (Stopping()) {
+        CountDropped(plan.route);
+        return;
+      }
       ConnectError err = ConnectError::kNone;
       fd = fio::Connect(idle.addr, std::max(left_ms(), 1), &err);
       if (fd < 0) {
@@ -245,6 +259,7 @@ void Mirror::Process(MirrorJob& job, std::vector<char>* read_buf) {
     }
     if (!Track(fd)) {  // stopping
       fio::Close(fd);
+      CountDropped(plan.route);
       return;
     }
     bool sent = fio::SendAll(fd, req.data(), req.size(), std::max(left_ms(), 1));
@@ -316,6 +331,10 @@ void Mirror::Process(MirrorJob& job, std::vector<char>* read_buf) {
       return;
     }
     fio::Close(fd);
+    if (Stopping()) {  // cut off by Stop(): not the mirror's failure
+      CountDropped(plan.route);
+      return;
+    }
     if (reused && !any_byte && left_ms() > 0) continue;  // the pooled connection was stale
     Finish(job, nullptr, error);
     return;

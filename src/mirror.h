@@ -90,7 +90,9 @@ class Mirror {
                    std::vector<DiffRecord>* records);
 
   // Stops the worker: copies still queued are dropped, copies in flight are
-  // cut off. Idempotent; the destructor calls it.
+  // cut off (both counted as dropped); a copy still connecting finishes its
+  // connect first (bounded by the mirror backend's --timeout-ms).
+  // Idempotent; the destructor calls it.
   void Stop();
 
  private:
@@ -101,10 +103,12 @@ class Mirror {
   void Drain();
   void Process(MirrorJob& job, std::vector<char>* read_buf);
   void Finish(const MirrorJob& job, const CapturedResponse* mirror, const std::string& error);
+  bool Stopping();
   // Connections in use, so that Stop() can cut them off.
   bool Track(int fd);
   void Untrack(int fd);
 
+  std::mutex stop_mu_;  // one Stop() at a time
   const int in_flight_;
   const size_t max_jobs_, max_bytes_;
   std::mutex mu_;

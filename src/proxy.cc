@@ -249,7 +249,7 @@ class Session : public MessageHandler {
   // Mirror copy of the request in progress (mirroring_ only while one is made).
   bool mirroring_ = false;
   std::shared_ptr<const MirrorPlan> mirror_plan_;
-  std::string mirror_headers_, mirror_body_;
+  std::string mirror_target_, mirror_headers_, mirror_body_;  // copies: in_ is reused for the body
   CapturedResponse captured_;
   BodyHasher captured_hash_;
   uint64_t body_bytes_ = 0;
@@ -613,6 +613,7 @@ bool Session::OnBody(const char* data, size_t len) {
     if (mirror_body_.size() + len > kMirrorBodyCap) {
       mirroring_ = false;  // too big to copy: counted as dropped
       proxy_->mirror().CountDropped(mirror_plan_->route);
+      std::string().swap(mirror_body_);
     } else {
       mirror_body_.append(data, len);
     }
@@ -972,8 +973,13 @@ void Session::MaybeMirror(std::string_view method) {
     return;
   }
   if (plan->targets.empty()) return;
+  if (req_.has_content_length() && req_.content_length() > kMirrorBodyCap) {
+    proxy_->mirror().CountDropped(plan->route);  // too big to copy
+    return;
+  }
   mirroring_ = true;
   mirror_plan_ = plan;
+  mirror_target_.assign(path_and_query_);
   mirror_headers_.clear();
   mirror_body_.clear();
   captured_ = CapturedResponse{};
@@ -988,7 +994,7 @@ void Session::SubmitMirror() {
   MirrorJob job;
   job.plan = std::move(mirror_plan_);
   job.method = method_;
-  job.target.assign(path_and_query_);
+  job.target = std::move(mirror_target_);
   job.headers = std::move(mirror_headers_);
   job.body = std::move(mirror_body_);
   job.request_id = request_id_;

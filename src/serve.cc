@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -97,6 +98,12 @@ class Reloader {
       sum.else_5xx += c.else_5xx;
     }
     proxy_->mirror().TakeResults(&tallies_, &records_);
+    if (records_.size() > kMirrorPendingRecords) {
+      // Ticks come every --reload-ms, writes once a second: keep the newest
+      // mismatches only (the store keeps --keep-diffs of them per route).
+      records_.erase(records_.begin(),
+                     records_.end() - static_cast<std::ptrdiff_t>(kMirrorPendingRecords));
+    }
     if (!store_) return;
     const int64_t now = NowMs();
     const bool flush = final_flush || now >= next_flush_ms_;
@@ -122,7 +129,6 @@ class Reloader {
       Status st = store_->RecordMirrorResults(tallies_, records_);
       if (!st.ok()) {
         ReportSafety("cannot record mirror results (kept for the next try): " + st.message());
-        if (records_.size() > kMirrorPendingRecords) records_.resize(kMirrorPendingRecords);
         MergeTallies();
       } else {
         tallies_.clear();

@@ -90,7 +90,8 @@ struct RampSpec {
 struct RampCounts {
   int64_t to_n = 0, to_5xx = 0;      // sent to --to (a fallback counts as a --to 5xx)
   int64_t else_n = 0, else_5xx = 0;  // sent to --else by the percent split
-  bool empty() const { return to_n == 0 && else_n == 0; }
+  // All four: a take can hold a 5xx whose request went with the take before.
+  bool empty() const { return to_n == 0 && to_5xx == 0 && else_n == 0 && else_5xx == 0; }
 };
 
 // A ramp as stored, with two views filled by ListRamps/GetRamp: `current`

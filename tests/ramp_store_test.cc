@@ -241,6 +241,11 @@ TEST_CASE("ramp: a tick with nothing due and nothing counted writes nothing") {
   CHECK(r.current.to_n == 3);
   CHECK(r.current.to_5xx == 1);
   CHECK(r.current.else_n == 4);
+  // A take can hold a 5xx whose request went with the take before: kept.
+  Tick(*s, now - 1, Counts(0, 1, 0, 0));
+  r = GetRamp(*s);
+  CHECK(r.current.to_n == 3);
+  CHECK(r.current.to_5xx == 2);
 }
 
 TEST_CASE("ramp: a window below --min-requests waits and keeps counting") {
