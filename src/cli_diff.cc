@@ -22,8 +22,11 @@ constexpr size_t kMaxValueBytes = 120;  // a value longer than this is cut with 
 constexpr const char* kDiffFooter =
     R"(Routes shown: those with a --mirror, and any that have results (a mirror
 removed since still shows what it found). Per route:
-  COMPARED  copies answered and compared      EQUAL   answers that matched
-  PARITY    EQUAL / COMPARED                  DROPPED copies not sent (queue full)
+  COMPARED  copies answered and compared
+  EQUAL     answers that matched
+  PARITY    EQUAL / COMPARED
+  DROPPED   copies not sent: queue full, body over 1 MiB, no answer to copy,
+            serve stopping
   FAILED    copies the mirror refused, timed out or broke
 Then the latest mismatches and failed copies over all routes shown, newest first
 (at most --limit), each with one line per difference:

@@ -189,6 +189,14 @@ class Session : public MessageHandler {
   // client has its answer.
   void MaybeMirror(std::string_view method);
   void SubmitMirror();
+  // A copy begun for a request that did not end in an answer from its
+  // backend (a 413, a client gone, a cut response) is counted as dropped.
+  void DropUnsentMirror() {
+    if (!mirroring_) return;
+    mirroring_ = false;
+    proxy_->mirror().CountDropped(mirror_plan_->route);
+    mirror_plan_.reset();
+  }
   void CountRequest();
   bool FlushUpstream(bool final);
   bool SendUpstream() {
@@ -363,6 +371,7 @@ void Session::Run() {
     }
     if (!HandleRequest() || proxy_->stopping()) break;
   }
+  DropUnsentMirror();
   if (up_fd_ >= 0) fio::Close(up_fd_);
   if (linger_ && !proxy_->stopping()) Linger();
   fio::Close(fd_);
@@ -502,7 +511,7 @@ bool Session::HandleRequest() {
   fell_back_ = false;
   fallback_5xx_ = 0;
   fallback_why_.clear();
-  mirroring_ = false;
+  DropUnsentMirror();
   const char* bad_head = nullptr;
   if (!AnalyseHead(&bad_head)) {
     backend_name_ = {};

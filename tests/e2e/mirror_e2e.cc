@@ -298,6 +298,31 @@ TEST_CASE("e2e: a mirror that fails is counted as failed, with why") {
   CHECK(mism[0]["result"].value("error", "").find("refused") != std::string::npos);
 }
 
+TEST_CASE("e2e: a request its backend does not answer is not copied; counted as dropped") {
+  Fixture fx;
+  RawBackend fresh("new");
+  REQUIRE(fresh.Start());
+  fx.AddBackend("dead", "http://127.0.0.1:" + std::to_string(PickFreePort()));
+  fx.AddBackend("new", fresh.url());
+  fx.AddRoute("r", {"--to", "dead", "--mirror", "new"});
+  REQUIRE(fx.StartServe());
+  RawClient client;
+  REQUIRE(client.Connect(fx.port()));
+  HttpResponse r = client.Get("/a", {{"Host", "h"}});
+  REQUIRE(r.ok);
+  CHECK(r.status == 502);
+  if (!client.connected()) REQUIRE(client.Connect(fx.port()));
+  r = client.Get("/b", {{"Host", "h"}});  // the next request settles the first one's copy
+  REQUIRE(r.ok);
+  CHECK(fx.StopServe(SIGTERM) == 0);  // and the end of the session the second one's
+  Json s = RouteStats(DiffJson(fx), "r");
+  INFO(s.dump());
+  CHECK(s.value("dropped", 0) == 2);
+  CHECK(s.value("compared", 0) == 0);
+  CHECK(s.value("failed", 0) == 0);
+  CHECK(fresh.request_count() == 0);
+}
+
 }  // namespace
 }  // namespace e2e
 }  // namespace strangler
