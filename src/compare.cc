@@ -6,17 +6,12 @@
 #include <cstdio>
 #include <optional>
 
+#include "http_message.h"
+
 namespace strangler {
 namespace {
 
 // --- small string helpers --------------------------------------------------
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 std::string_view Trim(std::string_view s) {
   size_t begin = s.find_first_not_of(" \t");
@@ -148,7 +143,7 @@ FieldDiff OnlyMirror(std::string where, Json mirror) {
 std::optional<std::string> HeaderValue(const CapturedResponse& r, std::string_view name) {
   std::optional<std::string> joined;
   for (const auto& [n, v] : r.headers) {
-    if (!EqualsIgnoreCase(n, name)) continue;
+    if (!IEquals(n, name)) continue;
     if (joined) {
       *joined += ", ";
     } else {

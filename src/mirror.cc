@@ -22,17 +22,6 @@ constexpr size_t kReadBytes = 16 * 1024;
 constexpr size_t kMaxHeadBytes = 256 * 1024;
 constexpr size_t kIdlePerTarget = kMirrorInFlight;
 
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
-    if (x != y) return false;
-  }
-  return true;
-}
-
 // Captures the mirror's answer the way the session captures the client's:
 // status, Content-Type, the headers named for comparison, the body up to the
 // cap and the size and hash of all of it.

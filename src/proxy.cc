@@ -65,16 +65,6 @@ void NewRequestId(std::string* out) {
   }
 }
 
-char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (Lower(a[i]) != Lower(b[i])) return false;
-  }
-  return true;
-}
-
 // RFC 9110 7.6.1 plus the legacy ones the contract names.
 bool IsHopByHop(std::string_view name) {
   switch (name.size()) {
