@@ -8,7 +8,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   libsqlite3-dev nlohmann-json3-dev libspdlog-dev doctest-dev libcli11-dev
-  libcpp-httplib-dev node-llhttp libre2-dev zlib1g-dev
+  libcpp-httplib-dev node-llhttp libre2-dev zlib1g-dev libssl-dev
   curl
 )
 # Extra packages a caller needs (scripts/fuzz.sh: clang libclang-rt-14-dev llvm).

@@ -141,9 +141,22 @@ void RegisterServeCommand(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--max-body-mb", opts->max_body_mb,
                   "largest request body in MiB, 0 = no limit (bodies are streamed); larger gets 413")
       ->capture_default_str();
+  cmd->add_option("--encoded-slash", opts->encoded_slash,
+                  "%2F or %5C in a path: 'decode' reads it as '/' when matching routes (the "
+                  "target is still forwarded as sent), 'reject' answers 400")
+      ->capture_default_str();
+  cmd->add_option("--upstream-idle-s", opts->upstream_idle_s,
+                  "close pooled backend connections idle this many seconds")
+      ->capture_default_str();
+  cmd->add_option("--tunnel-idle-s", opts->tunnel_idle_s,
+                  "close a WebSocket tunnel after this many seconds with no byte either way")
+      ->capture_default_str();
+  cmd->add_option("--drain-s", opts->drain_s,
+                  "on SIGINT/SIGTERM, how long requests in flight and open tunnels may go on")
+      ->capture_default_str();
   cmd->footer(
-      "Stops on SIGINT/SIGTERM: stops accepting, finishes requests in flight, flushes the log "
-      "and exits 0.");
+      "Stops on SIGINT/SIGTERM: stops accepting, finishes requests in flight (open WebSocket "
+      "tunnels are closed when --drain-s is up), flushes the log and exits 0.");
   cmd->callback([&ctx, opts] {
     ctx.action = [&ctx, opts]() -> Status {
       if (!ValidListen(opts->listen)) {
@@ -170,6 +183,19 @@ void RegisterServeCommand(CLI::App& app, CliContext& ctx) {
         return Status::Usage("--max-header-kb must be 1..1024");
       }
       if (opts->max_body_mb < 0) return Status::Usage("--max-body-mb must be 0 or more");
+      if (opts->encoded_slash != "decode" && opts->encoded_slash != "reject") {
+        return Status::Usage("--encoded-slash must be 'decode' or 'reject', not '" +
+                             opts->encoded_slash + "'");
+      }
+      if (opts->upstream_idle_s < 1 || opts->upstream_idle_s > 3600) {
+        return Status::Usage("--upstream-idle-s must be 1..3600");
+      }
+      if (opts->tunnel_idle_s < 1 || opts->tunnel_idle_s > 86400) {
+        return Status::Usage("--tunnel-idle-s must be 1..86400");
+      }
+      if (opts->drain_s < 0 || opts->drain_s > 3600) {
+        return Status::Usage("--drain-s must be 0..3600");
+      }
       opts->db_path = ctx.db_path;
       ctx.exit_override = RunServe(*opts);
       return Status::Ok();

@@ -48,6 +48,7 @@ struct Fiber {
   int fd = -1;
   bool done = false;
   bool timed_out = false;
+  int woke = -1;  // index of the wait that ended a WaitAny
   uint64_t wait_token = 0;
 #ifdef STRANGLER_TSAN
   void* tsan = nullptr;
@@ -117,40 +118,70 @@ class Worker {
     if (static_cast<size_t>(fd) < fds_.size()) fds_[static_cast<size_t>(fd)].reset();
     close(fd);  // also leaves the epoll set
   }
-  // Parks the current fiber until fd is ready for `read` (or write) or the
-  // deadline passes. Returns false on timeout.
-  bool Wait(int fd, bool read, Clock::time_point deadline) {
-    FdState* st = State(fd);
+  // Parks the current fiber until one of `n` (fd, direction) pairs is ready
+  // or the deadline passes. Returns the index of a ready pair, -1 on timeout.
+  int WaitAny(const fio::WaitFor* items, int n, Clock::time_point deadline) {
     Fiber* f = current_;
-    if (read ? st->in_ready : st->out_ready) return true;
-    (read ? st->reader : st->writer) = f;
+    for (int i = 0; i < n; ++i) {
+      FdState* st = State(items[i].fd);
+      if (items[i].read ? st->in_ready : st->out_ready) return i;
+    }
     f->timed_out = false;
+    f->woke = -1;
     f->wait_token = ++next_token_;
-    waiting_[f->wait_token] = {f, fd, read};
+    Waiting& w = waiting_[f->wait_token];
+    w.fiber = f;
+    w.n = n;
+    for (int i = 0; i < n; ++i) {
+      w.items[i] = items[i];
+      FdState* st = State(items[i].fd);
+      (items[i].read ? st->reader : st->writer) = f;
+    }
     timers_.push({deadline, f->wait_token});
     SwitchToScheduler();
-    return !f->timed_out;
+    return f->timed_out ? -1 : f->woke;
+  }
+  bool Wait(int fd, bool read, Clock::time_point deadline) {
+    fio::WaitFor one{fd, read};
+    return WaitAny(&one, 1, deadline) == 0;
   }
 
  private:
   struct Waiting {
-    Fiber* fiber;
-    int fd;
-    bool read;
+    Fiber* fiber = nullptr;
+    int n = 0;
+    fio::WaitFor items[fio::kMaxWaitFor];
   };
+  // Ends a wait: the fiber is no longer registered on any of its fds.
+  void Unregister(const Waiting& w) {
+    for (int i = 0; i < w.n; ++i) {
+      FdState* st = static_cast<size_t>(w.items[i].fd) < fds_.size()
+                        ? fds_[static_cast<size_t>(w.items[i].fd)].get()
+                        : nullptr;
+      if (!st) continue;
+      Fiber*& slot = w.items[i].read ? st->reader : st->writer;
+      if (slot == w.fiber) slot = nullptr;
+    }
+  }
 
   static void Trampoline();
   void StartFiber(int fd);
   void Resume(Fiber* f);
   void SwitchToScheduler();
   void MakeRunnable(Fiber* f) { runnable_.push_back(f); }
-  void Wake(FdState* st, bool read) {
-    Fiber*& w = read ? st->reader : st->writer;
-    if (w) {
-      waiting_.erase(w->wait_token);
-      MakeRunnable(w);
-      w = nullptr;
+  void Wake(int fd, FdState* st, bool read) {
+    Fiber* f = read ? st->reader : st->writer;
+    if (!f) return;
+    auto it = waiting_.find(f->wait_token);
+    if (it != waiting_.end()) {
+      for (int i = 0; i < it->second.n; ++i) {
+        if (it->second.items[i].fd == fd && it->second.items[i].read == read) f->woke = i;
+      }
+      Unregister(it->second);
+      waiting_.erase(it);
     }
+    (read ? st->reader : st->writer) = nullptr;
+    MakeRunnable(f);
   }
 
   int index_;
@@ -306,11 +337,11 @@ void Worker::Run() {
       uint32_t e = events[i].events;
       if (e & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
         st->in_ready = true;
-        Wake(st, true);
+        Wake(fd, st, true);
       }
       if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
         st->out_ready = true;
-        Wake(st, false);
+        Wake(fd, st, false);
       }
     }
     auto now = Clock::now();
@@ -322,8 +353,7 @@ void Worker::Run() {
       Waiting w = it->second;
       waiting_.erase(it);
       w.fiber->timed_out = true;
-      FdState* st = State(w.fd);
-      if (st) (w.read ? st->reader : st->writer) = nullptr;
+      Unregister(w);
       MakeRunnable(w.fiber);
     }
   }
@@ -390,7 +420,11 @@ ssize_t Recv(int fd, char* buf, size_t len, int timeout_ms) {
   }
 }
 
-bool SendAll(int fd, const char* data, size_t len, int timeout_ms) {
+namespace {
+
+// Sends everything, parking while the socket is full. With `watch_answer`,
+// also wakes when the peer has bytes for us (see SendAllOrAnswer).
+SendResult SendLoop(int fd, const char* data, size_t len, int timeout_ms, bool watch_answer) {
   Worker* w = tl_worker;
   auto deadline = Deadline(timeout_ms);
   while (len > 0) {
@@ -401,14 +435,50 @@ bool SendAll(int fd, const char* data, size_t len, int timeout_ms) {
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return false;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return SendResult::kError;
     w->State(fd)->out_ready = false;
-    if (!w->Wait(fd, false, deadline)) {
+    WaitFor both[2] = {{fd, false}, {fd, true}};
+    int which = w->WaitAny(both, watch_answer ? 2 : 1, deadline);
+    if (which < 0) {
       errno = ETIMEDOUT;
-      return false;
+      return SendResult::kError;
+    }
+    if (which == 1) {
+      // Readable: an answer, or the end of the connection. Either way the
+      // rest of this body is not wanted.
+      char probe;
+      ssize_t p = recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (p > 0) return SendResult::kAnswered;
+      if (p == 0) {
+        errno = EPIPE;
+        return SendResult::kError;
+      }
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return SendResult::kError;
+      w->State(fd)->in_ready = false;  // spurious: keep sending
     }
   }
-  return true;
+  return SendResult::kSent;
+}
+
+}  // namespace
+
+bool SendAll(int fd, const char* data, size_t len, int timeout_ms) {
+  return SendLoop(fd, data, len, timeout_ms, false) == SendResult::kSent;
+}
+
+int WaitAny(const WaitFor* items, int n, int timeout_ms) {
+  return tl_worker->WaitAny(items, n, Deadline(timeout_ms));
+}
+
+bool Readable(int fd) { return tl_worker->State(fd)->in_ready; }
+
+void NotReady(int fd, bool read) {
+  FdState* st = tl_worker->State(fd);
+  (read ? st->in_ready : st->out_ready) = false;
+}
+
+SendResult SendAllOrAnswer(int fd, const char* data, size_t len, int timeout_ms) {
+  return SendLoop(fd, data, len, timeout_ms, true);
 }
 
 int Connect(const ResolvedAddr& a, int timeout_ms, ConnectError* err) {

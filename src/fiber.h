@@ -60,6 +60,27 @@ void Close(int fd);
 ssize_t Recv(int fd, char* buf, size_t len, int timeout_ms);
 // False on error or timeout (errno ETIMEDOUT).
 bool SendAll(int fd, const char* data, size_t len, int timeout_ms);
+// One thing a fiber can wait for: fd readable (read) or writable.
+struct WaitFor {
+  int fd = -1;
+  bool read = true;
+};
+constexpr int kMaxWaitFor = 4;
+// Parks until one of items[0..n) is ready (n <= kMaxWaitFor) or timeout_ms
+// passes. The index of a ready item (a hint: try the syscall, it may still
+// say EAGAIN), or -1 on timeout.
+int WaitAny(const WaitFor* items, int n, int timeout_ms);
+// Whether the worker last saw fd readable (or has not looked yet).
+bool Readable(int fd);
+// Records that a non-blocking call on fd said EAGAIN, so WaitAny parks.
+void NotReady(int fd, bool read);
+
+enum class SendResult { kSent, kAnswered, kError };
+// SendAll for a request body: when the peer stops reading and has bytes for
+// us (an answer before the whole request arrived, as an early 413 or 401),
+// stops with kAnswered; what was not sent is dropped. kError sets errno.
+SendResult SendAllOrAnswer(int fd, const char* data, size_t len, int timeout_ms);
+
 // A new connection registered with the current worker, or -1 with *err.
 int Connect(const ResolvedAddr& addr, int timeout_ms, ConnectError* err);
 

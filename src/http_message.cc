@@ -130,9 +130,9 @@ int MessageParser::OnHeaderValueComplete(llhttp_t* p) {
     h.value.len = 0;
   }
   self->value_open_ = true;
-  // llhttp (built without LLHTTP_STRICT_MODE, as Debian ships it) lets a
-  // name be empty or hold spaces, and joins obsolete line folding into the
-  // value. Neither may be forwarded: refuse (RFC 9112 5.1, 5.2).
+  // llhttp lets a name be empty or hold spaces, and joins obsolete line
+  // folding into the value. Neither may be forwarded: refuse (RFC 9112 5.1,
+  // 5.2).
   std::string_view name = h.name.in(self->base_);
   bool token = !name.empty();
   for (char c : name) token = token && IsTchar(c);
@@ -175,7 +175,11 @@ int MessageParser::OnMessageComplete(llhttp_t* p) {
   MessageParser* self = Self(p);
   // Interim (1xx) responses are followed by the real one: keep going, in
   // llhttp's own state (the next response may already be half parsed).
-  if (self->type_ == MessageType::kResponse && self->status() < 200) return 0;
+  // A 101 ends the HTTP part of the connection: what follows is the new
+  // protocol's, never parsed.
+  if (self->type_ == MessageType::kResponse && self->status() < 200 && self->status() != 101) {
+    return 0;
+  }
   self->at_start_ = true;
   return HPE_PAUSED;
 }

@@ -1,5 +1,6 @@
 // MessageParser: one direction of one HTTP/1.1 connection, parsed with llhttp
-// in strict mode (no lenient flags). The caller owns the byte buffer; the
+// built in strict mode (LLHTTP_STRICT_MODE: the CRLF after chunk data is
+// checked, bare LF line ends refused) and no lenient flags. The caller owns the byte buffer; the
 // parser reports the request line and headers as offsets into it, so the
 // buffer may grow (and move) while a head is being read, but bytes of the
 // current head must stay in place until the head has been handled.
@@ -43,7 +44,9 @@ class MessageHandler {
  public:
   virtual ~MessageHandler() = default;
   // The head is complete (spans valid). Return 0 to go on, 1 when the message
-  // has no body (a response to HEAD), -1 to fail. Requests pause after it.
+  // has no body whatever its headers say (a response to HEAD, 1xx, 204,
+  // 304), -1 to fail. Requests pause after it; a 101 response ends the
+  // message stream (kMessageDone, nothing after it is parsed).
   virtual int OnHead() = 0;
   // A piece of the decoded body (chunk framing removed). False to fail.
   virtual bool OnBody(const char* data, size_t len) = 0;

@@ -12,8 +12,10 @@
 #include <vector>
 
 #include "fiber.h"
+#include "header_fields.h"
 #include "http_message.h"
 #include "net.h"
+#include "response_relay.h"
 
 namespace strangler {
 namespace {
@@ -30,6 +32,9 @@ constexpr size_t kBufferBytes = 64 * 1024;
 // reads it (a 413 to a client still sending its body).
 constexpr int kLingerMs = 2000;
 constexpr int kLingerIdleMs = 500;
+// A request is kept whole while it is at most this long, so that it can be
+// sent again on a fresh connection when a reused one turns out closed.
+constexpr size_t kReplayBytes = 64 * 1024;
 
 double MsSince(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
@@ -65,58 +70,24 @@ void NewRequestId(std::string* out) {
   }
 }
 
-// RFC 9110 7.6.1 plus the legacy ones the contract names.
-bool IsHopByHop(std::string_view name) {
-  switch (name.size()) {
-    case 2: return IEquals(name, "te");
-    case 7: return IEquals(name, "trailer") || IEquals(name, "upgrade");
-    case 10: return IEquals(name, "connection") || IEquals(name, "keep-alive");
-    case 16: return IEquals(name, "proxy-connection");
-    case 17: return IEquals(name, "transfer-encoding");
-    default: return false;
+// A request target the router refuses outright (RFC 9112 3.2: no fragment;
+// no whitespace or control byte can be part of a target).
+const char* BadTarget(std::string_view target) {
+  for (char c : target) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (c == '#') return "a request target cannot hold '#'";
+    if (u <= 0x20 || u == 0x7f) return "a request target cannot hold a space or a control byte";
   }
+  return nullptr;
 }
 
-// Tokens of every Connection header, which name more hop-by-hop headers.
-class ConnectionTokens {
- public:
-  void Reset() { n_ = 0; }
-  void Add(std::string_view value) {
-    while (!value.empty()) {
-      size_t comma = value.find(',');
-      std::string_view tok = value.substr(0, comma);
-      value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
-      while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t')) tok.remove_prefix(1);
-      while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t')) tok.remove_suffix(1);
-      if (!tok.empty() && n_ < kMax) tokens_[n_++] = tok;
-    }
+bool HasEncodedSlash(std::string_view path) {
+  for (size_t i = 0; i + 2 < path.size(); ++i) {
+    if (path[i] != '%') continue;
+    char a = path[i + 1], b = static_cast<char>(path[i + 2] | 0x20);
+    if ((a == '2' && b == 'f') || (a == '5' && b == 'c')) return true;
   }
-  bool Names(std::string_view header) const {
-    for (size_t i = 0; i < n_; ++i) {
-      if (IEquals(tokens_[i], header)) return true;
-    }
-    return false;
-  }
-
- private:
-  static constexpr size_t kMax = 32;
-  std::string_view tokens_[kMax];
-  size_t n_ = 0;
-};
-
-void AppendHeader(std::string* out, std::string_view name, std::string_view value) {
-  out->append(name);
-  out->append(": ");
-  out->append(value);
-  out->append("\r\n");
-}
-
-void AppendChunk(std::string* out, const char* data, size_t len) {
-  char hex[20];
-  int n = std::snprintf(hex, sizeof(hex), "%zx\r\n", len);
-  out->append(hex, static_cast<size_t>(n));
-  out->append(data, len);
-  out->append("\r\n");
+  return false;
 }
 
 const char* StatusText(int status) {
@@ -134,39 +105,61 @@ const char* StatusText(int status) {
   }
 }
 
-enum class ReadResult { kOk, kEof, kTimeout, kStop, kError };
+// While the client was still sending its body, the backend answered
+// (kAnswered: the body is not wanted any more) or closed the connection
+// (kUpstreamGone).
+// Sends FIN, then reads and drops what the client still sends (see
+// kLingerMs). The caller closes fd.
+void LingeringClose(int fd) {
+  if (shutdown(fd, SHUT_WR) != 0) return;
+  const Clock::time_point until = Clock::now() + std::chrono::milliseconds(kLingerMs);
+  char sink[16 * 1024];
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+    if (left <= 0) return;
+    ssize_t n = fio::Recv(fd, sink, sizeof(sink),
+                          static_cast<int>(std::min<int64_t>(left, kLingerIdleMs)));
+    if (n <= 0) return;  // the client closed, went quiet or failed
+  }
+}
 
-class Session;
+// A client over --max-connections: 503 and a lingering close, on a fiber
+// (the client's request is usually in flight; closing at once would reset
+// the connection before it reads the answer).
+constexpr int kBusyFlag = 1 << 30;   // marks such an fd handed to the pool
+constexpr int kMaxBusyAnswers = 256;  // beyond this many at once, just closed
+void AnswerBusy(int fd) {
+  static const std::string kBusy = [] {
+    const std::string body = "{\"error\":\"Service Unavailable\",\"message\":\"too many clients\"}\n";
+    return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\nConnection: close\r\nRetry-After: 1\r\n\r\n" + body;
+  }();
+  if (fio::SendAll(fd, kBusy.data(), kBusy.size(), kLingerMs)) LingeringClose(fd);
+  fio::Close(fd);
+}
 
-// Receives the upstream response's parse events for a Session.
-class ResponseSide : public MessageHandler {
+enum class ReadResult { kOk, kEof, kTimeout, kStop, kError, kAnswered, kUpstreamGone };
+
+class Session : public MessageHandler, public RelayObserver {
  public:
-  explicit ResponseSide(Session* s) : s_(s) {}
-  int OnHead() override;
-  bool OnBody(const char* data, size_t len) override;
-
- private:
-  Session* s_;
-};
-
-class Session : public MessageHandler {
- public:
-  Session(Proxy* proxy, int fd) : proxy_(proxy), fd_(fd), resp_side_(this),
-        req_(MessageType::kRequest, this), resp_(MessageType::kResponse, &resp_side_) {}
+  Session(Proxy* proxy, int fd) : proxy_(proxy), fd_(fd), req_(MessageType::kRequest, this) {}
   void Run();
 
   // Request parser events.
   int OnHead() override { return 0; }
   bool OnBody(const char* data, size_t len) override;
 
-  // Response parser events.
-  int OnResponseHead();
-  bool OnResponseBody(const char* data, size_t len);
+  // The answer relayed, for the mirror's capture (while mirroring_).
+  void OnFinalHead(const MessageParser& parser, const char* base) override;
+  void OnBodyPiece(const char* data, size_t len) override;
 
  private:
   enum class Upstream { kOk, kRefused, kTimeout, kFailed };
 
-  ReadResult FillClient(bool idle, Clock::time_point deadline);
+  // Reads more client bytes into in_. With watch_fd >= 0 (the backend of a
+  // request whose body is still coming), also returns as soon as that
+  // backend sends something (kAnswered) or closes (kUpstreamGone).
+  ReadResult FillClient(bool idle, Clock::time_point deadline, int watch_fd = -1);
   bool ReadHead(int* error_status);
   bool HandleRequest();
   // Collects what the proxy needs from the head; false (with *why) for a
@@ -188,14 +181,19 @@ class Session : public MessageHandler {
     mirror_plan_.reset();
   }
   void CountRequest();
-  bool FlushUpstream(bool final);
-  bool SendUpstream() {
-    return fio::SendAll(up_fd_, up_out_.data(), up_out_.size(), upstream_timeout());
-  }
+  // Sends what up_out_ holds beyond up_sent_, connecting first when needed,
+  // and once more on a fresh connection when a reused one was found closed.
+  // False when the request cannot go on (upstream_state_ says why); true
+  // with early_answer_ set when the backend answered before taking it all.
+  bool FlushUpstream();
+  fio::SendResult SendUpstream();
   int upstream_timeout() const { return target_->backend->timeout_ms; }
   int SendTimeout() const { return proxy_->options().client_send_timeout_ms; }
   bool ConnectUpstream(bool fresh);
   bool Exchange();
+  // After a 101: relays bytes both ways until either side closes, the
+  // tunnel is idle for tunnel_idle_ms or the drain ends; logs it.
+  void Tunnel();
   bool FlushClient();
   void SendError(int status, std::string_view message, bool close_after);
   void Linger();
@@ -210,16 +208,17 @@ class Session : public MessageHandler {
   Proxy* proxy_;
   int fd_;
   std::string client_ip_;
-  ResponseSide resp_side_;
   MessageParser req_;
-  MessageParser resp_;
+  ResponseRelay relay_;  // the answer in progress; its out() is what the client gets
 
   std::vector<char> in_ = std::vector<char>(kBufferBytes);  // client bytes
   size_t rpos_ = 0, wpos_ = 0;
   std::vector<char> up_in_ = std::vector<char>(kBufferBytes);  // upstream bytes
   size_t up_rpos_ = 0, up_wpos_ = 0;
-  std::string up_out_;  // to the backend
-  std::string out_;     // to the client
+  // To the backend. While the request fits in kReplayBytes it is kept whole
+  // here for a retry (replayable_); up_sent_ bytes of it are sent.
+  std::string up_out_;
+  size_t up_sent_ = 0;
 
   // The request in progress.
   std::shared_ptr<const ProxySnapshot> snap_;
@@ -235,7 +234,9 @@ class Session : public MessageHandler {
   bool has_request_id_ = false, expect_continue_ = false, http10_ = false;
   bool client_keep_alive_ = true, is_head_ = false, rechunk_req_ = false;
   bool linger_ = false;  // an error answer closes the connection: linger first
-  bool rechunk_resp_ = false, replayable_ = true, reused_ = false;
+  bool replayable_ = true, reused_ = false, retried_ = false;
+  bool early_answer_ = false;  // the backend answered before the body was all sent
+  bool websocket_ = false;     // an HTTP/1.1 GET asking to upgrade to WebSocket
   bool response_started_ = false;  // a response byte reached the client
   bool request_done_ = false;      // the whole request was read from the client
   bool body_too_large_ = false;
@@ -251,7 +252,6 @@ class Session : public MessageHandler {
   CapturedResponse captured_;
   BodyHasher captured_hash_;
   uint64_t body_bytes_ = 0;
-  bool upstream_has_rid_ = false;
   Upstream upstream_state_ = Upstream::kOk;
   int up_fd_ = -1;
   int status_ = 0;
@@ -261,10 +261,7 @@ class Session : public MessageHandler {
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
 };
 
-int ResponseSide::OnHead() { return s_->OnResponseHead(); }
-bool ResponseSide::OnBody(const char* data, size_t len) { return s_->OnResponseBody(data, len); }
-
-ReadResult Session::FillClient(bool idle, Clock::time_point deadline) {
+ReadResult Session::FillClient(bool idle, Clock::time_point deadline, int watch_fd) {
   if (rpos_ == wpos_ && !req_.in_head()) rpos_ = wpos_ = 0;
   if (wpos_ == in_.size()) {
     if (!req_.in_head() && rpos_ > 0) {
@@ -276,6 +273,24 @@ ReadResult Session::FillClient(bool idle, Clock::time_point deadline) {
     }
   }
   while (true) {
+    if (watch_fd >= 0) {
+      // The backend first: a client that always has more body must not hide
+      // an answer that is already there.
+      fio::WaitFor both[2] = {{watch_fd, true}, {fd_, true}};
+      int which = fio::WaitAny(both, 2, kTickMs);
+      if (which == 0) {
+        char probe;
+        ssize_t p = recv(watch_fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (p > 0) return ReadResult::kAnswered;
+        if (p == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return ReadResult::kUpstreamGone;
+        fio::NotReady(watch_fd, true);
+        continue;
+      }
+      if (which < 0) {
+        if (Clock::now() >= deadline) return ReadResult::kTimeout;
+        continue;
+      }
+    }
     ssize_t n = fio::Recv(fd_, in_.data() + wpos_, in_.size() - wpos_, kTickMs);
     if (n > 0) {
       wpos_ += static_cast<size_t>(n);
@@ -367,27 +382,17 @@ void Session::Run() {
   fio::Close(fd_);
 }
 
-void Session::Linger() {
-  if (shutdown(fd_, SHUT_WR) != 0) return;
-  const Clock::time_point until = Clock::now() + std::chrono::milliseconds(kLingerMs);
-  char sink[16 * 1024];
-  while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
-    if (left <= 0) return;
-    ssize_t n = fio::Recv(fd_, sink, sizeof(sink),
-                          static_cast<int>(std::min<int64_t>(left, kLingerIdleMs)));
-    if (n <= 0) return;  // the client closed, went quiet or failed
-  }
-}
+void Session::Linger() { LingeringClose(fd_); }
 
 bool Session::AnalyseHead(const char** why) {
   const char* base = in_.data();
   header_views_.clear();
   conn_tokens_.Reset();
-  has_request_id_ = expect_continue_ = false;
+  has_request_id_ = expect_continue_ = websocket_ = false;
   host_.clear();
   xff_.clear();
   int hosts = 0;
+  bool empty_host = false;
   *why = nullptr;
   for (const HeaderSpan& h : req_.headers()) {
     std::string_view name = h.name.in(base), value = h.value.in(base);
@@ -403,7 +408,10 @@ bool Session::AnalyseHead(const char** why) {
       expect_continue_ = IEquals(value, "100-continue");
     } else if (IEquals(name, "host")) {
       host_.assign(value);
+      empty_host = empty_host || value.empty();
       ++hosts;
+    } else if (IEquals(name, "upgrade")) {
+      websocket_ = websocket_ || ListsToken(value, "websocket");
     } else if (IEquals(name, "x-forwarded-for")) {
       if (!xff_.empty()) xff_.append(", ");
       xff_.append(value);
@@ -413,11 +421,22 @@ bool Session::AnalyseHead(const char** why) {
   // RFC 9112 3.2: a 1.1 request needs exactly one Host; never two.
   if (hosts > 1) *why = "more than one Host header";
   if (hosts == 0 && !http10_) *why = "HTTP/1.1 request without a Host header";
+  if (empty_host) *why = "empty Host header";
+  // The framing and Host the backend sees are the ones the router parsed:
+  // a Connection header may not take them away.
+  if (const char* named = conn_tokens_.NamesFraming()) {
+    scratch_ = std::string("Connection header names ") + named;
+    *why = scratch_.c_str();
+  }
+  // WebSocket (RFC 6455 4.1): an HTTP/1.1 GET with Connection: upgrade.
+  websocket_ = websocket_ && req_.upgrade() && !http10_ && req_.method().in(base) == "GET";
+  if (const char* bad = BadTarget(req_.target().in(base))) *why = bad;
   return *why == nullptr;
 }
 
 void Session::BuildUpstreamHead(std::string_view path_and_query) {
   up_out_.clear();
+  up_sent_ = 0;
   up_out_.append(method_);
   up_out_.push_back(' ');
   up_out_.append(path_and_query);
@@ -456,6 +475,7 @@ void Session::AppendForwardedHeaders(std::string* out, const std::string& host, 
     AppendHeader(out, name, value);
   }
   if (chunked) out->append("Transfer-Encoding: chunked\r\n");
+  if (websocket_ && !mirror_copy) out->append("Connection: upgrade\r\nUpgrade: websocket\r\n");
   if (!xff_done) AppendHeader(out, "X-Forwarded-For", client_ip_);
   out->append("X-Forwarded-Proto: http\r\n");
   if (!host_.empty()) {
@@ -497,6 +517,7 @@ bool Session::HandleRequest() {
   response_started_ = false;
   upstream_state_ = Upstream::kOk;
   replayable_ = true;
+  retried_ = early_answer_ = false;
   request_done_ = false;
   fell_back_ = false;
   fallback_5xx_ = 0;
@@ -520,11 +541,19 @@ bool Session::HandleRequest() {
   size_t q = path_and_query.find('?');
   std::string_view raw_path = path_and_query.substr(0, q);
   std::string_view query = q == std::string_view::npos ? std::string_view() : path_and_query.substr(q + 1);
-  path_.assign(raw_path);
+  if (proxy_->options().reject_encoded_slash && HasEncodedSlash(raw_path)) {
+    backend_name_ = {};
+    SendError(400, "malformed request: an encoded '/' or '\\' in the path (--encoded-slash reject)",
+              true);
+    return false;
+  }
 
+  // Decided on the normalised path (so no spelling of a path skips its
+  // route), logged with it; forwarded with the client's raw target.
   RequestView view;
   view.method = method;
   view.path = NormalizePath(raw_path, &scratch_);
+  path_.assign(view.path);
   view.query = query;
   view.headers = header_views_.data();
   view.header_count = header_views_.size();
@@ -541,7 +570,8 @@ bool Session::HandleRequest() {
     SendError(405, "CONNECT is not supported by this proxy", true);
     return false;
   }
-  if (decision_.route >= 0 && snap_->routes[static_cast<size_t>(decision_.route)].mirror) {
+  if (decision_.route >= 0 && snap_->routes[static_cast<size_t>(decision_.route)].mirror &&
+      !websocket_) {
     MaybeMirror(method);
   }
 
@@ -567,6 +597,10 @@ bool Session::HandleRequest() {
     bytes_in_ += used;
     if (ev == MessageParser::Event::kMessageDone) break;
     if (ev == MessageParser::Event::kError) {
+      if (early_answer_) break;
+      // A refusal, not a decision: not logged (whatever of the body was
+      // streamed ends in a cut, so the backend never has a whole request).
+      if (upstream_state_ == Upstream::kOk) backend_name_ = {};
       if (body_too_large_) {
         // Part of the body may have reached the backend: that exchange is
         // abandoned, the client is told why.
@@ -582,22 +616,59 @@ bool Session::HandleRequest() {
     }
     if (ev == MessageParser::Event::kHeadDone) continue;
     // Need more body: send what we have before blocking on the client.
-    if (!up_out_.empty() && !FlushUpstream(false)) {
+    if (up_out_.size() > up_sent_ && !FlushUpstream()) {
       Finish502or504(upstream_state_);
       return false;
     }
+    if (early_answer_) break;
     ReadResult r = FillClient(
-        false, Clock::now() + std::chrono::milliseconds(proxy_->options().idle_timeout_ms));
+        false, Clock::now() + std::chrono::milliseconds(proxy_->options().idle_timeout_ms),
+        up_fd_);
+    if (r == ReadResult::kAnswered) {
+      early_answer_ = true;
+      break;
+    }
+    if (r == ReadResult::kUpstreamGone) {
+      // Closed before any answer: a reused connection the backend had
+      // dropped; what was sent goes again on a fresh one (FlushUpstream).
+      if (!reused_ || !replayable_ || retried_) {
+        Finish502or504(Upstream::kFailed);
+        return false;
+      }
+      retried_ = true;
+      bool resent = ConnectUpstream(true);
+      up_sent_ = 0;
+      if (!resent || !FlushUpstream()) {
+        Finish502or504(upstream_state_ == Upstream::kOk ? Upstream::kFailed : upstream_state_);
+        return false;
+      }
+      continue;
+    }
     if (r != ReadResult::kOk) return false;  // the client went away or stalled mid-body
   }
-  request_done_ = true;
-  if (rechunk_req_) up_out_.append("0\r\n\r\n");
-  if (!FlushUpstream(true)) {
-    Finish502or504(upstream_state_);
-    return client_keep_alive_;
+  if (!early_answer_) {
+    request_done_ = true;
+    if (rechunk_req_) up_out_.append("0\r\n\r\n");
+    if (!FlushUpstream()) {
+      Finish502or504(upstream_state_);
+      return client_keep_alive_;
+    }
+  }
+  if (early_answer_) {
+    // The backend answered before it took the whole body (an early 413 or
+    // 401): its answer is relayed, the rest of the body is not sent, and
+    // both connections close after the answer (the client's unread body is
+    // drained by the lingering close, so it reads the answer, not a reset).
+    client_keep_alive_ = false;
+    linger_ = true;
   }
   bool ok = Exchange();
   up_out_.clear();
+  up_sent_ = 0;
+  if (relay_.tunnel()) {
+    Tunnel();
+    return false;
+  }
   return ok && client_keep_alive_;
 }
 
@@ -622,7 +693,10 @@ bool Session::OnBody(const char* data, size_t len) {
   } else {
     up_out_.append(data, len);
   }
-  if (up_out_.size() >= kFlushBytes) return FlushUpstream(false);
+  if (up_out_.size() - up_sent_ >= kFlushBytes) {
+    if (!FlushUpstream()) return false;
+    if (early_answer_) return false;  // stops the parser; HandleRequest sees early_answer_
+  }
   return true;
 }
 
@@ -643,135 +717,99 @@ bool Session::ConnectUpstream(bool fresh) {
   return true;
 }
 
-bool Session::FlushUpstream(bool final) {
+fio::SendResult Session::SendUpstream() {
+  fio::SendResult r = fio::SendAllOrAnswer(up_fd_, up_out_.data() + up_sent_,
+                                           up_out_.size() - up_sent_, upstream_timeout());
+  if (r != fio::SendResult::kSent) return r;
+  up_sent_ = up_out_.size();
+  if (up_sent_ > kReplayBytes) {  // too long to keep for a retry
+    replayable_ = false;
+    up_out_.clear();
+    up_sent_ = 0;
+  }
+  return r;
+}
+
+bool Session::FlushUpstream() {
   if (up_fd_ < 0) {
     t_upstream_ = Clock::now();
     if (!ConnectUpstream(false)) return false;
   }
-  if (!final) replayable_ = false;
-  if (!SendUpstream()) {
-    bool timed_out = errno == ETIMEDOUT;
-    if (reused_ && replayable_ && final && !timed_out) {
-      if (!ConnectUpstream(true) || !SendUpstream()) {
-        if (upstream_state_ == Upstream::kOk) upstream_state_ = Upstream::kFailed;
-        return false;
-      }
+  while (true) {
+    fio::SendResult r = SendUpstream();
+    if (r == fio::SendResult::kSent) return true;
+    if (r == fio::SendResult::kAnswered) {
+      early_answer_ = true;
       return true;
+    }
+    bool timed_out = errno == ETIMEDOUT;
+    if (!timed_out && reused_ && replayable_ && !retried_) {
+      // The pooled connection was closed by the backend while idle: all of
+      // the request so far goes again, on a fresh connection.
+      retried_ = true;
+      if (!ConnectUpstream(true)) return false;
+      up_sent_ = 0;
+      continue;
     }
     upstream_state_ = timed_out ? Upstream::kTimeout : Upstream::kFailed;
     return false;
   }
-  if (!final) up_out_.clear();
-  return true;
 }
 
 bool Session::FlushClient() {
-  if (out_.empty()) return true;
+  std::string& out = relay_.out();
+  if (out.empty()) return true;
   response_started_ = true;
-  bytes_out_ += out_.size();
-  bool ok = fio::SendAll(fd_, out_.data(), out_.size(), SendTimeout());
-  out_.clear();
+  bytes_out_ += out.size();
+  bool ok = fio::SendAll(fd_, out.data(), out.size(), SendTimeout());
+  out.clear();
   return ok;
 }
 
-int Session::OnResponseHead() {
-  const char* base = up_in_.data();
-  int status = resp_.status();
-  if (status == 101) return -1;  // Upgrade is hop-by-hop and not forwarded
-  size_t mark = out_.size();
-  out_.append(http10_ ? "HTTP/1.0 " : "HTTP/1.1 ");
-  char code[8];
-  int n = std::snprintf(code, sizeof(code), "%03d ", status);
-  out_.append(code, static_cast<size_t>(n));
-  out_.append(resp_.reason().in(base));
-  out_.append("\r\n");
-  ConnectionTokens tokens;
-  for (const HeaderSpan& h : resp_.headers()) {
-    if (IEquals(h.name.in(base), "connection")) tokens.Add(h.value.in(base));
-  }
-  upstream_has_rid_ = false;
-  for (const HeaderSpan& h : resp_.headers()) {
+void Session::OnFinalHead(const MessageParser& parser, const char* base) {
+  captured_ = CapturedResponse{};
+  captured_hash_ = BodyHasher{};
+  captured_.status = parser.status();
+  for (const HeaderSpan& h : parser.headers()) {
     std::string_view name = h.name.in(base);
-    if (IsHopByHop(name) || tokens.Names(name)) continue;
-    if (IEquals(name, "x-request-id")) upstream_has_rid_ = true;
-    AppendHeader(&out_, name, h.value.in(base));
-  }
-  if (status < 200) {  // interim: pass on to HTTP/1.1 clients, then the real answer
-    if (http10_) {
-      out_.resize(mark);
-    } else {
-      out_.append("\r\n");
-    }
-    return 0;
-  }
-  if (status >= 500 && FallbackOn5xx()) {
-    fallback_5xx_ = status;
-    out_.resize(mark);
-    return -1;  // not forwarded: the exchange fails and falls back
-  }
-  status_ = status;
-  if (mirroring_) {
-    captured_ = CapturedResponse{};
-    captured_hash_ = BodyHasher{};
-    captured_.status = status;
-    for (const HeaderSpan& h : resp_.headers()) {
-      std::string_view name = h.name.in(base);
-      if (IEquals(name, "content-type")) captured_.content_type.assign(h.value.in(base));
-      for (const std::string& want : mirror_plan_->compare.headers) {
-        if (IEquals(name, want)) captured_.headers.emplace_back(name, h.value.in(base));
-      }
+    if (IEquals(name, "content-type")) captured_.content_type.assign(h.value.in(base));
+    for (const std::string& want : mirror_plan_->compare.headers) {
+      if (IEquals(name, want)) captured_.headers.emplace_back(name, h.value.in(base));
     }
   }
-  bool no_body = is_head_ || status == 204 || status == 304;
-  rechunk_resp_ = false;
-  if (!no_body && !resp_.has_content_length()) {
-    if (http10_) {
-      client_keep_alive_ = false;  // the end of the body is the end of the connection
-    } else {
-      out_.append("Transfer-Encoding: chunked\r\n");
-      rechunk_resp_ = true;
-    }
-  }
-  if (!upstream_has_rid_) AppendHeader(&out_, "X-Request-Id", request_id_);
-  if (proxy_->stopping()) client_keep_alive_ = false;
-  if (!client_keep_alive_) out_.append("Connection: close\r\n");
-  out_.append("\r\n");
-  return is_head_ ? 1 : 0;
 }
 
-bool Session::OnResponseBody(const char* data, size_t len) {
-  if (mirroring_) {
-    captured_hash_.Update(data, len);
-    captured_.body_bytes += len;
-    captured_.body_hash = captured_hash_.value();
-    size_t room = kMirrorBodyCap - std::min(kMirrorBodyCap, captured_.body.size());
-    if (len > room) captured_.truncated = true;
-    captured_.body.append(data, std::min(len, room));
-  }
-  if (rechunk_resp_) {
-    AppendChunk(&out_, data, len);
-  } else {
-    out_.append(data, len);
-  }
-  if (out_.size() >= kFlushBytes) return FlushClient();
-  return true;
+void Session::OnBodyPiece(const char* data, size_t len) {
+  captured_hash_.Update(data, len);
+  captured_.body_bytes += len;
+  captured_.body_hash = captured_hash_.value();
+  size_t room = kMirrorBodyCap - std::min(kMirrorBodyCap, captured_.body.size());
+  if (len > room) captured_.truncated = true;
+  captured_.body.append(data, std::min(len, room));
 }
 
 bool Session::Exchange() {
-  resp_.Reset();
+  RelayRequest rr;
+  rr.head = is_head_;
+  rr.http10 = http10_;
+  rr.websocket = websocket_ && !fell_back_;
+  rr.client_keep_alive = client_keep_alive_ && !proxy_->stopping();
+  rr.refuse_5xx = FallbackOn5xx();
+  rr.request_id = request_id_;
+  relay_.Begin(rr, mirroring_ ? this : nullptr);
+  if (early_answer_) relay_.ForbidReuse();  // the rest of the body is still in the way
   up_rpos_ = up_wpos_ = 0;
-  out_.clear();
   bool any_byte = false;
-  bool retried = false;
   // The backend's timeout bounds its whole answer, from the request sent to
   // the last byte (like Envoy's route timeout): a backend that trickles its
   // body cannot hold the client past it.
   const Clock::time_point deadline =
       Clock::now() + std::chrono::milliseconds(upstream_timeout());
+  ResponseRelay::Event ev = ResponseRelay::Event::kNeedMore;
   while (true) {
-    if (up_rpos_ == up_wpos_ && !resp_.in_head()) up_rpos_ = up_wpos_ = 0;
+    if (up_rpos_ == up_wpos_ && !relay_.in_head()) up_rpos_ = up_wpos_ = 0;
     if (up_wpos_ == up_in_.size()) {
-      if (!resp_.in_head() && up_rpos_ > 0) {
+      if (!relay_.in_head() && up_rpos_ > 0) {
         std::memmove(up_in_.data(), up_in_.data() + up_rpos_, up_wpos_ - up_rpos_);
         up_wpos_ -= up_rpos_;
         up_rpos_ = 0;
@@ -789,66 +827,146 @@ bool Session::Exchange() {
                                          up_in_.size() - up_wpos_, static_cast<int>(left_ms));
     if (n <= 0) {
       bool timed_out = n < 0 && errno == ETIMEDOUT;
-      if (!any_byte && !timed_out && reused_ && replayable_ && !retried) {
-        // The pooled connection was closed by the backend while idle.
-        retried = true;
-        if (ConnectUpstream(true) && SendUpstream()) continue;
+      if (!any_byte && !timed_out && reused_ && replayable_ && request_done_ && !retried_) {
+        // The pooled connection was closed by the backend while idle, before
+        // any byte of an answer: the whole request goes again, once, on a
+        // fresh connection.
+        retried_ = true;
+        if (ConnectUpstream(true)) {
+          up_sent_ = 0;
+          if (SendUpstream() == fio::SendResult::kSent) continue;
+        }
         if (upstream_state_ == Upstream::kOk) upstream_state_ = Upstream::kFailed;
         break;
       }
-      if (n == 0 && any_byte && resp_.Finish() == MessageParser::Event::kMessageDone) {
-        // A body delimited by the end of the connection.
-        if (rechunk_resp_) out_.append("0\r\n\r\n");
-        bool ok = FlushClient();
-        fio::Close(up_fd_);
-        up_fd_ = -1;
-        upstream_ms_ = MsSince(t_upstream_);
-        LogRequest();
-        if (mirroring_) SubmitMirror();
-        return ok;
-      }
+      // A body delimited by the end of the connection.
+      if (n == 0 && any_byte && (ev = relay_.Finish()) == ResponseRelay::Event::kDone) break;
       upstream_state_ = timed_out ? Upstream::kTimeout : Upstream::kFailed;
       break;
     }
     any_byte = true;
     up_wpos_ += static_cast<size_t>(n);
     size_t used = 0;
-    auto ev = resp_.Execute(up_in_.data(), up_rpos_, up_wpos_, &used);
+    ev = relay_.Feed(up_in_.data(), up_rpos_, up_wpos_, &used);
     up_rpos_ += used;
-    if (ev == MessageParser::Event::kMessageDone) {
-      if (rechunk_resp_) out_.append("0\r\n\r\n");
-      bool ok = FlushClient();
-      upstream_ms_ = MsSince(t_upstream_);
-      if (resp_.keep_alive() && up_rpos_ == up_wpos_) {
-        instance_->Release(fio::WorkerIndex(), up_fd_);
-      } else {
-        fio::Close(up_fd_);
-      }
-      up_fd_ = -1;
-      LogRequest();
-      if (mirroring_) SubmitMirror();
-      return ok;
+    if (ev == ResponseRelay::Event::kDone) break;
+    if (ev == ResponseRelay::Event::kRefused) {
+      fallback_5xx_ = relay_.status();
+      upstream_state_ = Upstream::kFailed;
+      break;
     }
-    if (ev == MessageParser::Event::kError) {
+    if (ev == ResponseRelay::Event::kError) {
       if (!response_started_) upstream_state_ = Upstream::kFailed;
       break;
     }
     if (!FlushClient()) break;  // stream what we have before waiting for more
   }
+  upstream_ms_ = MsSince(t_upstream_);
+  status_ = relay_.status();
+  if (ev == ResponseRelay::Event::kDone) {
+    client_keep_alive_ = relay_.client_keep_alive();
+    if (relay_.tunnel()) return FlushClient();  // Tunnel() takes both connections on
+    bool ok = FlushClient();
+    // Reused only when nothing follows the answer: bytes after it (a late
+    // body, a second answer nobody asked for) belong to no request.
+    if (relay_.Reusable(up_wpos_ - up_rpos_)) {
+      instance_->Release(fio::WorkerIndex(), up_fd_);
+    } else {
+      fio::Close(up_fd_);
+    }
+    up_fd_ = -1;
+    LogRequest();
+    if (mirroring_) SubmitMirror();
+    return ok;
+  }
   // The exchange failed.
   fio::Close(up_fd_);
   up_fd_ = -1;
-  upstream_ms_ = MsSince(t_upstream_);
   if (response_started_) {
     // Part of the answer is out: the only honest signal left is a cut.
-    status_ = status_ ? status_ : 502;
+    if (status_ == 0) status_ = 502;
     LogRequest();
     client_keep_alive_ = false;
     return false;
   }
-  out_.clear();
+  relay_.out().clear();
+  status_ = 0;
   Finish502or504(upstream_state_ == Upstream::kOk ? Upstream::kFailed : upstream_state_);
   return client_keep_alive_;
+}
+
+void Session::Tunnel() {
+  // One direction of the tunnel: bytes read from `from` wait in buf[*pos,
+  // *end) until `to` takes them.
+  struct Pipe {
+    int from, to;
+    std::vector<char>* buf;
+    size_t* pos;
+    size_t* end;
+    uint64_t* count;
+    bool eof = false;
+    bool pending() const { return *pos < *end; }
+  };
+  Pipe up{fd_, up_fd_, &in_, &rpos_, &wpos_, &bytes_in_};
+  Pipe down{up_fd_, fd_, &up_in_, &up_rpos_, &up_wpos_, &bytes_out_};
+  Pipe* pipes[2] = {&up, &down};
+  const auto idle = std::chrono::milliseconds(proxy_->options().tunnel_idle_ms);
+  Clock::time_point last_byte = Clock::now();
+  bool failed = false;
+  while (!failed && !(up.eof && down.eof && !up.pending() && !down.pending())) {
+    bool progress = false;
+    for (Pipe* p : pipes) {
+      if (p->pending()) {
+        ssize_t n = send(p->to, p->buf->data() + *p->pos, *p->end - *p->pos,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+          *p->pos += static_cast<size_t>(n);
+          *p->count += static_cast<uint64_t>(n);
+          progress = true;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+          fio::NotReady(p->to, false);
+        } else if (n < 0 && errno != EINTR) {
+          failed = true;
+        }
+      } else if (!p->eof) {
+        *p->pos = *p->end = 0;
+        ssize_t n = recv(p->from, p->buf->data(), p->buf->size(), MSG_DONTWAIT);
+        if (n > 0) {
+          *p->end = static_cast<size_t>(n);
+          progress = true;
+        } else if (n == 0) {
+          p->eof = true;  // half-close: the other side sees it, the tunnel goes on
+          shutdown(p->to, SHUT_WR);
+          progress = true;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          fio::NotReady(p->from, true);
+        } else if (errno != EINTR) {
+          failed = true;
+        }
+      }
+    }
+    if (progress) {
+      last_byte = Clock::now();
+      continue;
+    }
+    fio::WaitFor waits[2];
+    int n = 0;
+    for (Pipe* p : pipes) {
+      if (p->pending()) {
+        waits[n++] = {p->to, false};
+      } else if (!p->eof) {
+        waits[n++] = {p->from, true};
+      }
+    }
+    if (n > 0 && fio::WaitAny(waits, n, kTickMs) >= 0) continue;
+    Clock::time_point now = Clock::now();
+    if (now - last_byte >= idle) break;
+    if (proxy_->stopping() && now >= proxy_->tunnels_end_at()) break;
+  }
+  fio::Close(up_fd_);
+  up_fd_ = -1;
+  client_keep_alive_ = false;
+  LogRequest();
 }
 
 void Session::Finish502or504(Upstream why) {
@@ -922,8 +1040,9 @@ void Session::FallBack(const std::string& why) {
   UseBackend(decision_.backend);
   upstream_state_ = Upstream::kOk;
   replayable_ = true;
+  retried_ = false;
   status_ = 0;
-  if (!FlushUpstream(true)) {
+  if (!FlushUpstream()) {
     Finish502or504(upstream_state_);
     return;
   }
@@ -1062,6 +1181,13 @@ std::shared_ptr<const ProxySnapshot> Proxy::snapshot() const { return std::atomi
 void Proxy::Start(int listen_fd) {
   listen_fd_ = listen_fd;
   pool_ = std::make_unique<WorkerPool>(opts_.workers, [this](int fd) {
+    if (fd & kBusyFlag) {
+      fd &= ~kBusyFlag;
+      fio::Adopt(fd);
+      AnswerBusy(fd);
+      busy_answers_.fetch_sub(1, std::memory_order_relaxed);
+      return;
+    }
     fio::Adopt(fd);
     {
       Session session(this, fd);
@@ -1087,12 +1213,13 @@ void Proxy::AcceptLoop() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (sessions_ >= opts_.max_connections) {
-        static constexpr std::string_view kBusy =
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-            "Content-Length: 61\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
-            "{\"error\":\"Service Unavailable\",\"message\":\"too many clients\"}";
-        send(fd, kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-        close(fd);
+        if (busy_answers_.fetch_add(1, std::memory_order_relaxed) < kMaxBusyAnswers &&
+            fd < kBusyFlag) {
+          pool_->Submit(fd | kBusyFlag);
+        } else {
+          busy_answers_.fetch_sub(1, std::memory_order_relaxed);
+          close(fd);
+        }
         continue;
       }
       ++sessions_;
@@ -1108,6 +1235,14 @@ void Proxy::SessionEnded() {
 }
 
 bool Proxy::Shutdown(int drain_ms) {
+  // Tunnels have no request to finish: they are ended a little before the
+  // drain time is up, so that their sessions can still log and close. Set
+  // before stopping_, which the tunnels read first.
+  if (!stopping()) {
+    auto tunnels_end = std::chrono::steady_clock::now() +
+                       std::chrono::milliseconds(std::max(0, drain_ms - 2 * kTickMs));
+    tunnels_end_at_.store(tunnels_end.time_since_epoch().count(), std::memory_order_relaxed);
+  }
   if (stopping_.exchange(true)) {
     if (acceptor_.joinable()) acceptor_.join();
     std::lock_guard<std::mutex> lock(mu_);

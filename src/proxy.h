@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <memory>
@@ -29,6 +30,8 @@ struct ProxyOptions {
   size_t max_header_bytes = 64 * 1024;  // request head beyond this: 431
   size_t max_uri_bytes = 8 * 1024;      // request target beyond this: 414
   uint64_t max_body_bytes = 0;          // request body beyond this: 413; 0 = no limit
+  bool reject_encoded_slash = false;    // %2F/%5C in the path: 400 instead of read as '/'
+  int tunnel_idle_ms = 300000;          // an upgraded connection with no byte either way
 };
 
 class Proxy {
@@ -55,6 +58,12 @@ class Proxy {
 
   // Internal to the sessions.
   bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
+  // While stopping: when open tunnels (upgraded connections) must end so
+  // that the drain finishes in time.
+  std::chrono::steady_clock::time_point tunnels_end_at() const {
+    return std::chrono::steady_clock::time_point(
+        std::chrono::steady_clock::duration(tunnels_end_at_.load(std::memory_order_relaxed)));
+  }
   const ProxyOptions& options() const { return opts_; }
   DecisionLog* log() const { return log_; }
   void SessionEnded();
@@ -72,6 +81,8 @@ class Proxy {
   std::unique_ptr<WorkerPool> pool_;
   std::thread acceptor_;
   std::atomic<bool> stopping_{false};
+  std::atomic<std::chrono::steady_clock::rep> tunnels_end_at_{0};
+  std::atomic<int> busy_answers_{0};  // 503s over --max-connections being sent
   std::mutex mu_;
   std::condition_variable cv_;
   int sessions_ = 0;  // guarded by mu_

@@ -78,53 +78,70 @@ std::string_view DecodeComponent(std::string_view s, std::string* scratch) {
 }  // namespace
 
 std::string_view NormalizePath(std::string_view raw, std::string* scratch) {
-  bool has_pct = raw.find('%') != std::string_view::npos;
-  bool has_dot = raw.find("/.") != std::string_view::npos;
-  if (!has_pct && !has_dot) return raw;
-  std::string decoded;
-  decoded.reserve(raw.size());
-  for (size_t i = 0; i < raw.size(); ++i) {
-    if (raw[i] == '%' && i + 2 < raw.size() && HexValue(raw[i + 1]) >= 0 &&
-        HexValue(raw[i + 2]) >= 0) {
-      unsigned char c = static_cast<unsigned char>(HexValue(raw[i + 1]) * 16 + HexValue(raw[i + 2]));
-      if (IsUnreserved(c)) {
-        decoded.push_back(static_cast<char>(c));
-        i += 2;
-        continue;
-      }
+  // Fast path: nothing that normalising could change.
+  bool plain = !raw.empty() && raw[0] == '/';
+  for (size_t i = 0; plain && i < raw.size(); ++i) {
+    char c = raw[i];
+    if (c == '%' || c == '\\' || c == ';' ||
+        (c == '/' && i + 1 < raw.size() && (raw[i + 1] == '/' || raw[i + 1] == '.'))) {
+      plain = false;
     }
-    decoded.push_back(raw[i]);
   }
-  // RFC 3986 5.2.4 remove_dot_segments, on an absolute path.
+  if (plain || raw == "*") return raw;
+
+  // 1. Percent-decoding: unreserved characters, and %2F/%5C as '/'; other
+  //    escapes stay escaped, with upper-case hex digits. A literal '\' is
+  //    '/' too (some origins treat it so).
+  std::string decoded;
+  decoded.reserve(raw.size() + 1);
+  if (raw.empty() || (raw[0] != '/' && raw[0] != '\\' && raw[0] != '%')) decoded.push_back('/');
+  for (size_t i = 0; i < raw.size(); ++i) {
+    char c = raw[i];
+    if (c == '%' && i + 2 < raw.size() && HexValue(raw[i + 1]) >= 0 && HexValue(raw[i + 2]) >= 0) {
+      unsigned char d = static_cast<unsigned char>(HexValue(raw[i + 1]) * 16 + HexValue(raw[i + 2]));
+      i += 2;
+      if (IsUnreserved(d)) {
+        decoded.push_back(static_cast<char>(d));
+      } else if (d == '/' || d == '\\') {
+        decoded.push_back('/');
+      } else {
+        static const char kHex[] = "0123456789ABCDEF";
+        decoded.push_back('%');
+        decoded.push_back(kHex[d >> 4]);
+        decoded.push_back(kHex[d & 15]);
+      }
+      continue;
+    }
+    decoded.push_back(c == '\\' ? '/' : c);
+  }
+  if (decoded[0] != '/') decoded.insert(decoded.begin(), '/');
+
+  // 2. Segments: path parameters (";..." up to the next '/') dropped, as
+  //    Java servers drop them (so "/admin;x" and "/x/..;/admin" cannot skip
+  //    a route); empty segments ("//") merged; dot segments resolved
+  //    (RFC 3986 5.2.4), never above the root.
   std::string out;
   out.reserve(decoded.size());
   std::string_view in = decoded;
   while (!in.empty()) {
-    if (in.substr(0, 3) == "../") {
-      in.remove_prefix(3);
-    } else if (in.substr(0, 2) == "./") {
-      in.remove_prefix(2);
-    } else if (in.substr(0, 3) == "/./") {
-      in.remove_prefix(2);
-    } else if (in == "/.") {
-      in = "/";
-    } else if (in.substr(0, 4) == "/../" || in == "/..") {
-      if (in == "/..") {
-        in = "/";
-      } else {
-        in.remove_prefix(3);
-      }
-      size_t last = out.rfind('/');
-      out.resize(last == std::string::npos ? 0 : last);
-    } else if (in == "." || in == "..") {
-      in = {};
-    } else {
-      size_t start = in[0] == '/' ? 1 : 0;
-      size_t next = in.find('/', start);
-      if (next == std::string_view::npos) next = in.size();
-      out.append(in.substr(0, next));
-      in.remove_prefix(next);
+    in.remove_prefix(1);  // the '/' that opens a segment
+    size_t end = in.find('/');
+    std::string_view seg = in.substr(0, end);
+    in = end == std::string_view::npos ? std::string_view() : in.substr(end);
+    seg = seg.substr(0, seg.find(';'));
+    bool last = in.empty();
+    if (seg.empty() || seg == ".") {
+      if (last) out.push_back('/');
+      continue;
     }
+    if (seg == "..") {
+      size_t cut = out.rfind('/');
+      out.resize(cut == std::string::npos ? 0 : cut);
+      if (last) out.push_back('/');
+      continue;
+    }
+    out.push_back('/');
+    out.append(seg);
   }
   if (out.empty()) out = "/";
   if (out == raw) return raw;

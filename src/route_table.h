@@ -74,8 +74,12 @@ uint64_t Fnv1a64(std::string_view salt, std::string_view key);
 // fnv1a64(...) % 10000
 int Bucket(std::string_view salt, std::string_view key);
 
-// Routing path from a raw target path: percent-decodes unreserved characters
-// and removes dot segments (RFC 3986 5.2.4). Returns `raw` itself when nothing
+// Routing path from a raw target path, so that no spelling of a path can
+// skip the route that names it: percent-encoded unreserved characters
+// decoded, %2F, %5C and '\' read as '/', other escapes kept (hex in upper
+// case), path parameters (";..." in a segment) dropped, repeated slashes
+// merged, dot segments resolved (RFC 3986 5.2.4). "/a//b/" stays
+// "/a/b/": a trailing slash is kept. Returns `raw` itself when nothing
 // changes; otherwise writes into *scratch and returns a view of it.
 std::string_view NormalizePath(std::string_view raw, std::string* scratch);
 

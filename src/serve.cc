@@ -24,7 +24,6 @@ namespace strangler {
 namespace {
 
 constexpr int kListenBacklog = 4096;
-constexpr int kDrainMs = 10000;
 
 int Fail(const std::string& message) {
   std::fprintf(stderr, "strangler: %s\n", message.c_str());
@@ -265,7 +264,10 @@ int RunServe(const ServeOptions& opts) {
   popts.workers = opts.threads;
   popts.max_header_bytes = static_cast<size_t>(opts.max_header_kb) * 1024;
   popts.max_body_bytes = static_cast<uint64_t>(opts.max_body_mb) * 1024 * 1024;
+  popts.reject_encoded_slash = opts.encoded_slash == "reject";
+  popts.tunnel_idle_ms = opts.tunnel_idle_s * 1000;
   auto* proxy = new Proxy(popts, log.value().get());
+  proxy->upstreams().set_idle_ms(opts.upstream_idle_s * 1000);
   proxy->SetSnapshot(proxy->upstreams().MakeSnapshot(table.value()));
   proxy->Start(listen_fd.value());
   spdlog::info("listening on {}:{} (store {}, ruleset {}, log {})", hp->host,
@@ -284,7 +286,7 @@ int RunServe(const ServeOptions& opts) {
     reloader.Poll();
     reloader.SafetyTick(false);
   }
-  bool drained = proxy->Shutdown(kDrainMs);
+  bool drained = proxy->Shutdown(opts.drain_s * 1000);
   reloader.SafetyTick(true);
   log.value()->Flush();
   spdlog::info("stopped{}", drained ? "" : " (some connections did not finish in time)");

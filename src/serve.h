@@ -17,6 +17,10 @@ struct ServeOptions {
   int max_connections = 4096;
   int max_header_kb = 64;    // request head limit (431 beyond)
   int64_t max_body_mb = 0;   // request body limit (413 beyond); 0 = none
+  std::string encoded_slash = "decode";  // %2F/%5C in a path: "decode" (read as '/') or "reject"
+  int upstream_idle_s = 30;  // pooled backend connections idle longer are closed
+  int tunnel_idle_s = 300;   // an upgraded (WebSocket) connection quiet this long is closed
+  int drain_s = 10;          // on SIGTERM: how long requests in flight and tunnels may go on
 };
 
 // Runs until SIGINT/SIGTERM; returns the process exit code. Prints one line

@@ -1,28 +1,64 @@
 #include "upstream.h"
 
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include "fiber.h"
 
 namespace strangler {
 
-Instance::Instance(std::string host, uint16_t port, int workers)
-    : host_(std::move(host)), port_(port), idle_(static_cast<size_t>(workers)) {}
+Instance::Instance(std::string host, uint16_t port, int workers, int idle_ms)
+    : host_(std::move(host)), port_(port), idle_ms_(idle_ms), idle_(static_cast<size_t>(workers)) {}
 
 Instance::~Instance() {
   for (auto& list : idle_) {
-    for (int fd : list) close(fd);
+    for (const Idle& c : list) close(c.fd);
+  }
+}
+
+namespace {
+
+// True when a pooled socket may carry a new request: the backend has not
+// closed it and sent nothing since its last answer. Bytes waiting there
+// belong to no request; handing them to the next one is how one client
+// gets another's answer.
+bool StillClean(int fd) {
+  char probe;
+  ssize_t n = recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    fio::NotReady(fd, true);
+    return true;
+  }
+  return false;  // unread bytes (n > 0), closed (0) or failed
+}
+
+}  // namespace
+
+void Instance::Expire(std::deque<Idle>* idle, std::chrono::steady_clock::time_point now) {
+  const auto max_idle = std::chrono::milliseconds(idle_ms_);
+  while (!idle->empty() && now - idle->front().since >= max_idle) {
+    fio::Close(idle->front().fd);
+    idle->pop_front();
   }
 }
 
 int Instance::Acquire(int worker, int timeout_ms, bool fresh, bool* reused, ConnectError* err) {
-  std::vector<int>& idle = idle_[static_cast<size_t>(worker)];
-  if (!fresh && !idle.empty()) {
-    int fd = idle.back();
-    idle.pop_back();
-    *reused = true;
-    *err = ConnectError::kNone;
-    return fd;
+  std::deque<Idle>& idle = idle_[static_cast<size_t>(worker)];
+  if (!fresh) {
+    Expire(&idle, std::chrono::steady_clock::now());
+    while (!idle.empty()) {
+      int fd = idle.back().fd;
+      idle.pop_back();
+      if (!StillClean(fd)) {
+        fio::Close(fd);
+        continue;
+      }
+      *reused = true;
+      *err = ConnectError::kNone;
+      return fd;
+    }
   }
   *reused = false;
   if (!resolved_.load(std::memory_order_acquire)) {
@@ -41,9 +77,11 @@ int Instance::Acquire(int worker, int timeout_ms, bool fresh, bool* reused, Conn
 }
 
 void Instance::Release(int worker, int fd) {
-  std::vector<int>& idle = idle_[static_cast<size_t>(worker)];
+  std::deque<Idle>& idle = idle_[static_cast<size_t>(worker)];
+  auto now = std::chrono::steady_clock::now();
+  Expire(&idle, now);
   if (idle.size() < kMaxIdlePerWorker) {
-    idle.push_back(fd);
+    idle.push_back({fd, now});
     return;
   }
   fio::Close(fd);
@@ -61,7 +99,7 @@ std::shared_ptr<const ProxySnapshot> Upstreams::MakeSnapshot(
       if (!url.ok()) continue;  // validated when written; never happens
       std::string key = url->host + "|" + std::to_string(url->port);
       auto& slot = instances_[key];
-      if (!slot) slot = std::make_unique<Instance>(url->host, url->port, workers_);
+      if (!slot) slot = std::make_unique<Instance>(url->host, url->port, workers_, idle_ms_);
       target->instances.push_back(slot.get());
       target->base_paths.push_back(url->base_path);
     }

@@ -5,7 +5,9 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -21,13 +23,18 @@ namespace strangler {
 
 class Instance {
  public:
-  Instance(std::string host, uint16_t port, int workers);
+  // Pooled sockets idle longer than idle_ms are closed.
+  Instance(std::string host, uint16_t port, int workers, int idle_ms);
   ~Instance();
 
   // Call from a fiber of worker `worker`. An idle pooled socket (*reused =
   // true) unless `fresh`, else a new connection. -1 on failure with *err.
+  // A pooled socket is handed out only when it is still open, has no unread
+  // byte (a late body, an unsolicited answer) and was idle for at most
+  // `idle_ms`; any other is closed, never handed to a request.
   int Acquire(int worker, int timeout_ms, bool fresh, bool* reused, ConnectError* err);
-  // Returns a socket whose last response completed cleanly.
+  // Returns a socket whose last response completed cleanly, with no byte
+  // after it.
   void Release(int worker, int fd);
 
   const std::string& host() const { return host_; }
@@ -40,7 +47,15 @@ class Instance {
   std::mutex mu_;  // guards the resolution only
   std::atomic<bool> resolved_{false};
   ResolvedAddr addr_;
-  std::vector<std::vector<int>> idle_;  // per worker; touched only by that worker
+  struct Idle {
+    int fd;
+    std::chrono::steady_clock::time_point since;
+  };
+  // Closes the sockets of `idle` that have been idle too long (the oldest
+  // are at the front).
+  void Expire(std::deque<Idle>* idle, std::chrono::steady_clock::time_point now);
+  int idle_ms_;
+  std::vector<std::deque<Idle>> idle_;  // per worker; touched only by that worker
 };
 
 // A backend as the forwarder sees it: its instances, used in turn.
@@ -80,6 +95,7 @@ class Upstreams {
   Upstreams& operator=(const Upstreams&) = delete;
   // Before the first MakeSnapshot.
   void set_workers(int workers) { workers_ = workers; }
+  void set_idle_ms(int ms) { idle_ms_ = ms; }
   // Builds the forwarding view of a table, creating instances as needed.
   std::shared_ptr<const ProxySnapshot> MakeSnapshot(std::shared_ptr<const RouteTable> table);
   // Counted requests of every route since the last call (routes with none
@@ -89,6 +105,7 @@ class Upstreams {
  private:
   std::mutex mu_;
   int workers_ = 1;
+  int idle_ms_ = 30000;
   std::unordered_map<std::string, std::unique_ptr<Instance>> instances_;
   std::unordered_map<std::string, std::unique_ptr<RouteCounters>> counters_;  // by route
 };

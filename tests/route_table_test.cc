@@ -1019,9 +1019,10 @@ TEST_CASE("route_table: NormalizePath decodes unreserved and removes dot segment
       {"/%41%42%43", "/ABC"},
       {"/%7Euser", "/~user"},
       {"/a/%5F%2D%2E", "/a/_-."},
-      {"/a%2Fb", "/a%2Fb"},  // reserved '/' stays encoded
       {"/a%20b", "/a%20b"},  // space is not unreserved
       {"/a%3Fb", "/a%3Fb"},  // '?' stays encoded
+      {"/a%3fb", "/a%3Fb"},  // with upper-case hex
+      {"/a%252Fb", "/a%252Fb"},  // decoded once, never twice
       {"/a/./b/../c", "/a/c"},
       {"/..", "/"},
       {"/../a", "/a"},
@@ -1034,6 +1035,25 @@ TEST_CASE("route_table: NormalizePath decodes unreserved and removes dot segment
       // a path past a prefix route (/public/%2e%2e/admin is /admin).
       {"/public/%2e%2e/admin", "/admin"},
       {"/public/%2E%2E/admin", "/admin"},
+      // Issue 12: spellings of /admin that origins serve as /admin, so that
+      // a route on /admin cannot be skipped by any of them.
+      {"//admin", "/admin"},
+      {"/%2fadmin", "/admin"},
+      {"/admin%2f", "/admin/"},
+      {"/admin%2Fsecret", "/admin/secret"},
+      {"/x/..%2fadmin", "/admin"},
+      {"/x/..%5cadmin", "/admin"},
+      {"/admin%5Csecret", "/admin/secret"},
+      {"/admin\\secret", "/admin/secret"},
+      {"/%61dmin", "/admin"},
+      {"/./admin", "/admin"},
+      {"/x/../admin", "/admin"},
+      {"/%2e%2e/admin", "/admin"},
+      {"/admin;jsessionid=1", "/admin"},
+      {"/x/..;/admin", "/admin"},
+      {"/admin;x/y", "/admin/y"},
+      {"///a////b//", "/a/b/"},
+      {"/a/b//..", "/a/"},
   };
   for (const auto& row : rows) {
     CAPTURE(row.raw);
@@ -1045,7 +1065,7 @@ TEST_CASE("route_table: NormalizePath decodes unreserved and removes dot segment
 
 TEST_CASE("route_table: NormalizePath returns plain paths as the same view") {
   for (std::string raw :
-       {"/", "/a/b", "/api/orders/7", "/a%2Fb", "/x-y_z~.1", "/a/..b/c.", "/a..b"}) {
+       {"/", "/a/b", "/api/orders/7", "/a%20b", "/x-y_z~.1", "/a/..b/c.", "/a..b"}) {
     CAPTURE(raw);
     std::string scratch = "leftover";
     std::string_view got = NormalizePath(raw, &scratch);

@@ -9,6 +9,21 @@
 namespace strangler {
 namespace e2e {
 
+void ExpectRefused(Fixture& fx, RawBackend& be, const std::vector<Refusal>& cases) {
+  for (const auto& c : cases) {
+    INFO("case: " << c.name << ": " << Printable(c.bytes.substr(0, 200)));
+    be.ClearRequests();
+    RawClient client;
+    REQUIRE(client.Connect(fx.port()));
+    REQUIRE(client.Send(c.bytes));
+    HttpResponse r = client.ReadFinal(false, 3000);
+    CHECK_MESSAGE(r.ok, r.error);
+    CHECK(r.status == c.status);
+    if (client.connected()) CHECK_MESSAGE(client.WaitForClose(3000), "connection left open");
+    CHECK(be.request_count() == 0);
+  }
+}
+
 Fixture::Fixture() : db_(dir_.File("strangler.db")), log_path_(dir_.File("decisions.log")) {}
 
 Fixture::~Fixture() {

@@ -297,6 +297,17 @@ class Fixture {
   std::unique_ptr<Process> serve_;
 };
 
+// A request the router must refuse with `status`, forwarding nothing of it.
+struct Refusal {
+  std::string name;
+  std::string bytes;
+  int status;
+};
+// Sends each case on its own connection to fx's serve: the answer must be
+// `status`, the connection closed after it, and `be` must have received
+// nothing.
+void ExpectRefused(Fixture& fx, RawBackend& be, const std::vector<Refusal>& cases);
+
 // Log lines keyed by request_id.
 std::map<std::string, Json> ByRequestId(const std::vector<Json>& lines);
 

@@ -34,23 +34,8 @@ RawBackend::~RawBackend() { Stop(); }
 std::string RawBackend::url() const { return "http://127.0.0.1:" + std::to_string(port_); }
 
 bool RawBackend::Start() {
-  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  listen_fd_ = ListenLoopback(&port_);
   if (listen_fd_ < 0) return false;
-  int one = 1;
-  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-      listen(listen_fd_, 1024) != 0) {
-    close(listen_fd_);
-    listen_fd_ = -1;
-    return false;
-  }
-  socklen_t len = sizeof(a);
-  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
-  port_ = ntohs(a.sin_port);
   accept_thread_ = std::thread([this] { AcceptLoop(); });
   return true;
 }
@@ -129,24 +114,7 @@ bool RawBackend::WaitForRequests(size_t n, int timeout_ms) const {
 void RawBackend::Serve(int fd, int index) {
   std::string buf;
   // Reads more bytes; false on EOF, error or stop.
-  auto read_more = [&]() -> bool {
-    while (!stop_) {
-      pollfd p{fd, POLLIN, 0};
-      int r = poll(&p, 1, 50);
-      if (r == 0) continue;
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        return false;
-      }
-      char tmp[16384];
-      ssize_t n = recv(fd, tmp, sizeof(tmp), 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      buf.append(tmp, static_cast<size_t>(n));
-      return true;
-    }
-    return false;
-  };
+  auto read_more = [&]() -> bool { return RecvMore(fd, &buf, stop_, -1) > 0; };
 
   while (!stop_) {
     size_t he;

@@ -37,13 +37,8 @@ RawClient::~RawClient() { Close(); }
 bool RawClient::Connect(uint16_t port, int timeout_ms) {
   Close();
   port_ = port;
-  int64_t deadline = NowMs() + timeout_ms;
-  while (true) {
-    fd_ = ConnectLoopback(port);
-    if (fd_ >= 0) return true;
-    if (NowMs() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  fd_ = ConnectLoopbackWithin(port, timeout_ms);
+  return fd_ >= 0;
 }
 
 void RawClient::Close() {

@@ -146,5 +146,56 @@ int ConnectLoopback(uint16_t port) {
   return fd;
 }
 
+int ConnectLoopbackWithin(uint16_t port, int timeout_ms) {
+  const int64_t deadline = NowMs() + timeout_ms;
+  while (true) {
+    int fd = ConnectLoopback(port);
+    if (fd >= 0 || NowMs() >= deadline) return fd;
+    usleep(10000);
+  }
+}
+
+int ListenLoopback(uint16_t* port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || listen(fd, 1024) != 0) {
+    close(fd);
+    return -1;
+  }
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+ssize_t RecvMore(int fd, std::string* buf, const std::atomic<bool>& stop, int64_t deadline_ms) {
+  while (!stop.load()) {
+    int wait = 50;
+    if (deadline_ms >= 0) {
+      int64_t left = deadline_ms - NowMs();
+      if (left <= 0) return -1;
+      if (left < wait) wait = static_cast<int>(left);
+    }
+    pollfd p{fd, POLLIN, 0};
+    int r = poll(&p, 1, wait);
+    if (r == 0) continue;
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    char tmp[65536];
+    ssize_t n = recv(fd, tmp, sizeof(tmp), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n > 0) buf->append(tmp, static_cast<size_t>(n));
+    return n;
+  }
+  return -1;
+}
+
 }  // namespace e2e
 }  // namespace strangler

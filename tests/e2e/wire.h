@@ -4,6 +4,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <atomic>
+#include <sys/types.h>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,6 +32,15 @@ bool SendAll(int fd, const std::string& bytes);
 void SetNoDelay(int fd);
 // A connected, close-on-exec, TCP_NODELAY socket to 127.0.0.1:port, or -1.
 int ConnectLoopback(uint16_t port);
+// The same, retried every 10 ms until timeout_ms passes.
+int ConnectLoopbackWithin(uint16_t port, int timeout_ms);
+// A socket listening on 127.0.0.1:0 (backlog 1024); *port is its port. -1
+// on failure.
+int ListenLoopback(uint16_t* port);
+// Waits (polling every 50 ms, so that `stop` is seen) for bytes on fd and
+// appends what one recv gives to *buf. > 0 bytes read, 0 at EOF, -1 on an
+// error, on stop or once deadline_ms (NowMs() time; -1 = none) passes.
+ssize_t RecvMore(int fd, std::string* buf, const std::atomic<bool>& stop, int64_t deadline_ms);
 
 }  // namespace e2e
 }  // namespace strangler

@@ -1,0 +1,152 @@
+#include "script_backend.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <sstream>
+
+#include "wire.h"
+
+namespace strangler {
+namespace e2e {
+
+bool ScriptConn::ReadMore(int64_t deadline_ms) {
+  return RecvMore(fd_, &buf_, owner_->stop_, deadline_ms) > 0;
+}
+
+bool ScriptConn::ReadRequest(RecordedRequest* req, bool head_only, int timeout_ms) {
+  const int64_t deadline = NowMs() + timeout_ms;
+  size_t he;
+  while ((he = buf_.find("\r\n\r\n")) == std::string::npos) {
+    if (!ReadMore(deadline)) return false;
+  }
+  *req = RecordedRequest{};
+  req->connection = index_;
+  req->head = buf_.substr(0, he);
+  SplitHead(req->head, &req->request_line, &req->header_lines, &req->headers);
+  std::istringstream ss(req->request_line);
+  ss >> req->method >> req->target >> req->version;
+  size_t body_start = he + 4;
+  size_t end = body_start;
+  req->chunked = IsChunked(req->headers);
+  if (!head_only) {
+    if (req->chunked) {
+      long n;
+      while ((n = ParseChunked(buf_, body_start, &req->body)) == 0) {
+        if (!ReadMore(deadline)) return false;
+      }
+      if (n < 0) return false;
+      end = body_start + static_cast<size_t>(n);
+    } else {
+      size_t length = 0;
+      if (auto cl = req->Header("Content-Length")) length = std::strtoull(cl->c_str(), nullptr, 10);
+      while (buf_.size() < body_start + length) {
+        if (!ReadMore(deadline)) return false;
+      }
+      req->body = buf_.substr(body_start, length);
+      end = body_start + length;
+    }
+  }
+  req->raw = buf_.substr(0, end);
+  buf_.erase(0, end);
+  owner_->Record(*req);
+  return true;
+}
+
+bool ScriptConn::Send(const std::string& bytes) { return SendAll(fd_, bytes); }
+
+bool ScriptConn::WaitForPeerClose(int timeout_ms) {
+  const int64_t deadline = NowMs() + timeout_ms;
+  discarded_ += buf_.size();
+  buf_.clear();
+  while (NowMs() < deadline && !owner_->stopping()) {
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, 50) <= 0) continue;
+    char tmp[65536];
+    ssize_t n = recv(fd_, tmp, sizeof(tmp), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return true;
+    discarded_ += static_cast<size_t>(n);
+  }
+  return false;
+}
+
+void ScriptConn::CloseGracefully(int timeout_ms) {
+  shutdown(fd_, SHUT_WR);
+  WaitForPeerClose(timeout_ms);
+}
+
+void ScriptConn::Sleep(int ms) {
+  const int64_t until = NowMs() + ms;
+  while (!owner_->stopping() && NowMs() < until) usleep(5000);
+}
+
+ScriptBackend::ScriptBackend(Script script) : script_(std::move(script)) {}
+
+ScriptBackend::~ScriptBackend() { Stop(); }
+
+bool ScriptBackend::Start() {
+  listen_fd_ = ListenLoopback(&port_);
+  if (listen_fd_ < 0) return false;
+  accept_thread_ = std::thread([this] {
+    while (!stop_) {
+      pollfd p{listen_fd_, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) continue;
+      SetNoDelay(fd);
+      int index = ++accepted_;
+      int open = ++open_;
+      int seen = max_open_.load();
+      while (open > seen && !max_open_.compare_exchange_weak(seen, open)) {
+      }
+      std::lock_guard<std::mutex> l(mu_);
+      fds_.push_back(fd);
+      threads_.emplace_back([this, fd, index] {
+        ScriptConn conn(this, fd, index);
+        script_(conn);
+        shutdown(fd, SHUT_RDWR);  // closed by Stop(), so the fd number is not reused meanwhile
+        --open_;
+      });
+    }
+  });
+  return true;
+}
+
+void ScriptBackend::Stop() {
+  if (stop_.exchange(true)) return;
+  if (accept_thread_.joinable()) accept_thread_.join();
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    threads.swap(threads_);
+  }
+  for (auto& t : threads) t.join();
+  for (int fd : fds_) close(fd);
+  fds_.clear();
+  if (listen_fd_ >= 0) close(listen_fd_);
+  listen_fd_ = -1;
+}
+
+void ScriptBackend::Record(const RecordedRequest& req) {
+  std::lock_guard<std::mutex> l(mu_);
+  requests_.push_back(req);
+}
+
+std::vector<RecordedRequest> ScriptBackend::requests() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return requests_;
+}
+
+size_t ScriptBackend::request_count() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return requests_.size();
+}
+
+}  // namespace e2e
+}  // namespace strangler

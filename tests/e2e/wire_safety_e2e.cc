@@ -1,0 +1,485 @@
+// Wire safety (issue 12, PRODUCT.md "What the proxy promises about bytes in
+// flight"): no request smuggled past the router's framing, no answer ever
+// handed to the wrong client, no route skipped by spelling its path
+// differently. Each case was found by a raw-bytes differential test beside
+// nginx and HAProxy; each test here failed before its fix.
+#include <atomic>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "harness.h"
+#include "script_backend.h"
+
+namespace strangler {
+namespace e2e {
+namespace {
+
+std::string Answer(const std::string& id, const std::string& status = "200 OK") {
+  return "HTTP/1.1 " + status + "\r\nX-Id: " + id + "\r\nContent-Length: " +
+         std::to_string(id.size()) + "\r\n\r\n" + id;
+}
+
+// The last path segment of a target: the id a test client put there.
+std::string IdOf(const std::string& target) { return target.substr(target.rfind('/') + 1); }
+
+TEST_CASE("e2e: wire safety: Connection cannot take Host or the framing away (400, nothing forwarded)") {
+  Fixture fx;
+  RawBackend be("be");
+  REQUIRE(be.Start());
+  fx.AddBackend("be", be.url());
+  REQUIRE(fx.StartServe());
+  const std::vector<Refusal> cases = {
+      {"Connection names Content-Length (the body would be a second request)",
+       "POST / HTTP/1.1\r\nHost: x\r\nConnection: Content-Length\r\nContent-Length: 41\r\n\r\n"
+       "GET /admin/smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+       400},
+      {"Connection names Host", "GET / HTTP/1.1\r\nHost: x\r\nConnection: Host\r\n\r\n", 400},
+      {"Connection names Transfer-Encoding",
+       "POST / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, transfer-encoding\r\n"
+       "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+       400},
+      {"empty Host", "GET / HTTP/1.1\r\nHost:\r\n\r\n", 400},
+      {"Host of spaces only", "GET / HTTP/1.1\r\nHost:   \r\n\r\n", 400},
+      {"two Hosts, one empty", "GET / HTTP/1.1\r\nHost: x\r\nHost:\r\n\r\n", 400},
+      // Chunk framing (llhttp strict mode): the CRLF after chunk data is
+      // checked, and a bare LF does not end a chunk line.
+      {"chunk data not followed by CRLF",
+       "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", 400},
+      {"bare LF chunk lines",
+       "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\n0\n\n", 400},
+      {"chunk size over 64 bits",
+       "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "10000000000000000\r\nx\r\n0\r\n\r\n",
+       400},
+      {"fragment in the target", "GET /admin#x HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      {"control byte in the target", "GET /a\x01z HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+  };
+  ExpectRefused(fx, be, cases);
+  // Refusals are the router's own answers to no request: not in the log.
+  for (const Json& line : fx.StopAndReadLog()) CHECK(line.value("status", 0) != 400);
+}
+
+TEST_CASE("e2e: wire safety: an answer whose Connection names Content-Length still reaches the client framed") {
+  Fixture fx;
+  RawBackend be("be");
+  be.set_response("HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 5\r\n\r\nhello");
+  REQUIRE(be.Start());
+  fx.AddBackend("be", be.url());
+  REQUIRE(fx.StartServe());
+  RawClient c;
+  REQUIRE(c.Connect(fx.port()));
+  for (int i = 0; i < 3; ++i) {
+    HttpResponse r = c.Get("/x" + std::to_string(i));
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.status == 200);
+    CHECK(r.body == "hello");
+    CHECK(r.Header("Content-Length") == std::optional<std::string>("5"));
+  }
+  CHECK(be.request_count() == 3);
+}
+
+TEST_CASE("e2e: wire safety: bytes a backend sends while its connection idles never reach another client") {
+  // Each misbehaviour: the answer, then (as a separate write, once the
+  // answer is complete) bytes that belong to no request.
+  struct Case {
+    std::string name, method, path;
+    std::string answer;  // for the request carrying id "A"
+    std::string late;
+  };
+  const std::vector<Case> cases = {
+      {"a late second answer", "GET", "/late/A", Answer("A"), Answer("EVIL")},
+      {"body bytes after a HEAD answer", "HEAD", "/head/A",
+       "HTTP/1.1 200 OK\r\nX-Id: A\r\nContent-Length: 4\r\n\r\n", "EVIL"},
+      {"bytes after a 204", "GET", "/204/A", "HTTP/1.1 204 No Content\r\nX-Id: A\r\n\r\n",
+       Answer("EVIL")},
+      {"a late chunk after a complete answer", "GET", "/chunk/A", Answer("A"),
+       "4\r\nEVIL\r\n0\r\n\r\n"},
+  };
+  for (const Case& c : cases) {
+    INFO("case: " << c.name);
+    std::atomic<int> late_sent{0};
+    ScriptBackend be([&](ScriptConn& conn) {
+      RecordedRequest req;
+      while (conn.ReadRequest(&req)) {
+        if (IdOf(req.target) == "A") {
+          conn.Send(c.answer);
+          conn.Sleep(30);  // the answer is complete and the connection pooled by now
+          conn.Send(c.late);
+          ++late_sent;
+        } else {
+          conn.Send(Answer(IdOf(req.target)));
+        }
+      }
+    });
+    REQUIRE(be.Start());
+    Fixture fx;
+    fx.AddBackend("be", be.url());
+    REQUIRE(fx.StartServe({"--threads", "1"}));  // one worker: one pool for both clients
+    RawClient a;
+    REQUIRE(a.Connect(fx.port()));
+    REQUIRE(a.Send(c.method + " " + c.path + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    HttpResponse ra = a.ReadFinal(c.method == "HEAD");
+    REQUIRE_MESSAGE(ra.ok, ra.error);
+    CHECK(ra.Header("X-Id") == std::optional<std::string>("A"));
+    // Wait until the late bytes were written (loopback: they are in the
+    // router's socket by the time send() returned).
+    int64_t deadline = NowMs() + 5000;  // guards a hang only
+    while (late_sent.load() == 0 && NowMs() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    REQUIRE(late_sent.load() >= 1);
+    for (const std::string id : {"B", "C"}) {
+      RawClient b;
+      REQUIRE(b.Connect(fx.port()));
+      HttpResponse rb = b.Get("/id/" + id);
+      REQUIRE_MESSAGE(rb.ok, rb.error);
+      CHECK(rb.status == 200);
+      CHECK(rb.Header("X-Id") == std::optional<std::string>(id));
+      CHECK(rb.body == id);
+    }
+    // The same client connection goes on too, with its own answers.
+    HttpResponse again = a.Get("/id/A2");
+    REQUIRE_MESSAGE(again.ok, again.error);
+    CHECK(again.body == "A2");
+  }
+}
+
+TEST_CASE("e2e: wire safety: bodiless answers that carry a length do not stall or desync the client") {
+  // 304/204/1xx/HEAD answers end at their head whatever Content-Length says
+  // (RFC 9112 6.3); bytes that follow are the backend's error, never the
+  // next answer.
+  ScriptBackend be([](ScriptConn& conn) {
+    RecordedRequest req;
+    while (conn.ReadRequest(&req)) {
+      const std::string id = IdOf(req.target);
+      if (req.target.rfind("/304/", 0) == 0) {
+        conn.Send("HTTP/1.1 304 Not Modified\r\nX-Id: " + id + "\r\nContent-Length: 1234\r\n\r\n");
+      } else if (req.target.rfind("/304body/", 0) == 0) {
+        conn.Send("HTTP/1.1 304 Not Modified\r\nX-Id: " + id + "\r\nContent-Length: 5\r\n\r\nhello");
+      } else if (req.target.rfind("/204/", 0) == 0) {
+        conn.Send("HTTP/1.1 204 No Content\r\nX-Id: " + id + "\r\nContent-Length: 5\r\n\r\nhello");
+      } else if (req.target.rfind("/100/", 0) == 0) {
+        conn.Send("HTTP/1.1 100 Continue\r\nContent-Length: 3\r\n\r\n" + Answer(id));
+      } else {
+        conn.Send(Answer(id));
+      }
+    }
+  });
+  REQUIRE(be.Start());
+  Fixture fx;
+  fx.AddBackend("be", be.url());
+  REQUIRE(fx.StartServe({"--threads", "1"}));
+  RawClient c;
+  REQUIRE(c.Connect(fx.port()));
+  int n = 0;
+  for (const std::string prefix : {"/304/", "/304body/", "/204/", "/100/"}) {
+    const std::string id = "r" + std::to_string(++n);
+    INFO("target " << prefix << id);
+    REQUIRE(c.Send("GET " + prefix + id + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    HttpResponse r = c.ReadFinal(false, 5000);  // the backend's timeout is 30 s: a stall fails here
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.Header("X-Id") == std::optional<std::string>(id));
+    CHECK(r.body == (prefix == "/100/" ? id : ""));
+    if (prefix == "/204/") CHECK(r.HeaderCount("Content-Length") == 0);
+    // The next request on the same client connection gets its own answer.
+    HttpResponse next = c.Get("/id/n" + id);
+    REQUIRE_MESSAGE(next.ok, next.error);
+    CHECK(next.body == "n" + id);
+  }
+}
+
+TEST_CASE("e2e: wire safety: no cross-talk between keep-alive clients behind a misbehaving backend") {
+  // Every answer of the backend carries the id the client put in its path.
+  // Some answers bring bytes no request asked for (in the same write, so
+  // they are in the router's socket when it looks): a second answer, a body
+  // after HEAD or 204, a 304 with a length. Every client must get exactly
+  // its own answers.
+  ScriptBackend be([](ScriptConn& conn) {
+    RecordedRequest req;
+    while (conn.ReadRequest(&req)) {
+      const std::string id = IdOf(req.target);
+      const std::string mode = req.target.substr(1, req.target.find('/', 1) - 1);
+      std::string out;
+      if (mode == "late") {
+        out = Answer(id) + Answer("EVIL-" + id);
+      } else if (mode == "head") {
+        out = "HTTP/1.1 200 OK\r\nX-Id: " + id + "\r\nContent-Length: 9\r\n\r\nEVIL-body";
+      } else if (mode == "204") {
+        out = "HTTP/1.1 204 No Content\r\nX-Id: " + id + "\r\nContent-Length: 4\r\n\r\nEVIL";
+      } else if (mode == "304") {
+        out = "HTTP/1.1 304 Not Modified\r\nX-Id: " + id + "\r\nContent-Length: 1234\r\n\r\n";
+      } else if (mode == "close") {
+        out = Answer(id);
+        conn.Send(out);
+        return;  // closes after the answer without saying so
+      } else {
+        out = Answer(id);
+      }
+      if (!conn.Send(out)) return;
+    }
+  });
+  REQUIRE(be.Start());
+  Fixture fx;
+  fx.AddBackend("be", be.url());
+  REQUIRE(fx.StartServe());
+  const std::vector<std::string> modes = {"ok", "late", "head", "ok", "204", "304", "close", "ok"};
+  constexpr int kClients = 8, kRequests = 40;
+  std::atomic<int> answered{0}, wrong{0}, failed{0};
+  std::vector<std::string> problems[kClients];
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kClients; ++t) {
+    threads.emplace_back([&, t] {
+      RawClient c;
+      for (int i = 0; i < kRequests; ++i) {
+        if (!c.connected() && !c.Connect(fx.port())) {
+          ++failed;
+          continue;
+        }
+        const std::string& mode = modes[static_cast<size_t>(i + t) % modes.size()];
+        const std::string id = "c" + std::to_string(t) + "n" + std::to_string(i);
+        const bool head = mode == "head";
+        c.Send(std::string(head ? "HEAD" : "GET") + " /" + mode + "/" + id +
+               " HTTP/1.1\r\nHost: x\r\n\r\n");
+        HttpResponse r = c.ReadFinal(head, 10000);
+        if (!r.ok) {
+          ++failed;
+          problems[t].push_back(id + ": " + r.error);
+          c.Close();
+          continue;
+        }
+        ++answered;
+        bool body_ok = (head || mode == "204" || mode == "304") ? r.body.empty() : r.body == id;
+        if (r.Header("X-Id") != std::optional<std::string>(id) || !body_ok) {
+          ++wrong;
+          problems[t].push_back(id + " got X-Id " + r.Header("X-Id").value_or("-") + " body '" +
+                                Printable(r.body) + "'");
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  MESSAGE("answered " << answered.load() << ", wrong " << wrong.load() << ", failed "
+                      << failed.load() << "; backend connections " << be.connections_accepted());
+  for (int t = 0; t < kClients; ++t) {
+    for (const auto& p : problems[t]) MESSAGE(p);
+  }
+  CHECK(wrong.load() == 0);
+  CHECK(failed.load() == 0);
+  CHECK(answered.load() == kClients * kRequests);
+}
+
+TEST_CASE("e2e: wire safety: a POST on a pooled connection the backend dropped is sent again, not failed") {
+  // The backend answers one request per connection, then closes as the next
+  // one arrives (a keep-alive timeout racing the request): the head went out
+  // on a dead connection while the body was still coming from the client.
+  std::atomic<int> dropped{0};
+  ScriptBackend be([&](ScriptConn& conn) {
+    RecordedRequest req;
+    if (!conn.ReadRequest(&req)) return;
+    conn.Send(Answer(req.body.empty() ? IdOf(req.target) : req.body));
+    if (conn.ReadRequest(&req, /*head_only=*/true)) ++dropped;  // and close
+  });
+  REQUIRE(be.Start());
+  Fixture fx;
+  fx.AddBackend("be", be.url());
+  REQUIRE(fx.StartServe({"--threads", "1"}));
+  RawClient warm;
+  REQUIRE(warm.Connect(fx.port()));
+  REQUIRE(warm.Get("/warm/w").ok);
+  RawClient c;
+  REQUIRE(c.Connect(fx.port()));
+  REQUIRE(c.Send("POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n"));
+  int64_t deadline = NowMs() + 5000;  // guards a hang only
+  while (dropped.load() == 0 && NowMs() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  REQUIRE(dropped.load() == 1);  // the head reached the pooled connection, which then closed
+  REQUIRE(c.Send("hello-world"));
+  HttpResponse r = c.ReadFinal(false, 5000);
+  REQUIRE_MESSAGE(r.ok, r.error);
+  CHECK(r.status == 200);
+  CHECK(r.body == "hello-world");
+  CHECK(be.connections_accepted() == 2);
+}
+
+TEST_CASE("e2e: wire safety: pooled connections a backend closed while idle are not used") {
+  std::atomic<int> idle_closed{0};
+  ScriptBackend be([&](ScriptConn& conn) {
+    RecordedRequest req;
+    if (!conn.ReadRequest(&req)) return;
+    conn.Send(Answer(req.body.empty() ? IdOf(req.target) : req.body));
+    conn.Sleep(50);
+    ++idle_closed;  // closes the idle connection, as a keep-alive timeout does
+  });
+  REQUIRE(be.Start());
+  Fixture fx;
+  fx.AddBackend("be", be.url());
+  REQUIRE(fx.StartServe({"--threads", "1"}));
+  RawClient warm;
+  REQUIRE(warm.Connect(fx.port()));
+  REQUIRE(warm.Get("/warm/w").ok);
+  // Once the backend has shut the connection, its FIN is in the router's
+  // socket (loopback delivers it within the call).
+  int64_t deadline = NowMs() + 5000;  // guards a hang only
+  while ((idle_closed.load() == 0 || be.open_connections() > 0) && NowMs() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  REQUIRE(be.open_connections() == 0);
+  RawClient c;
+  REQUIRE(c.Connect(fx.port()));
+  REQUIRE(c.Send("POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the body comes later
+  REQUIRE(c.Send("hello"));
+  HttpResponse r = c.ReadFinal(false, 5000);
+  REQUIRE_MESSAGE(r.ok, r.error);
+  CHECK(r.status == 200);
+  CHECK(r.body == "hello");
+}
+
+TEST_CASE("e2e: wire safety: a route cannot be skipped by spelling its path differently") {
+  Fixture fx;
+  RawBackend legacy("legacy"), fresh("new");
+  REQUIRE(legacy.Start());
+  REQUIRE(fresh.Start());
+  fx.AddBackend("legacy", legacy.url());
+  fx.AddBackend("new", fresh.url());
+  fx.AddRoute("admin", {"--to", "new", "--path", "/admin"});
+  REQUIRE(fx.StartServe());
+  const std::vector<std::string> targets = {
+      "//admin",       "/%2fadmin",         "/admin%2f",      "/admin%2Fsecret", "/x/..%2fadmin",
+      "/%61dmin",      "/./admin",          "/x/../admin",    "/%2e%2e/admin",   "/admin%5csecret",
+      "/admin\\secret", "/admin;jsessionid=1", "/x/..;/admin", "///admin//x",     "/admin/./y/..",
+  };
+  RawClient c;
+  REQUIRE(c.Connect(fx.port()));
+  for (const std::string& t : targets) {
+    INFO("target " << t);
+    fresh.ClearRequests();
+    HttpResponse r = c.Get(t);
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.Header("X-Backend") == std::optional<std::string>("new"));
+    auto got = fresh.requests();
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].target == t);  // forwarded as the client sent it
+  }
+  // Look-alikes that are other paths stay with the default.
+  for (const std::string t : {"/adminx", "/%2561dmin", "/ADMIN", "/a/admin"}) {
+    INFO("target " << t);
+    HttpResponse r = c.Get(t);
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.Header("X-Backend") == std::optional<std::string>("legacy"));
+  }
+  CHECK(legacy.request_count() == 4);
+  // The decision log shows the path the decision was made on.
+  auto lines = fx.StopAndReadLog();
+  std::map<std::string, int> paths;
+  for (const Json& l : lines) paths[l.value("path", "")]++;
+  CHECK(paths["/admin"] >= 5);
+  CHECK(paths["/admin/secret"] == 3);
+  CHECK(paths["/%2561dmin"] == 1);
+}
+
+TEST_CASE("e2e: wire safety: --encoded-slash reject answers 400 to %2F and %5C in the path") {
+  Fixture fx;
+  RawBackend legacy("legacy"), fresh("new");
+  REQUIRE(legacy.Start());
+  REQUIRE(fresh.Start());
+  fx.AddBackend("legacy", legacy.url());
+  fx.AddBackend("new", fresh.url());
+  fx.AddRoute("admin", {"--to", "new", "--path", "/admin"});
+  REQUIRE(fx.StartServe({"--encoded-slash", "reject"}));
+  for (const std::string t : {"/%2fadmin", "/admin%2Fsecret", "/x/..%2fadmin", "/admin%5Cx"}) {
+    INFO("target " << t);
+    RawClient c;
+    REQUIRE(c.Connect(fx.port()));
+    HttpResponse r = c.Get(t);
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.status == 400);
+    CHECK(r.body.find("encoded") != std::string::npos);
+  }
+  RawClient c;
+  REQUIRE(c.Connect(fx.port()));
+  HttpResponse ok = c.Get("/admin/x?next=%2F");  // the query is not the path
+  REQUIRE_MESSAGE(ok.ok, ok.error);
+  CHECK(ok.Header("X-Backend") == std::optional<std::string>("new"));
+  CHECK(legacy.request_count() + fresh.request_count() == 1);
+  RunResult bad = Run({STRANGLER_BIN, "--db", fx.db(), "serve", "--encoded-slash", "keep"});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("--encoded-slash") != std::string::npos);
+}
+
+TEST_CASE("e2e: wire safety: a backend's early answer to an upload reaches the client") {
+  // The backend reads the head of a 16 MiB upload, answers 413 and closes
+  // a second later, without reading the body.
+  ScriptBackend be([](ScriptConn& conn) {
+    RecordedRequest req;
+    if (!conn.ReadRequest(&req, /*head_only=*/true)) return;
+    const std::string status = req.target == "/auth" ? "401 Unauthorized" : "413 Payload Too Large";
+    const std::string body = req.target == "/auth" ? "who are you" : "too large";
+    conn.Send("HTTP/1.1 " + status + "\r\nContent-Length: " + std::to_string(body.size()) +
+              "\r\nConnection: close\r\n\r\n" + body);
+    conn.Sleep(1000);  // not reading: the router's sends of the body block
+    conn.CloseGracefully();
+  });
+  REQUIRE(be.Start());
+  Fixture fx;
+  fx.AddBackend("be", be.url());
+  REQUIRE(fx.StartServe());
+
+  SUBCASE("413 while the client is still sending") {
+    RawClient c;
+    REQUIRE(c.Connect(fx.port()));
+    const size_t size = 16 << 20;
+    std::thread sender([&] {
+      c.Send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(size) +
+             "\r\n\r\n");
+      std::string chunk(64 * 1024, 'u');
+      for (size_t sent = 0; sent < size; sent += chunk.size()) {
+        if (!c.Send(chunk)) break;  // the router may stop reading once it answered
+      }
+    });
+    HttpResponse r = c.ReadFinal(false, 10000);
+    sender.join();
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.status == 413);
+    CHECK(r.body == "too large");
+    CHECK_MESSAGE(r.Header("Connection") == std::optional<std::string>("close"), r.raw_head);
+  }
+  SUBCASE("401 before the client sent any of its body") {
+    RawClient c;
+    REQUIRE(c.Connect(fx.port()));
+    REQUIRE(c.Send("POST /auth HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"));
+    HttpResponse r = c.ReadFinal(false, 5000);
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.status == 401);
+    CHECK(r.body == "who are you");
+    CHECK(c.WaitForClose(5000));
+  }
+  auto lines = fx.StopAndReadLog();
+  REQUIRE(lines.size() == 1);
+  CHECK((lines[0]["status"] == 413 || lines[0]["status"] == 401));
+}
+
+TEST_CASE("e2e: wire safety: Upgrade: h2c is not forwarded; the request is served as plain HTTP/1.1") {
+  Fixture fx;
+  RawBackend be("be");
+  REQUIRE(be.Start());
+  fx.AddBackend("be", be.url());
+  REQUIRE(fx.StartServe());
+  RawClient c;
+  REQUIRE(c.Connect(fx.port()));
+  REQUIRE(c.Send("GET /x HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                 "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n"));
+  HttpResponse r = c.ReadFinal(false, 5000);
+  REQUIRE_MESSAGE(r.ok, r.error);
+  CHECK(r.status == 200);
+  auto got = be.requests();
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].HeaderCount("Upgrade") == 0);
+  CHECK(got[0].HeaderCount("HTTP2-Settings") == 0);
+  CHECK(got[0].HeaderCount("Connection") == 0);
+}
+
+}  // namespace
+}  // namespace e2e
+}  // namespace strangler
