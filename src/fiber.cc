@@ -477,6 +477,16 @@ void NotReady(int fd, bool read) {
   (read ? st->in_ready : st->out_ready) = false;
 }
 
+bool IdleAndClean(int fd) {
+  char probe;
+  ssize_t n = recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    NotReady(fd, true);
+    return true;
+  }
+  return false;  // unread bytes (n > 0), closed (0) or failed
+}
+
 SendResult SendAllOrAnswer(int fd, const char* data, size_t len, int timeout_ms) {
   return SendLoop(fd, data, len, timeout_ms, true);
 }

@@ -74,6 +74,11 @@ int WaitAny(const WaitFor* items, int n, int timeout_ms);
 bool Readable(int fd);
 // Records that a non-blocking call on fd said EAGAIN, so WaitAny parks.
 void NotReady(int fd, bool read);
+// For a pooled keep-alive connection about to carry a new request: true
+// when the peer has not closed it and has sent nothing since its last
+// answer. Bytes waiting there belong to no request; handing them to the
+// next one is how one client gets another's answer.
+bool IdleAndClean(int fd);
 
 enum class SendResult { kSent, kAnswered, kError };
 // SendAll for a request body: when the peer stops reading and has bytes for

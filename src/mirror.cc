@@ -12,6 +12,7 @@
 #include "decision_log.h"
 #include "http_message.h"
 #include "net.h"
+#include "response_relay.h"
 
 namespace strangler {
 namespace {
@@ -24,44 +25,35 @@ constexpr size_t kIdlePerTarget = kMirrorInFlight;
 
 // Captures the mirror's answer the way the session captures the client's:
 // status, Content-Type, the headers named for comparison, the body up to the
-// cap and the size and hash of all of it.
-class Capture : public MessageHandler {
+// cap and the size and hash of all of it. The answer is read by a
+// ResponseRelay (as the client's is), so framing and reuse follow one policy.
+class Capture : public RelayObserver {
  public:
-  Capture(const CompareOptions& opts, bool is_head) : opts_(opts), is_head_(is_head) {}
-  void set_base(const char* base) { base_ = base; }
-  const MessageParser* parser = nullptr;
+  explicit Capture(const CompareOptions& opts) : opts_(opts) {}
   CapturedResponse response;
-  bool done_head = false;
 
-  int OnHead() override {
-    int status = parser->status();
-    if (status < 200) return 0;  // interim: the real answer follows
-    response.status = status;
-    for (const HeaderSpan& h : parser->headers()) {
-      std::string_view name = h.name.in(base_);
-      if (IEquals(name, "content-type")) response.content_type.assign(h.value.in(base_));
+  void OnFinalHead(const MessageParser& parser, const char* base) override {
+    response.status = parser.status();
+    for (const HeaderSpan& h : parser.headers()) {
+      std::string_view name = h.name.in(base);
+      if (IEquals(name, "content-type")) response.content_type.assign(h.value.in(base));
       for (const std::string& want : opts_.headers) {
-        if (IEquals(name, want)) response.headers.emplace_back(name, h.value.in(base_));
+        if (IEquals(name, want)) response.headers.emplace_back(name, h.value.in(base));
       }
     }
-    done_head = true;
-    return is_head_ ? 1 : 0;
   }
 
-  bool OnBody(const char* data, size_t len) override {
+  void OnBodyPiece(const char* data, size_t len) override {
     hasher_.Update(data, len);
     response.body_bytes += len;
     size_t room = kMirrorBodyCap - std::min(kMirrorBodyCap, response.body.size());
     if (len > room) response.truncated = true;
     response.body.append(data, std::min(len, room));
     response.body_hash = hasher_.value();
-    return true;
   }
 
  private:
   const CompareOptions& opts_;
-  bool is_head_;
-  const char* base_ = nullptr;
   BodyHasher hasher_;
 };
 
@@ -226,12 +218,17 @@ void Mirror::Process(MirrorJob& job, std::vector<char>* read_buf) {
   };
   std::vector<char>& buf = *read_buf;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    bool reused = attempt == 0 && !idle.fds.empty();
     int fd = -1;
-    if (reused) {
+    while (attempt == 0 && fd < 0 && !idle.fds.empty()) {
       fd = idle.fds.back();
       idle.fds.pop_back();
-    } else {
+      if (!fio::IdleAndClean(fd)) {  // closed, or bytes no copy asked for
+        fio::Close(fd);
+        fd = -1;
+      }
+    }
+    const bool reused = fd >= 0;
+    if (!reused) {
       if (Stopping()) {
         CountDropped(plan.route);
         return;
@@ -253,16 +250,18 @@ void Mirror::Process(MirrorJob& job, std::vector<char>* read_buf) {
     }
     bool sent = fio::SendAll(fd, req.data(), req.size(), std::max(left_ms(), 1));
 
-    Capture capture(plan.compare, is_head);
-    MessageParser parser(MessageType::kResponse, &capture);
-    capture.parser = &parser;
+    Capture capture(plan.compare);
+    RelayRequest rr;
+    rr.head = is_head;
+    ResponseRelay relay;
+    relay.Begin(rr, &capture);
     size_t rpos = 0, wpos = 0;
     bool any_byte = false, complete = false;
     std::string error;
     while (sent) {
-      if (rpos == wpos && !parser.in_head()) rpos = wpos = 0;
+      if (rpos == wpos && !relay.in_head()) rpos = wpos = 0;
       if (wpos == buf.size()) {
-        if (!parser.in_head() && rpos > 0) {
+        if (!relay.in_head() && rpos > 0) {
           std::memmove(buf.data(), buf.data() + rpos, wpos - rpos);
           wpos -= rpos;
           rpos = 0;
@@ -284,7 +283,7 @@ void Mirror::Process(MirrorJob& job, std::vector<char>* read_buf) {
         break;
       }
       if (n == 0) {
-        if (any_byte && parser.Finish() == MessageParser::Event::kMessageDone) {
+        if (any_byte && relay.Finish() == ResponseRelay::Event::kDone) {
           complete = true;
         } else {
           error = any_byte ? "cut its answer short" : "closed the connection without answering";
@@ -293,16 +292,16 @@ void Mirror::Process(MirrorJob& job, std::vector<char>* read_buf) {
       }
       any_byte = true;
       wpos += static_cast<size_t>(n);
-      capture.set_base(buf.data());
       size_t used = 0;
-      auto ev = parser.Execute(buf.data(), rpos, wpos, &used);
+      auto ev = relay.Feed(buf.data(), rpos, wpos, &used);
       rpos += used;
-      if (ev == MessageParser::Event::kMessageDone) {
+      relay.out().clear();  // the copy's answer goes to no client
+      if (ev == ResponseRelay::Event::kDone) {
         complete = true;
         break;
       }
-      if (ev == MessageParser::Event::kError) {
-        error = std::string("sent a malformed answer: ") + (parser.error() ? parser.error() : "");
+      if (ev != ResponseRelay::Event::kNeedMore) {
+        error = std::string("sent a malformed answer: ") + (relay.error() ? relay.error() : "");
         break;
       }
     }
@@ -311,7 +310,7 @@ void Mirror::Process(MirrorJob& job, std::vector<char>* read_buf) {
     }
     Untrack(fd);
     if (complete) {
-      if (parser.keep_alive() && rpos == wpos && idle.fds.size() < kIdlePerTarget) {
+      if (relay.Reusable(wpos - rpos) && idle.fds.size() < kIdlePerTarget) {
         idle.fds.push_back(fd);
       } else {
         fio::Close(fd);

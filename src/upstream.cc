@@ -1,9 +1,6 @@
 #include "upstream.h"
 
-#include <sys/socket.h>
 #include <unistd.h>
-
-#include <cerrno>
 
 #include "fiber.h"
 
@@ -17,24 +14,6 @@ Instance::~Instance() {
     for (const Idle& c : list) close(c.fd);
   }
 }
-
-namespace {
-
-// True when a pooled socket may carry a new request: the backend has not
-// closed it and sent nothing since its last answer. Bytes waiting there
-// belong to no request; handing them to the next one is how one client
-// gets another's answer.
-bool StillClean(int fd) {
-  char probe;
-  ssize_t n = recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-    fio::NotReady(fd, true);
-    return true;
-  }
-  return false;  // unread bytes (n > 0), closed (0) or failed
-}
-
-}  // namespace
 
 void Instance::Expire(std::deque<Idle>* idle, std::chrono::steady_clock::time_point now) {
   const auto max_idle = std::chrono::milliseconds(idle_ms_);
@@ -51,7 +30,7 @@ int Instance::Acquire(int worker, int timeout_ms, bool fresh, bool* reused, Conn
     while (!idle.empty()) {
       int fd = idle.back().fd;
       idle.pop_back();
-      if (!StillClean(fd)) {
+      if (!fio::IdleAndClean(fd)) {
         fio::Close(fd);
         continue;
       }

@@ -109,6 +109,36 @@ uint16_t PickFreePort();
 // Retries connect() to 127.0.0.1:port until it succeeds or timeout_ms passes.
 bool WaitForPort(uint16_t port, int timeout_ms);
 
+// --- LoopbackServer ----------------------------------------------------------
+
+// The listening half of the test backends: 127.0.0.1:0, one thread per
+// accepted connection (TCP_NODELAY on; the handler owns the fd). Thread-safe.
+class LoopbackServer {
+ public:
+  using Handler = std::function<void(int fd, int index)>;  // index: 1-based accept order
+  LoopbackServer() = default;
+  ~LoopbackServer() { Join(); }
+  LoopbackServer(const LoopbackServer&) = delete;
+  LoopbackServer& operator=(const LoopbackServer&) = delete;
+
+  // Serves until *stop is set; *stop must outlive the server.
+  bool Start(const std::atomic<bool>* stop, Handler handler);
+  // Once *stop is set: joins the accept thread and every handler.
+  void Join();
+  uint16_t port() const { return port_; }
+  int accepted() const { return accepted_.load(); }
+
+ private:
+  const std::atomic<bool>* stop_ = nullptr;
+  Handler handler_;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<int> accepted_{0};
+  std::thread accept_thread_;
+  std::mutex mu_;
+  std::vector<std::thread> threads_;  // guarded by mu_
+};
+
 // --- RawBackend --------------------------------------------------------------
 
 // One request as received by RawBackend.
@@ -146,7 +176,7 @@ class RawBackend {
 
   bool Start();
   void Stop();
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return server_.port(); }
   std::string url() const;
   const std::string& name() const { return name_; }
 
@@ -162,27 +192,22 @@ class RawBackend {
 
   std::vector<RecordedRequest> requests() const;
   size_t request_count() const;
-  int connections_accepted() const { return accepted_.load(); }
+  int connections_accepted() const { return server_.accepted(); }
   bool WaitForRequests(size_t n, int timeout_ms) const;
   void ClearRequests();
 
  private:
-  void AcceptLoop();
   void Serve(int fd, int index);
   bool Sleep(int ms);  // false when stopping
 
   std::string name_;
-  int listen_fd_ = -1;
-  uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
-  std::atomic<int> accepted_{0};
   std::atomic<int> delay_ms_{0};
   std::atomic<bool> close_after_{false};
-  std::thread accept_thread_;
+  LoopbackServer server_;
 
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
-  std::vector<std::thread> conn_threads_;
   std::vector<RecordedRequest> requests_;
   std::shared_ptr<const std::string> response_;  // null = default
   std::shared_ptr<const Responder> responder_;

@@ -31,40 +31,16 @@ RawBackend::RawBackend(std::string name) : name_(std::move(name)) {}
 
 RawBackend::~RawBackend() { Stop(); }
 
-std::string RawBackend::url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+std::string RawBackend::url() const { return "http://127.0.0.1:" + std::to_string(port()); }
 
 bool RawBackend::Start() {
-  listen_fd_ = ListenLoopback(&port_);
-  if (listen_fd_ < 0) return false;
-  accept_thread_ = std::thread([this] { AcceptLoop(); });
-  return true;
+  return server_.Start(&stop_, [this](int fd, int index) { Serve(fd, index); });
 }
 
 void RawBackend::Stop() {
   if (stop_.exchange(true)) return;
   cv_.notify_all();
-  if (accept_thread_.joinable()) accept_thread_.join();
-  std::vector<std::thread> threads;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    threads.swap(conn_threads_);
-  }
-  for (auto& t : threads) t.join();
-  if (listen_fd_ >= 0) close(listen_fd_);
-  listen_fd_ = -1;
-}
-
-void RawBackend::AcceptLoop() {
-  while (!stop_) {
-    pollfd p{listen_fd_, POLLIN, 0};
-    if (poll(&p, 1, 50) <= 0) continue;
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    SetNoDelay(fd);
-    int index = ++accepted_;
-    std::lock_guard<std::mutex> l(mu_);
-    conn_threads_.emplace_back([this, fd, index] { Serve(fd, index); });
-  }
+  server_.Join();
 }
 
 bool RawBackend::Sleep(int ms) {

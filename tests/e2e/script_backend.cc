@@ -91,46 +91,29 @@ ScriptBackend::ScriptBackend(Script script) : script_(std::move(script)) {}
 ScriptBackend::~ScriptBackend() { Stop(); }
 
 bool ScriptBackend::Start() {
-  listen_fd_ = ListenLoopback(&port_);
-  if (listen_fd_ < 0) return false;
-  accept_thread_ = std::thread([this] {
-    while (!stop_) {
-      pollfd p{listen_fd_, POLLIN, 0};
-      if (poll(&p, 1, 50) <= 0) continue;
-      int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0) continue;
-      SetNoDelay(fd);
-      int index = ++accepted_;
-      int open = ++open_;
-      int seen = max_open_.load();
-      while (open > seen && !max_open_.compare_exchange_weak(seen, open)) {
-      }
-      std::lock_guard<std::mutex> l(mu_);
-      fds_.push_back(fd);
-      threads_.emplace_back([this, fd, index] {
-        ScriptConn conn(this, fd, index);
-        script_(conn);
-        shutdown(fd, SHUT_RDWR);  // closed by Stop(), so the fd number is not reused meanwhile
-        --open_;
-      });
-    }
-  });
-  return true;
+  return server_.Start(&stop_, [this](int fd, int index) { Serve(fd, index); });
+}
+
+void ScriptBackend::Serve(int fd, int index) {
+  int open = ++open_;
+  int seen = max_open_.load();
+  while (open > seen && !max_open_.compare_exchange_weak(seen, open)) {
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    fds_.push_back(fd);
+  }
+  ScriptConn conn(this, fd, index);
+  script_(conn);
+  shutdown(fd, SHUT_RDWR);
+  --open_;
 }
 
 void ScriptBackend::Stop() {
   if (stop_.exchange(true)) return;
-  if (accept_thread_.joinable()) accept_thread_.join();
-  std::vector<std::thread> threads;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    threads.swap(threads_);
-  }
-  for (auto& t : threads) t.join();
+  server_.Join();
   for (int fd : fds_) close(fd);
   fds_.clear();
-  if (listen_fd_ >= 0) close(listen_fd_);
-  listen_fd_ = -1;
 }
 
 void ScriptBackend::Record(const RecordedRequest& req) {

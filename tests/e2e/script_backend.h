@@ -64,13 +64,13 @@ class ScriptBackend {
 
   bool Start();  // 127.0.0.1:0
   void Stop();
-  uint16_t port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  uint16_t port() const { return server_.port(); }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port()); }
   bool stopping() const { return stop_.load(); }
 
   std::vector<RecordedRequest> requests() const;
   size_t request_count() const;
-  int connections_accepted() const { return accepted_.load(); }
+  int connections_accepted() const { return server_.accepted(); }
   int max_open_connections() const { return max_open_.load(); }
   // Connections whose script has not ended (and so not shut down) yet.
   int open_connections() const { return open_.load(); }
@@ -79,15 +79,14 @@ class ScriptBackend {
   friend class ScriptConn;
   void Record(const RecordedRequest& req);
 
+  void Serve(int fd, int index);
+
   Script script_;
-  int listen_fd_ = -1;
-  uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
-  std::atomic<int> accepted_{0}, open_{0}, max_open_{0};
-  std::thread accept_thread_;
+  std::atomic<int> open_{0}, max_open_{0};
+  LoopbackServer server_;
   mutable std::mutex mu_;
-  std::vector<std::thread> threads_;
-  std::vector<int> fds_;
+  std::vector<int> fds_;  // closed by Stop(), so that no fd number is reused meanwhile
   std::vector<RecordedRequest> requests_;
 };
 

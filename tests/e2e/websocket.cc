@@ -260,7 +260,7 @@ WsEchoBackend::WsEchoBackend(std::string name) : name_(std::move(name)) {}
 
 WsEchoBackend::~WsEchoBackend() { Stop(); }
 
-std::string WsEchoBackend::url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+std::string WsEchoBackend::url() const { return "http://127.0.0.1:" + std::to_string(port()); }
 
 std::string WsEchoBackend::name() const {
   std::lock_guard<std::mutex> l(mu_);
@@ -273,37 +273,13 @@ void WsEchoBackend::set_name(std::string name) {
 }
 
 bool WsEchoBackend::Start() {
-  listen_fd_ = ListenLoopback(&port_);
-  if (listen_fd_ < 0) return false;
-  accept_thread_ = std::thread([this] { AcceptLoop(); });
-  return true;
+  return server_.Start(&stop_, [this](int fd, int index) { Serve(fd, index); });
 }
 
 void WsEchoBackend::Stop() {
   if (stop_.exchange(true)) return;
   cv_.notify_all();
-  if (accept_thread_.joinable()) accept_thread_.join();
-  std::vector<std::thread> threads;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    threads.swap(conn_threads_);
-  }
-  for (auto& t : threads) t.join();
-  if (listen_fd_ >= 0) close(listen_fd_);
-  listen_fd_ = -1;
-}
-
-void WsEchoBackend::AcceptLoop() {
-  while (!stop_) {
-    pollfd p{listen_fd_, POLLIN, 0};
-    if (poll(&p, 1, 50) <= 0) continue;
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    SetNoDelay(fd);
-    int index = ++accepted_;
-    std::lock_guard<std::mutex> l(mu_);
-    conn_threads_.emplace_back([this, fd, index] { Serve(fd, index); });
-  }
+  server_.Join();
 }
 
 std::vector<RecordedRequest> WsEchoBackend::requests() const {

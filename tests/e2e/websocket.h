@@ -90,7 +90,7 @@ class WsEchoBackend {
   bool Start();
   // Closes every connection (sessions end kStopped) and joins every thread.
   void Stop();
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return server_.port(); }
   std::string url() const;
   std::string name() const;
   void set_name(std::string name);
@@ -108,7 +108,7 @@ class WsEchoBackend {
   int handshakes() const;                   // 101s sent
   int messages_echoed() const;
   int open_connections() const;  // sessions not ended
-  int connections_accepted() const { return accepted_.load(); }
+  int connections_accepted() const { return server_.accepted(); }
   uint64_t bytes_received() const { return bytes_received_.load(); }  // all connections
   uint64_t bytes_sent() const { return bytes_sent_.load(); }
   bool WaitForHandshakes(int n, int timeout_ms) const;
@@ -117,24 +117,19 @@ class WsEchoBackend {
 
  private:
   class Conn;
-  void AcceptLoop();
   void Serve(int fd, int index);
   WsEnd RunSession(Conn& c, size_t session);
   void EndSession(size_t session, WsEnd end);
 
-  int listen_fd_ = -1;
-  uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
-  std::atomic<int> accepted_{0};
   std::atomic<int> refuse_status_{0};
   std::atomic<uint64_t> bytes_received_{0};
   std::atomic<uint64_t> bytes_sent_{0};
-  std::thread accept_thread_;
+  LoopbackServer server_;
 
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   std::string name_;                       // guarded by mu_
-  std::vector<std::thread> conn_threads_;  // guarded by mu_
   std::vector<RecordedRequest> requests_;  // guarded by mu_
   std::vector<WsSession> sessions_;        // guarded by mu_
   int messages_echoed_ = 0;                // guarded by mu_

@@ -197,5 +197,37 @@ ssize_t RecvMore(int fd, std::string* buf, const std::atomic<bool>& stop, int64_
   return -1;
 }
 
+bool LoopbackServer::Start(const std::atomic<bool>* stop, Handler handler) {
+  stop_ = stop;
+  handler_ = std::move(handler);
+  listen_fd_ = ListenLoopback(&port_);
+  if (listen_fd_ < 0) return false;
+  accept_thread_ = std::thread([this] {
+    while (!stop_->load()) {
+      pollfd p{listen_fd_, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) continue;
+      SetNoDelay(fd);
+      int index = ++accepted_;
+      std::lock_guard<std::mutex> l(mu_);
+      threads_.emplace_back([this, fd, index] { handler_(fd, index); });
+    }
+  });
+  return true;
+}
+
+void LoopbackServer::Join() {
+  if (accept_thread_.joinable()) accept_thread_.join();
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    threads.swap(threads_);
+  }
+  for (auto& t : threads) t.join();
+  if (listen_fd_ >= 0) close(listen_fd_);
+  listen_fd_ = -1;
+}
+
 }  // namespace e2e
 }  // namespace strangler
