@@ -65,7 +65,8 @@ struct Timer {
 
 class Worker {
  public:
-  Worker(int index, std::function<void(int)>* handler) : index_(index), handler_(handler) {
+  Worker(int index, std::function<void(int)>* handler, std::function<void(int)>* housekeeping)
+      : index_(index), handler_(handler), housekeeping_(housekeeping) {
     epoll_ = epoll_create1(EPOLL_CLOEXEC);
     wake_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     epoll_event ev{};
@@ -186,6 +187,8 @@ class Worker {
 
   int index_;
   std::function<void(int)>* handler_;
+  std::function<void(int)>* housekeeping_;  // may be null
+  Clock::time_point next_housekeeping_ = Clock::now();
   int epoll_ = -1;
   int wake_ = -1;
   std::atomic<bool> stop_{false};
@@ -311,6 +314,10 @@ void Worker::Run() {
       Resume(f);
     }
     if (stop_.load() && live_ == 0) break;
+    if (housekeeping_ && Clock::now() >= next_housekeeping_) {
+      next_housekeeping_ = Clock::now() + std::chrono::seconds(1);
+      (*housekeeping_)(index_);
+    }
     int timeout_ms = 250;
     if (!timers_.empty()) {
       auto until = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -360,10 +367,16 @@ void Worker::Run() {
   tl_worker = nullptr;
 }
 
-WorkerPool::WorkerPool(int workers, std::function<void(int fd)> handler) {
-  auto* h = new std::function<void(int)>(std::move(handler));
-  handler_holder_.reset(h);
-  for (int i = 0; i < workers; ++i) workers_.push_back(std::make_unique<Worker>(i, h));
+WorkerPool::WorkerPool(int workers, std::function<void(int fd)> handler,
+                       std::function<void(int worker)> housekeeping) {
+  handler_holder_ = std::make_unique<std::function<void(int)>>(std::move(handler));
+  if (housekeeping) {
+    housekeeping_holder_ = std::make_unique<std::function<void(int)>>(std::move(housekeeping));
+  }
+  for (int i = 0; i < workers; ++i) {
+    workers_.push_back(
+        std::make_unique<Worker>(i, handler_holder_.get(), housekeeping_holder_.get()));
+  }
   for (auto& w : workers_) {
     Worker* wp = w.get();
     threads_.emplace_back([wp] { wp->Run(); });

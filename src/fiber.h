@@ -29,7 +29,10 @@ class Worker;
 class WorkerPool {
  public:
   // `handler` runs in a fiber for each submitted connection and owns its fd.
-  WorkerPool(int workers, std::function<void(int fd)> handler);
+  // `housekeeping` (optional) runs about once a second on each worker's own
+  // thread, outside any fiber (fio::Close may be called; nothing may park).
+  WorkerPool(int workers, std::function<void(int fd)> handler,
+             std::function<void(int worker)> housekeeping = nullptr);
   ~WorkerPool();  // joins
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
@@ -43,6 +46,7 @@ class WorkerPool {
 
  private:
   std::unique_ptr<std::function<void(int)>> handler_holder_;
+  std::unique_ptr<std::function<void(int)>> housekeeping_holder_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;
   std::atomic<uint32_t> next_{0};

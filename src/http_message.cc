@@ -31,6 +31,7 @@ MessageParser::MessageParser(MessageType type, MessageHandler* handler)
   settings_.on_headers_complete = &MessageParser::OnHeadersComplete;
   settings_.on_body = &MessageParser::OnBody;
   settings_.on_message_complete = &MessageParser::OnMessageComplete;
+  settings_.on_chunk_header = &MessageParser::OnChunkHeader;
   llhttp_init(&parser_, type == MessageType::kRequest ? HTTP_REQUEST : HTTP_RESPONSE, &settings_);
   parser_.data = this;
   headers_.reserve(32);
@@ -166,6 +167,17 @@ int MessageParser::OnBody(llhttp_t* p, const char* at, size_t len) {
   if (len == 0) return 0;
   if (!self->handler_->OnBody(at, len)) {
     llhttp_set_error_reason(p, "body sink failed");
+    return HPE_USER;
+  }
+  return 0;
+}
+
+int MessageParser::OnChunkHeader(llhttp_t* p) {
+  // llhttp takes any size that fits 64 bits; one that no off_t can hold is
+  // refused, as nginx and HAProxy refuse it (else the peer waits for an
+  // impossible amount of data).
+  if (p->content_length > kMaxChunkBytes) {
+    llhttp_set_error_reason(p, "chunk size too large");
     return HPE_USER;
   }
   return 0;

@@ -64,6 +64,8 @@ class MessageParser {
   };
 
   static constexpr size_t kMaxHeaders = 256;
+  // Largest chunk size taken (2^63 - 1, what a signed 64-bit length holds).
+  static constexpr uint64_t kMaxChunkBytes = 0x7fffffffffffffffULL;
 
   MessageParser(MessageType type, MessageHandler* handler);
   MessageParser(const MessageParser&) = delete;
@@ -109,6 +111,7 @@ class MessageParser {
   static int OnHeadersComplete(llhttp_t* p);
   static int OnBody(llhttp_t* p, const char* at, size_t len);
   static int OnMessageComplete(llhttp_t* p);
+  static int OnChunkHeader(llhttp_t* p);
   Event Fail(const char* why, llhttp_errno_t code);
   Event StartRequest(const char* base, size_t from, size_t to, size_t* used);
 

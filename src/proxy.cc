@@ -201,6 +201,9 @@ class Session : public MessageHandler, public RelayObserver {
   void Finish502or504(Upstream why);
   // --fallback: may this failed request go to the route's else backend?
   bool CanFallback() const;
+  // May the request be sent twice? Idempotent methods (RFC 9110 9.2.2), or
+  // any request with an Idempotency-Key header.
+  bool Idempotent() const;
   bool FallbackOn5xx() const;
   void FallBack(const std::string& why);
   void UseBackend(int index);
@@ -290,6 +293,20 @@ ReadResult Session::FillClient(bool idle, Clock::time_point deadline, int watch_
         if (Clock::now() >= deadline) return ReadResult::kTimeout;
         continue;
       }
+      // The client side is (said to be) readable: take what is there without
+      // parking on the client alone, or the backend would go unwatched.
+      ssize_t n = recv(fd_, in_.data() + wpos_, in_.size() - wpos_, MSG_DONTWAIT);
+      if (n > 0) {
+        wpos_ += static_cast<size_t>(n);
+        return ReadResult::kOk;
+      }
+      if (n == 0) return ReadResult::kEof;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        fio::NotReady(fd_, true);
+        continue;
+      }
+      if (errno == EINTR) continue;
+      return ReadResult::kError;
     }
     ssize_t n = fio::Recv(fd_, in_.data() + wpos_, in_.size() - wpos_, kTickMs);
     if (n > 0) {
@@ -827,10 +844,16 @@ bool Session::Exchange() {
                                          up_in_.size() - up_wpos_, static_cast<int>(left_ms));
     if (n <= 0) {
       bool timed_out = n < 0 && errno == ETIMEDOUT;
-      if (!any_byte && !timed_out && reused_ && replayable_ && request_done_ && !retried_) {
-        // The pooled connection was closed by the backend while idle, before
-        // any byte of an answer: the whole request goes again, once, on a
-        // fresh connection.
+      if (!any_byte && !timed_out && reused_ && replayable_ && request_done_ && !retried_ &&
+          Idempotent()) {
+        // The pooled connection was closed by the backend before any byte
+        // of an answer, after the whole request was sent: most likely it was
+        // closed while idle, but the backend may also have acted on the
+        // request and died. Sent again, once, on a fresh connection only
+        // when doing it twice is harmless (RFC 9110 9.2.2); a POST gets 502,
+        // as from nginx and HAProxy. (A connection that failed while the
+        // request was still being sent is retried whatever the method: the
+        // backend never had the whole request.)
         retried_ = true;
         if (ConnectUpstream(true)) {
           up_sent_ = 0;
@@ -1022,6 +1045,17 @@ bool Session::CanFallback() const {
   return other >= 0 && other != decision_.backend;
 }
 
+bool Session::Idempotent() const {
+  if (method_ == "GET" || method_ == "HEAD" || method_ == "OPTIONS" || method_ == "TRACE" ||
+      method_ == "PUT" || method_ == "DELETE") {
+    return true;
+  }
+  for (const HeaderView& h : header_views_) {
+    if (IEquals(h.name, "idempotency-key")) return true;
+  }
+  return false;
+}
+
 bool Session::FallbackOn5xx() const {
   return CanFallback() &&
          snap_->table->routes()[static_cast<size_t>(decision_.route)].fallback_on_5xx;
@@ -1194,7 +1228,7 @@ void Proxy::Start(int listen_fd) {
       session.Run();
     }
     SessionEnded();
-  });
+  }, [this](int worker) { upstreams_.ExpireIdle(worker); });
   acceptor_ = std::thread([this] { AcceptLoop(); });
 }
 

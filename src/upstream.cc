@@ -55,6 +55,10 @@ int Instance::Acquire(int worker, int timeout_ms, bool fresh, bool* reused, Conn
   return fio::Connect(addr_, timeout_ms, err);
 }
 
+void Instance::ExpireIdle(int worker) {
+  Expire(&idle_[static_cast<size_t>(worker)], std::chrono::steady_clock::now());
+}
+
 void Instance::Release(int worker, int fd) {
   std::deque<Idle>& idle = idle_[static_cast<size_t>(worker)];
   auto now = std::chrono::steady_clock::now();
@@ -121,6 +125,11 @@ std::shared_ptr<const ProxySnapshot> Upstreams::MakeSnapshot(
   }
   snap->table = std::move(table);
   return snap;
+}
+
+void Upstreams::ExpireIdle(int worker) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [key, instance] : instances_) instance->ExpireIdle(worker);
 }
 
 std::vector<std::pair<std::string, RampCounts>> Upstreams::TakeCounts() {

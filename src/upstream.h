@@ -36,6 +36,8 @@ class Instance {
   // Returns a socket whose last response completed cleanly, with no byte
   // after it.
   void Release(int worker, int fd);
+  // Closes worker's pooled sockets idle too long. On that worker's thread.
+  void ExpireIdle(int worker);
 
   const std::string& host() const { return host_; }
   uint16_t port() const { return port_; }
@@ -98,6 +100,10 @@ class Upstreams {
   void set_idle_ms(int ms) { idle_ms_ = ms; }
   // Builds the forwarding view of a table, creating instances as needed.
   std::shared_ptr<const ProxySnapshot> MakeSnapshot(std::shared_ptr<const RouteTable> table);
+  // Closes the pooled connections of `worker` idle longer than the limit,
+  // so that they go even when no request comes to their backend any more.
+  // On that worker's thread (WorkerPool housekeeping).
+  void ExpireIdle(int worker);
   // Counted requests of every route since the last call (routes with none
   // are left out), and the counters reset.
   std::vector<std::pair<std::string, RampCounts>> TakeCounts();

@@ -81,6 +81,8 @@ void ScriptConn::CloseGracefully(int timeout_ms) {
   WaitForPeerClose(timeout_ms);
 }
 
+bool ScriptConn::stopping() const { return owner_->stopping(); }
+
 void ScriptConn::Sleep(int ms) {
   const int64_t until = NowMs() + ms;
   while (!owner_->stopping() && NowMs() < until) usleep(5000);

@@ -40,6 +40,7 @@ class ScriptConn {
   void CloseGracefully(int timeout_ms = 2000);
   size_t discarded() const { return discarded_; }
   void Sleep(int ms);
+  bool stopping() const;  // the backend is stopping: reads give up
 
  private:
   friend class ScriptBackend;

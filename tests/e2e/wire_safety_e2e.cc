@@ -51,6 +51,10 @@ TEST_CASE("e2e: wire safety: Connection cannot take Host or the framing away (40
        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", 400},
       {"bare LF chunk lines",
        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\n0\n\n", 400},
+      {"chunk size no signed 64-bit length holds",
+       "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "ffffffffffffffff\r\nx\r\n0\r\n\r\n",
+       400},
       {"chunk size over 64 bits",
        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
        "10000000000000000\r\nx\r\n0\r\n\r\n",
@@ -291,15 +295,64 @@ TEST_CASE("e2e: wire safety: a POST on a pooled connection the backend dropped i
   RawClient c;
   REQUIRE(c.Connect(fx.port()));
   REQUIRE(c.Send("POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n"));
+  // The head reached the pooled connection, which the backend then shut:
+  // the router, still waiting for the body, sees that and sends the head
+  // again on a new connection.
   int64_t deadline = NowMs() + 5000;  // guards a hang only
-  while (dropped.load() == 0 && NowMs() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  REQUIRE(dropped.load() == 1);  // the head reached the pooled connection, which then closed
+  while (be.connections_accepted() < 2 && NowMs() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  REQUIRE(dropped.load() == 1);
+  REQUIRE(be.connections_accepted() == 2);
   REQUIRE(c.Send("hello-world"));
   HttpResponse r = c.ReadFinal(false, 5000);
   REQUIRE_MESSAGE(r.ok, r.error);
   CHECK(r.status == 200);
   CHECK(r.body == "hello-world");
   CHECK(be.connections_accepted() == 2);
+}
+
+TEST_CASE("e2e: wire safety: a request the backend took whole and dropped is sent again only when idempotent") {
+  // Each connection: the first request is answered, the second read whole
+  // and dropped without an answer (the backend may have acted on it).
+  ScriptBackend be([](ScriptConn& conn) {
+    RecordedRequest req;
+    if (!conn.ReadRequest(&req)) return;
+    conn.Send(Answer(IdOf(req.target)));
+    conn.ReadRequest(&req);
+  });
+  REQUIRE(be.Start());
+  Fixture fx;
+  fx.AddBackend("be", be.url());
+  REQUIRE(fx.StartServe({"--threads", "1"}));
+  RawClient c;
+  REQUIRE(c.Connect(fx.port()));
+  struct Step {
+    std::string method, target;
+    Headers headers;
+    int status;  // what the client gets
+    int sent;    // how often the backend got the request
+  };
+  const std::vector<Step> steps = {
+      {"POST", "/once/post", {}, 502, 1},
+      {"PATCH", "/once/patch", {}, 502, 1},
+      {"PUT", "/once/put", {}, 200, 2},
+      {"GET", "/once/get", {}, 200, 2},
+      {"POST", "/once/keyed", {{"Idempotency-Key", "k-1"}}, 200, 2},
+  };
+  int n = 0;
+  for (const Step& step : steps) {
+    INFO(step.method << " " << step.target);
+    HttpResponse warm = c.Get("/warm/" + std::to_string(++n));  // a pooled connection to reuse
+    REQUIRE_MESSAGE(warm.ok, warm.error);
+    HttpResponse r = c.Request(step.method, step.target, step.headers, "body");
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.status == step.status);
+    int sent = 0;
+    for (const auto& req : be.requests()) sent += req.target == step.target;
+    CHECK(sent == step.sent);
+    if (!c.connected()) REQUIRE(c.Connect(fx.port()));
+  }
 }
 
 TEST_CASE("e2e: wire safety: pooled connections a backend closed while idle are not used") {
@@ -334,6 +387,35 @@ TEST_CASE("e2e: wire safety: pooled connections a backend closed while idle are 
   REQUIRE_MESSAGE(r.ok, r.error);
   CHECK(r.status == 200);
   CHECK(r.body == "hello");
+}
+
+TEST_CASE("e2e: wire safety: --upstream-idle-s closes pooled connections nobody uses") {
+  std::atomic<int> closed_by_router{0};
+  ScriptBackend be([&](ScriptConn& conn) {
+    RecordedRequest req;
+    while (conn.ReadRequest(&req, false, 60000)) conn.Send(Answer(IdOf(req.target)));
+    if (!conn.stopping()) ++closed_by_router;
+  });
+  REQUIRE(be.Start());
+  Fixture fx;
+  fx.AddBackend("be", be.url());
+  REQUIRE(fx.StartServe({"--upstream-idle-s", "1"}));
+  RawClient c;
+  REQUIRE(c.Connect(fx.port()));
+  REQUIRE(c.Get("/id/x").ok);
+  const int64_t t0 = NowMs();
+  const int64_t deadline = t0 + 15000;  // guards a hang only (the limit is 1 s)
+  while (closed_by_router.load() == 0 && NowMs() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(closed_by_router.load() == 1);
+  MESSAGE("idle pooled connection closed " << NowMs() - t0 << " ms after its answer");
+  // The client's own connection is not affected, and a new backend
+  // connection is made for its next request.
+  HttpResponse r = c.Get("/id/y");
+  REQUIRE_MESSAGE(r.ok, r.error);
+  CHECK(r.body == "y");
+  CHECK(be.connections_accepted() == 2);
 }
 
 TEST_CASE("e2e: wire safety: a route cannot be skipped by spelling its path differently") {
