@@ -1,12 +1,9 @@
 #include "net.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -94,67 +91,6 @@ uint16_t LocalPort(int fd) {
 void SetNoDelay(int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
-void SetTimeouts(int fd, int recv_ms, int send_ms) {
-  timeval tv{recv_ms / 1000, (recv_ms % 1000) * 1000};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  timeval ts{send_ms / 1000, (send_ms % 1000) * 1000};
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &ts, sizeof(ts));
-}
-
-int ConnectWithTimeout(const ResolvedAddr& a, int timeout_ms, ConnectError* err) {
-  *err = ConnectError::kNone;
-  int fd = socket(a.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) {
-    *err = ConnectError::kOther;
-    return -1;
-  }
-  int rc = connect(fd, reinterpret_cast<const sockaddr*>(&a.addr), a.len);
-  if (rc != 0 && errno != EINPROGRESS) {
-    *err = errno == ECONNREFUSED ? ConnectError::kRefused : ConnectError::kOther;
-    close(fd);
-    return -1;
-  }
-  if (rc != 0) {
-    pollfd p{fd, POLLOUT, 0};
-    int n;
-    do {
-      n = poll(&p, 1, timeout_ms);
-    } while (n < 0 && errno == EINTR);
-    if (n == 0) {
-      *err = ConnectError::kTimeout;
-      close(fd);
-      return -1;
-    }
-    int so_error = 0;
-    socklen_t len = sizeof(so_error);
-    getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len);
-    if (n < 0 || so_error != 0) {
-      *err = so_error == ECONNREFUSED ? ConnectError::kRefused
-             : so_error == ETIMEDOUT  ? ConnectError::kTimeout
-                                      : ConnectError::kOther;
-      close(fd);
-      return -1;
-    }
-  }
-  int flags = fcntl(fd, F_GETFL, 0);
-  fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-  SetNoDelay(fd);
-  return fd;
-}
-
-bool SendAll(int fd, const char* data, size_t len) {
-  while (len > 0) {
-    ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data += n;
-    len -= static_cast<size_t>(n);
-  }
-  return true;
 }
 
 std::string PeerAddress(int fd) {

@@ -1,4 +1,5 @@
-// Small blocking-socket helpers for the data plane. Stateless; thread-safe.
+// Socket helpers for the data plane: addresses, listening, name resolution.
+// Stateless; thread-safe. (Connecting and I/O are the fibers' own: fiber.h.)
 #pragma once
 
 #include <cstddef>
@@ -30,16 +31,10 @@ struct ResolvedAddr {
 };
 Result<ResolvedAddr> Resolve(const std::string& host, uint16_t port);
 
+// Why a connection attempt failed (fio::Connect).
 enum class ConnectError { kNone, kRefused, kTimeout, kOther };
-// Non-blocking connect bounded by timeout_ms; returns a blocking socket with
-// TCP_NODELAY on, or -1 with *err set.
-int ConnectWithTimeout(const ResolvedAddr& a, int timeout_ms, ConnectError* err);
 
 void SetNoDelay(int fd);
-void SetTimeouts(int fd, int recv_ms, int send_ms);
-// Sends everything (MSG_NOSIGNAL). False on error or send timeout.
-bool SendAll(int fd, const char* data, size_t len);
-inline bool SendAll(int fd, std::string_view s) { return SendAll(fd, s.data(), s.size()); }
 
 // Peer address as text ("127.0.0.1", "::1"); IPv4-mapped IPv6 shown as IPv4.
 std::string PeerAddress(int fd);

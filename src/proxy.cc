@@ -81,6 +81,38 @@ const char* BadTarget(std::string_view target) {
   return nullptr;
 }
 
+// A Host value a backend can take for what it is (RFC 9112 3.2, RFC 3986
+// 3.2.2): uri-host [ ":" port ]. Anything else ("a, b", "x/admin",
+// "user@x") is refused, so that no backend routes or caches by a Host the
+// router did not understand.
+bool ValidHost(std::string_view h) {
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  auto alnum = [&](char c) { return digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  size_t i = 0;
+  if (!h.empty() && h[0] == '[') {  // IP-literal
+    size_t close = h.find(']');
+    if (close == std::string_view::npos || close == 1) return false;
+    for (i = 1; i < close; ++i) {
+      char c = h[i];
+      bool hex = digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+      if (!hex && c != ':' && c != '.') return false;
+    }
+    i = close + 1;
+  } else {  // reg-name or IPv4address
+    for (; i < h.size() && h[i] != ':'; ++i) {
+      char c = h[i];
+      if (!alnum(c) && std::strchr("-._~%!$&'()*+,;=", c) == nullptr) return false;
+    }
+    if (i == 0) return false;
+  }
+  if (i == h.size()) return true;
+  if (h[i] != ':') return false;
+  for (++i; i < h.size(); ++i) {
+    if (!digit(h[i])) return false;
+  }
+  return true;
+}
+
 bool HasEncodedSlash(std::string_view path) {
   for (size_t i = 0; i + 2 < path.size(); ++i) {
     if (path[i] != '%') continue;
@@ -409,7 +441,7 @@ bool Session::AnalyseHead(const char** why) {
   host_.clear();
   xff_.clear();
   int hosts = 0;
-  bool empty_host = false;
+  bool empty_host = false, bad_host = false;
   *why = nullptr;
   for (const HeaderSpan& h : req_.headers()) {
     std::string_view name = h.name.in(base), value = h.value.in(base);
@@ -426,6 +458,7 @@ bool Session::AnalyseHead(const char** why) {
     } else if (IEquals(name, "host")) {
       host_.assign(value);
       empty_host = empty_host || value.empty();
+      bad_host = bad_host || (!value.empty() && !ValidHost(value));
       ++hosts;
     } else if (IEquals(name, "upgrade")) {
       websocket_ = websocket_ || ListsToken(value, "websocket");
@@ -439,6 +472,7 @@ bool Session::AnalyseHead(const char** why) {
   if (hosts > 1) *why = "more than one Host header";
   if (hosts == 0 && !http10_) *why = "HTTP/1.1 request without a Host header";
   if (empty_host) *why = "empty Host header";
+  if (bad_host) *why = "Host header is not host[:port]";
   // The framing and Host the backend sees are the ones the router parsed:
   // a Connection header may not take them away.
   if (const char* named = conn_tokens_.NamesFraming()) {

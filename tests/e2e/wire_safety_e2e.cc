@@ -45,6 +45,11 @@ TEST_CASE("e2e: wire safety: Connection cannot take Host or the framing away (40
       {"empty Host", "GET / HTTP/1.1\r\nHost:\r\n\r\n", 400},
       {"Host of spaces only", "GET / HTTP/1.1\r\nHost:   \r\n\r\n", 400},
       {"two Hosts, one empty", "GET / HTTP/1.1\r\nHost: x\r\nHost:\r\n\r\n", 400},
+      {"Host that is a list", "GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", 400},
+      {"Host with a path", "GET / HTTP/1.1\r\nHost: x/admin\r\n\r\n", 400},
+      {"Host with userinfo", "GET / HTTP/1.1\r\nHost: user@x\r\n\r\n", 400},
+      {"Host with a port that is not a number", "GET / HTTP/1.1\r\nHost: x:8o\r\n\r\n", 400},
+      {"Host with an unclosed IPv6 literal", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400},
       // Chunk framing (llhttp strict mode): the CRLF after chunk data is
       // checked, and a bare LF does not end a chunk line.
       {"chunk data not followed by CRLF",
@@ -65,6 +70,27 @@ TEST_CASE("e2e: wire safety: Connection cannot take Host or the framing away (40
   ExpectRefused(fx, be, cases);
   // Refusals are the router's own answers to no request: not in the log.
   for (const Json& line : fx.StopAndReadLog()) CHECK(line.value("status", 0) != 400);
+}
+
+TEST_CASE("e2e: wire safety: every valid form of Host passes unchanged") {
+  Fixture fx;
+  RawBackend be("be");
+  REQUIRE(be.Start());
+  fx.AddBackend("be", be.url());
+  REQUIRE(fx.StartServe());
+  RawClient c;
+  REQUIRE(c.Connect(fx.port()));
+  for (const std::string host : {"example.com", "Example.COM:8080", "127.0.0.1:80", "[::1]:8443",
+                                 "[2001:db8::1]", "xn--bcher-kva.example", "a_b.internal:"}) {
+    INFO("Host: " << host);
+    be.ClearRequests();
+    HttpResponse r = c.Get("/h", {{"Host", host}});
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.status == 200);
+    auto got = be.requests();
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].Header("Host") == std::optional<std::string>(host));
+  }
 }
 
 TEST_CASE("e2e: wire safety: an answer whose Connection names Content-Length still reaches the client framed") {
