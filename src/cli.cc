@@ -2,6 +2,10 @@
 // options and runs the chosen command. See cli.h for the exit-code contract.
 #include "cli.h"
 
+#include <pwd.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -25,11 +29,21 @@ std::string ResolveDbPath(const std::string& flag, const char* env_db) {
   return "./strangler.db";
 }
 
-std::string ResolveActor(const std::string& flag, const char* env_actor, const char* env_user) {
+std::string ResolveActor(const std::string& flag, const char* env_actor, const char* env_user,
+                         const char* login_name) {
   if (!flag.empty()) return flag;
   if (env_actor != nullptr && env_actor[0] != '\0') return env_actor;
   if (env_user != nullptr && env_user[0] != '\0') return env_user;
+  if (login_name != nullptr && login_name[0] != '\0') return login_name;
   return "unknown";
+}
+
+std::string ExpandListen(const std::string& listen) {
+  if (!listen.empty() && listen[0] == ':') return "0.0.0.0" + listen;
+  if (!listen.empty() && listen.find_first_not_of("0123456789") == std::string::npos) {
+    return "127.0.0.1:" + listen;
+  }
+  return listen;
 }
 
 int ExitCode(const Status& s) {
@@ -100,6 +114,68 @@ std::string CommandPath(CLI::App& app) {
   return path;
 }
 
+// Edit distance, for suggesting the command a typo meant.
+size_t Distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// "unknown command 'rout'; did you mean 'route'? ..." when the first word
+// that is no option is not a command, or the word after a command group
+// (one that needs a subcommand) is none of its commands; else "". CLI11
+// alone says "A subcommand is required", which hides the typo.
+std::string UnknownCommand(CLI::App& app, const std::vector<std::string>& args) {
+  CLI::App* level = &app;
+  std::string path = "strangler";
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--") return "";
+    if (!a.empty() && a[0] == '-') {
+      // Global options that take a value as the next word.
+      if (a == "--db" || a == "--actor" || a == "-m" || a == "--reason") ++i;
+      continue;
+    }
+    std::vector<CLI::App*> subs = level->get_subcommands([](CLI::App*) { return true; });
+    if (subs.empty()) return "";
+    CLI::App* found = nullptr;
+    for (CLI::App* sub : subs) {
+      if (sub->get_name() == a) found = sub;
+    }
+    if (found) {
+      level = found;
+      path += " " + a;
+      continue;
+    }
+    // A word that is not a subcommand may be a positional argument of a
+    // command that takes one (ramp NAME ...): only groups are checked.
+    if (level != &app && level->get_require_subcommand_min() == 0) return "";
+    std::string best;
+    size_t best_d = 3;  // suggest only close ones
+    for (CLI::App* sub : subs) {
+      size_t d = Distance(a, sub->get_name());
+      if (d < best_d) {
+        best_d = d;
+        best = sub->get_name();
+      }
+    }
+    std::string msg = "unknown command '" +
+                      (path == "strangler" ? a : path.substr(sizeof("strangler")) + " " + a) + "'";
+    if (!best.empty()) msg += "; did you mean '" + path + " " + best + "'?";
+    return msg + " (see '" + path + " --help')";
+  }
+  return "";
+}
+
 bool ValidListen(const std::string& listen) {
   size_t colon = listen.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 >= listen.size()) return false;
@@ -159,12 +235,16 @@ void RegisterServeCommand(CLI::App& app, CliContext& ctx) {
       "tunnels are closed when --drain-s is up), flushes the log and exits 0.");
   cmd->callback([&ctx, opts] {
     ctx.action = [&ctx, opts]() -> Status {
+      opts->listen = ExpandListen(opts->listen);
       if (!ValidListen(opts->listen)) {
         return Status::Usage("bad --listen '" + opts->listen +
-                             "'; give HOST:PORT, e.g. 127.0.0.1:8080");
+                             "'; give HOST:PORT (127.0.0.1:8080), :PORT (every interface) or "
+                             "PORT (127.0.0.1)");
       }
       if (opts->threads < 0) return Status::Usage("--threads must be 0 or more");
-      if (opts->reload_ms <= 0) return Status::Usage("--reload-ms must be at least 1");
+      if (opts->reload_ms < 10 || opts->reload_ms > 60000) {
+        return Status::Usage("--reload-ms must be 10..60000");
+      }
       if (opts->max_connections <= 0) return Status::Usage("--max-connections must be at least 1");
       if (opts->log_path.empty()) return Status::Usage("--log needs a file path or '-'");
       if (!(opts->log_max_mb >= 0) || opts->log_max_mb > 1024 * 1024) {
@@ -247,6 +327,11 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     }
   }
 
+  if (std::string unknown = UnknownCommand(app, args); !unknown.empty()) {
+    err << "strangler: " << unknown << "\n";
+    return 2;
+  }
+
   std::vector<const char*> argv;
   argv.push_back("strangler");
   for (const auto& a : args) argv.push_back(a.c_str());
@@ -269,7 +354,9 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     return 2;
   }
   ctx.db_path = ResolveDbPath(ctx.db_flag, std::getenv("STRANGLER_DB"));
-  ctx.actor = ResolveActor(ctx.actor_flag, std::getenv("STRANGLER_ACTOR"), std::getenv("USER"));
+  const passwd* pw = getpwuid(getuid());
+  ctx.actor = ResolveActor(ctx.actor_flag, std::getenv("STRANGLER_ACTOR"), std::getenv("USER"),
+                           pw != nullptr ? pw->pw_name : nullptr);
 
   Status s;
   try {

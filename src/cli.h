@@ -34,7 +34,15 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
 // --db, else $STRANGLER_DB, else ./strangler.db. Null or empty env = unset.
 std::string ResolveDbPath(const std::string& flag, const char* env_db);
 // --actor, else $STRANGLER_ACTOR, else $USER, else "unknown".
-std::string ResolveActor(const std::string& flag, const char* env_actor, const char* env_user);
+// --actor, else $STRANGLER_ACTOR, else $USER, else the login name of the
+// user the process runs as (systemd units and containers often set no
+// $USER), else "unknown".
+std::string ResolveActor(const std::string& flag, const char* env_actor, const char* env_user,
+                         const char* login_name);
+// --listen as given, with the short forms filled in: ":8080" is every
+// interface ("0.0.0.0:8080", asked for explicitly), "8080" the loopback
+// default host ("127.0.0.1:8080").
+std::string ExpandListen(const std::string& listen);
 
 // --- errors ----------------------------------------------------------------
 

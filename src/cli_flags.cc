@@ -88,7 +88,7 @@ Status ApplyMirrorFlags(const RouteFlags& f, Route* next) {
     }
   }
   if (f.mirror_percent) {
-    auto p = ParsePercent(*f.mirror_percent);
+    auto p = ParsePercentArg(*f.mirror_percent);
     if (!p.ok()) return Status::Usage("bad --mirror-percent: " + p.status().message());
     next->mirror_percent_bp = p.value();
   }
@@ -142,7 +142,7 @@ Status ApplyRouteFlags(const RouteFlags& f, Route* r) {
     *l.field = *l.given;
   }
   if (f.percent) {
-    auto p = ParsePercent(*f.percent);
+    auto p = ParsePercentArg(*f.percent);
     if (!p.ok()) {
       return UsageFrom(p.status());
     }

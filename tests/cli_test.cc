@@ -22,10 +22,20 @@ TEST_CASE("global option defaults: flag, then environment, then fallback") {
   CHECK(ResolveDbPath("", "") == "./strangler.db");
   CHECK(ResolveDbPath("", nullptr) == "./strangler.db");
 
-  CHECK(ResolveActor("alice", "bob", "carol") == "alice");
-  CHECK(ResolveActor("", "bob", "carol") == "bob");
-  CHECK(ResolveActor("", "", "carol") == "carol");
-  CHECK(ResolveActor("", nullptr, nullptr) == "unknown");
+  CHECK(ResolveActor("alice", "bob", "carol", "dave") == "alice");
+  CHECK(ResolveActor("", "bob", "carol", "dave") == "bob");
+  CHECK(ResolveActor("", "", "carol", "dave") == "carol");
+  // Issue 14: no $USER (systemd, containers): the login name, as git does.
+  CHECK(ResolveActor("", nullptr, nullptr, "dave") == "dave");
+  CHECK(ResolveActor("", nullptr, nullptr, nullptr) == "unknown");
+}
+
+TEST_CASE("--listen short forms: ':PORT' is every interface, 'PORT' the loopback") {
+  CHECK(ExpandListen(":8080") == "0.0.0.0:8080");
+  CHECK(ExpandListen("8080") == "127.0.0.1:8080");
+  CHECK(ExpandListen("127.0.0.1:9000") == "127.0.0.1:9000");
+  CHECK(ExpandListen("[::1]:9000") == "[::1]:9000");
+  CHECK(ExpandListen("localhost:0") == "localhost:0");
 }
 
 TEST_CASE("exit codes: usage 2, other failures 1") {
@@ -428,6 +438,11 @@ TEST_CASE("RunCli: exit codes and one-line errors") {
        "added route orders-v2 -> orders (30% sticky header:X-User-Id)"},
       {{"route", "add", "bad", "--to", "nu"}, 1, "unknown backend 'nu'"},
       {{"route", "add", "bad", "--to", "orders", "--percent", "12.345"}, 2, "percent"},
+      {{"route", "add", "pct", "--to", "orders", "--path", "/pct", "--percent", "12.5%"}, 0,
+       "pct -> orders (12.5%)"},
+      {{"route", "set", "pct", "--mirror", "legacy", "--mirror-percent", "5%"}, 0, "mirror_percent -→5"},
+      {{"serve", "--reload-ms", "5"}, 2, "--reload-ms must be 10..60000"},
+      {{"serve", "--listen", "nohost"}, 2, "bad --listen"},
       {{"route", "add", "bad", "--to", "orders", "--percent", "101"}, 2, "percent"},
       {{"route", "add", "bad", "--to", "orders", "--sticky", "nope"}, 2, "sticky"},
       {{"route", "add", "bad"}, 2, "--to"},
@@ -441,6 +456,11 @@ TEST_CASE("RunCli: exit codes and one-line errors") {
       {{"explain", "nopath"}, 2, "PATH"},
       {{"history", "orders-v2", "--limit", "3"}, 0, "ramp"},
       {{"frobnicate"}, 2, "--help"},
+      // Issue 14: a typo is named, with the nearest command.
+      {{"rout", "list"}, 2, "unknown command 'rout'; did you mean 'strangler route'?"},
+      {{"routes", "list"}, 2, "did you mean 'strangler route'?"},
+      {{"route", "lst"}, 2, "unknown command 'route lst'; did you mean 'strangler route list'?"},
+      {{"--actor", "x", "histroy"}, 2, "did you mean 'strangler history'?"},
       {{"backend"}, 2, "--help"},
       {{"--version"}, 0, "0.1.0"},
       {{"route", "add", "--help"}, 0, "segment prefix"},
