@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -63,7 +64,18 @@ Status WithHint(const Status& s, const std::string& hint) {
   return Status::FromCode(s.code(), s.message() + "; " + hint);
 }
 
-Result<std::unique_ptr<Store>> CliContext::OpenStore() const {
+Result<std::unique_ptr<Store>> CliContext::OpenStore(Access access) const {
+  struct stat st;
+  if (stat(db_path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return Status::Usage("--db " + db_path + " is a directory; give the store's file, e.g. " +
+                         db_path + "/strangler.db");
+  }
+  if (access == Access::kRead && stat(db_path.c_str(), &st) != 0) {
+    return Status::NotFound("no store at " + db_path +
+                            " (from --db, else $STRANGLER_DB, else ./strangler.db); give the "
+                            "store serve uses with --db PATH or $STRANGLER_DB (nothing was "
+                            "created)");
+  }
   // The store's messages name the path and say what to do.
   return Store::Open(db_path);
 }

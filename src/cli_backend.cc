@@ -85,7 +85,7 @@ Status Set(CliContext& ctx, const BackendArgs& a) {
 }
 
 Status List(CliContext& ctx, const BackendArgs& a) {
-  auto store = ctx.OpenStore();
+  auto store = ctx.OpenStore(CliContext::Access::kRead);
   if (!store.ok()) return store.status();
   auto list = (*store)->ListBackends();
   if (!list.ok()) return list.status();
@@ -102,7 +102,7 @@ Status List(CliContext& ctx, const BackendArgs& a) {
 }
 
 Status Show(CliContext& ctx, const BackendArgs& a) {
-  auto store = ctx.OpenStore();
+  auto store = ctx.OpenStore(CliContext::Access::kRead);
   if (!store.ok()) return store.status();
   auto b = (*store)->GetBackend(a.name);
   if (!b.ok()) return WithHint(b.status(), "list them with 'strangler backend list'");

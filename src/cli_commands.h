@@ -35,8 +35,12 @@ struct CliContext {
   int exit_override = -1;
 
   ChangeContext change() const { return ChangeContext{actor, reason}; }
-  // Opens the store at db_path.
-  Result<std::unique_ptr<Store>> OpenStore() const;
+  // Opens the store at db_path; one that does not exist yet is created for
+  // kWrite. A command that only reads refuses (kRead) rather than create an
+  // empty store and report that it has nothing, which an operator in the
+  // wrong directory would take for a router without rules.
+  enum class Access { kWrite, kRead };
+  Result<std::unique_ptr<Store>> OpenStore(Access access = Access::kWrite) const;
 };
 
 // Each adds its subcommands to `app`; `ctx` must outlive `app`'s parse.

@@ -81,7 +81,7 @@ std::string ValueText(const Json& v) {
 
 Status Diff(CliContext& ctx, const DiffArgs& a) {
   if (a.limit < 1) return Status::Usage("--limit must be at least 1");
-  auto store = ctx.OpenStore();
+  auto store = ctx.OpenStore(CliContext::Access::kRead);
   if (!store.ok()) return store.status();
   auto routes = (*store)->ListRoutes();
   if (!routes.ok()) return routes.status();

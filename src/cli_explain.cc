@@ -45,7 +45,7 @@ Status Explain(CliContext& ctx, const ExplainArgs& a) {
   }
   if (a.ip.empty()) return Status::Usage("--ip needs an address, e.g. --ip 10.0.0.7");
 
-  auto store = ctx.OpenStore();
+  auto store = ctx.OpenStore(CliContext::Access::kRead);
   if (!store.ok()) return store.status();
   auto rules = (*store)->Load();
   if (!rules.ok()) return rules.status();
@@ -93,7 +93,7 @@ Status Explain(CliContext& ctx, const ExplainArgs& a) {
 
 Status History(CliContext& ctx, const HistoryArgs& a) {
   if (a.limit < 1) return Status::Usage("--limit must be at least 1");
-  auto store = ctx.OpenStore();
+  auto store = ctx.OpenStore(CliContext::Access::kRead);
   if (!store.ok()) return store.status();
   auto rows = (*store)->History(a.name, a.limit);
   if (!rows.ok()) return rows.status();

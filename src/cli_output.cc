@@ -116,9 +116,13 @@ std::string RoutesTable(const std::vector<Route>& routes) {
     rows.push_back({r.name, r.enabled ? "yes" : "no", std::to_string(r.priority), MatchSummary(r),
                     r.to, FormatPercent(r.percent_bp) + "%",
                     r.else_backend.empty() ? "(default)" : r.else_backend,
-                    r.sticky.empty() ? "random" : r.sticky});
+                    r.sticky.empty() ? "random" : r.sticky,
+                    r.fallback_on_5xx ? "on 5xx" : r.fallback ? "yes" : "no",
+                    r.mirror.empty() ? "-"
+                                     : r.mirror + " " + FormatPercent(r.mirror_percent_bp) + "%"});
   }
-  return FormatTable({"NAME", "ENABLED", "PRIORITY", "MATCH", "TO", "PERCENT", "ELSE", "STICKY"},
+  return FormatTable({"NAME", "ENABLED", "PRIORITY", "MATCH", "TO", "PERCENT", "ELSE", "STICKY",
+                      "FALLBACK", "MIRROR"},
                      rows);
 }
 

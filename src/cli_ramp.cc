@@ -179,7 +179,7 @@ Result<std::vector<RampView>> Views(Store& store) {
 }
 
 Status List(CliContext& ctx, const RampArgs& a) {
-  auto store = ctx.OpenStore();
+  auto store = ctx.OpenStore(CliContext::Access::kRead);
   if (!store.ok()) return store.status();
   auto views = Views(**store);
   if (!views.ok()) return views.status();

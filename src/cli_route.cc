@@ -126,6 +126,12 @@ Status Add(CliContext& ctx, const RouteArgs& a) {
   std::string split = SplitSummary(r);
   *ctx.out << "added route " << r.name << " -> " << r.to
            << (split.empty() ? "" : " (" + split + ")") << "\n";
+  if (r.path.empty() && r.methods.empty() && r.headers.empty() && r.query.empty() &&
+      r.cookies.empty()) {
+    *ctx.err << "strangler: warning: route " << r.name
+             << " has no match option (--path, --method, --header, --query, --cookie): it takes "
+                "every request that no route before it takes\n";
+  }
   return Status::Ok();
 }
 
@@ -197,7 +203,7 @@ std::vector<Route> EvaluationOrder(Store& store, std::vector<Route> by_name) {
 }
 
 Status List(CliContext& ctx, const RouteArgs& a) {
-  auto store = ctx.OpenStore();
+  auto store = ctx.OpenStore(CliContext::Access::kRead);
   if (!store.ok()) return store.status();
   auto list = (*store)->ListRoutes();
   if (!list.ok()) return list.status();
@@ -215,7 +221,7 @@ Status List(CliContext& ctx, const RouteArgs& a) {
 }
 
 Status Show(CliContext& ctx, const RouteArgs& a) {
-  auto store = ctx.OpenStore();
+  auto store = ctx.OpenStore(CliContext::Access::kRead);
   if (!store.ok()) return store.status();
   auto r = (*store)->GetRoute(a.name);
   if (!r.ok()) return WithHint(r.status(), NotFoundHint(a.name));

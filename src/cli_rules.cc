@@ -75,7 +75,7 @@ std::string Counts(const ApplyPlan& p) {
 }
 
 Status Export(CliContext& ctx, const RulesArgs&) {
-  auto store = ctx.OpenStore();
+  auto store = ctx.OpenStore(CliContext::Access::kRead);
   if (!store.ok()) return store.status();
   auto rules = (*store)->Load();
   if (!rules.ok()) return rules.status();

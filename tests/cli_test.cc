@@ -392,8 +392,12 @@ struct Run {
   std::string err;
 };
 
-Run Cli(const TempDb& t, std::vector<std::string> args) {
-  args.insert(args.end(), {"--db", t.db(), "--actor", "tester"});
+Run RunCliIn(const std::string& db, std::vector<std::string> args);
+Run Cli(const TempDb& t, std::vector<std::string> args) { return RunCliIn(t.db(), std::move(args)); }
+
+// RunCli with --db DB as given (Cli() names a file in the temp dir).
+Run RunCliIn(const std::string& db, std::vector<std::string> args) {
+  args.insert(args.end(), {"--db", db, "--actor", "tester"});
   std::ostringstream out, err;
   int code = RunCli(args, out, err);
   return {code, out.str(), err.str()};
@@ -465,6 +469,49 @@ TEST_CASE("RunCli: exit codes and one-line errors") {
       {{"--version"}, 0, "0.1.0"},
       {{"route", "add", "--help"}, 0, "segment prefix"},
   });
+}
+
+TEST_CASE("RunCli: read-only commands refuse a store that does not exist and create none") {
+  TempDb t;
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"route", "list"}, {"route", "show", "x"}, {"backend", "list"},
+        {"backend", "show", "x"}, {"history"}, {"explain", "/x"}, {"export"}, {"diff"},
+        {"ramp", "list"}}) {
+    std::string line;
+    for (const auto& a : args) line += a + " ";
+    CAPTURE(line);
+    Run r = Cli(t, args);
+    CHECK(r.code == 1);
+    CHECK(r.out.empty());
+    CHECK(r.err.find("no store at " + t.db()) != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(t.db()));
+  }
+  // A directory given as the store is named as such, for every command.
+  Run r = RunCliIn(t.dir.string(), {"backend", "add", "a", "http://127.0.0.1:9"});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("is a directory") != std::string::npos);
+  // A write creates the store, as before.
+  CHECK(Cli(t, {"backend", "add", "a", "http://127.0.0.1:9"}).code == 0);
+  CHECK(Cli(t, {"backend", "list"}).code == 0);
+}
+
+TEST_CASE("RunCli: a route without match options is added with a warning; route list shows fallback and mirror") {
+  TempDb t;
+  REQUIRE(Cli(t, {"backend", "add", "legacy", "http://127.0.0.1:9001"}).code == 0);
+  REQUIRE(Cli(t, {"backend", "add", "orders", "http://127.0.0.1:9002"}).code == 0);
+  Run all = Cli(t, {"route", "add", "everything", "--to", "orders"});
+  CHECK(all.code == 0);
+  CHECK(all.out == "added route everything -> orders\n");
+  CHECK(all.err.rfind("strangler: warning: route everything has no match option", 0) == 0);
+  Run some = Cli(t, {"route", "add", "api", "--to", "orders", "--path", "/api", "--fallback",
+                     "--mirror", "legacy", "--mirror-percent", "5"});
+  CHECK(some.code == 0);
+  CHECK(some.err.empty());
+  Run list = Cli(t, {"route", "list"});
+  REQUIRE(list.code == 0);
+  CHECK(list.out.find("FALLBACK  MIRROR") != std::string::npos);
+  CHECK(list.out.find("yes       legacy 5%") != std::string::npos);
+  CHECK(list.out.find("no        -") != std::string::npos);
 }
 
 TEST_CASE("RunCli: --json outputs are ToJson objects and parse") {
