@@ -12,12 +12,10 @@ namespace {
 using OrderedJson = nlohmann::ordered_json;
 
 // Field order in exported files and plans: the order of the CLI's options.
+// Every field a rule file may hold, in export order: the same lists the
+// JSON readers take (so an option the CLI can set is never refused here).
 const std::vector<std::string>& FieldOrder(ObjectKind kind) {
-  static const std::vector<std::string> kBackend = {"name", "urls", "default", "timeout_ms"};
-  static const std::vector<std::string> kRoute = {
-      "name",    "to",      "else",   "path", "methods",  "headers", "query",
-      "cookies", "percent", "sticky", "salt", "priority", "enabled"};
-  return kind == ObjectKind::kBackend ? kBackend : kRoute;
+  return kind == ObjectKind::kBackend ? BackendFields() : RouteFields();
 }
 
 // Keys of `a` and `b` in export order, then any others sorted.

@@ -459,18 +459,32 @@ Status ReadBool(const Json& j, const char* key, bool* out) {
   return Status::Ok();
 }
 
-Status CheckKnownFields(const Json& j, const char* what,
-                        std::initializer_list<const char*> known) {
+Status CheckKnownFields(const Json& j, const char* what, const std::vector<std::string>& known) {
   if (!j.is_object()) return Status::Invalid(std::string(what) + " must be a JSON object");
   for (auto it = j.begin(); it != j.end(); ++it) {
-    bool found = false;
-    for (const char* k : known) found = found || it.key() == k;
-    if (!found) return Status::Invalid(std::string("unknown field '") + it.key() + "' in " + what);
+    if (std::find(known.begin(), known.end(), it.key()) == known.end()) {
+      return Status::Invalid(std::string("unknown field '") + it.key() + "' in " + what);
+    }
   }
   return Status::Ok();
 }
 
 }  // namespace
+
+const std::vector<std::string>& BackendFields() {
+  static const std::vector<std::string> kFields = {"name", "urls", "default", "timeout_ms"};
+  return kFields;
+}
+
+const std::vector<std::string>& RouteFields() {
+  static const std::vector<std::string> kFields = {
+      "name",           "to",           "else",          "path",           "methods",
+      "headers",        "query",        "cookies",       "percent",        "sticky",
+      "salt",           "priority",     "enabled",       "fallback",       "fallback_on_5xx",
+      "mirror",         "mirror_percent", "mirror_writes", "compare_headers", "ignore_fields",
+      "keep_diffs"};
+  return kFields;
+}
 
 Json ToJson(const Backend& b) {
   return Json{{"name", b.name},
@@ -508,8 +522,7 @@ Json ToJson(const Route& r) {
 }
 
 Result<Backend> BackendFromJson(const Json& j) {
-  STRANGLER_RETURN_IF_ERROR(
-      CheckKnownFields(j, "backend", {"name", "urls", "default", "timeout_ms"}));
+  STRANGLER_RETURN_IF_ERROR(CheckKnownFields(j, "backend", BackendFields()));
   Backend b;
   STRANGLER_RETURN_IF_ERROR(ReadString(j, "name", &b.name));
   STRANGLER_RETURN_IF_ERROR(ReadStringList(j, "urls", &b.urls));
@@ -521,11 +534,7 @@ Result<Backend> BackendFromJson(const Json& j) {
 }
 
 Result<Route> RouteFromJson(const Json& j) {
-  STRANGLER_RETURN_IF_ERROR(CheckKnownFields(
-      j, "route",
-      {"name", "to", "else", "path", "methods", "headers", "query", "cookies", "percent",
-       "sticky", "salt", "priority", "enabled", "fallback", "fallback_on_5xx", "mirror",
-       "mirror_percent", "mirror_writes", "compare_headers", "ignore_fields", "keep_diffs"}));
+  STRANGLER_RETURN_IF_ERROR(CheckKnownFields(j, "route", RouteFields()));
   Route r;
   STRANGLER_RETURN_IF_ERROR(ReadString(j, "name", &r.name));
   STRANGLER_RETURN_IF_ERROR(ReadString(j, "to", &r.to));

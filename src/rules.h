@@ -135,5 +135,9 @@ Json ToJson(const Route& r);
 // Omitted fields take the CLI's defaults; unknown fields are refused.
 Result<Backend> BackendFromJson(const Json& j);
 Result<Route> RouteFromJson(const Json& j);
+// The JSON fields of a backend and of a route, in export order. The readers
+// above take exactly these; rule files and `export` use the same lists.
+const std::vector<std::string>& BackendFields();
+const std::vector<std::string>& RouteFields();
 
 }  // namespace strangler

@@ -5,6 +5,9 @@
 #include <doctest/doctest.h>
 
 #include <cstdlib>
+#include <cctype>
+#include <set>
+#include <fstream>
 #include <filesystem>
 #include <sstream>
 #include <string>
@@ -512,6 +515,77 @@ TEST_CASE("RunCli: a route without match options is added with a warning; route 
   CHECK(list.out.find("FALLBACK  MIRROR") != std::string::npos);
   CHECK(list.out.find("yes       legacy 5%") != std::string::npos);
   CHECK(list.out.find("no        -") != std::string::npos);
+}
+
+// Issue 14: every option the CLI can set survives export -> apply ->
+// export. The option tables below are checked against `--help`, so an option
+// added to the CLI without a place in this test (and so, maybe, without rule
+// file support) fails here.
+TEST_CASE("RunCli: export -> apply -> export keeps every route and backend option") {
+  const std::vector<std::vector<std::string>> setup = {
+      {"backend", "add", "legacy", "http://127.0.0.1:9001", "--timeout-ms", "1234"},
+      {"backend", "add", "orders", "http://127.0.0.1:9002", "http://127.0.0.1:9003/base",
+       "--timeout-ms", "500"},
+      {"backend", "add", "shadow", "http://127.0.0.1:9004", "--default"},
+      {"route", "add", "every", "--to", "orders", "--else", "legacy", "--path", "/api",
+       "--method", "GET,POST", "--header", "X-A=1", "--query", "q=1", "--cookie", "c=1",
+       "--percent", "12.5", "--sticky", "header:X-User-Id", "--salt", "s", "--priority", "7",
+       "--disabled", "--fallback-on-5xx", "--mirror", "shadow", "--mirror-percent", "5",
+       "--mirror-writes", "--compare-header", "Content-Type", "--ignore-field", "a.b[].c",
+       "--keep-diffs", "10"},
+      {"route", "add", "plain-fallback", "--to", "orders", "--path", "=/x", "--fallback"},
+  };
+  // Options given above, and the ones that are not route or backend fields.
+  std::set<std::string> given = {"--help", "--db", "--actor", "--reason",
+                                 // clearing flags of `route set`, shown in add's help too
+                                 "--no-headers", "--no-query", "--no-cookies"};
+  for (const auto& cmd : setup) {
+    for (const auto& a : cmd) {
+      if (a.rfind("--", 0) == 0) given.insert(a);
+    }
+  }
+  given.insert({"--to", "--else"});  // named in `backend add --help`'s text
+  for (std::vector<std::string> help : {std::vector<std::string>{"route", "add", "--help"},
+                                        {"backend", "add", "--help"}}) {
+    std::ostringstream out, err;
+    REQUIRE(RunCli(help, out, err) == 0);
+    std::string text = out.str();
+    for (size_t i = text.find("--"); i != std::string::npos; i = text.find("--", i + 2)) {
+      size_t end = i + 2;
+      while (end < text.size() && (std::isalnum(static_cast<unsigned char>(text[end])) ||
+                                   text[end] == '-')) {
+        ++end;
+      }
+      std::string opt = text.substr(i, end - i);
+      if (opt.size() <= 2) continue;
+      INFO(help[0] << " add --help lists " << opt);
+      CHECK_MESSAGE(given.count(opt) == 1, "add it to this round-trip test");
+    }
+  }
+  TempDb a, b;
+  for (const auto& cmd : setup) {
+    Run r = Cli(a, cmd);
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+  }
+  Run exported = Cli(a, {"export"});
+  REQUIRE(exported.code == 0);
+  std::string file = (a.dir / "rules.json").string();
+  { std::ofstream(file) << exported.out; }
+  Run same = Cli(a, {"apply", "--dry-run", file});
+  CHECK(same.code == 0);
+  CHECK(same.out.find("already matches") != std::string::npos);
+  Run applied = Cli(b, {"apply", file});
+  INFO(applied.err);
+  REQUIRE(applied.code == 0);
+  Run again = Cli(b, {"export"});
+  REQUIRE(again.code == 0);
+  CHECK(again.out == exported.out);
+  for (const char* field : {"\"fallback\": true", "\"fallback_on_5xx\": true", "\"mirror\": \"shadow\"",
+                            "\"mirror_percent\": 5", "\"mirror_writes\": true",
+                            "\"keep_diffs\": 10", "\"a.b[].c\"", "\"Content-Type\""}) {
+    CHECK_MESSAGE(exported.out.find(field) != std::string::npos, field);
+  }
 }
 
 TEST_CASE("RunCli: --json outputs are ToJson objects and parse") {
