@@ -239,6 +239,11 @@ class Session : public MessageHandler, public RelayObserver {
   bool FallbackOn5xx() const;
   void FallBack(const std::string& why);
   void UseBackend(int index);
+  // The backend's instance `pick` (the upstream head is built for it).
+  void UseInstance(size_t pick);
+  // Before anything was sent: the next instance of the backend instead of
+  // this one. False when it has no other.
+  bool NextInstance();
 
   Proxy* proxy_;
   int fd_;
@@ -254,6 +259,8 @@ class Session : public MessageHandler, public RelayObserver {
   // here for a retry (replayable_); up_sent_ bytes of it are sent.
   std::string up_out_;
   size_t up_sent_ = 0;
+  size_t up_head_len_ = 0;  // the head's bytes at the front of up_out_
+  size_t pick_ = 0;         // index of instance_ in target_->instances
 
   // The request in progress.
   std::shared_ptr<const ProxySnapshot> snap_;
@@ -494,6 +501,7 @@ void Session::BuildUpstreamHead(std::string_view path_and_query) {
   up_out_.append(" HTTP/1.1\r\n");
   AppendForwardedHeaders(&up_out_, instance_->host(), instance_->port(), rechunk_req_, false);
   up_out_.append("\r\n");
+  up_head_len_ = up_out_.size();
 }
 
 // The client's header fields as a backend gets them, in order and byte for
@@ -784,7 +792,14 @@ fio::SendResult Session::SendUpstream() {
 bool Session::FlushUpstream() {
   if (up_fd_ < 0) {
     t_upstream_ = Clock::now();
-    if (!ConnectUpstream(false)) return false;
+    if (!ConnectUpstream(false)) {
+      // Refused: nothing was sent, so another instance of the same backend
+      // takes the request, whatever its method (as nginx's default
+      // proxy_next_upstream does).
+      if (upstream_state_ != Upstream::kRefused || !NextInstance()) return false;
+      upstream_state_ = Upstream::kOk;
+      if (!ConnectUpstream(false)) return false;
+    }
   }
   while (true) {
     fio::SendResult r = SendUpstream();
@@ -1057,7 +1072,11 @@ void Session::UseBackend(int index) {
   target_ = snap_->targets[static_cast<size_t>(index)].get();
   backend_name_ = target_->backend->name;
   size_t n = target_->instances.size();
-  size_t pick = n == 1 ? 0 : target_->next.fetch_add(1, std::memory_order_relaxed) % n;
+  UseInstance(n == 1 ? 0 : target_->next.fetch_add(1, std::memory_order_relaxed) % n);
+}
+
+void Session::UseInstance(size_t pick) {
+  pick_ = pick;
   instance_ = target_->instances[pick];
   const std::string& base_path = target_->base_paths[pick];
   if (base_path.empty()) {
@@ -1067,6 +1086,17 @@ void Session::UseBackend(int index) {
   scratch_.assign(base_path);
   scratch_.append(path_and_query_);
   BuildUpstreamHead(scratch_);
+}
+
+bool Session::NextInstance() {
+  size_t n = target_->instances.size();
+  if (n < 2 || up_sent_ > 0) return false;
+  // The head names the instance's base path: rebuilt; body bytes already
+  // taken from the client stay behind it.
+  std::string body = up_out_.substr(up_head_len_);
+  UseInstance((pick_ + 1) % n);
+  up_out_.append(body);
+  return true;
 }
 
 bool Session::CanFallback() const {
