@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -242,7 +243,18 @@ void RegisterServeCommand(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--drain-s", opts->drain_s,
                   "on SIGINT/SIGTERM, how long requests in flight and open tunnels may go on")
       ->capture_default_str();
+  // Every option may come from the environment too (systemd units,
+  // containers): --max-body-mb from STRANGLER_MAX_BODY_MB; a flag wins.
+  for (CLI::Option* opt : cmd->get_options([](CLI::Option* o) { return !o->get_lnames().empty(); })) {
+    const std::string& name = opt->get_lnames().front();
+    if (name == "help") continue;
+    std::string env = "STRANGLER_";
+    for (char c : name) env.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(c)));
+    opt->envname(env);
+  }
   cmd->footer(
+      "Every option can also be set in the environment as STRANGLER_ and its name in upper case "
+      "with '_' for '-' (STRANGLER_LISTEN, STRANGLER_MAX_BODY_MB, ...); a flag given wins.\n"
       "Stops on SIGINT/SIGTERM: stops accepting, finishes requests in flight (open WebSocket "
       "tunnels are closed when --drain-s is up), flushes the log and exits 0.");
   cmd->callback([&ctx, opts] {
