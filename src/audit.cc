@@ -457,7 +457,9 @@ bool AuditFilter::Matches(const DecisionEntry& e) const {
     if (*route == kDefaultGroup ? e.has_route : (!e.has_route || e.route != *route)) return false;
   }
   if (backend && e.backend != *backend) return false;
-  if (request_id && e.request_id != *request_id) return false;
+  // A request id may be given by a prefix (README's examples use 8 of its
+  // 32 characters).
+  if (request_id && e.request_id.compare(0, request_id->size(), *request_id) != 0) return false;
   if (path_prefix && !PathHasPrefix(e.path, *path_prefix)) return false;
   return true;
 }

@@ -60,7 +60,7 @@ struct AuditFilter {
   std::optional<std::string> route;  // kDefaultGroup matches the default (null)
   std::optional<std::string> backend;
   std::optional<std::string> path_prefix;  // segment prefix, as a route's --path
-  std::optional<std::string> request_id;
+  std::optional<std::string> request_id;   // the id, or a prefix of it
   int status_lo = 0;  // inclusive range; 0/0 = any
   int status_hi = 0;
 

@@ -72,8 +72,18 @@ Status Audit(CliContext& ctx, const AuditArgs& a) {
   if (a.given("--status")) STRANGLER_RETURN_IF_ERROR(ParseStatusFilter(a.status, &f));
   if (a.given("--route")) f.route = a.route;
   if (a.given("--backend")) f.backend = a.backend;
-  if (a.given("--path")) f.path_prefix = a.path;
-  if (a.given("--request-id")) f.request_id = a.request_id;
+  if (a.given("--path")) {
+    // As a route's --path: a filter that can match nothing is a mistake.
+    if (a.path.empty() || a.path[0] != '/') {
+      return Status::Usage("bad --path '" + a.path + "': a path starts with '/', e.g. /" +
+                           (a.path.empty() ? std::string("api/orders") : a.path));
+    }
+    f.path_prefix = a.path;
+  }
+  if (a.given("--request-id")) {
+    if (a.request_id.empty()) return Status::Usage("--request-id needs an id or a prefix of one");
+    f.request_id = a.request_id;
+  }
   GroupBy by = GroupBy::kNone;
   if (a.given("--by")) {
     auto g = ParseGroupBy(a.by);
@@ -150,7 +160,7 @@ void RegisterAuditCommands(CLI::App& app, CliContext& ctx) {
       cmd->add_option("--status", a->status, "code (404) or class (5xx)")->type_name("S");
   o["--path"] = cmd->add_option("--path", a->path, "path segment prefix")->type_name("P");
   o["--request-id"] =
-      cmd->add_option("--request-id", a->request_id, "one request")->type_name("ID");
+      cmd->add_option("--request-id", a->request_id, "one request: its id, or the first characters of it")->type_name("ID");
   o["--by"] =
       cmd->add_option("--by", a->by, "group by route, backend, status or path")->type_name("FIELD");
   cmd->add_flag("--json", a->json,

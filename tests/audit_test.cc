@@ -177,6 +177,18 @@ TEST_CASE("filters: each on its own") {
     }
     CHECK(got == c.want);
   }
+  // Issue 14: a request id is found by its first characters too.
+  DecisionEntry long_id;
+  REQUIRE(ParseDecisionLine(Line(kT0, "9f1c2e7a5b4d3c2e1f0a9b8c7d6e5f40", "/x", "", "legacy", 200, 1),
+                            &long_id));
+  for (const auto& [prefix, want] : std::vector<std::pair<std::string, bool>>{
+           {"9f1c2e7a", true}, {"9f1c2e7a5b4d3c2e1f0a9b8c7d6e5f40", true}, {"9f1d", false},
+           {"9f1c2e7a5b4d3c2e1f0a9b8c7d6e5f40x", false}}) {
+    INFO("prefix " << prefix);
+    AuditFilter by_prefix;
+    by_prefix.request_id = prefix;
+    CHECK(by_prefix.Matches(long_id) == want);
+  }
   AuditFilter f;
   for (const char* bad : {"", "600", "99", "6xx", "2x", "abc", "20x"}) {
     INFO(bad);

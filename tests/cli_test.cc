@@ -463,6 +463,8 @@ TEST_CASE("RunCli: exit codes and one-line errors") {
       {{"explain", "nopath"}, 2, "PATH"},
       {{"history", "orders-v2", "--limit", "3"}, 0, "ramp"},
       {{"frobnicate"}, 2, "--help"},
+      {{"audit", "/nonexistent.log", "--path", "api/orders"}, 2,
+       "bad --path 'api/orders': a path starts with '/', e.g. /api/orders"},
       // Issue 14: a typo is named, with the nearest command.
       {{"rout", "list"}, 2, "unknown command 'rout'; did you mean 'strangler route'?"},
       {{"routes", "list"}, 2, "did you mean 'strangler route'?"},
