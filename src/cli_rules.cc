@@ -133,19 +133,39 @@ Status Revert(CliContext& ctx, const RulesArgs& a) {
   if (!store.ok()) return store.status();
   auto original = (*store)->GetChange(a.change_id);
   if (!original.ok()) return original.status();
-  auto rows = (*store)->Revert(a.change_id, ctx.change());
+  // Reverting puts the object back as it was before the change: later
+  // changes to it are undone too: the warning names them (with --dry-run,
+  // before anything is written).
+  std::string name = original->object.substr(original->object.find('/') + 1);
+  auto later = (*store)->History(name, 1000);
+  if (!later.ok()) return later.status();
+  std::string undone;
+  for (const ChangeRow& r : *later) {
+    if (r.id > a.change_id && r.object == original->object) {
+      undone = std::to_string(r.id) + " (" + r.action + ")" + (undone.empty() ? "" : ", ") + undone;
+    }
+  }
+  auto rows = (*store)->Revert(a.change_id, ctx.change(),
+                               a.dry_run ? Store::Mode::kDryRun : Store::Mode::kWrite);
   if (!rows.ok()) return rows.status();
   if (rows->empty()) {
     *ctx.out << "nothing to revert: " << original->object << " is already as it was before change "
              << a.change_id << "\n";
     return Status::Ok();
   }
-  *ctx.out << "reverted change " << a.change_id << " (" << original->action << " "
-           << original->object << "):\n";
-  for (const ChangeRow& r : *rows) {
-    *ctx.out << "  " << r.id << "  " << r.action << " " << r.object << ": "
-             << ChangeSummary(r.before, r.after) << "\n";
+  if (!undone.empty()) {
+    const bool several = undone.find(',') != std::string::npos;
+    *ctx.err << "strangler: warning: " << original->object << " changed after change "
+             << a.change_id << ": reverting it also undoes change" << (several ? "s " : " ")
+             << undone << "\n";
   }
+  *ctx.out << (a.dry_run ? "dry run: would revert change " : "reverted change ") << a.change_id
+           << " (" << original->action << " " << original->object << "):\n";
+  for (const ChangeRow& r : *rows) {
+    *ctx.out << "  " << (a.dry_run ? std::string("-") : std::to_string(r.id)) << "  " << r.action
+             << " " << r.object << ": " << ChangeSummary(r.before, r.after) << "\n";
+  }
+  if (a.dry_run) *ctx.out << "nothing was written\n";
   return Status::Ok();
 }
 
@@ -181,6 +201,7 @@ void RegisterRuleFileCommands(CLI::App& app, CliContext& ctx) {
     CLI::App* cmd =
         app.add_subcommand("revert", "Undo one change from the history, as a new change");
     cmd->add_option("ID", a->change_id, "change id (see 'strangler history')")->required();
+    cmd->add_flag("--dry-run", a->dry_run, "print what it would change, write nothing");
     cmd->footer(kRevertFooter);
     OnRun(cmd, ctx, a, Revert);
   }

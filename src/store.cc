@@ -781,11 +781,13 @@ Status RevertIn(Write* w, const StoredChange& c) {
 
 // Runs `op` as one write transaction: all of it or none of it.
 template <typename Op>
-Status RunWrite(sqlite3* db, const ChangeContext& ctx, Op op) {
+// With commit false, op runs and everything it wrote is rolled back.
+Status RunWrite(sqlite3* db, const ChangeContext& ctx, Op op, bool commit = true) {
   Txn txn(db);
   Result<Write> w = BeginWrite(db, &txn, ctx);
   if (!w.ok()) return w.status();
   STRANGLER_RETURN_IF_ERROR(op(&*w));
+  if (!commit) return Status::Ok();  // ~Txn rolls back
   return FinishWrite(*w, &txn);
 }
 
@@ -1496,7 +1498,8 @@ Result<ApplyResult> Store::ApplyRuleFile(const RuleFile& file, Prune prune,
   return result;
 }
 
-Result<std::vector<ChangeRow>> Store::Revert(int64_t change_id, const ChangeContext& ctx) {
+Result<std::vector<ChangeRow>> Store::Revert(int64_t change_id, const ChangeContext& ctx,
+                                             Mode mode) {
   ChangeContext revert_ctx = ctx;
   revert_ctx.reason = "revert of change " + std::to_string(change_id) +
                       (ctx.reason.empty() ? "" : ": " + ctx.reason);
@@ -1512,7 +1515,7 @@ Result<std::vector<ChangeRow>> Store::Revert(int64_t change_id, const ChangeCont
     }
     recorded = w->recorded;
     return Status::Ok();
-  });
+  }, mode == Mode::kWrite);
   if (!st.ok()) return st;
   return recorded;
 }

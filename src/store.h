@@ -206,7 +206,11 @@ class Store {
   // again), a backend it needs was removed, routes still use a backend it
   // would remove. Returns the rows recorded; empty when the object already
   // is as it was before the change.
-  Result<std::vector<ChangeRow>> Revert(int64_t change_id, const ChangeContext& ctx);
+  // With kDryRun, the rows it would record are returned and nothing is
+  // written (the transaction is rolled back).
+  enum class Mode { kWrite, kDryRun };
+  Result<std::vector<ChangeRow>> Revert(int64_t change_id, const ChangeContext& ctx,
+                                        Mode mode = Mode::kWrite);
 
   // One change by id (NotFound when there is none).
   Result<ChangeRow> GetChange(int64_t change_id);

@@ -590,6 +590,35 @@ TEST_CASE("RunCli: export -> apply -> export keeps every route and backend optio
   }
 }
 
+TEST_CASE("RunCli: revert --dry-run prints the change and writes nothing; later changes are named") {
+  TempDb t;
+  REQUIRE(Cli(t, {"backend", "add", "legacy", "http://127.0.0.1:9001"}).code == 0);
+  REQUIRE(Cli(t, {"backend", "add", "orders", "http://127.0.0.1:9002"}).code == 0);
+  REQUIRE(Cli(t, {"route", "add", "r", "--to", "orders", "--path", "/a", "--percent", "10"}).code == 0);
+  REQUIRE(Cli(t, {"route", "set", "r", "--percent", "20"}).code == 0);
+  REQUIRE(Cli(t, {"route", "set", "r", "--percent", "30"}).code == 0);
+  auto ids = [&] {  // newest first, read back rather than assumed
+    Json h = Json::parse(Cli(t, {"history", "--json"}).out);
+    std::vector<int64_t> v;
+    for (const auto& row : h) v.push_back(row["id"].get<int64_t>());
+    return v;
+  };
+  std::vector<int64_t> before = ids();
+  REQUIRE(before.size() == 5);
+  const std::string to_20 = std::to_string(before[1]), to_30 = std::to_string(before[0]);
+  Run dry = Cli(t, {"revert", to_20, "--dry-run"});
+  CHECK(dry.code == 0);
+  CHECK(dry.out.find("dry run: would revert change " + to_20) != std::string::npos);
+  CHECK(dry.out.find("percent 30→10") != std::string::npos);
+  CHECK(dry.err.find("also undoes change " + to_30 + " (route.set)") != std::string::npos);
+  CHECK(ids() == before);  // nothing written
+  Run done = Cli(t, {"revert", to_20});
+  CHECK(done.code == 0);
+  CHECK(done.out.find("reverted change " + to_20) != std::string::npos);
+  CHECK(ids().size() == 6);
+  CHECK(Json::parse(Cli(t, {"route", "show", "r", "--json"}).out)["percent"] == 10);
+}
+
 TEST_CASE("RunCli: --json outputs are ToJson objects and parse") {
   TempDb t;
   REQUIRE(Cli(t, {"backend", "add", "legacy", "http://127.0.0.1:9001"}).code == 0);
