@@ -26,6 +26,7 @@ struct ExplainArgs {
 struct HistoryArgs {
   std::string name;
   int limit = kDefaultHistoryLimit;
+  int64_t ruleset = -1;  // -1: any
   bool json = false;
 };
 
@@ -95,8 +96,18 @@ Status History(CliContext& ctx, const HistoryArgs& a) {
   if (a.limit < 1) return Status::Usage("--limit must be at least 1");
   auto store = ctx.OpenStore(CliContext::Access::kRead);
   if (!store.ok()) return store.status();
-  auto rows = (*store)->History(a.name, a.limit);
+  if (a.ruleset < -1) return Status::Usage("--ruleset must be 0 or more");
+  // --ruleset: the changes that produced (or, ramp rows, ran under) the
+  // version a decision-log line names.
+  auto rows = (*store)->History(a.name, a.ruleset >= 0 ? -1 : a.limit);
   if (!rows.ok()) return rows.status();
+  if (a.ruleset >= 0) {
+    std::vector<ChangeRow> kept;
+    for (ChangeRow& r : *rows) {
+      if (r.ruleset == a.ruleset && static_cast<int>(kept.size()) < a.limit) kept.push_back(std::move(r));
+    }
+    *rows = std::move(kept);
+  }
   if (a.json) {
     *ctx.out << HistoryJson(rows.value()).dump(2) << "\n";
   } else if (rows->empty()) {
@@ -140,8 +151,12 @@ void RegisterExplainCommands(CLI::App& app, CliContext& ctx) {
         "history", "Show the change history, newest first (all objects, or one by NAME)");
     cmd->add_option("NAME", a->name, "backend or route name");
     cmd->add_option("--limit", a->limit, "how many changes to show")->capture_default_str();
+    cmd->add_option("--ruleset", a->ruleset,
+                    "only the changes that made this ruleset version (the decision log's "
+                    "'ruleset' field)")
+        ->type_name("N");
     cmd->add_flag("--json", a->json,
-                  "JSON array of {id, ts, actor, action, object, before, after, reason}");
+                  "JSON array of {id, ts, actor, action, object, before, after, reason, ruleset}");
     cmd->callback([&ctx, a] { ctx.action = [&ctx, a] { return History(ctx, *a); }; });
   }
 }

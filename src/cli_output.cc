@@ -202,11 +202,12 @@ std::string HistoryTable(const std::vector<ChangeRow>& rows) {
   std::vector<std::vector<std::string>> cells;
   for (const auto& c : rows) {
     bool ramp = c.object.rfind("ramp/", 0) == 0;
-    cells.push_back({std::to_string(c.id), c.ts, c.actor, c.action, c.object,
-                     c.reason.empty() ? "-" : c.reason,
+    cells.push_back({std::to_string(c.id), c.ts, std::to_string(c.ruleset), c.actor, c.action,
+                     c.object, c.reason.empty() ? "-" : c.reason,
                      ramp ? RampChange(c) : ChangeSummary(c.before, c.after)});
   }
-  return FormatTable({"ID", "TIME", "ACTOR", "ACTION", "OBJECT", "REASON", "CHANGE"}, cells);
+  return FormatTable(
+      {"ID", "TIME", "RULESET", "ACTOR", "ACTION", "OBJECT", "REASON", "CHANGE"}, cells);
 }
 
 Json HistoryJson(const std::vector<ChangeRow>& rows) {
@@ -219,7 +220,8 @@ Json HistoryJson(const std::vector<ChangeRow>& rows) {
                    {"object", c.object},
                    {"before", c.before},
                    {"after", c.after},
-                   {"reason", c.reason}});
+                   {"reason", c.reason},
+                   {"ruleset", c.ruleset}});
   }
   return arr;
 }

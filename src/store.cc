@@ -567,6 +567,7 @@ Result<ChangeRow> ChangeFromRow(const Stmt& s) {
     (col == 6 ? c.before : c.after) = std::move(j);
   }
   c.reason = s.Text(8);
+  c.ruleset = s.Int(9);
   return c;
 }
 

@@ -38,6 +38,9 @@ struct ChangeRow {
   Json before;         // null when the object did not exist
   Json after;          // null when the object was removed
   std::string reason;
+  // The ruleset version the write produced (a ramp row: the one in effect),
+  // as the decision log's `ruleset` field names it.
+  int64_t ruleset = 0;
 };
 
 // What ApplyRuleFile did: the plan it ran (computed inside its transaction)

@@ -319,16 +319,22 @@ TEST_CASE("HistoryJson has the documented fields") {
   c.before = ToJson(StoredRoute());
   c.after = ToJson(StoredRoute());
   c.reason = "ramp";
+  c.ruleset = 42;
   Json j = HistoryJson({c});
   REQUIRE(j.is_array());
   REQUIRE(j.size() == 1);
-  for (const char* k : {"id", "ts", "actor", "action", "object", "before", "after", "reason"}) {
+  for (const char* k :
+       {"id", "ts", "actor", "action", "object", "before", "after", "reason", "ruleset"}) {
     CAPTURE(k);
     CHECK(j[0].contains(k));
   }
-  CHECK(j[0].size() == 8);
+  CHECK(j[0].size() == 9);
   CHECK(j[0]["id"] == 7);
-  CHECK(HistoryTable({c}).find("alice") != std::string::npos);
+  CHECK(j[0]["ruleset"] == 42);
+  std::string table = HistoryTable({c});
+  CHECK(table.find("RULESET") != std::string::npos);
+  CHECK(table.find(" 42 ") != std::string::npos);
+  CHECK(table.find("alice") != std::string::npos);
 }
 
 TEST_CASE("ExplanationJson uses the decision log's field names") {
@@ -617,6 +623,15 @@ TEST_CASE("RunCli: revert --dry-run prints the change and writes nothing; later 
   CHECK(done.out.find("reverted change " + to_20) != std::string::npos);
   CHECK(ids().size() == 6);
   CHECK(Json::parse(Cli(t, {"route", "show", "r", "--json"}).out)["percent"] == 10);
+  // Issue 14: the ruleset each change made, and the changes that made one.
+  Json newest = Json::parse(Cli(t, {"history", "--json", "--limit", "1"}).out)[0];
+  const std::string version = std::to_string(newest["ruleset"].get<int64_t>());
+  Run by_version = Cli(t, {"history", "--ruleset", version, "--json"});
+  REQUIRE(by_version.code == 0);
+  Json rows = Json::parse(by_version.out);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0]["id"] == newest["id"]);
+  CHECK(Json::parse(Cli(t, {"history", "--ruleset", "999", "--json"}).out).empty());
 }
 
 TEST_CASE("RunCli: --json outputs are ToJson objects and parse") {
