@@ -13,8 +13,9 @@ bool IsTchar(char c) {
 MessageParser* Self(llhttp_t* p) { return static_cast<MessageParser*>(p->data); }
 
 // llhttp checks the request line, headers and framing; the method we check
-// ourselves (any token, as RFC 9110 allows), so llhttp is always shown this
-// one, whose request framing is the generic one (Content-Length or chunked).
+// ourselves (any token, as RFC 9110 allows), so llhttp is shown this one,
+// whose request framing is the generic one (Content-Length or chunked);
+// CONNECT alone is shown as itself (see StartRequest).
 constexpr char kStandInMethod[] = "PUT ";
 
 }  // namespace
@@ -218,8 +219,14 @@ MessageParser::Event MessageParser::StartRequest(const char* base, size_t from, 
   head_start_ = tok;
   at_start_ = false;
   faking_ = true;
-  base_ = kStandInMethod;
-  llhttp_errno_t rc = llhttp_execute(&parser_, kStandInMethod, sizeof(kStandInMethod) - 1);
+  // CONNECT keeps its own name: its target is an authority ("host:443"),
+  // which llhttp's strict URL parser takes only after CONNECT.
+  static constexpr char kConnect[] = "CONNECT ";
+  const bool connect = std::string_view(base + tok, i - tok) == "CONNECT";
+  const char* stand_in = connect ? kConnect : kStandInMethod;
+  const size_t stand_in_len = connect ? sizeof(kConnect) - 1 : sizeof(kStandInMethod) - 1;
+  base_ = stand_in;
+  llhttp_errno_t rc = llhttp_execute(&parser_, stand_in, stand_in_len);
   faking_ = false;
   if (rc != HPE_OK) return Fail(llhttp_get_error_reason(&parser_), rc);
   *used = i + 1 - from;

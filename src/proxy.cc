@@ -625,7 +625,11 @@ bool Session::HandleRequest() {
   path_and_query_ = path_and_query;
   UseBackend(decision_.backend);
 
+  // Refusals the router makes itself after the decision (CONNECT, a body
+  // over --max-body-mb) are not decisions: no backend answered, so none is
+  // logged (an audit by backend would count answers it never gave).
   if (method == "CONNECT") {
+    backend_name_ = {};
     SendError(405, "CONNECT is not supported by this proxy", true);
     return false;
   }
@@ -640,6 +644,7 @@ bool Session::HandleRequest() {
   body_too_large_ = false;
   const uint64_t max_body = proxy_->options().max_body_bytes;
   if (max_body > 0 && req_.has_content_length() && req_.content_length() > max_body) {
+    backend_name_ = {};
     SendError(413, "request body over the limit of " + std::to_string(max_body) + " bytes", true);
     return false;
   }
