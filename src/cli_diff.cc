@@ -47,6 +47,7 @@ struct DiffArgs {
   std::string route;
   int limit = kDefaultDiffLimit;
   bool json = false;
+  bool reset = false;
 };
 
 // One route's line: its mirror now (may be "" when removed since) and totals.
@@ -80,6 +81,17 @@ std::string ValueText(const Json& v) {
 }
 
 Status Diff(CliContext& ctx, const DiffArgs& a) {
+  if (a.reset) {
+    if (a.route.empty()) return Status::Usage("--reset needs the ROUTE whose counts to forget");
+    auto store = ctx.OpenStore(CliContext::Access::kRead);
+    if (!store.ok()) return store.status();
+    Status st = (*store)->ResetDiffs(a.route, ctx.change());
+    if (!st.ok()) return st;
+    *ctx.out << "reset mirror results of route " << a.route
+             << ": parity counts start again from now (see 'strangler history " << a.route
+             << "')\n";
+    return Status::Ok();
+  }
   if (a.limit < 1) return Status::Usage("--limit must be at least 1");
   auto store = ctx.OpenStore(CliContext::Access::kRead);
   if (!store.ok()) return store.status();
@@ -207,6 +219,9 @@ void RegisterDiffCommand(CLI::App& app, CliContext& ctx) {
       ->capture_default_str()
       ->type_name("N");
   cmd->add_flag("--json", a->json, "one JSON object {routes, mismatches} (see below)");
+  cmd->add_flag("--reset", a->reset,
+                "forget ROUTE's comparisons and kept mismatches (after fixing an ignore rule, "
+                "say); recorded in the history");
   cmd->footer(kDiffFooter);
   cmd->callback([&ctx, a] { ctx.action = [&ctx, a] { return Diff(ctx, *a); }; });
 }

@@ -518,6 +518,23 @@ Status AddRouteIn(Write* w, const Route& requested) {
   return RecordChange(w, "route.add", "route", r.name, Json(), ToJson(r));
 }
 
+// Drops a route's mirror comparisons (totals and kept mismatches).
+Status DeleteDiffsIn(Write* w, const std::string& route) {
+  for (const char* sql : {"DELETE FROM diff_stats WHERE route = ?1", "DELETE FROM diffs WHERE route = ?1"}) {
+    Stmt s;
+    STRANGLER_RETURN_IF_ERROR(s.Prepare(w->db, sql));
+    s.Bind(1, route);
+    STRANGLER_RETURN_IF_ERROR(s.Run());
+  }
+  return Status::Ok();
+}
+
+bool SameMirrorOptions(const Route& a, const Route& b) {
+  return a.mirror == b.mirror && a.mirror_percent_bp == b.mirror_percent_bp &&
+         a.mirror_writes == b.mirror_writes && a.compare_headers == b.compare_headers &&
+         a.ignore_fields == b.ignore_fields;
+}
+
 Status SetRouteIn(Write* w, const Route& requested, std::string_view action) {
   Result<Route> canonical = CanonicalRoute(requested);
   if (!canonical.ok()) return canonical.status();
@@ -530,6 +547,9 @@ Status SetRouteIn(Write* w, const Route& requested, std::string_view action) {
   if (before == after) return Status::Ok();
   STRANGLER_RETURN_IF_ERROR(CheckRouteTargets(w->db, r));
   STRANGLER_RETURN_IF_ERROR(WriteRouteRow(w, r, RowWrite::kUpdate));
+  // Parity counts what was compared under the route's mirror options: new
+  // options (an ignore rule fixed, another mirror) start the counts anew.
+  if (!SameMirrorOptions(**found, r)) STRANGLER_RETURN_IF_ERROR(DeleteDiffsIn(w, r.name));
   return RecordChange(w, action, "route", r.name, before, after);
 }
 
@@ -780,9 +800,9 @@ Status RevertIn(Write* w, const StoredChange& c) {
   return Status::Invalid("changes to '" + c.kind + "' objects cannot be reverted");
 }
 
-// Runs `op` as one write transaction: all of it or none of it.
+// Runs `op` as one write transaction: all of it or none of it. With commit
+// false, op runs and everything it wrote is rolled back.
 template <typename Op>
-// With commit false, op runs and everything it wrote is rolled back.
 Status RunWrite(sqlite3* db, const ChangeContext& ctx, Op op, bool commit = true) {
   Txn txn(db);
   Result<Write> w = BeginWrite(db, &txn, ctx);
@@ -1229,6 +1249,15 @@ constexpr char kSelectDiffs[] =
     "SELECT id, route, ts, request_id, method, target, primary_backend, mirror_backend, result "
     "FROM diffs";
 
+Result<DiffStats> DiffStatsFromRow(const Stmt& row) {
+  DiffStats d;
+  d.route = row.Text(0);
+  d.tally = MirrorTally{row.Int(1), row.Int(2), row.Int(3), row.Int(4)};
+  d.since = row.Text(5);
+  d.last_at = row.Text(6);
+  return d;
+}
+
 Result<DiffRecord> DiffFromRow(const Stmt& s) {
   DiffRecord d;
   d.id = s.Int(0);
@@ -1670,20 +1699,37 @@ Status Store::RecordMirrorResults(const std::vector<std::pair<std::string, Mirro
   return txn.Commit();
 }
 
+Status Store::ResetDiffs(const std::string& route, const ChangeContext& ctx) {
+  return RunWrite(db_, ctx, [&](Write* w) -> Status {
+    Result<std::optional<Route>> found = FindRoute(w->db, route);
+    if (!found.ok()) return found.status();
+    if (!found->has_value()) return UnknownRoute(route);
+    Stmt s;
+    STRANGLER_RETURN_IF_ERROR(
+        s.Prepare(w->db, std::string(kSelectDiffStats) + " WHERE route = ?1"));
+    s.Bind(1, route);
+    Result<std::vector<DiffStats>> stats = CollectRows<DiffStats>(s, DiffStatsFromRow);
+    if (!stats.ok()) return stats.status();
+    Json before;
+    if (!stats->empty()) {
+      const DiffStats& d = stats->front();
+      before = Json{{"compared", d.tally.compared}, {"equal", d.tally.equal},
+                    {"dropped", d.tally.dropped}, {"failed", d.tally.failed},
+                    {"since", d.since}};
+    }
+    STRANGLER_RETURN_IF_ERROR(DeleteDiffsIn(w, route));
+    // Bookkeeping beside the rules, like a ramp row: no new ruleset.
+    return RecordChange(w, "diff.reset", "mirror", route, before, Json(), Bump::kNo);
+  });
+}
+
 Result<std::vector<DiffStats>> Store::ListDiffStats(const std::string& route) {
   Stmt s;
   STRANGLER_RETURN_IF_ERROR(s.Prepare(db_, std::string(kSelectDiffStats) +
                                                (route.empty() ? "" : " WHERE route = ?1") +
                                                " ORDER BY route"));
   if (!route.empty()) s.Bind(1, route);
-  return CollectRows<DiffStats>(s, [](const Stmt& row) {
-    DiffStats d;
-    d.route = row.Text(0);
-    d.tally = MirrorTally{row.Int(1), row.Int(2), row.Int(3), row.Int(4)};
-    d.since = row.Text(5);
-    d.last_at = row.Text(6);
-    return d;
-  });
+  return CollectRows<DiffStats>(s, DiffStatsFromRow);
 }
 
 Result<std::vector<DiffRecord>> Store::LatestDiffs(const std::string& route, int limit) {

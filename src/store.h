@@ -257,6 +257,10 @@ class Store {
   Status RecordMirrorResults(const std::vector<std::pair<std::string, MirrorTally>>& tallies,
                              const std::vector<DiffRecord>& records);
   // Totals for one route ("" = all routes that have any), by route.
+  // Forgets a route's mirror comparisons (a history row 'diff.reset' keeps
+  // what they were). They are also forgotten when the route's mirror
+  // options change, so parity counts what the current options compared.
+  Status ResetDiffs(const std::string& route, const ChangeContext& ctx);
   Result<std::vector<DiffStats>> ListDiffStats(const std::string& route);
   // Newest first, at most `limit` (<= 0: all); `route` "" = all routes.
   Result<std::vector<DiffRecord>> LatestDiffs(const std::string& route, int limit);

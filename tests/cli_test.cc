@@ -918,6 +918,39 @@ TEST_CASE("RunCli: diff shows parity and mismatches; --json has routes and misma
   Run ghost = Cli(t, {"diff", "ghost"});
   CHECK(ghost.code == 1);
   CHECK(ghost.err.find("unknown route 'ghost'") != std::string::npos);
+
+  // Issue 14: counts can be reset, and are when the mirror options change;
+  // the reset is in the history.
+  auto orders_stats = [&] {
+    return Json::parse(Cli(t, {"diff", "orders", "--json"}).out)["routes"][0];
+  };
+  Run reset = Cli(t, {"diff", "orders", "--reset", "-m", "ignore rule fixed"});
+  CHECK(reset.code == 0);
+  CHECK(reset.out.find("reset mirror results of route orders") != std::string::npos);
+  CHECK(orders_stats()["compared"] == 0);
+  CHECK(Json::parse(Cli(t, {"diff", "orders", "--json"}).out)["mismatches"].empty());
+  Json last = Json::parse(Cli(t, {"history", "orders", "--json", "--limit", "1"}).out)[0];
+  CHECK(last["action"] == "diff.reset");
+  CHECK(last["object"] == "mirror/orders");
+  CHECK(last["before"]["compared"] == 8);
+  CHECK(last["reason"] == "ignore rule fixed");
+  CHECK(Cli(t, {"diff", "--reset"}).code == 2);
+  {
+    auto store = Store::Open(t.db());
+    REQUIRE(store.ok());
+    REQUIRE((*store)->RecordMirrorResults({{"orders", MirrorTally{5, 5, 0, 0}}}, {}).ok());
+  }
+  CHECK(orders_stats()["compared"] == 5);
+  REQUIRE(Cli(t, {"route", "set", "orders", "--ignore-field", "ts"}).code == 0);
+  CHECK(orders_stats()["compared"] == 0);  // new options: counted anew
+  REQUIRE(Cli(t, {"route", "set", "orders", "--priority", "3"}).code == 0);
+  {
+    auto store = Store::Open(t.db());
+    REQUIRE(store.ok());
+    REQUIRE((*store)->RecordMirrorResults({{"orders", MirrorTally{2, 2, 0, 0}}}, {}).ok());
+  }
+  REQUIRE(Cli(t, {"route", "set", "orders", "--priority", "4"}).code == 0);
+  CHECK(orders_stats()["compared"] == 2);  // other options leave the counts alone
   CHECK(Cli(t, {"diff", "--limit", "0"}).code == 2);
 }
 
