@@ -448,7 +448,17 @@ SendResult SendLoop(int fd, const char* data, size_t len, int timeout_ms, bool w
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return SendResult::kError;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      // The peer reset or closed: an answer it sent first is still readable,
+      // and it is the answer (not a reason to send the request again).
+      int saved = errno;
+      char probe;
+      if (watch_answer && recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+        return SendResult::kAnswered;
+      }
+      errno = saved;
+      return SendResult::kError;
+    }
     w->State(fd)->out_ready = false;
     WaitFor both[2] = {{fd, false}, {fd, true}};
     int which = w->WaitAny(both, watch_answer ? 2 : 1, deadline);

@@ -279,6 +279,8 @@ class Session : public MessageHandler, public RelayObserver {
   bool replayable_ = true, reused_ = false, retried_ = false;
   bool early_answer_ = false;  // the backend answered before the body was all sent
   bool websocket_ = false;     // an HTTP/1.1 GET asking to upgrade to WebSocket
+  bool absolute_host_ = false;  // absolute-form target: host_ is its authority, sent as Host
+  std::string absolute_target_;  // origin-form of an absolute target with no path
   bool response_started_ = false;  // a response byte reached the client
   bool request_done_ = false;      // the whole request was read from the client
   bool body_too_large_ = false;
@@ -361,6 +363,13 @@ ReadResult Session::FillClient(bool idle, Clock::time_point deadline, int watch_
 
 bool Session::ReadHead(int* error_status) {
   *error_status = 0;
+  // Between requests: what was read of earlier ones goes, so pipelined
+  // requests cannot make the buffer grow (it grows only for one long head).
+  if (rpos_ > 0 && !req_.in_head()) {
+    std::memmove(in_.data(), in_.data() + rpos_, wpos_ - rpos_);
+    wpos_ -= rpos_;
+    rpos_ = 0;
+  }
   const ProxyOptions& o = proxy_->options();
   // Idle between requests: idle_timeout_ms. Once a head has begun, all of
   // it must arrive within header_timeout_ms (a slow client cannot hold a
@@ -474,6 +483,9 @@ bool Session::AnalyseHead(const char** why) {
       xff_.append(value);
     }
   }
+  // An X-Request-Id that Connection names is hop-by-hop, so not forwarded:
+  // the backend must get the router's own instead of none.
+  if (has_request_id_ && conn_tokens_.Names("x-request-id")) has_request_id_ = false;
   if (!has_request_id_) NewRequestId(&request_id_);
   // RFC 9112 3.2: a 1.1 request needs exactly one Host; never two.
   if (hosts > 1) *why = "more than one Host header";
@@ -517,6 +529,7 @@ void Session::AppendForwardedHeaders(std::string* out, const std::string& host, 
     std::string_view name = h.name.in(base), value = h.value.in(base);
     if (IsHopByHop(name) || conn_tokens_.Names(name) || IEquals(name, "expect") ||
         IEquals(name, "x-forwarded-proto") || IEquals(name, "x-forwarded-host") ||
+        (absolute_host_ && IEquals(name, "host")) ||
         (mirror_copy && (IEquals(name, "content-length") || IEquals(name, "x-strangler-mirror")))) {
       continue;
     }
@@ -537,6 +550,7 @@ void Session::AppendForwardedHeaders(std::string* out, const std::string& host, 
   if (websocket_ && !mirror_copy) out->append("Connection: upgrade\r\nUpgrade: websocket\r\n");
   if (!xff_done) AppendHeader(out, "X-Forwarded-For", client_ip_);
   out->append("X-Forwarded-Proto: http\r\n");
+  if (absolute_host_) AppendHeader(out, "Host", host_);
   if (!host_.empty()) {
     AppendHeader(out, "X-Forwarded-Host", host_);
   } else {
@@ -589,13 +603,38 @@ bool Session::HandleRequest() {
     return false;
   }
 
-  // origin-form "/p?q"; absolute-form "http://host/p?q" is routed on its path.
+  // origin-form "/p?q"; absolute-form "http://host/p?q" is routed on its
+  // path and forwarded in origin-form, with the target's authority as Host
+  // (RFC 9112 3.2.2: a proxy ignores the Host it got, so no backend caches or
+  // routes by a Host that the target contradicts).
   std::string_view path_and_query = target;
-  if (!target.empty() && target[0] != '/' && target != "*") {
+  absolute_host_ = false;
+  if (!target.empty() && target[0] != '/' && target != "*" && method != "CONNECT") {
     size_t scheme = target.find("://");
-    size_t slash = scheme == std::string_view::npos ? std::string_view::npos
-                                                    : target.find('/', scheme + 3);
-    path_and_query = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+    std::string_view name = scheme == std::string_view::npos ? target : target.substr(0, scheme);
+    if (!IEquals(name, "http") && !IEquals(name, "https")) {
+      backend_name_ = {};
+      SendError(400, "malformed request: a target is /path or http://host/path", true);
+      return false;
+    }
+    size_t end = target.find_first_of("/?", scheme + 3);
+    std::string_view authority = target.substr(scheme + 3, end - (scheme + 3));
+    if (!ValidHost(authority)) {
+      backend_name_ = {};
+      SendError(400, "malformed request: the target's host is not host[:port]", true);
+      return false;
+    }
+    host_.assign(authority);
+    absolute_host_ = true;
+    if (end == std::string_view::npos) {
+      path_and_query = "/";
+    } else if (target[end] == '?') {  // "http://x?q": the path is "/", all after it the query
+      absolute_target_.assign("/");
+      absolute_target_.append(target.substr(end));
+      path_and_query = absolute_target_;
+    } else {
+      path_and_query = target.substr(end);
+    }
   }
   size_t q = path_and_query.find('?');
   std::string_view raw_path = path_and_query.substr(0, q);
@@ -611,7 +650,16 @@ bool Session::HandleRequest() {
   // route), logged with it; forwarded with the client's raw target.
   RequestView view;
   view.method = method;
-  view.path = NormalizePath(raw_path, &scratch_);
+  bool ambiguous = false;
+  view.path = NormalizePath(raw_path, &scratch_, &ambiguous);
+  if (ambiguous) {
+    backend_name_ = {};
+    SendError(400,
+              "malformed request: a '.' or '..' segment beside ';' or '\\' in the path "
+              "(backends disagree on what it names)",
+              true);
+    return false;
+  }
   path_.assign(view.path);
   view.query = query;
   view.headers = header_views_.data();
@@ -990,7 +1038,10 @@ void Session::Tunnel() {
   const auto idle = std::chrono::milliseconds(proxy_->options().tunnel_idle_ms);
   Clock::time_point last_byte = Clock::now();
   bool failed = false;
-  while (!failed && !(up.eof && down.eof && !up.pending() && !down.pending())) {
+  // Ends once either side has closed and what it sent before is delivered:
+  // a WebSocket has no use for a half-open connection (and a client gone
+  // must not hold a tunnel until --tunnel-idle-s).
+  while (!failed && !((up.eof || down.eof) && !up.pending() && !down.pending())) {
     bool progress = false;
     for (Pipe* p : pipes) {
       if (p->pending()) {
@@ -1120,7 +1171,7 @@ bool Session::Idempotent() const {
     return true;
   }
   for (const HeaderView& h : header_views_) {
-    if (IEquals(h.name, "idempotency-key")) return true;
+    if (IEquals(h.name, "idempotency-key") && !h.value.empty()) return true;
   }
   return false;
 }

@@ -46,8 +46,17 @@ bool ResponseRelay::Reusable(size_t leftover) const {
 int ResponseRelay::OnHead() {
   const char* base = base_;
   const int status = parser_.status();
-  // Switching protocols only to what was asked for: a WebSocket upgrade.
-  if (status == 101 && !req_.websocket) return -1;
+  // Switching protocols only to what was asked for: a WebSocket upgrade,
+  // which the answer must name (a bare 101 may be followed by anything).
+  if (status == 101) {
+    bool names_websocket = false;
+    for (const HeaderSpan& h : parser_.headers()) {
+      if (IEquals(h.name.in(base), "upgrade") && ListsToken(h.value.in(base), "websocket")) {
+        names_websocket = true;
+      }
+    }
+    if (!req_.websocket || !names_websocket) return -1;
+  }
   // Bodiless answers (RFC 9112 6.3): whatever length they carry, nothing
   // follows their head. A length there means the backend and the router may
   // disagree on where the next answer starts: that connection is not reused.

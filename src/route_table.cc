@@ -77,7 +77,8 @@ std::string_view DecodeComponent(std::string_view s, std::string* scratch) {
 
 }  // namespace
 
-std::string_view NormalizePath(std::string_view raw, std::string* scratch) {
+std::string_view NormalizePath(std::string_view raw, std::string* scratch, bool* ambiguous) {
+  if (ambiguous) *ambiguous = false;
   // Fast path: nothing that normalising could change.
   bool plain = !raw.empty() && raw[0] == '/';
   for (size_t i = 0; plain && i < raw.size(); ++i) {
@@ -94,6 +95,7 @@ std::string_view NormalizePath(std::string_view raw, std::string* scratch) {
   //    '/' too (some origins treat it so).
   std::string decoded;
   decoded.reserve(raw.size() + 1);
+  bool encoded_backslash = false;
   if (raw.empty() || (raw[0] != '/' && raw[0] != '\\' && raw[0] != '%')) decoded.push_back('/');
   for (size_t i = 0; i < raw.size(); ++i) {
     char c = raw[i];
@@ -103,6 +105,7 @@ std::string_view NormalizePath(std::string_view raw, std::string* scratch) {
       if (IsUnreserved(d)) {
         decoded.push_back(static_cast<char>(d));
       } else if (d == '/' || d == '\\') {
+        encoded_backslash = encoded_backslash || d == '\\';
         decoded.push_back('/');
       } else {
         static const char kHex[] = "0123456789ABCDEF";
@@ -123,6 +126,11 @@ std::string_view NormalizePath(std::string_view raw, std::string* scratch) {
   std::string out;
   out.reserve(decoded.size());
   std::string_view in = decoded;
+  // ';' or a backslash beside a dot segment: backends disagree on what such
+  // a path names ("/admin/..;/x" is /x to Tomcat, a path under /admin to
+  // most others), so no routing of it is safe.
+  const bool odd = raw.find_first_of(";\\") != std::string_view::npos;
+  bool dots = false;
   while (!in.empty()) {
     in.remove_prefix(1);  // the '/' that opens a segment
     size_t end = in.find('/');
@@ -130,6 +138,7 @@ std::string_view NormalizePath(std::string_view raw, std::string* scratch) {
     in = end == std::string_view::npos ? std::string_view() : in.substr(end);
     seg = seg.substr(0, seg.find(';'));
     bool last = in.empty();
+    dots = dots || seg == "." || seg == "..";
     if (seg.empty() || seg == ".") {
       if (last) out.push_back('/');
       continue;
@@ -144,6 +153,7 @@ std::string_view NormalizePath(std::string_view raw, std::string* scratch) {
     out.append(seg);
   }
   if (out.empty()) out = "/";
+  if (ambiguous) *ambiguous = dots && (odd || encoded_backslash);
   if (out == raw) return raw;
   *scratch = std::move(out);
   return *scratch;

@@ -81,6 +81,10 @@ int Bucket(std::string_view salt, std::string_view key);
 // merged, dot segments resolved (RFC 3986 5.2.4). "/a//b/" stays
 // "/a/b/": a trailing slash is kept. Returns `raw` itself when nothing
 // changes; otherwise writes into *scratch and returns a view of it.
-std::string_view NormalizePath(std::string_view raw, std::string* scratch);
+// *ambiguous (when given) is set when the path holds ';' or a backslash
+// beside a dot segment: backends resolve such paths differently
+// ("/admin/..;/x"), so the router refuses them.
+std::string_view NormalizePath(std::string_view raw, std::string* scratch,
+                               bool* ambiguous = nullptr);
 
 }  // namespace strangler

@@ -1063,6 +1063,28 @@ TEST_CASE("route_table: NormalizePath decodes unreserved and removes dot segment
   }
 }
 
+TEST_CASE("route_table: NormalizePath calls a dot segment beside ';' or a backslash ambiguous") {
+  struct Row {
+    std::string raw;
+    bool ambiguous;
+  };
+  const std::vector<Row> rows = {
+      {"/admin/..;/public", true},          {"/x/..;/admin", true},
+      {"/admin/x\\..\\public", true},   {"/admin/x%5c..%5cpublic", true},
+      {"/admin;%2f..%2fpublic", true},      {"/admin/.;x/y", true},
+      {"/admin;jsessionid=1", false},       {"/admin\\secret", false},
+      {"/x/../admin", false},               {"/x/..%2fadmin", false},
+      {"/admin%5Csecret", false},           {"/a/b", false},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.raw);
+    std::string scratch;
+    bool ambiguous = !row.ambiguous;
+    NormalizePath(row.raw, &scratch, &ambiguous);
+    CHECK(ambiguous == row.ambiguous);
+  }
+}
+
 TEST_CASE("route_table: NormalizePath returns plain paths as the same view") {
   for (std::string raw :
        {"/", "/a/b", "/api/orders/7", "/a%20b", "/x-y_z~.1", "/a/..b/c.", "/a..b"}) {

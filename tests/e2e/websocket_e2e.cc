@@ -2,6 +2,7 @@
 // Connection: upgrade and Upgrade: websocket is routed like any other, and a
 // 101 turns both connections into a byte tunnel until either side closes,
 // --tunnel-idle-s passes or the drain ends; one decision line per tunnel.
+#include <atomic>
 #include <csignal>
 #include <string>
 #include <thread>
@@ -10,6 +11,7 @@
 #include <doctest/doctest.h>
 
 #include "harness.h"
+#include "script_backend.h"
 #include "websocket.h"
 
 namespace strangler {
@@ -186,6 +188,49 @@ TEST_CASE("e2e: websocket: SIGTERM ends open tunnels within the drain time, and 
   auto lines = fx.LogLines();
   CHECK(lines.size() == 3);
   for (const Json& l : lines) CHECK(l["status"] == 101);
+}
+
+TEST_CASE("e2e: websocket: a 101 that does not name websocket is a 502, not a tunnel") {
+  ScriptBackend be([](ScriptConn& conn) {
+    RecordedRequest req;
+    if (!conn.ReadRequest(&req)) return;
+    conn.Send("HTTP/1.1 101 Switching Protocols\r\n\r\n");  // then it would speak HTTP again
+    conn.WaitForPeerClose(kTimeoutMs);
+  });
+  REQUIRE(be.Start());
+  Fixture fx;
+  fx.AddBackend("be", be.url());
+  REQUIRE(fx.StartServe());
+  WsClient c;
+  CHECK_FALSE(c.Open(fx.port(), "/live"));
+  CHECK(c.status() == 502);
+}
+
+TEST_CASE("e2e: websocket: a tunnel ends when either side closes, even toward a silent backend") {
+  std::atomic<int> closed{0};
+  ScriptBackend be([&](ScriptConn& conn) {
+    RecordedRequest req;
+    if (!conn.ReadRequest(&req)) return;
+    conn.Send("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              "Sec-WebSocket-Accept: " + WsAcceptKey(*req.Header("Sec-WebSocket-Key")) + "\r\n\r\n");
+    // Silent from here on: it never answers the client's close.
+    if (conn.WaitForPeerClose(kTimeoutMs)) ++closed;
+  });
+  REQUIRE(be.Start());
+  Fixture fx;
+  fx.AddBackend("be", be.url());
+  REQUIRE(fx.StartServe());  // --tunnel-idle-s left at 300
+  WsClient c;
+  REQUIRE_MESSAGE(c.Open(fx.port(), "/live"), c.error());
+  c.Close();  // the client goes away
+  const int64_t deadline = NowMs() + kTimeoutMs;  // guards a hang only
+  while (closed.load() == 0 && NowMs() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(closed.load() == 1);
+  auto lines = fx.StopAndReadLog();
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0]["status"] == 101);
 }
 
 TEST_CASE("e2e: websocket: tunnels count against --max-connections") {

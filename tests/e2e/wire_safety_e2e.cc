@@ -4,6 +4,7 @@
 // differently. Each case was found by a raw-bytes differential test beside
 // nginx and HAProxy; each test here failed before its fix.
 #include <atomic>
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <thread>
@@ -456,7 +457,8 @@ TEST_CASE("e2e: wire safety: a route cannot be skipped by spelling its path diff
   const std::vector<std::string> targets = {
       "//admin",       "/%2fadmin",         "/admin%2f",      "/admin%2Fsecret", "/x/..%2fadmin",
       "/%61dmin",      "/./admin",          "/x/../admin",    "/%2e%2e/admin",   "/admin%5csecret",
-      "/admin\\secret", "/admin;jsessionid=1", "/x/..;/admin", "///admin//x",     "/admin/./y/..",
+      "/admin\\secret", "/admin;jsessionid=1", "///admin//x",     "/admin/./y/..",
+      "/%2e%2e%2fadmin",
   };
   RawClient c;
   REQUIRE(c.Connect(fx.port()));
@@ -478,6 +480,18 @@ TEST_CASE("e2e: wire safety: a route cannot be skipped by spelling its path diff
     CHECK(r.Header("X-Backend") == std::optional<std::string>("legacy"));
   }
   CHECK(legacy.request_count() == 4);
+  // A dot segment beside ';' or a backslash names different paths to
+  // different backends ("/admin/..;/x" is /x to Tomcat, under /admin to
+  // most others): refused, whichever way it would be routed.
+  for (const std::string t : {"/x/..;/admin", "/admin/..;/public", "/admin/x\\..\\..\\public",
+                              "/admin/x%5c..%5c..%5cpublic", "/admin;%2f..%2f..%2fpublic"}) {
+    INFO("target " << t);
+    RawClient r;
+    REQUIRE(r.Connect(fx.port()));
+    HttpResponse a = r.Get(t);
+    REQUIRE_MESSAGE(a.ok, a.error);
+    CHECK(a.status == 400);
+  }
   // The decision log shows the path the decision was made on.
   auto lines = fx.StopAndReadLog();
   std::map<std::string, int> paths;
@@ -566,6 +580,107 @@ TEST_CASE("e2e: wire safety: a backend's early answer to an upload reaches the c
   auto lines = fx.StopAndReadLog();
   REQUIRE(lines.size() == 1);
   CHECK((lines[0]["status"] == 413 || lines[0]["status"] == 401));
+}
+
+TEST_CASE("e2e: wire safety: an absolute-form target's authority is the Host the backend gets") {
+  Fixture fx;
+  RawBackend legacy("legacy"), fresh("new");
+  REQUIRE(legacy.Start());
+  REQUIRE(fresh.Start());
+  fx.AddBackend("legacy", legacy.url());
+  fx.AddBackend("new", fresh.url());
+  fx.AddRoute("admin", {"--to", "new", "--path", "/admin"});
+  REQUIRE(fx.StartServe());
+  struct Case {
+    std::string target, want_backend, want_target, want_host;
+  };
+  const std::vector<Case> cases = {
+      // RFC 9112 3.2.2: the authority wins over the Host header.
+      {"http://x/id/ah", "legacy", "/id/ah", "x"},
+      {"http://shop.example:8080/admin/a?b=1", "new", "/admin/a?b=1", "shop.example:8080"},
+      // A query right after the authority is no path: "/" and the query.
+      {"http://x?next=/admin/delete", "legacy", "/?next=/admin/delete", "x"},
+      {"HTTP://x", "legacy", "/", "x"},
+  };
+  for (const Case& c : cases) {
+    INFO("target " << c.target);
+    legacy.ClearRequests();
+    fresh.ClearRequests();
+    RawClient cl;
+    REQUIRE(cl.Connect(fx.port()));
+    REQUIRE(cl.Send("GET " + c.target + " HTTP/1.1\r\nHost: evil\r\n\r\n"));
+    HttpResponse r = cl.ReadFinal();
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.Header("X-Backend") == std::optional<std::string>(c.want_backend));
+    auto got = (c.want_backend == "new" ? fresh : legacy).requests();
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].target == c.want_target);
+    CHECK(got[0].HeaderCount("Host") == 1);
+    CHECK(got[0].Header("Host") == std::optional<std::string>(c.want_host));
+    CHECK(got[0].Header("X-Forwarded-Host") == std::optional<std::string>(c.want_host));
+  }
+  // Other schemes and hosts that are not host[:port] are refused.
+  for (const std::string t : {"ftp://x/a", "http://user@evil/a", "http://a b/", "x/a"}) {
+    INFO("target " << t);
+    RawClient cl;
+    REQUIRE(cl.Connect(fx.port()));
+    REQUIRE(cl.Send("GET " + t + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    HttpResponse r = cl.ReadFinal();
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.status == 400);
+  }
+}
+
+TEST_CASE("e2e: wire safety: an X-Request-Id that Connection names is replaced, not lost") {
+  Fixture fx;
+  RawBackend be("be");
+  REQUIRE(be.Start());
+  fx.AddBackend("be", be.url());
+  REQUIRE(fx.StartServe());
+  RawClient c;
+  REQUIRE(c.Connect(fx.port()));
+  HttpResponse r = c.Get("/x", {{"X-Request-Id", "mine"}, {"Connection", "X-Request-Id"}});
+  REQUIRE_MESSAGE(r.ok, r.error);
+  auto got = be.requests();
+  REQUIRE(got.size() == 1);
+  REQUIRE(got[0].HeaderCount("X-Request-Id") == 1);
+  CHECK(got[0].Header("X-Request-Id") != std::optional<std::string>("mine"));
+  CHECK(r.Header("X-Request-Id") == got[0].Header("X-Request-Id"));
+}
+
+TEST_CASE("e2e: wire safety: pipelined requests with large heads do not grow the buffer without bound") {
+  Fixture fx;
+  RawBackend be("be");
+  REQUIRE(be.Start());
+  fx.AddBackend("be", be.url());
+  REQUIRE(fx.StartServe());
+  auto rss_kb = [&] {
+    std::string status = ReadFile("/proc/" + std::to_string(fx.serve()->pid()) + "/status");
+    size_t at = status.find("VmRSS:");
+    return at == std::string::npos ? 0L : std::strtol(status.c_str() + at + 6, nullptr, 10);
+  };
+  RawClient c;
+  REQUIRE(c.Connect(fx.port()));
+  REQUIRE(c.Get("/warm").ok);
+  const long before = rss_kb();
+  const std::string head = "GET /p HTTP/1.1\r\nHost: x\r\nX-A: " + std::string(6500, 'a') +
+                           "\r\nX-B: " + std::string(6500, 'b') + "\r\n\r\n";
+  constexpr int kRequests = 400;  // 5.2 MB in one go
+  std::thread sender([&] {
+    std::string all;
+    for (int i = 0; i < kRequests; ++i) all += head;
+    c.Send(all);
+  });
+  int answered = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    HttpResponse r = c.ReadResponse(false, 10000);
+    if (!r.ok) break;
+    answered += r.status == 200;
+  }
+  sender.join();
+  CHECK(answered == kRequests);
+  MESSAGE("serve RSS " << before << " KiB before, " << rss_kb() << " KiB after " << kRequests
+                       << " pipelined 13 KB heads");
 }
 
 TEST_CASE("e2e: wire safety: Upgrade: h2c is not forwarded; the request is served as plain HTTP/1.1") {
