@@ -437,14 +437,17 @@ namespace {
 
 // Sends everything, parking while the socket is full. With `watch_answer`,
 // also wakes when the peer has bytes for us (see SendAllOrAnswer).
-SendResult SendLoop(int fd, const char* data, size_t len, int timeout_ms, bool watch_answer) {
+SendResult SendLoop(int fd, const char* data, size_t len, int timeout_ms, bool watch_answer,
+                    size_t* sent) {
   Worker* w = tl_worker;
   auto deadline = Deadline(timeout_ms);
+  if (sent) *sent = 0;
   while (len > 0) {
     ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
     if (n > 0) {
       data += n;
       len -= static_cast<size_t>(n);
+      if (sent) *sent += static_cast<size_t>(n);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -486,7 +489,7 @@ SendResult SendLoop(int fd, const char* data, size_t len, int timeout_ms, bool w
 }  // namespace
 
 bool SendAll(int fd, const char* data, size_t len, int timeout_ms) {
-  return SendLoop(fd, data, len, timeout_ms, false) == SendResult::kSent;
+  return SendLoop(fd, data, len, timeout_ms, false, nullptr) == SendResult::kSent;
 }
 
 int WaitAny(const WaitFor* items, int n, int timeout_ms) {
@@ -510,8 +513,8 @@ bool IdleAndClean(int fd) {
   return false;  // unread bytes (n > 0), closed (0) or failed
 }
 
-SendResult SendAllOrAnswer(int fd, const char* data, size_t len, int timeout_ms) {
-  return SendLoop(fd, data, len, timeout_ms, true);
+SendResult SendAllOrAnswer(int fd, const char* data, size_t len, int timeout_ms, size_t* sent) {
+  return SendLoop(fd, data, len, timeout_ms, true, sent);
 }
 
 int Connect(const ResolvedAddr& a, int timeout_ms, ConnectError* err) {

@@ -87,8 +87,10 @@ bool IdleAndClean(int fd);
 enum class SendResult { kSent, kAnswered, kError };
 // SendAll for a request body: when the peer stops reading and has bytes for
 // us (an answer before the whole request arrived, as an early 413 or 401),
-// stops with kAnswered; what was not sent is dropped. kError sets errno.
-SendResult SendAllOrAnswer(int fd, const char* data, size_t len, int timeout_ms);
+// stops with kAnswered. *sent (when given) is what was sent, whatever the
+// result. kError sets errno.
+SendResult SendAllOrAnswer(int fd, const char* data, size_t len, int timeout_ms,
+                           size_t* sent = nullptr);
 
 // A new connection registered with the current worker, or -1 with *err.
 int Connect(const ResolvedAddr& addr, int timeout_ms, ConnectError* err);

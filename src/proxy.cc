@@ -223,6 +223,16 @@ class Session : public MessageHandler, public RelayObserver {
   int SendTimeout() const { return proxy_->options().client_send_timeout_ms; }
   bool ConnectUpstream(bool fresh);
   bool Exchange();
+  // Starts reading the backend's answer (ResponseRelay::Begin for this
+  // request); up_in_ is emptied.
+  void BeginAnswer();
+  // While the request body is still going out: relays what the backend has
+  // sent so far, without waiting. True once the answer has ended
+  // (answer_ev_ says how).
+  bool PumpAnswer();
+  // Room in up_in_ for more bytes; false (upstream_state_ kFailed) when an
+  // answer's head would pass the limit.
+  bool UpstreamRoom();
   // After a 101: relays bytes both ways until either side closes, the
   // tunnel is idle for tunnel_idle_ms or the drain ends; logs it.
   void Tunnel();
@@ -278,6 +288,10 @@ class Session : public MessageHandler, public RelayObserver {
   bool linger_ = false;  // an error answer closes the connection: linger first
   bool replayable_ = true, reused_ = false, retried_ = false;
   bool early_answer_ = false;  // the backend answered before the body was all sent
+  bool relay_begun_ = false;   // BeginAnswer() ran for this exchange
+  bool answer_ended_ = false;  // PumpAnswer() saw the answer end
+  bool any_answer_byte_ = false;
+  ResponseRelay::Event answer_ev_ = ResponseRelay::Event::kNeedMore;
   bool websocket_ = false;     // an HTTP/1.1 GET asking to upgrade to WebSocket
   bool absolute_host_ = false;  // absolute-form target: host_ is its authority, sent as Host
   std::string absolute_target_;  // origin-form of an absolute target with no path
@@ -590,7 +604,7 @@ bool Session::HandleRequest() {
   response_started_ = false;
   upstream_state_ = Upstream::kOk;
   replayable_ = true;
-  retried_ = early_answer_ = false;
+  retried_ = early_answer_ = relay_begun_ = false;
   request_done_ = false;
   fell_back_ = false;
   fallback_5xx_ = 0;
@@ -736,9 +750,12 @@ bool Session::HandleRequest() {
     ReadResult r = FillClient(
         false, Clock::now() + std::chrono::milliseconds(proxy_->options().idle_timeout_ms),
         up_fd_);
-    if (r == ReadResult::kAnswered) {
-      early_answer_ = true;
-      break;
+    if (r == ReadResult::kAnswered || (r == ReadResult::kUpstreamGone && relay_begun_)) {
+      if (PumpAnswer()) {  // the whole answer is in: the rest of the body is not wanted
+        early_answer_ = true;
+        break;
+      }
+      continue;  // an interim or a streamed answer: the body goes on
     }
     if (r == ReadResult::kUpstreamGone) {
       // Closed before any answer: a reused connection the backend had
@@ -830,8 +847,10 @@ bool Session::ConnectUpstream(bool fresh) {
 }
 
 fio::SendResult Session::SendUpstream() {
+  size_t sent = 0;
   fio::SendResult r = fio::SendAllOrAnswer(up_fd_, up_out_.data() + up_sent_,
-                                           up_out_.size() - up_sent_, upstream_timeout());
+                                           up_out_.size() - up_sent_, upstream_timeout(), &sent);
+  up_sent_ += sent;
   if (r != fio::SendResult::kSent) return r;
   up_sent_ = up_out_.size();
   if (up_sent_ > kReplayBytes) {  // too long to keep for a retry
@@ -858,11 +877,18 @@ bool Session::FlushUpstream() {
     fio::SendResult r = SendUpstream();
     if (r == fio::SendResult::kSent) return true;
     if (r == fio::SendResult::kAnswered) {
-      early_answer_ = true;
-      return true;
+      // The backend has bytes for us while the request is still going out:
+      // they are relayed. Once its answer is complete the rest of the body
+      // is not wanted (an early 413 or 401); until then the body goes on (a
+      // 100 or 103 first, or an answer streamed while the body is read).
+      if (PumpAnswer()) {
+        early_answer_ = true;
+        return true;
+      }
+      continue;  // sending resumes at up_sent_
     }
     bool timed_out = errno == ETIMEDOUT;
-    if (!timed_out && reused_ && replayable_ && !retried_) {
+    if (!timed_out && reused_ && replayable_ && !retried_ && !relay_begun_) {
       // The pooled connection was closed by the backend while idle: all of
       // the request so far goes again, on a fresh connection.
       retried_ = true;
@@ -907,38 +933,100 @@ void Session::OnBodyPiece(const char* data, size_t len) {
   captured_.body.append(data, std::min(len, room));
 }
 
-bool Session::Exchange() {
+void Session::BeginAnswer() {
   RelayRequest rr;
   rr.head = is_head_;
   rr.http10 = http10_;
   rr.websocket = websocket_ && !fell_back_;
-  rr.client_keep_alive = client_keep_alive_ && !proxy_->stopping();
+  // An answer that begins before the whole request was read may end
+  // before it too: the client connection then closes after it (its unread
+  // body stands in the way of a next request), so the answer says so.
+  rr.client_keep_alive = client_keep_alive_ && !proxy_->stopping() && request_done_;
   rr.refuse_5xx = FallbackOn5xx();
   rr.request_id = request_id_;
   relay_.Begin(rr, mirroring_ ? this : nullptr);
-  if (early_answer_) relay_.ForbidReuse();  // the rest of the body is still in the way
   up_rpos_ = up_wpos_ = 0;
-  bool any_byte = false;
+  relay_begun_ = true;
+  answer_ended_ = any_answer_byte_ = false;
+  answer_ev_ = ResponseRelay::Event::kNeedMore;
+}
+
+bool Session::UpstreamRoom() {
+  if (up_rpos_ == up_wpos_ && !relay_.in_head()) up_rpos_ = up_wpos_ = 0;
+  if (up_wpos_ < up_in_.size()) return true;
+  if (!relay_.in_head() && up_rpos_ > 0) {
+    std::memmove(up_in_.data(), up_in_.data() + up_rpos_, up_wpos_ - up_rpos_);
+    up_wpos_ -= up_rpos_;
+    up_rpos_ = 0;
+    return true;
+  }
+  if (up_in_.size() < proxy_->options().max_header_bytes * 4) {
+    up_in_.resize(up_in_.size() * 2);
+    return true;
+  }
+  upstream_state_ = Upstream::kFailed;  // an absurd response head
+  return false;
+}
+
+bool Session::PumpAnswer() {
+  if (!relay_begun_) BeginAnswer();
+  // Part of the request is still to come: whatever the answer, this
+  // connection cannot carry another one.
+  relay_.ForbidReuse();
+  while (true) {
+    if (!UpstreamRoom()) {
+      answer_ev_ = ResponseRelay::Event::kError;
+      break;
+    }
+    ssize_t n = recv(up_fd_, up_in_.data() + up_wpos_, up_in_.size() - up_wpos_, MSG_DONTWAIT);
+    if (n > 0) {
+      any_answer_byte_ = true;
+      up_wpos_ += static_cast<size_t>(n);
+      size_t used = 0;
+      answer_ev_ = relay_.Feed(up_in_.data(), up_rpos_, up_wpos_, &used);
+      up_rpos_ += used;
+      if (answer_ev_ != ResponseRelay::Event::kNeedMore) break;
+      if (!FlushClient()) {
+        answer_ev_ = ResponseRelay::Event::kError;
+        break;
+      }
+      continue;
+    }
+    if (n == 0) {  // the backend closed: an answer delimited by it, or a cut one
+      answer_ev_ = any_answer_byte_ ? relay_.Finish() : ResponseRelay::Event::kError;
+      if (answer_ev_ == ResponseRelay::Event::kNeedMore) answer_ev_ = ResponseRelay::Event::kError;
+      break;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      fio::NotReady(up_fd_, true);
+      if (!FlushClient()) {
+        answer_ev_ = ResponseRelay::Event::kError;
+        break;
+      }
+      return false;
+    }
+    answer_ev_ = ResponseRelay::Event::kError;
+    break;
+  }
+  answer_ended_ = true;
+  if (answer_ev_ == ResponseRelay::Event::kError && upstream_state_ == Upstream::kOk) {
+    upstream_state_ = Upstream::kFailed;
+  }
+  return true;
+}
+
+bool Session::Exchange() {
+  if (!relay_begun_) BeginAnswer();
+  bool any_byte = any_answer_byte_;
   // The backend's timeout bounds its whole answer, from the request sent to
   // the last byte (like Envoy's route timeout): a backend that trickles its
   // body cannot hold the client past it.
   const Clock::time_point deadline =
       Clock::now() + std::chrono::milliseconds(upstream_timeout());
-  ResponseRelay::Event ev = ResponseRelay::Event::kNeedMore;
-  while (true) {
-    if (up_rpos_ == up_wpos_ && !relay_.in_head()) up_rpos_ = up_wpos_ = 0;
-    if (up_wpos_ == up_in_.size()) {
-      if (!relay_.in_head() && up_rpos_ > 0) {
-        std::memmove(up_in_.data(), up_in_.data() + up_rpos_, up_wpos_ - up_rpos_);
-        up_wpos_ -= up_rpos_;
-        up_rpos_ = 0;
-      } else if (up_in_.size() < proxy_->options().max_header_bytes * 4) {
-        up_in_.resize(up_in_.size() * 2);
-      } else {
-        upstream_state_ = Upstream::kFailed;  // an absurd response head
-        break;
-      }
-    }
+  ResponseRelay::Event ev = answer_ended_ ? answer_ev_ : ResponseRelay::Event::kNeedMore;
+  while (!answer_ended_) {
+    if (!UpstreamRoom()) break;
     int64_t left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                           deadline - Clock::now()).count();
     ssize_t n = left_ms <= 0 ? (errno = ETIMEDOUT, -1)
@@ -974,12 +1062,7 @@ bool Session::Exchange() {
     size_t used = 0;
     ev = relay_.Feed(up_in_.data(), up_rpos_, up_wpos_, &used);
     up_rpos_ += used;
-    if (ev == ResponseRelay::Event::kDone) break;
-    if (ev == ResponseRelay::Event::kRefused) {
-      fallback_5xx_ = relay_.status();
-      upstream_state_ = Upstream::kFailed;
-      break;
-    }
+    if (ev == ResponseRelay::Event::kDone || ev == ResponseRelay::Event::kRefused) break;
     if (ev == ResponseRelay::Event::kError) {
       if (!response_started_) upstream_state_ = Upstream::kFailed;
       break;
@@ -988,6 +1071,10 @@ bool Session::Exchange() {
   }
   upstream_ms_ = MsSince(t_upstream_);
   status_ = relay_.status();
+  if (ev == ResponseRelay::Event::kRefused) {  // (also when PumpAnswer saw it)
+    fallback_5xx_ = relay_.status();
+    upstream_state_ = Upstream::kFailed;
+  }
   if (ev == ResponseRelay::Event::kDone) {
     client_keep_alive_ = relay_.client_keep_alive();
     if (relay_.tunnel()) return FlushClient();  // Tunnel() takes both connections on
@@ -1194,7 +1281,7 @@ void Session::FallBack(const std::string& why) {
   UseBackend(decision_.backend);
   upstream_state_ = Upstream::kOk;
   replayable_ = true;
-  retried_ = false;
+  retried_ = relay_begun_ = false;
   status_ = 0;
   if (!FlushUpstream()) {
     Finish502or504(upstream_state_);

@@ -58,6 +58,16 @@ bool ScriptConn::ReadRequest(RecordedRequest* req, bool head_only, int timeout_m
   return true;
 }
 
+bool ScriptConn::ReadBody(size_t n, std::string* body, int timeout_ms) {
+  const int64_t deadline = NowMs() + timeout_ms;
+  while (buf_.size() < n) {
+    if (!ReadMore(deadline)) return false;
+  }
+  body->assign(buf_, 0, n);
+  buf_.erase(0, n);
+  return true;
+}
+
 bool ScriptConn::Send(const std::string& bytes) { return SendAll(fd_, bytes); }
 
 bool ScriptConn::WaitForPeerClose(int timeout_ms) {

@@ -31,6 +31,8 @@ class ScriptConn {
   // Reads one request: its head, and its body unless `head_only`. Recorded
   // in the backend's requests(). False on EOF, timeout or a malformed one.
   bool ReadRequest(RecordedRequest* req, bool head_only = false, int timeout_ms = 5000);
+  // After ReadRequest(head_only): reads `n` more bytes of body into *body.
+  bool ReadBody(size_t n, std::string* body, int timeout_ms = 5000);
   bool Send(const std::string& bytes);
   // Waits until the peer closes (true) or timeout_ms passes (false); bytes
   // that arrive meanwhile are read and counted in discarded().

@@ -4,6 +4,7 @@
 // differently. Each case was found by a raw-bytes differential test beside
 // nginx and HAProxy; each test here failed before its fix.
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <string>
@@ -681,6 +682,54 @@ TEST_CASE("e2e: wire safety: pipelined requests with large heads do not grow the
   CHECK(answered == kRequests);
   MESSAGE("serve RSS " << before << " KiB before, " << rss_kb() << " KiB after " << kRequests
                        << " pipelined 13 KB heads");
+}
+
+TEST_CASE("e2e: wire safety: an answer that begins before the body is sent still gets the body") {
+  // The backend answers as soon as it has the head (a 100, a 103, or the
+  // start of a streamed 200), then reads the body and ends its answer.
+  ScriptBackend be([](ScriptConn& conn) {
+    RecordedRequest req;
+    if (!conn.ReadRequest(&req, /*head_only=*/true)) return;
+    if (req.target == "/stream") {
+      conn.Send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nstart\n\r\n");
+    } else if (req.target == "/continue") {
+      conn.Send("HTTP/1.1 100 Continue\r\n\r\n");
+    } else {
+      conn.Send("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n");
+    }
+    std::string body;
+    if (!conn.ReadBody(5, &body)) return;
+    std::string end = "got " + body + "\n";
+    if (req.target == "/stream") {
+      char hex[8];
+      std::snprintf(hex, sizeof(hex), "%zx", end.size());
+      conn.Send(std::string(hex) + "\r\n" + end + "\r\n0\r\n\r\n");
+    } else {
+      conn.Send("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(end.size()) + "\r\n\r\n" + end);
+    }
+  });
+  REQUIRE(be.Start());
+  Fixture fx;
+  fx.AddBackend("be", be.url());
+  REQUIRE(fx.StartServe());
+  for (const std::string target : {"/stream", "/continue", "/hints"}) {
+    INFO("target " << target);
+    RawClient c;
+    REQUIRE(c.Connect(fx.port()));
+    REQUIRE(c.Send("POST " + target + " HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"));
+    // The body comes once the backend has begun to answer (as a client that
+    // waits for a 100 does).
+    const int64_t deadline = NowMs() + 5000;  // guards a hang only
+    while (be.request_count() == 0 && NowMs() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the answer's start crosses
+    REQUIRE(c.Send("hello"));
+    HttpResponse r = c.ReadFinal(false, 10000);
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.status == 200);
+    CHECK(r.body == (target == "/stream" ? "start\ngot hello\n" : "got hello\n"));
+  }
 }
 
 TEST_CASE("e2e: wire safety: Upgrade: h2c is not forwarded; the request is served as plain HTTP/1.1") {
