@@ -84,11 +84,12 @@ Result<std::unique_ptr<Store>> CliContext::OpenStore(Access access) const {
 namespace {
 
 constexpr const char* kRootFooter = R"(Store:
-  Every command opens (creating and migrating on first use) the SQLite store
-  given by --db, else $STRANGLER_DB, else ./strangler.db. Every write records
-  who (--actor, else $STRANGLER_ACTOR, else $USER) and why (-m/--reason) in the
-  change history ('strangler history'). A running 'serve' picks changes up
-  within a second.
+  Every command opens the SQLite store given by --db, else $STRANGLER_DB, else
+  ./strangler.db; a command that writes creates and migrates it on first use,
+  one that only reads refuses a store that does not exist. Every write records
+  who (--actor, else $STRANGLER_ACTOR, else $USER, else the login name) and
+  why (-m/--reason) in the change history ('strangler history'). A running
+  'serve' picks changes up within a second.
 
 Quick start:
   strangler backend add legacy http://127.0.0.1:9001        # first = default
@@ -324,7 +325,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
                  "rule store (SQLite file); default $STRANGLER_DB, else ./strangler.db")
       ->type_name("PATH");
   app.add_option("--actor", ctx.actor_flag,
-                 "who makes the change; default $STRANGLER_ACTOR, else $USER")
+                 "who makes the change; default $STRANGLER_ACTOR, else $USER, else the login name")
       ->type_name("NAME");
   app.add_option("-m,--reason", ctx.reason, "why: recorded with every write in the history")
       ->type_name("TEXT");
