@@ -432,6 +432,12 @@ bool Session::ReadHead(int* error_status) {
       if (r == ReadResult::kTimeout && req_.in_head()) *error_status = 408;
       return false;
     }
+    // A head trickled byte by byte never lets a read time out: the head's
+    // deadline is checked on every read, not only on a quiet one.
+    if (head_begun && Clock::now() >= deadline) {
+      *error_status = 408;
+      return false;
+    }
   }
 }
 
