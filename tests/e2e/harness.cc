@@ -284,6 +284,27 @@ ClosedPort::~ClosedPort() {
   if (fd_ >= 0) close(fd_);
 }
 
+uint16_t ListeningPort(Process& serve, int cap_ms) {
+  const std::string kLine = "listening on ";
+  uint16_t port = 0;
+  PollUntil(
+      [&] {
+        std::string err = serve.Stderr();
+        size_t at = err.find(kLine);
+        if (at != std::string::npos) {
+          size_t end = err.find(' ', at + kLine.size());
+          size_t colon = err.rfind(':', end);
+          if (end != std::string::npos && colon != std::string::npos && colon > at) {
+            port = static_cast<uint16_t>(std::atoi(err.c_str() + colon + 1));
+            return true;
+          }
+        }
+        return !serve.Running();
+      },
+      cap_ms, 10);
+  return port;
+}
+
 bool WaitForPort(uint16_t port, int timeout_ms) {
   int64_t deadline = NowMs() + timeout_ms;
   while (true) {

@@ -105,8 +105,9 @@ RunResult Run(const std::vector<std::string>& argv, const std::vector<std::strin
               int timeout_ms = 15000);
 
 // A port that was free a moment ago (bind 127.0.0.1:0, read it, close).
-// Another process may take it before it is used: prefer binding port 0, or
-// retry (as Fixture::StartServe does); for a port nothing listens on, ClosedPort.
+// Another process may take it before it is used: prefer binding port 0
+// (`serve --listen 127.0.0.1:0` and ListeningPort), or retry (as
+// Fixture::StartServe does); for a port nothing listens on, ClosedPort.
 uint16_t PickFreePort();
 // Retries connect() to 127.0.0.1:port until it succeeds or timeout_ms passes.
 bool WaitForPort(uint16_t port, int timeout_ms);
@@ -138,6 +139,11 @@ class ClosedPort {
   int fd_ = -1;
   uint16_t port_ = 0;
 };
+
+// The port a `strangler serve --listen HOST:0` child bound, read from its
+// "listening on HOST:PORT" line on stderr (polled up to cap_ms); 0 when the
+// line does not come or the child exits first.
+uint16_t ListeningPort(Process& serve, int cap_ms = kHangGuardMs);
 
 // --- LoopbackServer ----------------------------------------------------------
 
