@@ -117,6 +117,10 @@ bool WaitForPort(uint16_t port, int timeout_ms);
 // speed is for benchmarks). A test waits for the event itself, never for a
 // guessed time.
 constexpr int kHangGuardMs = 60000;
+// The cap of a wait for the router to close a connection: a hang guard too,
+// but well below serve's 60 s idle keep-alive timeout, which would close a
+// connection wrongly kept open as well and so hide the fault.
+constexpr int kCloseWaitMs = 20000;
 
 // Polls `done` every `every_ms` until it returns true (true) or cap_ms passes
 // (false). `cap_ms` only guards against a hang.

@@ -34,7 +34,7 @@ TEST_CASE("e2e: harness: RawClient and RawBackend agree on framing") {
   HttpResponse head = c.ReadFinal(true);
   REQUIRE_MESSAGE(head.ok, head.error);
   CHECK(head.body.empty());
-  REQUIRE(be.WaitForRequests(4, 1000));
+  REQUIRE(be.WaitForRequests(4, kHangGuardMs));
   auto reqs = be.requests();
   CHECK(reqs[0].request_line == "GET /a HTTP/1.1");
   CHECK(reqs[0].header_lines[1] == "X-V: a%0d%0ab");
@@ -49,7 +49,7 @@ TEST_CASE("e2e: harness: RawClient and RawBackend agree on framing") {
   be.set_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n");
   REQUIRE(
       c.Send("PUT /e HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"));
-  HttpResponse interim = c.ReadResponse(false, 1000);
+  HttpResponse interim = c.ReadResponse(false, kHangGuardMs);
   REQUIRE_MESSAGE(interim.ok, interim.error);
   CHECK(interim.status == 100);
   REQUIRE(c.Send("hi"));

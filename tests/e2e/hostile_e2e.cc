@@ -75,7 +75,7 @@ TEST_CASE("e2e: --max-header-kb and --max-body-mb give 431 and 413") {
   RawClient client;
   REQUIRE(client.Connect(fx.port()));
   REQUIRE(client.Send(chunked));
-  HttpResponse r = client.ReadFinal(false, 5000);
+  HttpResponse r = client.ReadFinal(false, kHangGuardMs);
   CHECK_MESSAGE(r.ok, r.error);
   CHECK(r.status == 413);
   // Exactly at the limit passes.

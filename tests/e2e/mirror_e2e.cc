@@ -100,7 +100,7 @@ TEST_CASE("e2e: mirror compares JSON as values, reports field diffs, honours ign
       CHECK(r.body.find("10.50") == std::string::npos);
     }
   }
-  REQUIRE(fresh.WaitForRequests(9, 5000));
+  REQUIRE(fresh.WaitForRequests(9, kHangGuardMs));
   for (const RecordedRequest& m : fresh.requests()) {
     CHECK(m.Header("X-Strangler-Mirror").value_or("") == "1");
     CHECK(m.Header("Host").value_or("") == "shop.example");
