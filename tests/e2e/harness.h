@@ -351,14 +351,14 @@ class Fixture {
   // Every line of the decision log, parsed; a line that is not JSON fails the
   // test. `bad_lines` (optional) receives such lines.
   std::vector<Json> LogLines(std::vector<std::string>* bad_lines = nullptr);
-  // Polls until the log has at least n lines.
-  std::vector<Json> WaitForLogLines(size_t n, int timeout_ms = 5000);
+  // Polls until the log has at least n lines (timeout_ms: a hang guard).
+  std::vector<Json> WaitForLogLines(size_t n, int timeout_ms = kHangGuardMs);
   // Stops serve with SIGTERM (checks it exits 0: the contract flushes the log
   // then) and returns every log line. For checks of log content that must
   // not depend on how often a running serve flushes.
   std::vector<Json> StopAndReadLog();
-  // The log line with this request_id (polls up to timeout_ms).
-  std::optional<Json> LogLineFor(const std::string& request_id, int timeout_ms = 3000);
+  // The log line with this request_id (polls up to timeout_ms, a hang guard).
+  std::optional<Json> LogLineFor(const std::string& request_id, int timeout_ms = kHangGuardMs);
 
  private:
   TempDir dir_;
