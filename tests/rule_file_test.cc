@@ -264,6 +264,20 @@ int64_t Last(Store& s) {
   return (*h)[0].id;
 }
 
+// The id of the oldest change `action` of `object` ("route/orders"), read
+// back from the history.
+int64_t ChangeId(Store& s, const std::string& action, const std::string& object) {
+  auto h = s.History("", 1000);
+  REQUIRE(h.ok());
+  int64_t id = -1;
+  for (const auto& c : *h) {  // newest first
+    if (c.action == action && c.object == object) id = c.id;
+  }
+  INFO(action << " " << object);
+  REQUIRE(id > 0);
+  return id;
+}
+
 TEST_CASE("Store::Revert restores the state before each kind of change") {
   TempDir dir;
   auto store = OpenStore(dir);
@@ -349,8 +363,7 @@ TEST_CASE("Store::Revert restores the state before each kind of change") {
     CHECK(*store->RulesetVersion() == version);  // nothing written
   }
   SUBCASE("refused: removing a backend that routes use") {
-    int64_t add_orders = 2;  // legacy, then orders
-    CHECK(store->GetChange(add_orders)->object == "backend/orders");
+    int64_t add_orders = ChangeId(*store, "backend.add", "backend/orders");
     auto r = store->Revert(add_orders, kCtx);
     REQUIRE_FALSE(r.ok());
     CHECK(r.status().message().find("used by route(s) beta, orders") != std::string::npos);
@@ -367,7 +380,8 @@ TEST_CASE("Store::Revert restores the state before each kind of change") {
     CHECK(r.status().message().find("exists again") != std::string::npos);
 
     REQUIRE(store->RemoveRoute("orders", kCtx).ok());
-    auto gone = store->Revert(3, kCtx);  // 3: route.add orders... was removed since
+    // The route's add: the route was removed since.
+    auto gone = store->Revert(ChangeId(*store, "route.add", "route/orders"), kCtx);
     REQUIRE_FALSE(gone.ok());
     CHECK(gone.status().message().find("no longer exists") != std::string::npos);
 

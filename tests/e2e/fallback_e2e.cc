@@ -13,8 +13,6 @@ namespace strangler {
 namespace e2e {
 namespace {
 
-std::string DeadUrl() { return "http://127.0.0.1:" + std::to_string(PickFreePort()); }
-
 TEST_CASE("e2e: fallback on refused, timeout and 5xx; not for POST; not once bytes went out") {
   Fixture fx;
   RawBackend legacy("legacy"), slow("slow"), failing("failing"), cut("cut");
@@ -22,13 +20,14 @@ TEST_CASE("e2e: fallback on refused, timeout and 5xx; not for POST; not once byt
   REQUIRE(slow.Start());
   REQUIRE(failing.Start());
   REQUIRE(cut.Start());
-  slow.set_delay_ms(2000);
+  slow.Hold();  // never answers in time: only the router's 300 ms timeout ends its requests
   failing.set_response(
       "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nX-Backend: failing\r\n\r\nnope");
   cut.set_response("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nX-Backend: cut\r\n\r\npartial");
   cut.set_close_after_response(true);
   fx.AddBackend("legacy", legacy.url());
-  fx.AddBackend("dead", DeadUrl());
+  ClosedPort dead;  // refuses every connection, and no other process can take its port
+  fx.AddBackend("dead", dead.url());
   fx.AddBackend("slow", slow.url(), {"--timeout-ms", "300"});
   fx.AddBackend("failing", failing.url());
   fx.AddBackend("cut", cut.url());

@@ -16,10 +16,11 @@ void ExpectRefused(Fixture& fx, RawBackend& be, const std::vector<Refusal>& case
     RawClient client;
     REQUIRE(client.Connect(fx.port()));
     REQUIRE(client.Send(c.bytes));
-    HttpResponse r = client.ReadFinal(false, 3000);
+    HttpResponse r = client.ReadFinal(false, kHangGuardMs);
     CHECK_MESSAGE(r.ok, r.error);
     CHECK(r.status == c.status);
-    if (client.connected()) CHECK_MESSAGE(client.WaitForClose(3000), "connection left open");
+    if (client.connected())
+      CHECK_MESSAGE(client.WaitForClose(kCloseWaitMs), "connection left open");
     CHECK(be.request_count() == 0);
   }
 }

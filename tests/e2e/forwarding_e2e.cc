@@ -80,7 +80,7 @@ TEST_CASE("e2e: forwarding keeps request line, header bytes and order, and respo
   CHECK(r.status == 200);
   CHECK(r.body == "ok");
 
-  REQUIRE(t.be.WaitForRequests(1, 2000));
+  REQUIRE(t.be.WaitForRequests(1, kHangGuardMs));
   RecordedRequest got = t.be.requests().at(0);
   INFO("backend received:\n" << Printable(got.head));
   CHECK(got.request_line == request_line);
@@ -133,7 +133,7 @@ TEST_CASE("e2e: binary request and response bodies arrive intact") {
     CHECK(r.body.size() == body->size());
     CHECK((r.body == *body));
     ++n;
-    REQUIRE(t.be.WaitForRequests(n, 2000));
+    REQUIRE(t.be.WaitForRequests(n, kHangGuardMs));
     RecordedRequest got = t.be.requests().back();
     CHECK(got.Header("Content-Length").value_or("") == std::to_string(body->size()));
     CHECK(got.body.size() == body->size());
@@ -157,7 +157,7 @@ TEST_CASE("e2e: chunked request body and chunked response body arrive intact") {
   HttpResponse r = c.ReadFinal();
   REQUIRE_MESSAGE(r.ok, r.error);
   CHECK(r.status == 200);
-  REQUIRE(t.be.WaitForRequests(1, 2000));
+  REQUIRE(t.be.WaitForRequests(1, kHangGuardMs));
   RecordedRequest got = t.be.requests().at(0);
   INFO("backend received:\n" << Printable(got.raw));
   const std::string want = "hello" + part2 + std::string("\r\n\x00\xff!", 5);
@@ -228,7 +228,7 @@ TEST_CASE("e2e: hop-by-hop headers are dropped both ways") {
   HttpResponse r = c.ReadFinal();
   REQUIRE_MESSAGE(r.ok, r.error);
   CHECK(r.status == 200);
-  REQUIRE(t.be.WaitForRequests(1, 2000));
+  REQUIRE(t.be.WaitForRequests(1, kHangGuardMs));
   RecordedRequest got = t.be.requests().at(0);
   INFO("backend received:\n" << Printable(got.head));
   for (const char* h : {"X-Hop-A", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Upgrade"}) {
@@ -254,7 +254,7 @@ TEST_CASE("e2e: X-Forwarded-For/Proto/Host and Host") {
   REQUIRE_MESSAGE(r1.ok, r1.error);
   HttpResponse r2 = c.Get("/noxff", {{"Host", "shop.example:8443"}});
   REQUIRE_MESSAGE(r2.ok, r2.error);
-  REQUIRE(t.be.WaitForRequests(2, 2000));
+  REQUIRE(t.be.WaitForRequests(2, kHangGuardMs));
   auto reqs = t.be.requests();
   {
     const RecordedRequest& got = reqs.at(0);
@@ -284,7 +284,7 @@ TEST_CASE("e2e: X-Request-Id is propagated both ways, or generated") {
   REQUIRE_MESSAGE(r1.ok, r1.error);
   HttpResponse r2 = c.Get("/rid-none");
   REQUIRE_MESSAGE(r2.ok, r2.error);
-  REQUIRE(t.be.WaitForRequests(2, 2000));
+  REQUIRE(t.be.WaitForRequests(2, kHangGuardMs));
   auto reqs = t.be.requests();
 
   INFO("response 1:\n" << Printable(r1.raw_head));
@@ -333,7 +333,7 @@ TEST_CASE("e2e: every method is forwarded; HEAD has no body") {
       CHECK(r.body == "be");
     }
     ++n;
-    REQUIRE(t.be.WaitForRequests(n, 2000));
+    REQUIRE(t.be.WaitForRequests(n, kHangGuardMs));
     RecordedRequest got = t.be.requests().back();
     CHECK(got.request_line == m + " " + target + " HTTP/1.1");
     CHECK(got.body == body);
@@ -347,7 +347,7 @@ TEST_CASE("e2e: Expect: 100-continue gets 100 Continue, then the final answer") 
   REQUIRE(c.Connect(t.fx.port()));
   REQUIRE(c.Send(
       "POST /expect HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n"));
-  HttpResponse interim = c.ReadResponse(false, 3000);
+  HttpResponse interim = c.ReadResponse(false, kHangGuardMs);
   REQUIRE_MESSAGE(interim.ok, "no 100 Continue within 3 s: " << interim.error);
   CHECK(interim.status == 100);
   REQUIRE(c.Send("hello world"));
@@ -355,7 +355,7 @@ TEST_CASE("e2e: Expect: 100-continue gets 100 Continue, then the final answer") 
   REQUIRE_MESSAGE(r.ok, r.error);
   CHECK(r.status == 200);
   CHECK(r.body == "be");
-  REQUIRE(t.be.WaitForRequests(1, 2000));
+  REQUIRE(t.be.WaitForRequests(1, kHangGuardMs));
   CHECK(t.be.requests().at(0).body == "hello world");
 }
 
@@ -371,8 +371,8 @@ TEST_CASE("e2e: an HTTP/1.0 request is answered") {
   CHECK(r.body == "be");
   CHECK(!r.chunked);  // RFC 9112 7: never chunked to an HTTP/1.0 client
   // No keep-alive was asked for: the router closes the connection.
-  if (c.connected()) CHECK(c.WaitForClose(3000));
-  REQUIRE(t.be.WaitForRequests(1, 2000));
+  if (c.connected()) CHECK(c.WaitForClose(kCloseWaitMs));
+  REQUIRE(t.be.WaitForRequests(1, kHangGuardMs));
   CHECK(t.be.requests().at(0).target == "/old");
 }
 

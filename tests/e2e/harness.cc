@@ -258,6 +258,53 @@ uint16_t PickFreePort() {
   return port;
 }
 
+bool PollUntil(const std::function<bool()>& done, int cap_ms, int every_ms) {
+  const int64_t deadline = NowMs() + cap_ms;
+  while (true) {
+    if (done()) return true;
+    if (NowMs() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(every_ms));
+  }
+}
+
+ClosedPort::ClosedPort() {
+  fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  if (fd_ >= 0 && bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+    socklen_t len = sizeof(a);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+  }
+}
+
+ClosedPort::~ClosedPort() {
+  if (fd_ >= 0) close(fd_);
+}
+
+uint16_t ListeningPort(Process& serve, int cap_ms) {
+  const std::string kLine = "listening on ";
+  uint16_t port = 0;
+  PollUntil(
+      [&] {
+        std::string err = serve.Stderr();
+        size_t at = err.find(kLine);
+        if (at != std::string::npos) {
+          size_t end = err.find(' ', at + kLine.size());
+          size_t colon = err.rfind(':', end);
+          if (end != std::string::npos && colon != std::string::npos && colon > at) {
+            port = static_cast<uint16_t>(std::atoi(err.c_str() + colon + 1));
+            return true;
+          }
+        }
+        return !serve.Running();
+      },
+      cap_ms, 10);
+  return port;
+}
+
 bool WaitForPort(uint16_t port, int timeout_ms) {
   int64_t deadline = NowMs() + timeout_ms;
   while (true) {

@@ -105,9 +105,49 @@ RunResult Run(const std::vector<std::string>& argv, const std::vector<std::strin
               int timeout_ms = 15000);
 
 // A port that was free a moment ago (bind 127.0.0.1:0, read it, close).
+// Another process may take it before it is used: prefer binding port 0
+// (`serve --listen 127.0.0.1:0` and ListeningPort), or retry (as
+// Fixture::StartServe does); for a port nothing listens on, ClosedPort.
 uint16_t PickFreePort();
 // Retries connect() to 127.0.0.1:port until it succeeds or timeout_ms passes.
 bool WaitForPort(uint16_t port, int timeout_ms);
+
+// The cap of a wait for something that normally takes milliseconds to a
+// second or two: it only ends a hung test, never judges speed (STYLE.md:
+// speed is for benchmarks). A test waits for the event itself, never for a
+// guessed time.
+constexpr int kHangGuardMs = 60000;
+// The cap of a wait for the router to close a connection: a hang guard too,
+// but well below serve's 60 s idle keep-alive timeout, which would close a
+// connection wrongly kept open as well and so hide the fault.
+constexpr int kCloseWaitMs = 20000;
+
+// Polls `done` every `every_ms` until it returns true (true) or cap_ms passes
+// (false). `cap_ms` only guards against a hang.
+bool PollUntil(const std::function<bool()>& done, int cap_ms = kHangGuardMs, int every_ms = 10);
+
+// A loopback port where nothing listens, held for the object's lifetime: a
+// socket bound to 127.0.0.1:0 that never listens, so a connect to it is
+// refused, and no other process can take the port meanwhile (which a port
+// from PickFreePort, closed again, allows).
+class ClosedPort {
+ public:
+  ClosedPort();
+  ~ClosedPort();
+  ClosedPort(const ClosedPort&) = delete;
+  ClosedPort& operator=(const ClosedPort&) = delete;
+  uint16_t port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
+
+// The port a `strangler serve --listen HOST:0` child bound, read from its
+// "listening on HOST:PORT" line on stderr (polled up to cap_ms); 0 when the
+// line does not come or the child exits first.
+uint16_t ListeningPort(Process& serve, int cap_ms = kHangGuardMs);
 
 // --- LoopbackServer ----------------------------------------------------------
 
@@ -187,6 +227,11 @@ class RawBackend {
   void set_response(std::string raw);
   void set_responder(Responder r);
   void set_delay_ms(int ms) { delay_ms_ = ms; }
+  // From Hold() until Release(), every answer waits (after any delay) before
+  // it is sent; Stop() ends the wait too (the answer is then never sent).
+  // For tests that need "before the backend answered" as an event.
+  void Hold();
+  void Release();
   // Close the connection after each response.
   void set_close_after_response(bool v) { close_after_ = v; }
 
@@ -199,11 +244,13 @@ class RawBackend {
  private:
   void Serve(int fd, int index);
   bool Sleep(int ms);  // false when stopping
+  bool WaitUnheld();   // false when stopping
 
   std::string name_;
   std::atomic<bool> stop_{false};
   std::atomic<int> delay_ms_{0};
   std::atomic<bool> close_after_{false};
+  bool held_ = false;  // guarded by mu_
   LoopbackServer server_;
 
   mutable std::mutex mu_;
@@ -304,14 +351,14 @@ class Fixture {
   // Every line of the decision log, parsed; a line that is not JSON fails the
   // test. `bad_lines` (optional) receives such lines.
   std::vector<Json> LogLines(std::vector<std::string>* bad_lines = nullptr);
-  // Polls until the log has at least n lines.
-  std::vector<Json> WaitForLogLines(size_t n, int timeout_ms = 5000);
+  // Polls until the log has at least n lines (timeout_ms: a hang guard).
+  std::vector<Json> WaitForLogLines(size_t n, int timeout_ms = kHangGuardMs);
   // Stops serve with SIGTERM (checks it exits 0: the contract flushes the log
   // then) and returns every log line. For checks of log content that must
   // not depend on how often a running serve flushes.
   std::vector<Json> StopAndReadLog();
-  // The log line with this request_id (polls up to timeout_ms).
-  std::optional<Json> LogLineFor(const std::string& request_id, int timeout_ms = 3000);
+  // The log line with this request_id (polls up to timeout_ms, a hang guard).
+  std::optional<Json> LogLineFor(const std::string& request_id, int timeout_ms = kHangGuardMs);
 
  private:
   TempDir dir_;

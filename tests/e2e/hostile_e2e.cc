@@ -75,7 +75,7 @@ TEST_CASE("e2e: --max-header-kb and --max-body-mb give 431 and 413") {
   RawClient client;
   REQUIRE(client.Connect(fx.port()));
   REQUIRE(client.Send(chunked));
-  HttpResponse r = client.ReadFinal(false, 5000);
+  HttpResponse r = client.ReadFinal(false, kHangGuardMs);
   CHECK_MESSAGE(r.ok, r.error);
   CHECK(r.status == 413);
   // Exactly at the limit passes.
@@ -119,8 +119,18 @@ TEST_CASE("e2e: 64 slow clients holding half a header do not starve the others")
     CHECK(r.status == 200);
   }
   MESSAGE("slowest of 50 fresh clients beside 128 held connections: " << worst << " ms");
-  CHECK(worst < 1000);  // loose: normal is ~1 ms; starvation would be the 10 s head timeout
-  CHECK(be.request_count() == 64 + 50);
+  // The order of events, not a time: starved clients would be answered only
+  // once the held heads timed out (408 and a close, after 10 s). Every held
+  // head is still open and unanswered, so all 50 were answered before that.
+  // Each then completes its request and is answered as usual.
+  for (size_t i = 0; i < slow.size(); ++i) {
+    INFO("slow client " << i);
+    REQUIRE(slow[i]->Send("1\r\n\r\n"));
+    HttpResponse r = slow[i]->ReadFinal();
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.status == 200);
+  }
+  CHECK(be.request_count() == 64 + 50 + 64);
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
 // Ramps: a running serve raises a route's percent step by step, judging the
 // --to backend's 5xx rate in each window against the error budget and the
 // --else backend's rate; a breach rolls back or freezes and ends the ramp.
-// Windows are a second or two; traffic comes from a client thread.
+// Windows are a second or two; traffic comes from a client thread, or is
+// sent in counted amounts where a test must know which window judges it.
+// Every wait is for an event (a percent, a state); its cap only ends a hang.
 #include <atomic>
 #include <csignal>
 #include <map>
@@ -18,15 +20,14 @@ namespace strangler {
 namespace e2e {
 namespace {
 
-// Sends GETs to /api/N on one keep-alive connection until stopped (at most
-// for `max_ms`), about one every 10 ms, and counts answers by X-Backend.
+// Sends GETs to /api/N on one keep-alive connection until stopped (by Stop()
+// or the destructor), about one every 10 ms, and counts answers by X-Backend.
 class Traffic {
  public:
-  Traffic(uint16_t port, int max_ms) {
-    thread_ = std::thread([this, port, max_ms] {
+  explicit Traffic(uint16_t port) {
+    thread_ = std::thread([this, port] {
       RawClient client;
-      int64_t end = NowMs() + max_ms;
-      for (int i = 0; !stop_ && NowMs() < end; ++i) {
+      for (int i = 0; !stop_; ++i) {
         if (!client.connected() && !client.Connect(port)) break;
         HttpResponse r = client.Get("/api/" + std::to_string(i), {{"Host", "h"}});
         if (!r.ok) {
@@ -76,8 +77,9 @@ double Percent(Fixture& fx, const std::string& route) {
   return CliJson(fx, {"route", "show", route, "--json"}).value("percent", -1.0);
 }
 
-// Polls until the ramp's state is not "running", or timeout.
-Json WaitForRampEnd(Fixture& fx, const std::string& route, int timeout_ms) {
+// Polls until the ramp's state is not "running", or timeout (a hang guard:
+// a ramp takes its steps at --every, a few seconds in these tests).
+Json WaitForRampEnd(Fixture& fx, const std::string& route, int timeout_ms = kHangGuardMs) {
   int64_t deadline = NowMs() + timeout_ms;
   Json ramp;
   while (NowMs() < deadline) {
@@ -123,10 +125,10 @@ TEST_CASE("e2e: a ramp takes a route to 100% step by step, each step a history e
   RawBackend legacy("legacy"), fresh("new");
   SetUpRoute(fx, legacy, fresh);
   REQUIRE(fx.StartServe());
-  Traffic traffic(fx.port(), 30000);
+  Traffic traffic(fx.port());
   fx.MustCli({"ramp", "api", "--to", "100", "--step", "40", "--every", "1s",
               "--max-error-rate", "5%"});
-  Json ramp = WaitForRampEnd(fx, "api", 20000);
+  Json ramp = WaitForRampEnd(fx, "api");
   MESSAGE(ramp.dump());
   CHECK(ramp.value("state", "") == "done");
   CHECK(Percent(fx, "api") == 100);
@@ -149,7 +151,24 @@ TEST_CASE("e2e: a ramp takes a route to 100% step by step, each step a history e
   MESSAGE("traffic during the ramp: " << Json(traffic.counts()).dump());
 }
 
-// The new backend answers 500 once the ramp reached `fail_at` percent.
+// Sends GETs on route api until `fresh` has received n more requests (at most
+// 10000: a hang guard), all answered 200.
+void SendUntilNewGot(Fixture& fx, RawBackend& fresh, size_t n) {
+  RawClient client;
+  REQUIRE(client.Connect(fx.port()));
+  const size_t want = fresh.request_count() + n;
+  for (int i = 0; fresh.request_count() < want && i < 10000; ++i) {
+    HttpResponse r = client.Get("/api/healthy/" + std::to_string(i), {{"Host", "h"}});
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.status == 200);
+  }
+  REQUIRE(fresh.request_count() >= want);
+}
+
+// The new backend answers 500 once the ramp is at 50%. The ramp's steps are
+// paced by the requests the test sends, not by the clock: with
+// --min-requests 5, a window in which fewer than 5 requests reached new is
+// not judged (the ramp waits, counting on), so without traffic it stays put.
 void BreachCase(const std::string& on_breach) {
   Fixture fx;
   RawBackend legacy("legacy"), fresh("new");
@@ -160,18 +179,23 @@ void BreachCase(const std::string& on_breach) {
     return fresh.DefaultResponse(req);
   });
   SetUpRoute(fx, legacy, fresh);
+  // A second route whose ramp only shows that time passed (below).
+  fx.AddRoute("clock", {"--to", "new", "--path", "/clock", "--percent", "0"});
   REQUIRE(fx.StartServe());
-  Traffic traffic(fx.port(), 30000);
   fx.MustCli({"ramp", "api", "--to", "100", "--step", "25", "--every", "2s",
               "--max-error-rate", "0.1", "--min-requests", "5", "--on-breach", on_breach});
-  // Healthy through the first window (25%), failing from 50%.
-  int64_t deadline = NowMs() + 15000;
-  while (NowMs() < deadline && Percent(fx, "api") < 50) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  // The first step (25%) comes at serve's next tick, without judging.
+  REQUIRE(PollUntil([&] { return Percent(fx, "api") >= 25; }, kHangGuardMs, 50));
+  REQUIRE(Percent(fx, "api") == 25);
+  // A healthy window: 10 requests reach new, then nothing more is sent, so
+  // the ramp steps to 50% once and stays there.
+  SendUntilNewGot(fx, fresh, 10);
+  REQUIRE(PollUntil([&] { return Percent(fx, "api") >= 50; }, kHangGuardMs, 50));
   REQUIRE(Percent(fx, "api") == 50);
+  // Failing from 50%: the next window is a breach.
   failing = true;
-  Json ramp = WaitForRampEnd(fx, "api", 15000);
+  Traffic traffic(fx.port());
+  Json ramp = WaitForRampEnd(fx, "api");
   MESSAGE(ramp.dump());
   std::vector<Json> rows = RampRows(fx, "api");
   for (const Json& r : rows) MESSAGE(r.value("action", "") << ": " << r.value("reason", ""));
@@ -202,10 +226,15 @@ void BreachCase(const std::string& on_breach) {
     CHECK(Percent(fx, "api") == 50);
     CHECK(StepPercents(rows).back() == 50);
   }
-  // Ended: the percent no longer moves.
+  // Ended: the percent no longer moves. Time enough for this ramp's next
+  // window (2 s) has passed once serve has taken four steps of a 1 s ramp on
+  // the clock route (the first at once, then one a second).
   double now = Percent(fx, "api");
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  std::string state = ramp.value("state", "");
+  fx.MustCli({"ramp", "clock", "--to", "100", "--step", "10", "--every", "1s"});
+  CHECK(PollUntil([&] { return Percent(fx, "clock") >= 40; }, kHangGuardMs, 100));
   CHECK(Percent(fx, "api") == now);
+  CHECK(RampOf(fx, "api").value("state", "") == state);
 }
 
 TEST_CASE("e2e: a ramp whose new backend starts failing is rolled back, with the rates") {
@@ -221,16 +250,18 @@ TEST_CASE("e2e: two serves on one store take each ramp step once") {
   RawBackend legacy("legacy"), fresh("new");
   SetUpRoute(fx, legacy, fresh);
   REQUIRE(fx.StartServe());
-  uint16_t port2 = PickFreePort();
-  Process second({STRANGLER_BIN, "--db", fx.db(), "serve", "--listen",
-                  "127.0.0.1:" + std::to_string(port2), "--log", fx.dir().File("second.log"),
-                  "--reload-ms", "50"},
+  // The second serve binds port 0 (no race with other processes for a port
+  // picked in advance) and says which port it got.
+  Process second({STRANGLER_BIN, "--db", fx.db(), "serve", "--listen", "127.0.0.1:0", "--log",
+                  fx.dir().File("second.log"), "--reload-ms", "50"},
                  {}, fx.dir().File("second.out"), fx.dir().File("second.err"));
   REQUIRE(second.Start());
-  REQUIRE(WaitForPort(port2, 10000));
-  Traffic a(fx.port(), 30000), b(port2, 30000);
+  const uint16_t port2 = ListeningPort(second);
+  REQUIRE_MESSAGE(port2 != 0, "second serve: " << second.Stderr());
+  REQUIRE(WaitForPort(port2, kHangGuardMs));
+  Traffic a(fx.port()), b(port2);
   fx.MustCli({"ramp", "api", "--to", "100", "--step", "20", "--every", "1s"});
-  Json ramp = WaitForRampEnd(fx, "api", 25000);
+  Json ramp = WaitForRampEnd(fx, "api");
   CHECK(ramp.value("state", "") == "done");
   std::vector<Json> rows = RampRows(fx, "api");
   CHECK(StepPercents(rows) == std::vector<double>{20, 40, 60, 80, 100});

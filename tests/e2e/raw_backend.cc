@@ -39,6 +39,9 @@ bool RawBackend::Start() {
 
 void RawBackend::Stop() {
   if (stop_.exchange(true)) return;
+  // Under the lock, so that a waiter between its check of stop_ and its wait
+  // cannot miss the wake-up.
+  { std::lock_guard<std::mutex> l(mu_); }
   cv_.notify_all();
   server_.Join();
 }
@@ -46,6 +49,25 @@ void RawBackend::Stop() {
 bool RawBackend::Sleep(int ms) {
   std::unique_lock<std::mutex> l(mu_);
   return !cv_.wait_for(l, std::chrono::milliseconds(ms), [this] { return stop_.load(); });
+}
+
+void RawBackend::Hold() {
+  std::lock_guard<std::mutex> l(mu_);
+  held_ = true;
+}
+
+void RawBackend::Release() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    held_ = false;
+  }
+  cv_.notify_all();
+}
+
+bool RawBackend::WaitUnheld() {
+  std::unique_lock<std::mutex> l(mu_);
+  cv_.wait(l, [this] { return !held_ || stop_.load(); });
+  return !stop_.load();
 }
 
 std::string RawBackend::DefaultResponse(const RecordedRequest& req) const {
@@ -151,6 +173,7 @@ void RawBackend::Serve(int fd, int index) {
       cv_.notify_all();
       int delay = delay_ms_.load();
       if (delay > 0 && !Sleep(delay)) goto done;
+      if (!WaitUnheld()) goto done;
       std::string resp = responder ? (*responder)(req) : fixed ? *fixed : DefaultResponse(req);
       if (!SendAll(fd, resp)) goto done;
       auto conn = req.Header("Connection");

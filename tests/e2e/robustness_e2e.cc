@@ -38,10 +38,11 @@ TEST_CASE("e2e: malformed and ambiguous requests get 400, are not forwarded, and
     RawClient client;
     REQUIRE(client.Connect(fx.port()));
     REQUIRE(client.Send(c.bytes));
-    HttpResponse r = client.ReadFinal(false, 3000);
+    HttpResponse r = client.ReadFinal(false, kHangGuardMs);
     CHECK_MESSAGE(r.ok, r.error);
     CHECK(r.status == 400);
-    if (client.connected()) CHECK_MESSAGE(client.WaitForClose(3000), "connection left open");
+    if (client.connected())
+      CHECK_MESSAGE(client.WaitForClose(kCloseWaitMs), "connection left open");
   }
   CHECK(be.request_count() == 0);
   for (const auto& req : be.requests()) MESSAGE("forwarded anyway: " << Printable(req.raw));
@@ -72,7 +73,7 @@ TEST_CASE("e2e: backend base path is prepended; several URLs are used in turn") 
   HttpResponse r = c.Get("/api/x%2Fy?q=a%20b");
   REQUIRE_MESSAGE(r.ok, r.error);
   CHECK(r.status == 200);
-  REQUIRE(based.WaitForRequests(1, 2000));
+  REQUIRE(based.WaitForRequests(1, kHangGuardMs));
   CHECK(based.requests().at(0).request_line == "GET /v2/api/x%2Fy?q=a%20b HTTP/1.1");
 
   for (int i = 0; i < 20; ++i) {
