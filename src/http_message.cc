@@ -215,14 +215,20 @@ MessageParser::Event MessageParser::StartRequest(const char* base, size_t from, 
     return Event::kNeedMore;
   }
   if (base[i] != ' ' || i == tok) return Fail("invalid method", HPE_INVALID_METHOD);
+  // CONNECT with an authority target ("host:443", which llhttp's strict URL
+  // parser takes only after CONNECT) is shown to llhttp as itself; with any
+  // other target, as the stand-in. So its target's first byte is needed.
+  const bool connect_method = std::string_view(base + tok, i - tok) == "CONNECT";
+  if (connect_method && i + 1 >= to) {
+    *used = tok - from;
+    return Event::kNeedMore;
+  }
   method_ = Span{static_cast<uint32_t>(tok), static_cast<uint32_t>(i - tok)};
   head_start_ = tok;
   at_start_ = false;
   faking_ = true;
-  // CONNECT keeps its own name: its target is an authority ("host:443"),
-  // which llhttp's strict URL parser takes only after CONNECT.
   static constexpr char kConnect[] = "CONNECT ";
-  const bool connect = std::string_view(base + tok, i - tok) == "CONNECT";
+  const bool connect = connect_method && base[i + 1] != '/' && base[i + 1] != '*';
   const char* stand_in = connect ? kConnect : kStandInMethod;
   const size_t stand_in_len = connect ? sizeof(kConnect) - 1 : sizeof(kStandInMethod) - 1;
   base_ = stand_in;
