@@ -156,6 +156,11 @@ int MessageParser::OnHeadersComplete(llhttp_t* p) {
     llhttp_set_error_reason(p, "status code is not three digits");
     return -1;
   }
+  // llhttp takes "CONNECT \r\n" with no target at all.
+  if (self->type_ == MessageType::kRequest && self->target_.len == 0) {
+    llhttp_set_error_reason(p, "empty request target");
+    return -1;
+  }
   int rc = self->handler_->OnHead();
   if (rc != 0) return rc;
   return self->type_ == MessageType::kRequest ? HPE_PAUSED : 0;

@@ -155,6 +155,29 @@ TEST_CASE("fuzz: a response header name with a space is refused") {
   CHECK(refused_or_clean);
 }
 
+// fuzz_request_head, crashes/fuzz_request_head-connect-empty-target: CONNECT
+// is shown to llhttp as itself (for its authority target), and llhttp then
+// takes "CONNECT \n" with no target at all; MessageParser refuses an empty
+// target (found the day CONNECT stopped being parsed as the stand-in method).
+TEST_CASE("fuzz: a request with an empty target is refused, CONNECT too") {
+  for (const std::string& wire : {std::string("CONNECT \r\nHost: x\r\n\r\n"),
+                                 std::string("CONNECT \n\r\ni/")}) {
+    CAPTURE(wire);
+    std::string buf;
+    Recorder rec(&buf);
+    MessageParser p(MessageType::kRequest, &rec);
+    rec.parser = &p;
+    Fed fed = Feed(&p, &buf, {wire});
+    CHECK(fed.error);
+  }
+  std::string buf;
+  Recorder rec(&buf);
+  MessageParser p(MessageType::kRequest, &rec);
+  rec.parser = &p;
+  Fed fed = Feed(&p, &buf, {"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"});
+  CHECK_FALSE(fed.error);
+}
+
 // fuzz_request_head, crashes/fuzz_request_head-empty-header-name: a line
 // starting with ':' gives a header with an empty name (llhttp 8.1 accepts it
 // even in strict mode). Requests: the proxy refuses it (400, "invalid header
