@@ -96,7 +96,6 @@ std::string_view NormalizePath(std::string_view raw, std::string* scratch, bool*
   std::string decoded;
   decoded.reserve(raw.size() + 1);
   bool encoded_backslash = false;
-  if (raw.empty() || (raw[0] != '/' && raw[0] != '\\' && raw[0] != '%')) decoded.push_back('/');
   for (size_t i = 0; i < raw.size(); ++i) {
     char c = raw[i];
     if (c == '%' && i + 2 < raw.size() && HexValue(raw[i + 1]) >= 0 && HexValue(raw[i + 2]) >= 0) {
@@ -117,7 +116,9 @@ std::string_view NormalizePath(std::string_view raw, std::string* scratch, bool*
     }
     decoded.push_back(c == '\\' ? '/' : c);
   }
-  if (decoded[0] != '/') decoded.insert(decoded.begin(), '/');
+  // Not a path from the root (the proxy gives none such; explain refuses
+  // them): nothing to route on, left as it is.
+  if (decoded.empty() || decoded[0] != '/') return raw;
 
   // 2. Segments: path parameters (";..." up to the next '/') dropped, as
   //    Java servers drop them (so "/admin;x" and "/x/..;/admin" cannot skip
