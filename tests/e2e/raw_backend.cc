@@ -120,22 +120,10 @@ void RawBackend::Serve(int fd, int index) {
       if (!read_more()) goto done;
     }
     {
-      RecordedRequest req;
-      req.connection = index;
-      req.head = buf.substr(0, he);
-      SplitHead(req.head, &req.request_line, &req.header_lines, &req.headers);
-      {
-        std::istringstream ss(req.request_line);
-        ss >> req.method >> req.target >> req.version;
-      }
+      RecordedRequest req = RequestFromHead(buf.substr(0, he), index);
       size_t body_start = he + 4;
       size_t end = body_start;
-      req.chunked = IsChunked(req.headers);
-      size_t content_length = 0;
-      if (!req.chunked) {
-        if (auto cl = req.Header("Content-Length"))
-          content_length = std::strtoull(cl->c_str(), nullptr, 10);
-      }
+      const size_t content_length = ContentLengthOf(req);
       auto expect = req.Header("Expect");
       if (expect && IEquals(*expect, "100-continue") && buf.size() == body_start &&
           (req.chunked || content_length > 0)) {

@@ -25,15 +25,9 @@ bool ScriptConn::ReadRequest(RecordedRequest* req, bool head_only, int timeout_m
   while ((he = buf_.find("\r\n\r\n")) == std::string::npos) {
     if (!ReadMore(deadline)) return false;
   }
-  *req = RecordedRequest{};
-  req->connection = index_;
-  req->head = buf_.substr(0, he);
-  SplitHead(req->head, &req->request_line, &req->header_lines, &req->headers);
-  std::istringstream ss(req->request_line);
-  ss >> req->method >> req->target >> req->version;
+  *req = RequestFromHead(buf_.substr(0, he), index_);
   size_t body_start = he + 4;
   size_t end = body_start;
-  req->chunked = IsChunked(req->headers);
   if (!head_only) {
     if (req->chunked) {
       long n;
@@ -43,8 +37,7 @@ bool ScriptConn::ReadRequest(RecordedRequest* req, bool head_only, int timeout_m
       if (n < 0) return false;
       end = body_start + static_cast<size_t>(n);
     } else {
-      size_t length = 0;
-      if (auto cl = req->Header("Content-Length")) length = std::strtoull(cl->c_str(), nullptr, 10);
+      const size_t length = ContentLengthOf(*req);
       while (buf_.size() < body_start + length) {
         if (!ReadMore(deadline)) return false;
       }

@@ -10,6 +10,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
+#include <sstream>
 
 namespace strangler {
 namespace e2e {
@@ -63,6 +64,23 @@ int CountHeader(const Headers& h, const std::string& name) {
   int n = 0;
   for (const auto& kv : h) n += IEquals(kv.first, name) ? 1 : 0;
   return n;
+}
+
+RecordedRequest RequestFromHead(std::string head, int connection) {
+  RecordedRequest req;
+  req.connection = connection;
+  req.head = std::move(head);
+  SplitHead(req.head, &req.request_line, &req.header_lines, &req.headers);
+  std::istringstream ss(req.request_line);
+  ss >> req.method >> req.target >> req.version;
+  req.chunked = IsChunked(req.headers);
+  return req;
+}
+
+size_t ContentLengthOf(const RecordedRequest& req) {
+  if (req.chunked) return 0;
+  auto cl = req.Header("Content-Length");
+  return cl ? std::strtoull(cl->c_str(), nullptr, 10) : 0;
 }
 
 bool IsChunked(const Headers& h) {

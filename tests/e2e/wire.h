@@ -24,6 +24,11 @@ void SplitHead(const std::string& head, std::string* start_line, std::vector<std
 std::optional<std::string> FindHeader(const Headers& h, const std::string& name);
 int CountHeader(const Headers& h, const std::string& name);
 bool IsChunked(const Headers& h);
+// A request's head (request line + header lines, no final CRLFCRLF) as the
+// test backends record it: line, method, target, version, headers, chunked.
+RecordedRequest RequestFromHead(std::string head, int connection);
+// Its Content-Length (0 when chunked or absent).
+size_t ContentLengthOf(const RecordedRequest& req);
 // Parses a chunked body starting at buf[pos]. Returns the bytes it spans
 // (> 0), 0 when incomplete, -1 when malformed.
 long ParseChunked(const std::string& buf, size_t pos, std::string* body);
