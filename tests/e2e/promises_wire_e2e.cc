@@ -263,7 +263,7 @@ TEST_CASE("e2e: promise: an idle keep-alive connection is closed after 60 s, wit
   REQUIRE_MESSAGE(r.ok, r.error);
   CHECK(r.Header("X-Backend") == std::optional<std::string>("new"));
   const int64_t t0 = NowMs();
-  // Kept open while it idles (a lower bound cannot fail on a slow machine).
+  // Kept open while it idles: a 20 s read ends by its own timeout, not by a close.
   HttpResponse early = c.ReadResponse(false, 20000);
   CHECK(early.error.rfind("timeout", 0) == 0);
   // Then closed with nothing sent: the read ends at EOF with no byte.
@@ -272,7 +272,6 @@ TEST_CASE("e2e: promise: an idle keep-alive connection is closed after 60 s, wit
   MESSAGE("idle connection closed after " << idle_ms << " ms");
   CHECK_FALSE(closed.ok);
   CHECK(closed.error == "eof while reading the response head; have: ");
-  CHECK(idle_ms >= 20000);
   // A connection that never sent a request is closed the same way.
   HttpResponse never = silent.ReadResponse(false, 10000);  // guards a hang only
   CHECK(never.error == "eof while reading the response head; have: ");
