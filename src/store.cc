@@ -1328,6 +1328,23 @@ Result<int> CheckExisting(sqlite3* db, const std::string& path, int newest) {
   return *version;
 }
 
+// Switching the journal mode needs the file to itself, and SQLite answers
+// SQLITE_BUSY at once, without calling the busy handler, while another
+// connection reads it (as when several processes open a new store together).
+// So the switch is retried here, within the same budget as any other lock.
+Status SwitchToWal(sqlite3* db) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  for (;;) {
+    int rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL", nullptr, nullptr, nullptr);
+    if (rc == SQLITE_OK) return Status::Ok();
+    if ((rc & 0xff) != SQLITE_BUSY || std::chrono::steady_clock::now() >= deadline) {
+      return SqlStatus(db, rc, "switching to WAL mode");
+    }
+    sqlite3_sleep(5);
+  }
+}
+
 // Applies every migration newer than the DB, each in its own BEGIN IMMEDIATE
 // transaction with its schema_migrations row. The version is re-read inside
 // the transaction, so two processes opening a new store at once apply each
@@ -1400,7 +1417,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   if (sqlite3_db_readonly(db, "main") == 1) {
     return Status::Io("store " + path + " is read-only: make the file and its directory writable");
   }
-  STRANGLER_RETURN_IF_ERROR(Exec(db, "PRAGMA journal_mode = WAL", "switching to WAL mode"));
+  STRANGLER_RETURN_IF_ERROR(SwitchToWal(db));
 
   Result<int> version = Migrate(db, path, *existing);
   if (!version.ok()) return version.status();
