@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "decision_log.h"
-#include "route_table.h"
+#include "decisions/decision_log.h"
+#include "rules/route_table.h"
 
 namespace strangler {
 namespace {

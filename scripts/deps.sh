@@ -9,7 +9,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   libsqlite3-dev nlohmann-json3-dev libspdlog-dev doctest-dev libcli11-dev
   libcpp-httplib-dev node-llhttp libre2-dev zlib1g-dev libssl-dev
-  curl
+  curl python3
 )
 # Extra packages a caller needs (scripts/fuzz.sh: clang libclang-rt-14-dev llvm).
 PACKAGES+=("$@")

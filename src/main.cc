@@ -1,4 +1,4 @@
-// The `strangler` binary: everything happens in the CLI (src/cli.h).
-#include "cli.h"
+// The `strangler` binary: everything happens in the CLI (src/cli/cli.h).
+#include "cli/cli.h"
 
 int main(int argc, char** argv) { return strangler::RunCli(argc, argv); }

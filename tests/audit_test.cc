@@ -1,4 +1,4 @@
-#include "audit.h"
+#include "audit/audit.h"
 
 #include <doctest/doctest.h>
 #include <stdlib.h>
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "decision_log.h"
+#include "decisions/decision_log.h"
 #include "test_util.h"
 
 namespace strangler {

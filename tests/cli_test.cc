@@ -1,6 +1,6 @@
 // Tests of the CLI's pure helpers (option merging, parsing, formatting) and a
 // few whole-command runs of RunCli against a temporary store.
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <doctest/doctest.h>
 
@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "audit.h"
-#include "route_table.h"
+#include "audit/audit.h"
+#include "rules/route_table.h"
 
 namespace strangler {
 namespace {

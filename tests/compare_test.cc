@@ -1,8 +1,8 @@
-// Unit tests for response comparison (src/compare.h), written from the
+// Unit tests for response comparison (src/safety/compare.h), written from the
 // contract: "compare the two responses (status, body — JSON compared as
 // values, key order ignored — and any headers named with --compare-header),
 // ignoring JSON fields named with --ignore-field". Table rows print their input.
-#include "compare.h"
+#include "safety/compare.h"
 
 #include <doctest/doctest.h>
 

@@ -10,8 +10,8 @@
 #include <string_view>
 #include <vector>
 
-#include "http_message.h"
-#include "route_table.h"
+#include "http/http_message.h"
+#include "rules/route_table.h"
 
 namespace strangler {
 namespace {
@@ -306,7 +306,7 @@ TEST_CASE("fuzz: NormalizePath decodes percent-escapes in one pass") {
 }  // namespace strangler
 
 #if __has_include("rule_file.h")
-#include "rule_file.h"
+#include "rules/rule_file.h"
 
 namespace strangler {
 namespace {

@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "store.h"
+#include "store/store.h"
 #include "test_util.h"
 
 namespace strangler {

@@ -1,7 +1,7 @@
-// Unit tests for the compiled route table (src/route_table.h): the decision
+// Unit tests for the compiled route table (src/rules/route_table.h): the decision
 // of PRODUCT.md "The decision", bucketing, Explain and NormalizePath. Built
 // from in-memory RuleSets; no I/O. Each row prints its request on failure.
-#include "route_table.h"
+#include "rules/route_table.h"
 
 #include <doctest/doctest.h>
 

@@ -1,4 +1,4 @@
-#include "rule_file.h"
+#include "rules/rule_file.h"
 
 #include <doctest/doctest.h>
 #include <stdlib.h>
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "store.h"
+#include "store/store.h"
 #include "test_util.h"
 
 namespace strangler {

@@ -1,7 +1,7 @@
-// Unit tests for the rule model's field parsers and JSON forms (src/rules.h),
+// Unit tests for the rule model's field parsers and JSON forms (src/rules/rules.h),
 // written from PRODUCT.md ("Backends", "Routes", "Rule files") and the header
 // comments. Table-driven; every row prints its input on failure.
-#include "rules.h"
+#include "rules/rules.h"
 
 #include <doctest/doctest.h>
 

@@ -1,4 +1,4 @@
-#include "store.h"
+#include "store/store.h"
 
 #include <doctest/doctest.h>
 #include <sqlite3.h>
@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "migrations.h"
+#include "store/migrations.h"
 #include "test_util.h"
 
 namespace strangler {

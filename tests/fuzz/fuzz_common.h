@@ -7,8 +7,8 @@
 #include <string_view>
 #include <vector>
 
-#include "route_table.h"
-#include "rules.h"
+#include "rules/route_table.h"
+#include "rules/rules.h"
 
 namespace strangler {
 namespace fuzz {

@@ -23,7 +23,7 @@
 #include <llhttp.h>
 
 #include "fuzz_common.h"
-#include "response_relay.h"
+#include "http/response_relay.h"
 
 namespace strangler {
 namespace fuzz {

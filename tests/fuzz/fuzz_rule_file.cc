@@ -2,8 +2,8 @@
 // "backends" / "routes" arrays, every element goes through BackendFromJson /
 // RouteFromJson, the result through ValidateRuleSet and RouteTable::Compile,
 // and one request through Decide() and Explain(). Also checks that ToJson of
-// what was read reads back to the same object. When src/rule_file.h exists,
-// the input also goes through ParseRuleFile: a file it accepts compiles,
+// what was read reads back to the same object. The input also goes through
+// ParseRuleFile: a file it accepts compiles,
 // exports and reads back to the same objects, and plans no writes against
 // itself.
 #include <algorithm>
@@ -15,10 +15,7 @@
 #include <vector>
 
 #include "fuzz_common.h"
-#if __has_include("rule_file.h")
-#include "rule_file.h"
-#define STRANGLER_FUZZ_RULE_FILE 1
-#endif
+#include "rules/rule_file.h"
 
 using namespace strangler;
 using namespace strangler::fuzz;
@@ -39,7 +36,6 @@ void CheckRoundTrip(const Route& r) {
   FUZZ_CHECK(ToJson(again.value()) == j);
 }
 
-#ifdef STRANGLER_FUZZ_RULE_FILE
 bool SameObjects(const RuleFile& a, const RuleFile& b) {
   if (a.backends.size() != b.backends.size() || a.routes.size() != b.routes.size()) return false;
   // ExportRuleFile sorts by name; compare as sets keyed by name.
@@ -88,15 +84,12 @@ void CheckRuleFile(std::string_view text) {
   (void)FormatPlan(fresh);
   (void)PlanJson(fresh).dump();
 }
-#endif
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
-#ifdef STRANGLER_FUZZ_RULE_FILE
   CheckRuleFile(text);
-#endif
   Json doc = Json::parse(text, nullptr, false);
   if (doc.is_discarded() || !doc.is_object()) return 0;
 

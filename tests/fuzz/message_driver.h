@@ -1,5 +1,5 @@
 // Drives MessageParser over fuzzed bytes the way the proxy does (see
-// Session::ReadHead / HandleRequest / Exchange in src/proxy.cc): bytes arrive
+// Session::ReadHead / HandleRequest / Exchange in src/proxy/proxy.cc): bytes arrive
 // in 1..3 pieces appended to one growing buffer; after kHeadDone the parser
 // is executed again for the body (even with no new bytes); between pieces the
 // consumed prefix is dropped when no head is in progress (the proxy's
@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "fuzz_common.h"
-#include "http_message.h"
+#include "http/http_message.h"
 
 namespace strangler {
 namespace fuzz {

@@ -1,0 +1,844 @@
+#include "audit/audit.h"
+
+#include <dirent.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <set>
+#include <utility>
+
+namespace strangler {
+
+namespace {
+
+// --- the line extractor -----------------------------------------------------
+
+class Scanner {
+ public:
+  explicit Scanner(std::string_view s) : s_(s) {}
+
+  void SkipWs() {
+    while (p_ < s_.size() &&
+           (s_[p_] == ' ' || s_[p_] == '\t' || s_[p_] == '\r' || s_[p_] == '\n')) {
+      ++p_;
+    }
+  }
+  bool Eat(char c) {
+    SkipWs();
+    if (p_ < s_.size() && s_[p_] == c) {
+      ++p_;
+      return true;
+    }
+    return false;
+  }
+  char Peek() {
+    SkipWs();
+    return p_ < s_.size() ? s_[p_] : '\0';
+  }
+
+  // A JSON string at the cursor; unescaped into *out when out != nullptr.
+  bool String(std::string* out) {
+    if (!Eat('"')) return false;
+    size_t start = p_;
+    // Fast path: no escapes.
+    while (p_ < s_.size() && s_[p_] != '"' && s_[p_] != '\\') ++p_;
+    if (p_ >= s_.size()) return false;
+    if (out != nullptr) out->assign(s_.data() + start, p_ - start);
+    if (s_[p_] == '"') {
+      ++p_;
+      return true;
+    }
+    while (p_ < s_.size()) {
+      char c = s_[p_++];
+      if (c == '"') return true;
+      if (c != '\\') {
+        if (out != nullptr) out->push_back(c);
+        continue;
+      }
+      if (p_ >= s_.size()) return false;
+      char e = s_[p_++];
+      char plain = 0;
+      switch (e) {
+        case '"':
+          plain = '"';
+          break;
+        case '\\':
+          plain = '\\';
+          break;
+        case '/':
+          plain = '/';
+          break;
+        case 'b':
+          plain = '\b';
+          break;
+        case 'f':
+          plain = '\f';
+          break;
+        case 'n':
+          plain = '\n';
+          break;
+        case 'r':
+          plain = '\r';
+          break;
+        case 't':
+          plain = '\t';
+          break;
+        case 'u': {
+          uint32_t cp = 0;
+          if (!Hex4(&cp)) return false;
+          if (cp >= 0xD800 && cp <= 0xDBFF && p_ + 1 < s_.size() && s_[p_] == '\\' &&
+              s_[p_ + 1] == 'u') {
+            p_ += 2;
+            uint32_t lo = 0;
+            if (!Hex4(&lo)) return false;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          }
+          if (out != nullptr) AppendCodePoint(cp, out);
+          continue;
+        }
+        default:
+          return false;
+      }
+      if (out != nullptr) out->push_back(plain);
+    }
+    return false;
+  }
+
+  // The raw text of a number or literal at the cursor.
+  std::string_view Scalar() {
+    SkipWs();
+    size_t start = p_;
+    while (p_ < s_.size() && s_[p_] != ',' && s_[p_] != '}' && s_[p_] != ']' && s_[p_] != ' ') {
+      ++p_;
+    }
+    return s_.substr(start, p_ - start);
+  }
+
+  // Skips any value (objects and arrays by depth, minding strings).
+  bool SkipValue() {
+    char c = Peek();
+    if (c == '"') return String(nullptr);
+    if (c != '{' && c != '[') return !Scalar().empty();
+    int depth = 0;
+    while (p_ < s_.size()) {
+      char d = s_[p_];
+      if (d == '"') {
+        if (!String(nullptr)) return false;
+        continue;
+      }
+      ++p_;
+      if (d == '{' || d == '[') ++depth;
+      if (d == '}' || d == ']') {
+        if (--depth == 0) return true;
+      }
+    }
+    return false;
+  }
+
+  bool AtEnd() {
+    SkipWs();
+    return p_ == s_.size();
+  }
+
+ private:
+  bool Hex4(uint32_t* v) {
+    if (p_ + 4 > s_.size()) return false;
+    uint32_t x = 0;
+    for (int i = 0; i < 4; ++i) {
+      char c = s_[p_++];
+      x <<= 4;
+      if (c >= '0' && c <= '9')
+        x |= static_cast<uint32_t>(c - '0');
+      else if (c >= 'a' && c <= 'f')
+        x |= static_cast<uint32_t>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F')
+        x |= static_cast<uint32_t>(c - 'A' + 10);
+      else
+        return false;
+    }
+    *v = x;
+    return true;
+  }
+  static void AppendCodePoint(uint32_t cp, std::string* out) {
+    if (cp < 0x100) {  // the log writer's escape for one raw byte
+      out->push_back(static_cast<char>(cp));
+    } else if (cp < 0x800) {
+      out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
+      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+      out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
+      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else {
+      out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
+      out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    }
+  }
+
+  std::string_view s_;
+  size_t p_ = 0;
+};
+
+bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
+  if (pos + n > s.size()) return false;
+  int v = 0;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = v;
+  return true;
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+std::string Fixed(double v, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.*f", decimals, v);
+  return buf;
+}
+
+double Round3(double v) { return std::round(v * 1000.0) / 1000.0; }
+
+// Display width in code points (paths may hold UTF-8).
+size_t Width(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+// The first column left-aligned, the others (numbers) right-aligned, two
+// spaces between columns.
+std::string AlignedTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& r : rows) {
+    widths.resize(std::max(widths.size(), r.size()), 0);
+    for (size_t i = 0; i < r.size(); ++i) widths[i] = std::max(widths[i], Width(r[i]));
+  }
+  std::string out;
+  for (const auto& r : rows) {
+    std::string line;
+    for (size_t i = 0; i < r.size(); ++i) {
+      std::string pad(widths[i] - Width(r[i]), ' ');
+      if (i == 0) {
+        line += r[i] + (r.size() > 1 ? pad : "");
+      } else {
+        line += "  " + pad + r[i];
+      }
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+bool ParseDecisionLine(std::string_view line, DecisionEntry* e) {
+  e->raw = line;
+  e->ts_ms = -1;
+  e->request_id.clear();
+  e->method.clear();
+  e->path.clear();
+  e->has_route = false;
+  e->route.clear();
+  e->backend.clear();
+  e->reason.clear();
+  e->status = 0;
+  e->total_ms = 0;
+  bool has_status = false;
+  bool has_backend = false;
+
+  Scanner s(line);
+  if (!s.Eat('{')) return false;
+  if (s.Eat('}')) return false;
+  thread_local std::string key;
+  thread_local std::string ts;
+  for (;;) {
+    if (!s.String(&key)) return false;
+    if (!s.Eat(':')) return false;
+    std::string* target = nullptr;
+    char c = s.Peek();
+    if (key == "ts") {
+      target = &ts;
+    } else if (key == "request_id") {
+      target = &e->request_id;
+    } else if (key == "method") {
+      target = &e->method;
+    } else if (key == "path") {
+      target = &e->path;
+    } else if (key == "route") {
+      if (c == '"') {
+        target = &e->route;
+        e->has_route = true;
+      }
+    } else if (key == "backend") {
+      target = &e->backend;
+      has_backend = c == '"';
+    } else if (key == "reason") {
+      target = &e->reason;
+    }
+    if (target != nullptr && c == '"') {
+      if (!s.String(target)) return false;
+      if (target == &ts) {
+        auto t = ParseRfc3339Ms(ts);
+        e->ts_ms = t.ok() ? *t : -1;
+      }
+    } else if (key == "status" || key == "total_ms") {
+      std::string_view num = s.Scalar();
+      if (key == "status") {
+        int v = 0;
+        auto r = std::from_chars(num.data(), num.data() + num.size(), v);
+        if (r.ec != std::errc() || r.ptr != num.data() + num.size()) return false;
+        e->status = v;
+        has_status = true;
+      } else {
+        double v = 0;
+        auto r = std::from_chars(num.data(), num.data() + num.size(), v);
+        if (r.ec != std::errc() || r.ptr != num.data() + num.size()) return false;
+        e->total_ms = v;
+      }
+    } else if (!s.SkipValue()) {
+      return false;
+    }
+    if (s.Eat(',')) continue;
+    if (s.Eat('}')) break;
+    return false;
+  }
+  return s.AtEnd() && has_status && has_backend;
+}
+
+Result<int64_t> ParseRfc3339Ms(std::string_view t) {
+  auto bad = [&] {
+    return Status::Usage("bad time '" + std::string(t) +
+                         "': give RFC 3339 (2026-11-28T04:13:55Z, 2026-11-28T06:13:55+02:00), a "
+                         "date (2026-11-28) or a duration before now (15m, 2h, 1d)");
+  };
+  int y, mo, d;
+  if (!Digits(t, 0, 4, &y) || t.size() < 10 || t[4] != '-' || !Digits(t, 5, 2, &mo) ||
+      t[7] != '-' || !Digits(t, 8, 2, &d) || mo < 1 || mo > 12 || d < 1 || d > 31) {
+    return bad();
+  }
+  int64_t days = DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
+  if (t.size() == 10) return days * 86400000;
+  int h, mi, sec = 0;
+  if (t.size() < 16 || (t[10] != 'T' && t[10] != 't' && t[10] != ' ') || !Digits(t, 11, 2, &h) ||
+      t[13] != ':' || !Digits(t, 14, 2, &mi) || h > 23 || mi > 59) {
+    return bad();
+  }
+  size_t p = 16;
+  int64_t frac_ms = 0;
+  if (p < t.size() && t[p] == ':') {
+    if (!Digits(t, p + 1, 2, &sec) || sec > 60) return bad();
+    p += 3;
+    if (p < t.size() && t[p] == '.') {
+      ++p;
+      size_t start = p;
+      int64_t scale = 100;
+      while (p < t.size() && t[p] >= '0' && t[p] <= '9') {
+        frac_ms += (t[p] - '0') * scale;
+        scale /= 10;
+        ++p;
+      }
+      if (p == start) return bad();
+    }
+  }
+  int64_t offset_min = 0;
+  if (p < t.size() && (t[p] == 'Z' || t[p] == 'z')) {
+    ++p;
+  } else if (p < t.size() && (t[p] == '+' || t[p] == '-')) {
+    int oh, om;
+    if (!Digits(t, p + 1, 2, &oh) || p + 3 >= t.size() || t[p + 3] != ':' ||
+        !Digits(t, p + 4, 2, &om)) {
+      return bad();
+    }
+    offset_min = (oh * 60 + om) * (t[p] == '-' ? -1 : 1);
+    p += 6;
+  } else {
+    return bad();  // RFC 3339 needs the offset
+  }
+  if (p != t.size()) return bad();
+  return ((days * 24 + h) * 60 + mi - offset_min) * 60000 + sec * 1000 + frac_ms;
+}
+
+Result<int64_t> ParseDurationMs(std::string_view text) {
+  auto bad = [&] {
+    return Status::Usage("bad duration '" + std::string(text) +
+                         "': give a number and a unit (ms, s, m, h, d), e.g. 15m, 2h, 1h30m");
+  };
+  if (text.empty()) return bad();
+  int64_t total = 0;
+  size_t p = 0;
+  while (p < text.size()) {
+    size_t start = p;
+    int64_t n = 0;
+    while (p < text.size() && text[p] >= '0' && text[p] <= '9') {
+      n = n * 10 + (text[p] - '0');
+      if (n > 1000000000LL) return bad();
+      ++p;
+    }
+    if (p == start) return bad();
+    size_t ustart = p;
+    while (p < text.size() && text[p] >= 'a' && text[p] <= 'z') ++p;
+    std::string_view unit = text.substr(ustart, p - ustart);
+    int64_t mult = 0;
+    if (unit == "ms")
+      mult = 1;
+    else if (unit == "s")
+      mult = 1000;
+    else if (unit == "m")
+      mult = 60000;
+    else if (unit == "h")
+      mult = 3600000;
+    else if (unit == "d")
+      mult = 86400000;
+    else
+      return bad();
+    total += n * mult;
+  }
+  return total;
+}
+
+Result<int64_t> ParseTimeArg(std::string_view text, int64_t now_ms) {
+  // A duration never contains '-' or ':'; an RFC 3339 time always has '-'.
+  if (text.find('-') == std::string_view::npos) {
+    auto d = ParseDurationMs(text);
+    if (!d.ok()) return d.status();
+    return now_ms - *d;
+  }
+  return ParseRfc3339Ms(text);
+}
+
+bool PathHasPrefix(std::string_view path, std::string_view prefix) {
+  if (prefix.empty() || prefix == "/") return true;
+  if (path.substr(0, prefix.size()) != prefix) return false;
+  return path.size() == prefix.size() || prefix.back() == '/' || path[prefix.size()] == '/';
+}
+
+Status ParseStatusFilter(std::string_view text, AuditFilter* f) {
+  auto bad = [&] {
+    return Status::Usage("bad --status '" + std::string(text) +
+                         "': give a code (404) or a class (1xx, 2xx, 3xx, 4xx, 5xx)");
+  };
+  if (text.size() != 3) return bad();
+  if ((text[1] == 'x' || text[1] == 'X') && (text[2] == 'x' || text[2] == 'X')) {
+    if (text[0] < '1' || text[0] > '5') return bad();
+    f->status_lo = (text[0] - '0') * 100;
+    f->status_hi = f->status_lo + 99;
+    return Status::Ok();
+  }
+  int code = 0;
+  if (!Digits(text, 0, 3, &code) || code < 100 || code > 599) return bad();
+  f->status_lo = f->status_hi = code;
+  return Status::Ok();
+}
+
+bool AuditFilter::Matches(const DecisionEntry& e) const {
+  if (since_ms != std::numeric_limits<int64_t>::min() ||
+      until_ms != std::numeric_limits<int64_t>::max()) {
+    if (e.ts_ms < 0 || e.ts_ms < since_ms || e.ts_ms >= until_ms) return false;
+  }
+  if (status_lo != 0 && (e.status < status_lo || e.status > status_hi)) return false;
+  if (route) {
+    if (*route == kDefaultGroup ? e.has_route : (!e.has_route || e.route != *route)) return false;
+  }
+  if (backend && e.backend != *backend) return false;
+  // A request id may be given by a prefix (README's examples use 8 of its
+  // 32 characters).
+  if (request_id && e.request_id.compare(0, request_id->size(), *request_id) != 0) return false;
+  if (path_prefix && !PathHasPrefix(e.path, *path_prefix)) return false;
+  return true;
+}
+
+// --- latency ----------------------------------------------------------------
+
+namespace {
+const double kLogGrowth = std::log(LatencyHistogram::kGrowth);
+const size_t kBuckets =
+    static_cast<size_t>(
+        std::ceil(std::log(LatencyHistogram::kMaxMs / LatencyHistogram::kMinMs) / kLogGrowth)) +
+    2;
+}  // namespace
+
+size_t LatencyHistogram::BucketOf(double ms) {
+  if (!(ms >= kMinMs)) return 0;  // also NaN
+  if (ms >= kMaxMs) return kBuckets - 1;
+  size_t i = 1 + static_cast<size_t>(std::log(ms / kMinMs) / kLogGrowth);
+  return std::min(i, kBuckets - 2);
+}
+
+double LatencyHistogram::BucketValue(size_t i) const {
+  double v;
+  if (i == 0) {
+    v = min_;
+  } else if (i == kBuckets - 1) {
+    v = max_;
+  } else {
+    v = kMinMs * std::exp(kLogGrowth * (static_cast<double>(i - 1) + 0.5));
+  }
+  return std::clamp(v, min_, max_);
+}
+
+void LatencyHistogram::Add(double ms) {
+  if (count_ == 0 || ms < min_) min_ = ms;
+  if (count_ == 0 || ms > max_) max_ = ms;
+  ++count_;
+  if (buckets_.empty()) {
+    if (exact_.size() < kExact) {
+      exact_.push_back(ms);
+      return;
+    }
+    buckets_.assign(kBuckets, 0);
+    for (double v : exact_) ++buckets_[BucketOf(v)];
+    exact_.clear();
+    exact_.shrink_to_fit();
+  }
+  ++buckets_[BucketOf(ms)];
+}
+
+double LatencyHistogram::Percentile(double p) const {
+  if (count_ == 0) return 0;
+  uint64_t rank = static_cast<uint64_t>(std::ceil(p * static_cast<double>(count_)));
+  rank = std::clamp<uint64_t>(rank, 1, count_);
+  if (buckets_.empty()) {
+    std::vector<double> v = exact_;
+    std::nth_element(v.begin(), v.begin() + static_cast<long>(rank - 1), v.end());
+    return v[rank - 1];
+  }
+  uint64_t seen = 0;
+  for (size_t i = 0; i < buckets_.size(); ++i) {
+    seen += buckets_[i];
+    if (seen >= rank) return BucketValue(i);
+  }
+  return max_;
+}
+
+// --- grouping ---------------------------------------------------------------
+
+Result<GroupBy> ParseGroupBy(std::string_view text) {
+  if (text == "route") return GroupBy::kRoute;
+  if (text == "backend") return GroupBy::kBackend;
+  if (text == "status") return GroupBy::kStatus;
+  if (text == "path") return GroupBy::kPath;
+  return Status::Usage("bad --by '" + std::string(text) + "': give route, backend, status or path");
+}
+
+const char* GroupByName(GroupBy g) {
+  switch (g) {
+    case GroupBy::kRoute:
+      return "route";
+    case GroupBy::kBackend:
+      return "backend";
+    case GroupBy::kStatus:
+      return "status";
+    case GroupBy::kPath:
+      return "path";
+    case GroupBy::kNone:
+      break;
+  }
+  return "all";
+}
+
+AuditSummary::AuditSummary(GroupBy by, size_t max_groups) : by_(by), max_groups_(max_groups) {}
+
+void AuditSummary::Group::Add(const DecisionEntry& e) {
+  ++count;
+  if (e.status >= 500 && e.status <= 599) ++errors;
+  latency.Add(e.total_ms);
+}
+
+void AuditSummary::Add(const DecisionEntry& e) {
+  ++total_;
+  switch (by_) {
+    case GroupBy::kRoute:
+      key_.assign(e.has_route ? e.route : kDefaultGroup);
+      break;
+    case GroupBy::kBackend:
+      key_.assign(e.backend);
+      break;
+    case GroupBy::kStatus: {
+      char buf[16];
+      auto r = std::to_chars(buf, buf + sizeof(buf), e.status);
+      key_.assign(buf, r.ptr);
+      break;
+    }
+    case GroupBy::kPath:
+      key_.assign(e.path);
+      break;
+    case GroupBy::kNone:
+      key_.assign("all");
+      break;
+  }
+  auto it = groups_.find(key_);
+  if (it == groups_.end()) {
+    if (groups_.size() >= max_groups_) {
+      other_.Add(e);
+      return;
+    }
+    it = groups_.emplace(key_, Group()).first;
+  }
+  it->second.Add(e);
+}
+
+GroupRow AuditSummary::RowOf(const std::string& key, const Group& g) const {
+  GroupRow r;
+  r.key = key;
+  r.count = g.count;
+  r.share = total_ == 0 ? 0 : static_cast<double>(g.count) / static_cast<double>(total_);
+  r.error_rate = g.count == 0 ? 0 : static_cast<double>(g.errors) / static_cast<double>(g.count);
+  r.p50_ms = g.latency.Percentile(0.50);
+  r.p99_ms = g.latency.Percentile(0.99);
+  return r;
+}
+
+std::vector<GroupRow> AuditSummary::Rows() const {
+  std::vector<GroupRow> rows;
+  rows.reserve(groups_.size() + 1);
+  for (const auto& [key, g] : groups_) rows.push_back(RowOf(key, g));
+  std::sort(rows.begin(), rows.end(), [](const GroupRow& a, const GroupRow& b) {
+    if (a.count != b.count) return a.count > b.count;
+    return a.key < b.key;
+  });
+  if (other_.count > 0) rows.push_back(RowOf(kOtherGroup, other_));
+  return rows;
+}
+
+std::string SummaryTable(GroupBy by, const std::vector<GroupRow>& rows) {
+  std::string head = GroupByName(by);
+  for (char& c : head) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  std::vector<std::vector<std::string>> cells;
+  cells.push_back({head, "COUNT", "SHARE", "ERRORS", "P50_MS", "P99_MS"});
+  for (const GroupRow& r : rows) {
+    cells.push_back({r.key, std::to_string(r.count), Fixed(r.share * 100, 1) + "%",
+                     Fixed(r.error_rate * 100, 2) + "%", Fixed(r.p50_ms, 3), Fixed(r.p99_ms, 3)});
+  }
+  return AlignedTable(cells);
+}
+
+Json SummaryJson(GroupBy by, const std::vector<GroupRow>& rows) {
+  Json arr = Json::array();
+  const char* field = GroupByName(by);
+  for (const GroupRow& r : rows) {
+    Json o = Json::object();
+    if (by == GroupBy::kRoute && r.key == kDefaultGroup) {
+      o[field] = nullptr;
+    } else if (by == GroupBy::kStatus && r.key != kOtherGroup) {
+      o[field] = std::atoi(r.key.c_str());
+    } else {
+      o[field] = r.key;
+    }
+    o["count"] = r.count;
+    o["share"] = std::round(r.share * 1e6) / 1e6;
+    o["error_rate"] = std::round(r.error_rate * 1e6) / 1e6;
+    o["p50_ms"] = Round3(r.p50_ms);
+    o["p99_ms"] = Round3(r.p99_ms);
+    arr.push_back(std::move(o));
+  }
+  return arr;
+}
+
+std::string HumanLine(const DecisionEntry& e) {
+  std::string ts;
+  if (e.ts_ms >= 0) {
+    // Reuse the raw `ts` text when it is there: it is what the log says.
+    size_t p = e.raw.find("\"ts\":\"");
+    if (p != std::string_view::npos) {
+      size_t q = e.raw.find('"', p + 6);
+      if (q != std::string_view::npos) ts = std::string(e.raw.substr(p + 6, q - p - 6));
+    }
+  }
+  std::string line = (ts.empty() ? "-" : ts) + " " + std::to_string(e.status) + " " +
+                     (e.method.empty() ? "-" : e.method) + " " + e.path + " -> " + e.backend +
+                     " (" + (e.reason.empty() ? "-" : e.reason);
+  if (e.has_route) line += ", route " + e.route;
+  line += ") " + Fixed(e.total_ms, 3) + "ms";
+  if (!e.request_id.empty()) line += " id=" + e.request_id;
+  return line;
+}
+
+// --- reading files ------------------------------------------------------------
+
+namespace {
+constexpr size_t kReadChunk = 1 << 20;
+}
+
+Result<std::unique_ptr<LineReader>> LineReader::Open(const std::string& path) {
+  gzFile gz = nullptr;
+  if (path == "-") {
+    int fd = dup(0);
+    if (fd >= 0) gz = gzdopen(fd, "rb");
+  } else {
+    gz = gzopen(path.c_str(), "rb");
+  }
+  if (gz == nullptr) {
+    return Status::Io("cannot read decision log '" + path + "': " + std::strerror(errno));
+  }
+  gzbuffer(gz, 256 * 1024);
+  return std::unique_ptr<LineReader>(new LineReader(gz, path));
+}
+
+LineReader::LineReader(void* gz, std::string path) : gz_(gz), path_(std::move(path)) {
+  buf_.resize(kReadChunk);
+}
+
+LineReader::~LineReader() { gzclose(static_cast<gzFile>(gz_)); }
+
+bool LineReader::Fill() {
+  if (eof_) return false;
+  if (begin_ > 0) {  // keep the partial line, at the front
+    std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  if (end_ == buf_.size()) buf_.resize(buf_.size() * 2);  // a line longer than the buffer
+  int n = gzread(static_cast<gzFile>(gz_), buf_.data() + end_,
+                 static_cast<unsigned>(std::min<size_t>(buf_.size() - end_, 1u << 30)));
+  if (n < 0) {
+    int err = 0;
+    const char* msg = gzerror(static_cast<gzFile>(gz_), &err);
+    status_ = Status::Io("cannot read decision log '" + path_ + "': " + (msg ? msg : "error"));
+    eof_ = true;
+    return false;
+  }
+  if (n == 0) {
+    eof_ = true;
+    return false;
+  }
+  end_ += static_cast<size_t>(n);
+  return true;
+}
+
+bool LineReader::Next(std::string_view* line) {
+  size_t scan = begin_;
+  for (;;) {
+    const char* nl = static_cast<const char*>(std::memchr(buf_.data() + scan, '\n', end_ - scan));
+    if (nl != nullptr) {
+      size_t e = static_cast<size_t>(nl - buf_.data());
+      size_t len = e - begin_;
+      if (len > 0 && buf_[e - 1] == '\r') --len;
+      *line = std::string_view(buf_.data() + begin_, len);
+      begin_ = e + 1;
+      unterminated_ = false;
+      return true;
+    }
+    size_t consumed = begin_;
+    scan = end_;
+    if (!Fill()) break;
+    scan -= consumed;  // Fill moved the data to the front
+  }
+  if (!status_.ok() || begin_ == end_) return false;
+  *line = std::string_view(buf_.data() + begin_, end_ - begin_);
+  begin_ = end_;
+  unterminated_ = true;
+  return true;
+}
+
+Result<std::vector<std::string>> ExpandLogPaths(const std::vector<std::string>& paths) {
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  auto add = [&](const std::string& p) {
+    if (seen.insert(p).second) out.push_back(p);
+  };
+  for (const std::string& path : paths) {
+    if (path == "-") {
+      add(path);
+      continue;
+    }
+    size_t slash = path.rfind('/');
+    std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
+    std::string prefix = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+    std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+    // spdlog's rotating sink: "decisions.log" -> "decisions.N.log".
+    size_t dot = base.rfind('.');
+    std::string stem = base, ext;
+    if (dot != std::string::npos && dot != 0 && dot + 1 != base.size()) {
+      stem = base.substr(0, dot);
+      ext = base.substr(dot);
+    }
+    std::vector<std::pair<long, std::string>> rotated;
+    auto number_between = [](const std::string& name, const std::string& head,
+                             const std::string& tail, long* n) {
+      if (name.size() <= head.size() + tail.size()) return false;
+      if (name.compare(0, head.size(), head) != 0) return false;
+      if (name.compare(name.size() - tail.size(), tail.size(), tail) != 0) return false;
+      std::string mid = name.substr(head.size(), name.size() - head.size() - tail.size());
+      if (mid.empty() || mid.size() > 9) return false;
+      for (char c : mid) {
+        if (c < '0' || c > '9') return false;
+      }
+      *n = std::stol(mid);
+      return *n > 0;
+    };
+    if (DIR* d = opendir(dir.c_str())) {
+      while (dirent* ent = readdir(d)) {
+        std::string name = ent->d_name;
+        long n = 0;
+        if (number_between(name, stem + ".", ext, &n) ||
+            number_between(name, stem + ".", ext + ".gz", &n) ||
+            number_between(name, base + ".", "", &n) ||
+            number_between(name, base + ".", ".gz", &n)) {
+          rotated.emplace_back(n, prefix + name);
+        }
+      }
+      closedir(d);
+    }
+    std::sort(rotated.begin(), rotated.end(), [](const auto& a, const auto& b) {
+      if (a.first != b.first) return a.first > b.first;
+      return a.second < b.second;
+    });
+    bool exists = access(path.c_str(), F_OK) == 0;
+    if (!exists && rotated.empty()) {
+      return Status::NotFound("no decision log at '" + path +
+                              "' (nor rotated files beside it): give the LOG path that "
+                              "`strangler serve --log` writes");
+    }
+    for (const auto& r : rotated) add(r.second);
+    if (exists) add(path);
+  }
+  return out;
+}
+
+Status ScanLogs(const std::vector<std::string>& files, const AuditFilter& filter,
+                const std::function<void(const DecisionEntry&)>& on_match, ScanStats* stats) {
+  DecisionEntry e;
+  for (const std::string& file : files) {
+    auto reader = LineReader::Open(file);
+    if (!reader.ok()) return reader.status();
+    std::string_view line;
+    uint64_t number = 0;
+    while ((*reader)->Next(&line)) {
+      ++number;
+      if (line.empty()) continue;
+      ++stats->lines;
+      if (!ParseDecisionLine(line, &e)) {
+        if ((*reader)->unterminated()) {  // still being written
+          --stats->lines;
+          continue;
+        }
+        if (stats->bad++ == 0) stats->first_bad = file + ":" + std::to_string(number);
+        continue;
+      }
+      if (!filter.Matches(e)) continue;
+      ++stats->matched;
+      on_match(e);
+    }
+    STRANGLER_RETURN_IF_ERROR((*reader)->status());
+  }
+  return Status::Ok();
+}
+
+}  // namespace strangler

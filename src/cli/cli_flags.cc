@@ -1,0 +1,269 @@
+// Pure CLI helpers that turn command-line values into rule-model fields:
+// option merging for add/set, method lists, explain targets, -H headers.
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "cli/cli.h"
+
+namespace strangler {
+
+namespace {
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// The rule parsers' messages already say what was wrong and what to write;
+// a bad value on the command line is a usage error (exit 2).
+Status UsageFrom(const Status& s) { return Status::Usage(s.message()); }
+
+}  // namespace
+
+Status ApplyBackendFlags(const BackendFlags& f, Backend* b) {
+  Backend next = *b;
+  if (!f.urls.empty()) {
+    for (const auto& u : f.urls) {
+      auto url = ParseUrl(u);
+      if (!url.ok()) {
+        return UsageFrom(url.status());
+      }
+    }
+    next.urls = f.urls;
+  }
+  if (f.make_default) next.is_default = true;
+  if (f.timeout_ms) {
+    if (*f.timeout_ms <= 0) {
+      return Status::Usage("bad --timeout-ms " + std::to_string(*f.timeout_ms) +
+                           "; give a positive number of milliseconds");
+    }
+    next.timeout_ms = *f.timeout_ms;
+  }
+  Status v = ValidateBackend(next);
+  if (!v.ok()) return UsageFrom(v);
+  *b = std::move(next);
+  return Status::Ok();
+}
+
+Result<std::vector<std::string>> ParseMethodList(std::string_view text) {
+  std::vector<std::string> out;
+  if (Trim(text).empty()) return out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string_view::npos) comma = text.size();
+    std::string_view token = Trim(text.substr(start, comma - start));
+    auto m = ParseMethod(token);
+    if (!m.ok() || token.empty()) {
+      return Status::Usage("bad --method '" + std::string(token) +
+                           "': not an HTTP method token; give a comma-separated list, e.g. "
+                           "GET,POST");
+    }
+    bool dup = false;
+    for (const auto& e : out) dup = dup || e == m.value();
+    if (!dup) out.push_back(m.value());
+    start = comma + 1;
+  }
+  return out;
+}
+
+namespace {
+
+Status ApplyMirrorFlags(const RouteFlags& f, Route* next) {
+  if (f.mirror) {
+    if (f.mirror->empty()) {  // no mirror: its options go with it
+      Route cleared;
+      next->mirror.clear();
+      next->mirror_percent_bp = cleared.mirror_percent_bp;
+      next->mirror_writes = cleared.mirror_writes;
+      next->compare_headers.clear();
+      next->ignore_fields.clear();
+      next->keep_diffs = cleared.keep_diffs;
+    } else {
+      next->mirror = *f.mirror;
+    }
+  }
+  if (f.mirror_percent) {
+    auto p = ParsePercentArg(*f.mirror_percent);
+    if (!p.ok()) return Status::Usage("bad --mirror-percent: " + p.status().message());
+    next->mirror_percent_bp = p.value();
+  }
+  if (f.mirror_writes) next->mirror_writes = *f.mirror_writes;
+  if (f.clear_compare_headers) next->compare_headers.clear();
+  if (!f.compare_headers.empty()) next->compare_headers = f.compare_headers;
+  if (f.clear_ignore_fields) next->ignore_fields.clear();
+  if (!f.ignore_fields.empty()) next->ignore_fields = f.ignore_fields;
+  if (f.keep_diffs) next->keep_diffs = *f.keep_diffs;
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ApplyRouteFlags(const RouteFlags& f, Route* r) {
+  Route next = *r;
+  if (f.to) next.to = *f.to;
+  if (f.else_backend) next.else_backend = *f.else_backend;
+  if (f.path) {
+    if (!f.path->empty()) {
+      auto p = ParsePathPattern(*f.path);
+      if (!p.ok()) {
+        return UsageFrom(p.status());
+      }
+    }
+    next.path = *f.path;
+  }
+  if (f.methods) {
+    auto m = ParseMethodList(*f.methods);
+    if (!m.ok()) return m.status();
+    next.methods = std::move(m).value();
+  }
+  struct ListFlag {
+    const char* option;
+    bool clear;
+    const std::vector<std::string>* given;
+    std::vector<std::string>* field;
+  };
+  const ListFlag lists[] = {{"--header", f.clear_headers, &f.headers, &next.headers},
+                            {"--query", f.clear_query, &f.query, &next.query},
+                            {"--cookie", f.clear_cookies, &f.cookies, &next.cookies}};
+  for (const auto& l : lists) {
+    if (l.clear) l.field->clear();
+    if (l.given->empty()) continue;
+    for (const auto& spec : *l.given) {
+      auto s = ParseMatchSpec(spec);
+      if (!s.ok()) {
+        return UsageFrom(s.status());
+      }
+    }
+    *l.field = *l.given;
+  }
+  if (f.percent) {
+    auto p = ParsePercentArg(*f.percent);
+    if (!p.ok()) {
+      return UsageFrom(p.status());
+    }
+    next.percent_bp = p.value();
+  }
+  if (f.sticky) {
+    if (!f.sticky->empty()) {
+      auto s = ParseSticky(*f.sticky);
+      if (!s.ok()) {
+        return UsageFrom(s.status());
+      }
+    }
+    next.sticky = *f.sticky;
+  }
+  if (f.salt) next.salt = *f.salt;
+  if (f.priority) next.priority = *f.priority;
+  if (f.enabled) next.enabled = *f.enabled;
+  if (f.fallback) {
+    next.fallback = *f.fallback;
+    if (!*f.fallback) next.fallback_on_5xx = false;
+  }
+  if (f.fallback_on_5xx) {
+    next.fallback_on_5xx = *f.fallback_on_5xx;
+    if (*f.fallback_on_5xx) next.fallback = true;
+  }
+  STRANGLER_RETURN_IF_ERROR(ApplyMirrorFlags(f, &next));
+  if (next.to.empty()) {
+    return Status::Usage("route '" + next.name +
+                         "' needs --to BACKEND; name the backend that "
+                         "matched traffic goes to");
+  }
+  Status v = ValidateRoute(next);
+  if (!v.ok()) return UsageFrom(v);
+  *r = std::move(next);
+  return Status::Ok();
+}
+
+Result<int> ParsePercentArg(std::string_view text) {
+  std::string_view number = text;
+  if (!number.empty() && number.back() == '%') number.remove_suffix(1);
+  auto p = ParsePercent(number);
+  if (!p.ok()) {
+    return Status::Usage("bad percent '" + std::string(text) +
+                         "': use a number from 0 to 100 with at most two decimals, e.g. 30 or "
+                         "12.5%");
+  }
+  return p;
+}
+
+Result<double> ParseErrorRate(std::string_view text) {
+  auto bad = [&] {
+    return Status::Usage("bad --max-error-rate '" + std::string(text) +
+                         "': give a rate from 0 to 1 (0.05) or a percent (5%)");
+  };
+  if (!text.empty() && text.back() == '%') {
+    auto p = ParsePercent(text.substr(0, text.size() - 1));
+    if (!p.ok()) return bad();
+    return static_cast<double>(*p) / kFullPercentBp;
+  }
+  // Digits with at most one '.', nothing else (no sign, exponent or space).
+  bool digit = false, dot = false;
+  for (char c : text) {
+    if (c >= '0' && c <= '9') {
+      digit = true;
+    } else if (c == '.' && !dot) {
+      dot = true;
+    } else {
+      return bad();
+    }
+  }
+  if (!digit) return bad();
+  double rate = std::strtod(std::string(text).c_str(), nullptr);
+  if (!(rate >= 0 && rate <= 1)) return bad();
+  return rate;
+}
+
+Result<ExplainTarget> ParseExplainTarget(const std::vector<std::string>& positionals) {
+  ExplainTarget t;
+  std::string target;
+  if (positionals.size() == 1) {
+    target = positionals[0];
+  } else if (positionals.size() == 2) {
+    auto m = ParseMethod(positionals[0]);
+    if (!m.ok() || positionals[0].empty()) {
+      return Status::Usage("bad METHOD '" + positionals[0] +
+                           "'; give an HTTP method such as GET or POST before the path");
+    }
+    t.method = m.value();
+    target = positionals[1];
+  } else {
+    return Status::Usage(
+        "explain takes [METHOD] PATH[?QUERY]; e.g. strangler explain POST "
+        "/api/orders?v=2");
+  }
+  if (target.empty() || target[0] != '/') {
+    return Status::Usage("bad PATH '" + target + "': it must start with '/'; e.g. /api/orders/7");
+  }
+  size_t q = target.find('?');
+  if (q == std::string::npos) {
+    t.path = target;
+  } else {
+    t.path = target.substr(0, q);
+    t.query = target.substr(q + 1);
+  }
+  return t;
+}
+
+Result<std::pair<std::string, std::string>> ParseHeaderArg(std::string_view text) {
+  size_t colon = text.find(':');
+  std::string_view name = colon == std::string_view::npos ? text : Trim(text.substr(0, colon));
+  bool token = !name.empty();
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    token = token && ok;
+  }
+  if (colon == std::string_view::npos || !token) {
+    return Status::Usage("bad -H '" + std::string(text) +
+                         "'; give a header as 'Name: value', e.g. -H 'X-User-Id: 42'");
+  }
+  return std::make_pair(std::string(name), std::string(Trim(text.substr(colon + 1))));
+}
+
+}  // namespace strangler

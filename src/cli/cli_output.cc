@@ -1,0 +1,318 @@
+// Pure CLI helpers that render rules, decisions and history for humans and
+// as JSON. No I/O: callers print the returned strings.
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli/cli.h"
+
+namespace strangler {
+
+namespace {
+
+// Display width in code points, so "→" and "…" count as one column.
+size_t Width(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+std::string Join(const std::vector<std::string>& v, const std::string& sep) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) out += sep;
+    out += v[i];
+  }
+  return out;
+}
+
+// A JSON value as a short human string: strings bare, null as "-".
+std::string Compact(const Json& v) {
+  std::string s;
+  if (v.is_null()) {
+    s = "-";
+  } else if (v.is_string()) {
+    s = v.get<std::string>();
+    if (s.empty()) s = "''";
+  } else if (v.is_array()) {
+    std::vector<std::string> items;
+    for (const auto& e : v) items.push_back(e.is_string() ? e.get<std::string>() : e.dump());
+    s = "[" + Join(items, ",") + "]";
+  } else {
+    s = v.dump();
+  }
+  constexpr size_t kMax = 40;
+  if (Width(s) > kMax) {
+    size_t cut = kMax - 1;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+    s = s.substr(0, cut) + "…";
+  }
+  return s;
+}
+
+}  // namespace
+
+std::string FormatTable(const std::vector<std::string>& header,
+                        const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths(header.size(), 0);
+  auto measure = [&](const std::vector<std::string>& row) {
+    for (size_t i = 0; i < row.size() && i < widths.size(); ++i) {
+      widths[i] = std::max(widths[i], Width(row[i]));
+    }
+  };
+  measure(header);
+  for (const auto& r : rows) measure(r);
+  std::string out;
+  auto emit = [&](const std::vector<std::string>& row) {
+    std::string line;
+    for (size_t i = 0; i < widths.size(); ++i) {
+      const std::string cell = i < row.size() ? row[i] : "";
+      line += cell;
+      if (i + 1 < widths.size()) line += std::string(widths[i] - Width(cell) + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  };
+  emit(header);
+  for (const auto& r : rows) emit(r);
+  return out;
+}
+
+std::string BackendTable(const std::vector<Backend>& backends) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& b : backends) {
+    rows.push_back(
+        {b.name, b.is_default ? "*" : "", std::to_string(b.timeout_ms) + "ms", Join(b.urls, ",")});
+  }
+  return FormatTable({"NAME", "DEFAULT", "TIMEOUT", "URLS"}, rows);
+}
+
+std::string MatchSummary(const Route& r) {
+  std::vector<std::string> parts;
+  if (!r.path.empty()) parts.push_back(r.path);
+  if (!r.methods.empty()) parts.push_back(Join(r.methods, ","));
+  for (const auto& h : r.headers) parts.push_back("header:" + h);
+  for (const auto& q : r.query) parts.push_back("query:" + q);
+  for (const auto& c : r.cookies) parts.push_back("cookie:" + c);
+  return parts.empty() ? "*" : Join(parts, " ");
+}
+
+std::string SplitSummary(const Route& r) {
+  std::vector<std::string> parts;
+  if (r.percent_bp < kFullPercentBp) parts.push_back(FormatPercent(r.percent_bp) + "%");
+  if (!r.else_backend.empty()) parts.push_back("else " + r.else_backend);
+  if (!r.sticky.empty()) parts.push_back("sticky " + r.sticky);
+  if (!r.salt.empty()) parts.push_back("salt " + r.salt);
+  if (r.priority != 0) parts.push_back("priority " + std::to_string(r.priority));
+  if (!r.enabled) parts.push_back("disabled");
+  return Join(parts, " ");
+}
+
+std::string RoutesTable(const std::vector<Route>& routes) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : routes) {
+    rows.push_back({r.name, r.enabled ? "yes" : "no", std::to_string(r.priority), MatchSummary(r),
+                    r.to, FormatPercent(r.percent_bp) + "%",
+                    r.else_backend.empty() ? "(default)" : r.else_backend,
+                    r.sticky.empty() ? "random" : r.sticky,
+                    r.fallback_on_5xx ? "on 5xx" : r.fallback ? "yes" : "no",
+                    r.mirror.empty() ? "-"
+                                     : r.mirror + " " + FormatPercent(r.mirror_percent_bp) + "%"});
+  }
+  return FormatTable({"NAME", "ENABLED", "PRIORITY", "MATCH", "TO", "PERCENT", "ELSE", "STICKY",
+                      "FALLBACK", "MIRROR"},
+                     rows);
+}
+
+std::string ChangeSummary(const Json& before, const Json& after) {
+  if (before.is_null() && after.is_null()) return "";
+  if (before.is_null()) return "created";
+  if (after.is_null()) return "removed";
+  if (!before.is_object() || !after.is_object()) return Compact(before) + "→" + Compact(after);
+  std::vector<std::string> keys;
+  for (auto it = before.begin(); it != before.end(); ++it) keys.push_back(it.key());
+  for (auto it = after.begin(); it != after.end(); ++it) {
+    if (!before.contains(it.key())) keys.push_back(it.key());
+  }
+  std::vector<std::string> changes;
+  for (const auto& k : keys) {
+    Json b = before.contains(k) ? before[k] : Json();
+    Json a = after.contains(k) ? after[k] : Json();
+    if (b == a) continue;
+    changes.push_back(k + " " + Compact(b) + "→" + Compact(a));
+  }
+  return changes.empty() ? "no change" : Join(changes, ", ");
+}
+
+std::string FormatDurationMs(int64_t ms) {
+  if (ms <= 0 || ms % 1000 != 0) return std::to_string(ms) + "ms";
+  int64_t s = ms / 1000;
+  std::string out;
+  if (s >= 3600) out += std::to_string(s / 3600) + "h";
+  if (s % 3600 >= 60) out += std::to_string(s % 3600 / 60) + "m";
+  if (s % 60 != 0) out += std::to_string(s % 60) + "s";
+  return out;
+}
+
+namespace {
+
+// A JSON percent (30, 12.5) as "30%", "12.5%".
+std::string PercentText(const Json& v) {
+  if (v.is_number()) {
+    double bp = v.get<double>() * 100;
+    return FormatPercent(static_cast<int>(bp + (bp < 0 ? -0.5 : 0.5))) + "%";
+  }
+  return Compact(v);
+}
+
+std::string RateText(double rate) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.2f%%", rate * 100);
+  return buf;
+}
+
+// A ramp row's CHANGE column: the plan when it starts, else the state it
+// moved to (the reason column says why).
+std::string RampChange(const ChangeRow& c) {
+  if (c.action == "ramp.start") return "start: " + RampPlanSummary(c.after);
+  std::string from = c.before.is_object() ? c.before.value("state", "?") : "-";
+  std::string to = c.after.is_object() ? c.after.value("state", "?") : "-";
+  return from == to ? "no change" : "state " + from + "→" + to;
+}
+
+}  // namespace
+
+std::string RampPlanSummary(const Json& ramp) {
+  if (!ramp.is_object()) return "-";
+  std::string out = "to " + PercentText(ramp.value("target", Json())) + " by " +
+                    PercentText(ramp.value("step", Json())) + " every " +
+                    FormatDurationMs(ramp.value("every_ms", int64_t{0}));
+  const Json budget = ramp.value("max_error_rate", Json());
+  out += budget.is_number() ? ", error budget " + RateText(budget.get<double>()) + " 5xx"
+                            : ", no error budget";
+  int64_t min = ramp.value("min_requests", int64_t{0});
+  if (min > 0) out += ", min " + std::to_string(min) + " requests";
+  if (budget.is_number()) out += ", on breach " + ramp.value("on_breach", std::string("rollback"));
+  return out;
+}
+
+std::string HistoryTable(const std::vector<ChangeRow>& rows) {
+  std::vector<std::vector<std::string>> cells;
+  for (const auto& c : rows) {
+    bool ramp = c.object.rfind("ramp/", 0) == 0;
+    cells.push_back({std::to_string(c.id), c.ts, std::to_string(c.ruleset), c.actor, c.action,
+                     c.object, c.reason.empty() ? "-" : c.reason,
+                     ramp ? RampChange(c) : ChangeSummary(c.before, c.after)});
+  }
+  return FormatTable(
+      {"ID", "TIME", "RULESET", "ACTOR", "ACTION", "OBJECT", "REASON", "CHANGE"}, cells);
+}
+
+Json HistoryJson(const std::vector<ChangeRow>& rows) {
+  Json arr = Json::array();
+  for (const auto& c : rows) {
+    arr.push_back({{"id", c.id},
+                   {"ts", c.ts},
+                   {"actor", c.actor},
+                   {"action", c.action},
+                   {"object", c.object},
+                   {"before", c.before},
+                   {"after", c.after},
+                   {"reason", c.reason},
+                   {"ruleset", c.ruleset}});
+  }
+  return arr;
+}
+
+std::string DescribeBackend(const Backend& b) {
+  std::ostringstream o;
+  o << "name:     " << b.name << "\n"
+    << "default:  " << (b.is_default ? "yes" : "no") << "\n"
+    << "timeout:  " << b.timeout_ms << "ms\n"
+    << "urls:     " << Join(b.urls, "\n          ") << "\n";
+  return o.str();
+}
+
+std::string DescribeRoute(const Route& r) {
+  auto or_dash = [](const std::string& s, const char* dflt) { return s.empty() ? dflt : s; };
+  std::ostringstream o;
+  o << "name:      " << r.name << "\n"
+    << "enabled:   " << (r.enabled ? "yes" : "no") << "\n"
+    << "priority:  " << r.priority << "\n"
+    << "path:      " << or_dash(r.path, "(any)") << "\n"
+    << "methods:   " << (r.methods.empty() ? "(any)" : Join(r.methods, ",")) << "\n"
+    << "headers:   " << (r.headers.empty() ? "-" : Join(r.headers, "  ")) << "\n"
+    << "query:     " << (r.query.empty() ? "-" : Join(r.query, "  ")) << "\n"
+    << "cookies:   " << (r.cookies.empty() ? "-" : Join(r.cookies, "  ")) << "\n"
+    << "to:        " << r.to << "\n"
+    << "percent:   " << FormatPercent(r.percent_bp) << "%\n"
+    << "else:      " << or_dash(r.else_backend, "(default backend)") << "\n"
+    << "sticky:    " << or_dash(r.sticky, "(random)") << "\n"
+    << "salt:      " << or_dash(r.salt, ("(route name: " + r.name + ")").c_str()) << "\n";
+  if (r.fallback) {
+    o << "fallback:  to --else when --to fails" << (r.fallback_on_5xx ? " or answers 5xx" : "")
+      << "\n";
+  }
+  if (!r.mirror.empty()) {
+    o << "mirror:    " << r.mirror << " (" << FormatPercent(r.mirror_percent_bp) << "% of "
+      << (r.mirror_writes ? "all methods" : "GET, HEAD, OPTIONS") << ", keep " << r.keep_diffs
+      << " diffs)\n"
+      << "compare:   status, body"
+      << (r.compare_headers.empty() ? "" : ", headers " + Join(r.compare_headers, ",")) << "\n"
+      << "ignore:    " << (r.ignore_fields.empty() ? "-" : Join(r.ignore_fields, "  ")) << "\n";
+  }
+  return o.str();
+}
+
+Json ExplanationJson(const RouteTable& table, const Explanation& e, std::string_view method,
+                     std::string_view path) {
+  const Decision& d = e.decision;
+  Json j = Json::object();
+  j["method"] = std::string(method);
+  j["path"] = std::string(path);
+  j["route"] = d.route >= 0 && d.route < static_cast<int>(table.routes().size())
+                   ? Json(table.routes()[d.route].name)
+                   : Json();
+  j["backend"] = d.backend >= 0 && d.backend < static_cast<int>(table.backends().size())
+                     ? Json(table.backends()[d.backend].name)
+                     : Json();
+  j["reason"] = std::string(ReasonName(d.reason));
+  j["bucket"] = d.bucket >= 0 ? Json(d.bucket) : Json();
+  j["ruleset"] = table.version();
+  Json tried = Json::array();
+  for (const auto& t : e.tried) {
+    tried.push_back({{"route", t.route}, {"matched", t.matched}, {"why", t.why}});
+  }
+  j["tried"] = tried;
+  return j;
+}
+
+std::string FormatExplanation(const Json& j) {
+  auto str = [](const Json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
+  std::ostringstream o;
+  o << str(j["method"]) << " " << str(j["path"]) << "  ->  " << str(j["backend"]) << "\n";
+  o << "  reason:   " << str(j["reason"]) << "\n";
+  o << "  route:    " << (j["route"].is_null() ? "(none: default backend)" : str(j["route"]))
+    << "\n";
+  if (!j["bucket"].is_null()) o << "  bucket:   " << j["bucket"].dump() << " of 10000\n";
+  o << "  ruleset:  " << j["ruleset"].dump() << "\n";
+  const Json& tried = j["tried"];
+  if (tried.empty()) {
+    o << "  tried:    (no enabled routes)\n";
+    return o.str();
+  }
+  o << "  tried:\n";
+  std::vector<std::vector<std::string>> rows;
+  int n = 0;
+  for (const auto& t : tried) {
+    rows.push_back({"    " + std::to_string(++n) + ".", str(t["route"]),
+                    t["matched"].get<bool>() ? "matched" : "no: " + str(t["why"])});
+  }
+  std::string table = FormatTable({"", "", ""}, rows);
+  o << table.substr(table.find('\n') + 1);  // drop the empty header line
+  return o.str();
+}
+
+}  // namespace strangler

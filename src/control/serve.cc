@@ -1,0 +1,305 @@
+#include "control/serve.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <vector>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "decisions/decision_log.h"
+#include "proxy/net.h"
+#include "proxy/proxy.h"
+#include "rules/route_table.h"
+#include "store/store.h"
+
+namespace strangler {
+namespace {
+
+constexpr int kListenBacklog = 4096;
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "strangler: %s\n", message.c_str());
+  return 1;
+}
+
+Result<std::shared_ptr<const RouteTable>> LoadTable(Store* store) {
+  auto rules = store->Load();
+  if (!rules.ok()) return rules.status();
+  return RouteTable::Compile(rules.value());
+}
+
+// Watches the store and swaps in a new snapshot when it changes. A snapshot
+// that fails to build is logged once and the previous one keeps serving. The
+// store file itself is watched too: deleted, it is reported once and the
+// last good rules keep serving; replaced by another file (a restore, a copy
+// from another host), the new file is opened and its rules take over once
+// they load.
+class Reloader {
+ public:
+  Reloader(std::unique_ptr<Store> store, Proxy* proxy, std::string db_path)
+      : store_(std::move(store)), proxy_(proxy), db_path_(std::move(db_path)) {
+    identity_ = FileIdentity();
+  }
+
+  void Poll() {
+    CheckFile();
+    if (!store_) return;
+    auto dv = store_->DataVersion();
+    if (!dv.ok()) {
+      Report("cannot read store: " + dv.status().message());
+      return;
+    }
+    if (dv.value() == data_version_ && !failing_ && !force_) return;
+    data_version_ = dv.value();
+    if (!failing_ && !force_) {
+      // Other serves write ramp counts and mirror results too: only a new
+      // ruleset version is worth a rebuild.
+      auto v = store_->RulesetVersion();
+      if (v.ok() && v.value() == proxy_->snapshot()->table->version()) return;
+    }
+    auto table = LoadTable(store_.get());
+    if (!table.ok()) {
+      Report("new rules refused, still serving ruleset " +
+             std::to_string(proxy_->snapshot()->table->version()) + ": " +
+             table.status().message());
+      return;
+    }
+    int64_t old = proxy_->snapshot()->table->version();
+    if (table.value()->version() != old || failing_ || force_) {
+      proxy_->SetSnapshot(proxy_->upstreams().MakeSnapshot(std::move(table.value())));
+      spdlog::info("reloaded rules: ruleset {} -> {}", old, proxy_->snapshot()->table->version());
+    }
+    if (failing_) spdlog::info("store {} is readable again", db_path_);
+    failing_ = false;
+    force_ = false;
+    last_error_.clear();
+  }
+
+  void set_data_version(int64_t v) { data_version_ = v; }
+
+  // Ramps and mirror results, once per tick: counts go to the store about
+  // once a second (or when a ramp is due), so that the ramp's serve judges
+  // windows that hold every serve's requests.
+  void SafetyTick(bool final_flush) {
+    for (auto& [route, c] : proxy_->upstreams().TakeCounts()) {
+      RampCounts& sum = counts_[route];
+      sum.to_n += c.to_n;
+      sum.to_5xx += c.to_5xx;
+      sum.else_n += c.else_n;
+      sum.else_5xx += c.else_5xx;
+    }
+    proxy_->mirror().TakeResults(&tallies_, &records_);
+    if (records_.size() > kMirrorPendingRecords) {
+      // Ticks come every --reload-ms, writes once a second: keep the newest
+      // mismatches only (the store keeps --keep-diffs of them per route).
+      records_.erase(records_.begin(),
+                     records_.end() - static_cast<std::ptrdiff_t>(kMirrorPendingRecords));
+    }
+    if (!store_) return;
+    const int64_t now = NowMs();
+    const bool flush = final_flush || now >= next_flush_ms_;
+    if (flush) next_flush_ms_ = now + kFlushMs;
+    if (flush || now >= next_due_ms_) {
+      std::vector<std::pair<std::string, RampCounts>> counted(counts_.begin(), counts_.end());
+      auto tick = store_->RampTick(now, counted);
+      if (!tick.ok()) {
+        ReportSafety("cannot advance ramps: " + tick.status().message());
+      } else {
+        counts_.clear();
+        next_due_ms_ = tick->next_due_ms;
+        for (const RampEvent& e : tick->events) {
+          spdlog::info("ramp {}: {}", e.route, e.message);
+          // A step or a rollback is a route change made on this connection,
+          // which PRAGMA data_version does not report to itself.
+          if (e.what == "step" || e.what == "rolled_back") force_ = true;
+        }
+        safety_error_.clear();
+      }
+    }
+    if (flush && (!tallies_.empty() || !records_.empty())) {
+      Status st = store_->RecordMirrorResults(tallies_, records_);
+      if (!st.ok()) {
+        ReportSafety("cannot record mirror results (kept for the next try): " + st.message());
+        MergeTallies();
+      } else {
+        tallies_.clear();
+        records_.clear();
+      }
+    }
+    if (force_) Poll();
+  }
+
+ private:
+  // (device, inode) of the file at db_path_, or (0, 0) when there is none.
+  std::pair<uint64_t, uint64_t> FileIdentity() const {
+    struct stat st {};
+    if (stat(db_path_.c_str(), &st) != 0) return {0, 0};
+    return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+  }
+
+  void CheckFile() {
+    auto id = FileIdentity();
+    if (id == identity_) return;
+    if (id.second == 0) {
+      Report("store file " + db_path_ + " is gone; still serving ruleset " +
+             std::to_string(proxy_->snapshot()->table->version()));
+      return;
+    }
+    // Another file now stands at the path: open it (never creating one; an
+    // empty file may be a copy still being written, so wait for content).
+    struct stat st {};
+    if (stat(db_path_.c_str(), &st) != 0 || st.st_size == 0) return;
+    auto reopened = Store::Open(db_path_);
+    if (!reopened.ok()) {
+      Report("store file " + db_path_ + " was replaced and cannot be opened: " +
+             reopened.status().message());
+      return;
+    }
+    spdlog::info("store file {} was replaced; reading rules from the new file", db_path_);
+    store_ = std::move(reopened.value());
+    identity_ = id;
+    data_version_ = -1;
+    force_ = true;
+  }
+
+  static int64_t NowMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
+  // Tallies kept for a retry are summed per route so they cannot pile up.
+  void MergeTallies() {
+    std::map<std::string, MirrorTally> sum;
+    for (const auto& [route, t] : tallies_) {
+      MirrorTally& s = sum[route];
+      s.compared += t.compared;
+      s.equal += t.equal;
+      s.dropped += t.dropped;
+      s.failed += t.failed;
+    }
+    tallies_.assign(sum.begin(), sum.end());
+  }
+
+  void ReportSafety(const std::string& error) {
+    if (error != safety_error_) spdlog::error("{}", error);
+    safety_error_ = error;
+  }
+
+  void Report(const std::string& error) {
+    failing_ = true;
+    if (error != last_error_) spdlog::error("{}", error);
+    last_error_ = error;
+  }
+
+  std::unique_ptr<Store> store_;
+  Proxy* proxy_;
+  std::string db_path_;
+  std::pair<uint64_t, uint64_t> identity_;
+  int64_t data_version_ = -1;
+  bool failing_ = false;
+  bool force_ = false;
+  std::string last_error_;
+
+  static constexpr int64_t kFlushMs = 1000;
+  std::map<std::string, RampCounts> counts_;
+  std::vector<std::pair<std::string, MirrorTally>> tallies_;
+  std::vector<DiffRecord> records_;
+  int64_t next_flush_ms_ = 0;
+  int64_t next_due_ms_ = 0;
+  std::string safety_error_;
+};
+
+}  // namespace
+
+int RunServe(const ServeOptions& opts) {
+  auto console = spdlog::stderr_color_mt("strangler");
+  console->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  spdlog::set_default_logger(console);
+
+  auto hp = ParseHostPort(opts.listen);
+  if (!hp.ok()) return Fail(hp.status().message());
+  if (opts.reload_ms < 10 || opts.reload_ms > 60000) {
+    return Fail("--reload-ms must be 10..60000");
+  }
+  auto store = Store::Open(opts.db_path);
+  if (!store.ok()) return Fail(store.status().message());
+  auto dv = store.value()->DataVersion();
+  auto table = LoadTable(store.value().get());
+  if (!table.ok()) {
+    return Fail("cannot serve the rules in " + opts.db_path + ": " + table.status().message());
+  }
+
+  // Signals are taken by sigtimedwait below, never by a handler: block them
+  // before any thread starts so that every thread inherits the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto listen_fd = Listen(hp.value(), kListenBacklog);
+  if (!listen_fd.ok()) return Fail(listen_fd.status().message());
+  LogRotation rotation;
+  rotation.max_bytes = static_cast<uint64_t>(opts.log_max_mb * 1024 * 1024);
+  rotation.keep = opts.log_keep;
+  auto log = DecisionLog::Open(opts.log_path, rotation);
+  if (!log.ok()) {
+    close(listen_fd.value());
+    return Fail(log.status().message());
+  }
+  spdlog::flush_every(std::chrono::seconds(1));
+
+  ProxyOptions popts;
+  if (opts.max_connections > 0) popts.max_connections = opts.max_connections;
+  popts.workers = opts.threads;
+  popts.max_header_bytes = static_cast<size_t>(opts.max_header_kb) * 1024;
+  popts.max_body_bytes = static_cast<uint64_t>(opts.max_body_mb) * 1024 * 1024;
+  popts.reject_encoded_slash = opts.encoded_slash == "reject";
+  popts.tunnel_idle_ms = opts.tunnel_idle_s * 1000;
+  auto* proxy = new Proxy(popts, log.value().get());
+  proxy->upstreams().set_idle_ms(opts.upstream_idle_s * 1000);
+  proxy->SetSnapshot(proxy->upstreams().MakeSnapshot(table.value()));
+  proxy->Start(listen_fd.value());
+  spdlog::info("listening on {}:{} (store {}, ruleset {}, log {})", hp->host,
+               LocalPort(listen_fd.value()), opts.db_path, table.value()->version(),
+               opts.log_path);
+
+  Reloader reloader(std::move(store.value()), proxy, opts.db_path);
+  if (dv.ok()) reloader.set_data_version(dv.value());
+  timespec tick{opts.reload_ms / 1000, static_cast<long>(opts.reload_ms % 1000) * 1000000L};
+  while (true) {
+    int sig = sigtimedwait(&stop_signals, nullptr, &tick);
+    if (sig == SIGINT || sig == SIGTERM) {
+      spdlog::info("signal {}: finishing requests in flight", sig);
+      break;
+    }
+    reloader.Poll();
+    reloader.SafetyTick(false);
+  }
+  bool drained = proxy->Shutdown(opts.drain_s * 1000);
+  reloader.SafetyTick(true);
+  log.value()->Flush();
+  spdlog::info("stopped{}", drained ? "" : " (some connections did not finish in time)");
+  spdlog::default_logger()->flush();
+  if (!drained) {
+    // Sessions still running hold the proxy; leave without destructors.
+    std::fflush(nullptr);
+    _exit(0);
+  }
+  delete proxy;
+  log.value().reset();
+  spdlog::shutdown();
+  return 0;
+}
+
+}  // namespace strangler

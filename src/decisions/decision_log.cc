@@ -1,0 +1,295 @@
+#include "decisions/decision_log.h"
+
+#include <spdlog/async.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/rotating_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <ctime>
+
+namespace strangler {
+
+void AppendRfc3339Ms(int64_t ts_ms, std::string* out) {
+  // gmtime once per second per thread; the milliseconds by hand.
+  thread_local int64_t cached_sec = -1;
+  thread_local char prefix[40];  // "2026-11-28T04:13:55."
+  int64_t sec = ts_ms / 1000;
+  if (sec != cached_sec) {
+    time_t secs = static_cast<time_t>(sec);
+    tm t{};
+    gmtime_r(&secs, &t);
+    std::snprintf(prefix, sizeof(prefix), "%04d-%02d-%02dT%02d:%02d:%02d.",
+                  (t.tm_year + 1900) % 10000, (t.tm_mon + 1) % 100, t.tm_mday % 100,
+                  t.tm_hour % 100, t.tm_min % 100, t.tm_sec % 100);
+    cached_sec = sec;
+  }
+  int ms = static_cast<int>(ts_ms % 1000);
+  out->append(prefix, 20);
+  out->push_back(static_cast<char>('0' + ms / 100));
+  out->push_back(static_cast<char>('0' + ms / 10 % 10));
+  out->push_back(static_cast<char>('0' + ms % 10));
+  out->push_back('Z');
+}
+
+void AppendJsonString(std::string_view s, std::string* out) {
+  static const char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          out->append("\\u00");
+          out->push_back(kHex[c >> 4]);
+          out->push_back(kHex[c & 15]);
+        } else if (c >= 0x80) {
+          // Paths and ids are bytes, not always UTF-8: keep the JSON valid.
+          out->append("\\u00");
+          out->push_back(kHex[c >> 4]);
+          out->push_back(kHex[c & 15]);
+        } else {
+          out->push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+namespace {
+
+void AppendUint(uint64_t v, std::string* out) {
+  char buf[20];
+  int n = 0;
+  do {
+    buf[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  while (n > 0) out->push_back(buf[--n]);
+}
+
+// Milliseconds with three decimals ("0.512"), without printf.
+void AppendMs(double ms, std::string* out) {
+  uint64_t us = ms <= 0 ? 0 : static_cast<uint64_t>(ms * 1000.0 + 0.5);
+  AppendUint(us / 1000, out);
+  out->push_back('.');
+  uint64_t frac = us % 1000;
+  out->push_back(static_cast<char>('0' + frac / 100));
+  out->push_back(static_cast<char>('0' + frac / 10 % 10));
+  out->push_back(static_cast<char>('0' + frac % 10));
+}
+
+}  // namespace
+
+void FormatDecision(const DecisionRecord& r, std::string* out) {
+  out->append("{\"ts\":\"");
+  AppendRfc3339Ms(r.ts_ms, out);
+  out->append("\",\"request_id\":");
+  AppendJsonString(r.request_id, out);
+  out->append(",\"method\":");
+  AppendJsonString(r.method, out);
+  out->append(",\"path\":");
+  AppendJsonString(r.path, out);
+  out->append(",\"route\":");
+  if (r.route.empty()) {
+    out->append("null");
+  } else {
+    AppendJsonString(r.route, out);
+  }
+  out->append(",\"backend\":");
+  AppendJsonString(r.backend, out);
+  out->append(",\"reason\":");
+  AppendJsonString(r.reason, out);
+  out->append(",\"bucket\":");
+  if (r.bucket < 0) {
+    out->append("null");
+  } else {
+    AppendUint(static_cast<uint64_t>(r.bucket), out);
+  }
+  out->append(",\"status\":");
+  AppendUint(static_cast<uint64_t>(r.status), out);
+  out->append(",\"upstream_ms\":");
+  AppendMs(r.upstream_ms, out);
+  out->append(",\"total_ms\":");
+  AppendMs(r.total_ms, out);
+  out->append(",\"bytes_in\":");
+  AppendUint(r.bytes_in, out);
+  out->append(",\"bytes_out\":");
+  AppendUint(r.bytes_out, out);
+  out->append(",\"client\":");
+  AppendJsonString(r.client, out);
+  out->append(",\"ruleset\":");
+  AppendUint(static_cast<uint64_t>(r.ruleset < 0 ? 0 : r.ruleset), out);
+  if (!r.fallback.empty()) {
+    out->append(",\"fallback\":");
+    AppendJsonString(r.fallback, out);
+  }
+  out->push_back('}');
+}
+
+namespace {
+
+// Keeps the log from taking the router down when it cannot be written (a
+// full disk, an I/O error): each batch is written and flushed at once, so a
+// failure is seen with the lines it held; those lines are counted, the
+// failure is reported once on stderr, and when writing works again the
+// number of lines lost is reported. Called from spdlog's single writer
+// thread only.
+class GuardedSink final : public spdlog::sinks::sink {
+ public:
+  explicit GuardedSink(std::shared_ptr<spdlog::sinks::sink> inner) : inner_(std::move(inner)) {}
+
+  void log(const spdlog::details::log_msg& msg) override {
+    try {
+      inner_->log(msg);
+      inner_->flush();
+    } catch (const std::exception& e) {
+      uint64_t lines = 1;
+      for (char c : msg.payload) lines += c == '\n';
+      if (dropped_ == 0) {
+        spdlog::error("decision log not written ({}); serving goes on, lost lines are counted",
+                      e.what());
+      }
+      dropped_ += lines;
+      return;
+    }
+    if (dropped_ > 0) {
+      spdlog::warn("decision log writable again; {} lines were dropped while it was not",
+                   dropped_);
+      dropped_ = 0;
+    }
+  }
+  void flush() override {
+    try {
+      inner_->flush();
+    } catch (const std::exception&) {
+      // Reported by log(), which flushes every batch itself.
+    }
+  }
+  void set_pattern(const std::string& pattern) override { inner_->set_pattern(pattern); }
+  void set_formatter(std::unique_ptr<spdlog::formatter> f) override {
+    inner_->set_formatter(std::move(f));
+  }
+
+ private:
+  std::shared_ptr<spdlog::sinks::sink> inner_;
+  uint64_t dropped_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<DecisionLog>> DecisionLog::Open(const std::string& path,
+                                                       const LogRotation& rotation) {
+  if (path != "-") {
+    // spdlog would create missing directories; a typo should fail instead.
+    size_t slash = path.rfind('/');
+    std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
+    struct stat st {};
+    if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return Status::Io("cannot open decision log '" + path + "': directory '" + dir +
+                        "' does not exist");
+    }
+  }
+  try {
+    // 8192 queued lines: ample for bursts, and the queue's memory stays ~3 MiB.
+    if (!spdlog::thread_pool()) spdlog::init_thread_pool(8192, 1);
+    std::shared_ptr<spdlog::sinks::sink> sink;
+    if (path == "-") {
+      sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
+    } else if (rotation.max_bytes > 0) {
+      // Names rotated files decisions.1.log, decisions.2.log, ... (`audit`
+      // reads them oldest first).
+      sink = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
+          path, rotation.max_bytes, static_cast<size_t>(rotation.keep < 1 ? 1 : rotation.keep));
+    } else {
+      sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, /*truncate=*/false);
+    }
+    sink = std::make_shared<GuardedSink>(std::move(sink));
+    auto logger = std::make_shared<spdlog::async_logger>(
+        "decisions", sink, spdlog::thread_pool(), spdlog::async_overflow_policy::overrun_oldest);
+    logger->set_pattern("%v");
+    logger->set_level(spdlog::level::info);
+    logger->flush_on(spdlog::level::err);
+    // Registered so that spdlog::flush_every() reaches it: lines are on disk
+    // within a second, for `tail -f` and `audit` on a live log.
+    spdlog::drop("decisions");
+    spdlog::register_logger(logger);
+    return std::unique_ptr<DecisionLog>(new DecisionLog(std::move(logger)));
+  } catch (const std::exception& e) {
+    return Status::Io("cannot open decision log '" + path + "': " + e.what());
+  }
+}
+
+DecisionLog::DecisionLog(std::shared_ptr<spdlog::logger> logger) : logger_(std::move(logger)) {
+  flusher_ = std::thread([this] {
+    std::unique_lock<std::mutex> lock(batch_mu_);
+    while (!stop_) {
+      flusher_cv_.wait_for(lock, std::chrono::milliseconds(kBatchMs));
+      std::string batch;
+      batch.swap(batch_);
+      lock.unlock();
+      Emit(&batch);
+      lock.lock();
+      if (batch_.empty() && batch.capacity() <= kBatchBytes * 2) batch_.swap(batch);
+    }
+  });
+}
+
+DecisionLog::~DecisionLog() {
+  {
+    std::lock_guard<std::mutex> lock(batch_mu_);
+    stop_ = true;
+  }
+  flusher_cv_.notify_all();
+  if (flusher_.joinable()) flusher_.join();
+  Flush();
+  spdlog::drop("decisions");
+}
+
+void DecisionLog::Emit(std::string* batch) {
+  if (batch->empty()) return;
+  // One spdlog message per batch of lines: spdlog ends it with the last newline.
+  logger_->log(spdlog::level::info, spdlog::string_view_t(batch->data(), batch->size()));
+  batch->clear();
+}
+
+void DecisionLog::Write(const DecisionRecord& r) {
+  thread_local std::string line;
+  line.clear();
+  FormatDecision(r, &line);
+  std::string full;
+  {
+    std::lock_guard<std::mutex> lock(batch_mu_);
+    if (!batch_.empty()) batch_.push_back('\n');
+    batch_.append(line);
+    if (batch_.size() < kBatchBytes) return;
+    full.swap(batch_);
+  }
+  Emit(&full);
+}
+
+void DecisionLog::Flush() {
+  std::string batch;
+  {
+    std::lock_guard<std::mutex> lock(batch_mu_);
+    batch.swap(batch_);
+  }
+  Emit(&batch);
+  // An async logger's flush() is itself queued; the flush is done when the
+  // pool has drained the queue up to it. Wait for that.
+  logger_->flush();
+  auto pool = spdlog::thread_pool();
+  for (int i = 0; pool && i < 2000 && pool->queue_size() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  for (auto& sink : logger_->sinks()) sink->flush();
+}
+
+}  // namespace strangler

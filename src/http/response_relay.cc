@@ -1,0 +1,140 @@
+#include "http/response_relay.h"
+
+#include <cstdio>
+
+#include "http/header_fields.h"
+
+namespace strangler {
+
+ResponseRelay::ResponseRelay() : handler_(this), parser_(MessageType::kResponse, &handler_) {}
+
+void ResponseRelay::Begin(const RelayRequest& req, RelayObserver* observer) {
+  parser_.Reset();
+  req_ = req;
+  observer_ = observer;
+  out_.clear();
+  status_ = 0;
+  refused_ = tunnel_ = rechunk_ = no_reuse_ = started_ = false;
+  client_keep_alive_ = req.client_keep_alive;
+}
+
+ResponseRelay::Event ResponseRelay::Ended() {
+  if (refused_) return Event::kRefused;
+  if (rechunk_) out_.append("0\r\n\r\n");
+  return Event::kDone;
+}
+
+ResponseRelay::Event ResponseRelay::Feed(const char* base, size_t from, size_t to,
+                                         size_t* used) {
+  base_ = base;
+  switch (parser_.Execute(base, from, to, used)) {
+    case MessageParser::Event::kMessageDone: return Ended();
+    case MessageParser::Event::kError: return refused_ ? Event::kRefused : Event::kError;
+    default: return Event::kNeedMore;
+  }
+}
+
+ResponseRelay::Event ResponseRelay::Finish() {
+  if (!started_ || tunnel_) return Event::kError;
+  return parser_.Finish() == MessageParser::Event::kMessageDone ? Ended() : Event::kError;
+}
+
+bool ResponseRelay::Reusable(size_t leftover) const {
+  return leftover == 0 && !no_reuse_ && !tunnel_ && parser_.keep_alive();
+}
+
+int ResponseRelay::OnHead() {
+  const char* base = base_;
+  const int status = parser_.status();
+  // Switching protocols only to what was asked for: a WebSocket upgrade,
+  // which the answer must name (a bare 101 may be followed by anything).
+  if (status == 101) {
+    bool names_websocket = false;
+    for (const HeaderSpan& h : parser_.headers()) {
+      if (IEquals(h.name.in(base), "upgrade") && ListsToken(h.value.in(base), "websocket")) {
+        names_websocket = true;
+      }
+    }
+    if (!req_.websocket || !names_websocket) return -1;
+  }
+  // Bodiless answers (RFC 9112 6.3): whatever length they carry, nothing
+  // follows their head. A length there means the backend and the router may
+  // disagree on where the next answer starts: that connection is not reused.
+  const bool bodiless = req_.head || status < 200 || status == 204 || status == 304;
+  if (bodiless && (parser_.chunked() || (parser_.has_content_length() && parser_.content_length() > 0))) {
+    no_reuse_ = true;
+  }
+  if (status >= 500 && req_.refuse_5xx) {
+    status_ = status;
+    refused_ = true;
+    return -1;  // not relayed: the exchange ends and the request falls back
+  }
+  if (status < 200 && status != 101 && req_.http10) return 1;  // HTTP/1.0 knows no interim answers
+  out_.append(req_.http10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  char code[8];
+  int n = std::snprintf(code, sizeof(code), "%03d ", status);
+  out_.append(code, static_cast<size_t>(n));
+  out_.append(parser_.reason().in(base));
+  out_.append("\r\n");
+  ConnectionTokens tokens;
+  for (const HeaderSpan& h : parser_.headers()) {
+    if (IEquals(h.name.in(base), "connection")) tokens.Add(h.value.in(base));
+  }
+  upstream_has_rid_ = false;
+  for (const HeaderSpan& h : parser_.headers()) {
+    std::string_view name = h.name.in(base);
+    // Content-Length is written from what was parsed (below), so that a
+    // Connection header naming it cannot leave an answer unframed.
+    if (IsHopByHop(name) || tokens.Names(name) || IEquals(name, "content-length")) continue;
+    if (IEquals(name, "x-request-id")) upstream_has_rid_ = true;
+    AppendHeader(&out_, name, h.value.in(base));
+  }
+  started_ = true;
+  if (status == 101) {
+    out_.append("Connection: upgrade\r\nUpgrade: websocket\r\n");
+    if (!upstream_has_rid_) AppendHeader(&out_, "X-Request-Id", req_.request_id);
+    out_.append("\r\n");
+    status_ = status;
+    tunnel_ = true;
+    return 1;
+  }
+  if (status < 200) {  // interim: passed on, then the real answer
+    out_.append("\r\n");
+    return 1;
+  }
+  status_ = status;
+  if (observer_) observer_->OnFinalHead(parser_, base);
+  rechunk_ = false;
+  if (status == 204) {
+    // No length at all (RFC 9110 8.6).
+  } else if (parser_.has_content_length()) {
+    // For HEAD and 304, the length of the body it stands for; else the body's.
+    char len[40];
+    int ln = std::snprintf(len, sizeof(len), "Content-Length: %llu\r\n",
+                           static_cast<unsigned long long>(parser_.content_length()));
+    out_.append(len, static_cast<size_t>(ln));
+  } else if (!bodiless) {
+    if (req_.http10) {
+      client_keep_alive_ = false;  // the end of the body is the end of the connection
+    } else {
+      out_.append("Transfer-Encoding: chunked\r\n");
+      rechunk_ = true;
+    }
+  }
+  if (!upstream_has_rid_) AppendHeader(&out_, "X-Request-Id", req_.request_id);
+  if (!client_keep_alive_) out_.append("Connection: close\r\n");
+  out_.append("\r\n");
+  return bodiless ? 1 : 0;
+}
+
+bool ResponseRelay::OnBody(const char* data, size_t len) {
+  if (observer_) observer_->OnBodyPiece(data, len);
+  if (rechunk_) {
+    AppendChunk(&out_, data, len);
+  } else {
+    out_.append(data, len);
+  }
+  return true;
+}
+
+}  // namespace strangler

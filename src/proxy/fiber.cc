@@ -1,0 +1,558 @@
+#include "proxy/fiber.h"
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <queue>
+#include <unordered_map>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define STRANGLER_ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define STRANGLER_TSAN 1
+#endif
+
+namespace strangler {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr size_t kStackBytes = 256 * 1024;
+constexpr size_t kGuardBytes = 4096;
+constexpr size_t kKeepStacks = 64;  // free stacks kept per worker for reuse
+
+struct Fiber;
+
+// Per registered socket: who waits on it and what is known to be ready.
+struct FdState {
+  Fiber* reader = nullptr;
+  Fiber* writer = nullptr;
+  bool in_ready = true;   // optimistic: try the syscall first
+  bool out_ready = true;
+};
+
+struct Fiber {
+  ucontext_t ctx;
+  char* stack = nullptr;  // mmap'd, guard page at the low end
+  int fd = -1;
+  bool done = false;
+  bool timed_out = false;
+  int woke = -1;  // index of the wait that ended a WaitAny
+  uint64_t wait_token = 0;
+#ifdef STRANGLER_TSAN
+  void* tsan = nullptr;
+#endif
+};
+
+struct Timer {
+  Clock::time_point deadline;
+  uint64_t token;
+  bool operator>(const Timer& o) const { return deadline > o.deadline; }
+};
+
+}  // namespace
+
+class Worker {
+ public:
+  Worker(int index, std::function<void(int)>* handler, std::function<void(int)>* housekeeping)
+      : index_(index), handler_(handler), housekeeping_(housekeeping) {
+    epoll_ = epoll_create1(EPOLL_CLOEXEC);
+    wake_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = nullptr;  // null = the wake-up eventfd
+    epoll_ctl(epoll_, EPOLL_CTL_ADD, wake_, &ev);
+  }
+  ~Worker() {
+    for (char* s : free_stacks_) munmap(s, kStackBytes);
+    close(wake_);
+    close(epoll_);
+  }
+
+  void Submit(int fd) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      inbox_.push_back(fd);
+    }
+    uint64_t one = 1;
+    ssize_t n = write(wake_, &one, sizeof(one));
+    (void)n;
+  }
+
+  void Stop() {
+    stop_.store(true);
+    uint64_t one = 1;
+    ssize_t n = write(wake_, &one, sizeof(one));
+    (void)n;
+  }
+
+  void Run();
+
+  // --- used by fio:: from inside a fiber of this worker -------------------
+  int index() const { return index_; }
+  FdState* State(int fd) {
+    if (static_cast<size_t>(fd) >= fds_.size()) fds_.resize(static_cast<size_t>(fd) + 64);
+    return fds_[static_cast<size_t>(fd)].get();
+  }
+  void Adopt(int fd) {
+    int flags = fcntl(fd, F_GETFL, 0);
+    fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    if (static_cast<size_t>(fd) >= fds_.size()) fds_.resize(static_cast<size_t>(fd) + 64);
+    fds_[static_cast<size_t>(fd)] = std::make_unique<FdState>();
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.u64 = static_cast<uint64_t>(fd) + 1;
+    epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev);
+  }
+  void Close(int fd) {
+    if (static_cast<size_t>(fd) < fds_.size()) fds_[static_cast<size_t>(fd)].reset();
+    close(fd);  // also leaves the epoll set
+  }
+  // Parks the current fiber until one of `n` (fd, direction) pairs is ready
+  // or the deadline passes. Returns the index of a ready pair, -1 on timeout.
+  int WaitAny(const fio::WaitFor* items, int n, Clock::time_point deadline) {
+    Fiber* f = current_;
+    for (int i = 0; i < n; ++i) {
+      FdState* st = State(items[i].fd);
+      if (items[i].read ? st->in_ready : st->out_ready) return i;
+    }
+    f->timed_out = false;
+    f->woke = -1;
+    f->wait_token = ++next_token_;
+    Waiting& w = waiting_[f->wait_token];
+    w.fiber = f;
+    w.n = n;
+    for (int i = 0; i < n; ++i) {
+      w.items[i] = items[i];
+      FdState* st = State(items[i].fd);
+      (items[i].read ? st->reader : st->writer) = f;
+    }
+    timers_.push({deadline, f->wait_token});
+    SwitchToScheduler();
+    return f->timed_out ? -1 : f->woke;
+  }
+  bool Wait(int fd, bool read, Clock::time_point deadline) {
+    fio::WaitFor one{fd, read};
+    return WaitAny(&one, 1, deadline) == 0;
+  }
+
+ private:
+  struct Waiting {
+    Fiber* fiber = nullptr;
+    int n = 0;
+    fio::WaitFor items[fio::kMaxWaitFor];
+  };
+  // Ends a wait: the fiber is no longer registered on any of its fds.
+  void Unregister(const Waiting& w) {
+    for (int i = 0; i < w.n; ++i) {
+      FdState* st = static_cast<size_t>(w.items[i].fd) < fds_.size()
+                        ? fds_[static_cast<size_t>(w.items[i].fd)].get()
+                        : nullptr;
+      if (!st) continue;
+      Fiber*& slot = w.items[i].read ? st->reader : st->writer;
+      if (slot == w.fiber) slot = nullptr;
+    }
+  }
+
+  static void Trampoline();
+  void StartFiber(int fd);
+  void Resume(Fiber* f);
+  void SwitchToScheduler();
+  void MakeRunnable(Fiber* f) { runnable_.push_back(f); }
+  void Wake(int fd, FdState* st, bool read) {
+    Fiber* f = read ? st->reader : st->writer;
+    if (!f) return;
+    auto it = waiting_.find(f->wait_token);
+    if (it != waiting_.end()) {
+      for (int i = 0; i < it->second.n; ++i) {
+        if (it->second.items[i].fd == fd && it->second.items[i].read == read) f->woke = i;
+      }
+      Unregister(it->second);
+      waiting_.erase(it);
+    }
+    (read ? st->reader : st->writer) = nullptr;
+    MakeRunnable(f);
+  }
+
+  int index_;
+  std::function<void(int)>* handler_;
+  std::function<void(int)>* housekeeping_;  // may be null
+  Clock::time_point next_housekeeping_ = Clock::now();
+  int epoll_ = -1;
+  int wake_ = -1;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<int> inbox_;  // guarded by mu_
+  std::vector<std::unique_ptr<FdState>> fds_;
+  std::deque<Fiber*> runnable_;
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
+  std::unordered_map<uint64_t, Waiting> waiting_;  // wait token -> who waits
+  uint64_t next_token_ = 0;
+  std::vector<char*> free_stacks_;
+  size_t live_ = 0;
+  ucontext_t sched_ctx_;
+  Fiber* current_ = nullptr;
+#ifdef STRANGLER_TSAN
+  void* sched_tsan_ = nullptr;
+#endif
+#ifdef STRANGLER_ASAN
+  const void* sched_stack_bottom_ = nullptr;
+  size_t sched_stack_size_ = 0;
+#endif
+};
+
+namespace {
+thread_local Worker* tl_worker = nullptr;
+}  // namespace
+
+void Worker::Trampoline() {
+  Worker* w = tl_worker;
+  Fiber* f = w->current_;
+#ifdef STRANGLER_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, &w->sched_stack_bottom_, &w->sched_stack_size_);
+#endif
+  (*w->handler_)(f->fd);
+  f->done = true;
+  w->SwitchToScheduler();  // never returns
+}
+
+void Worker::StartFiber(int fd) {
+  auto* f = new Fiber();
+  f->fd = fd;
+  if (!free_stacks_.empty()) {
+    f->stack = free_stacks_.back();
+    free_stacks_.pop_back();
+  } else {
+    void* mem = mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (mem == MAP_FAILED) {
+      delete f;
+      close(fd);
+      return;
+    }
+    mprotect(mem, kGuardBytes, PROT_NONE);
+    f->stack = static_cast<char*>(mem);
+  }
+  getcontext(&f->ctx);
+  f->ctx.uc_stack.ss_sp = f->stack + kGuardBytes;
+  f->ctx.uc_stack.ss_size = kStackBytes - kGuardBytes;
+  f->ctx.uc_link = nullptr;
+  makecontext(&f->ctx, &Worker::Trampoline, 0);
+#ifdef STRANGLER_TSAN
+  f->tsan = __tsan_create_fiber(0);
+#endif
+  ++live_;
+  MakeRunnable(f);
+}
+
+void Worker::Resume(Fiber* f) {
+  current_ = f;
+#ifdef STRANGLER_TSAN
+  __tsan_switch_to_fiber(f->tsan, 0);
+#endif
+#ifdef STRANGLER_ASAN
+  void* fake = nullptr;
+  __sanitizer_start_switch_fiber(&fake, f->stack + kGuardBytes, kStackBytes - kGuardBytes);
+#endif
+  swapcontext(&sched_ctx_, &f->ctx);
+#ifdef STRANGLER_ASAN
+  __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#endif
+  current_ = nullptr;
+  if (f->done) {
+#ifdef STRANGLER_TSAN
+    __tsan_destroy_fiber(f->tsan);
+#endif
+    if (free_stacks_.size() < kKeepStacks) {
+      free_stacks_.push_back(f->stack);
+    } else {
+      munmap(f->stack, kStackBytes);
+    }
+    delete f;
+    --live_;
+  }
+}
+
+void Worker::SwitchToScheduler() {
+  Fiber* f = current_;
+#ifdef STRANGLER_TSAN
+  __tsan_switch_to_fiber(sched_tsan_, 0);
+#endif
+#ifdef STRANGLER_ASAN
+  void* fake = nullptr;
+  __sanitizer_start_switch_fiber(f->done ? nullptr : &fake, sched_stack_bottom_,
+                                 sched_stack_size_);
+#endif
+  swapcontext(&f->ctx, &sched_ctx_);
+#ifdef STRANGLER_ASAN
+  __sanitizer_finish_switch_fiber(fake, &sched_stack_bottom_, &sched_stack_size_);
+#endif
+}
+
+void Worker::Run() {
+  tl_worker = this;
+#ifdef STRANGLER_TSAN
+  sched_tsan_ = __tsan_get_current_fiber();
+#endif
+  epoll_event events[256];
+  std::vector<int> incoming;
+  while (true) {
+    while (!runnable_.empty()) {
+      Fiber* f = runnable_.front();
+      runnable_.pop_front();
+      Resume(f);
+    }
+    if (stop_.load() && live_ == 0) break;
+    if (housekeeping_ && Clock::now() >= next_housekeeping_) {
+      next_housekeeping_ = Clock::now() + std::chrono::seconds(1);
+      (*housekeeping_)(index_);
+    }
+    int timeout_ms = 250;
+    if (!timers_.empty()) {
+      auto until = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       timers_.top().deadline - Clock::now()).count() + 1;
+      if (until < timeout_ms) timeout_ms = until < 0 ? 0 : static_cast<int>(until);
+    }
+    int n = epoll_wait(epoll_, events, 256, timeout_ms);
+    for (int i = 0; i < n; ++i) {
+      if (events[i].data.u64 == 0) {
+        uint64_t v;
+        while (read(wake_, &v, sizeof(v)) > 0) {
+        }
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          incoming.swap(inbox_);
+        }
+        for (int fd : incoming) StartFiber(fd);
+        incoming.clear();
+        continue;
+      }
+      int fd = static_cast<int>(events[i].data.u64 - 1);
+      if (static_cast<size_t>(fd) >= fds_.size() || !fds_[static_cast<size_t>(fd)]) continue;
+      FdState* st = fds_[static_cast<size_t>(fd)].get();
+      uint32_t e = events[i].events;
+      if (e & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
+        st->in_ready = true;
+        Wake(fd, st, true);
+      }
+      if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+        st->out_ready = true;
+        Wake(fd, st, false);
+      }
+    }
+    auto now = Clock::now();
+    while (!timers_.empty() && timers_.top().deadline <= now) {
+      uint64_t token = timers_.top().token;
+      timers_.pop();
+      auto it = waiting_.find(token);
+      if (it == waiting_.end()) continue;  // the wait ended by I/O
+      Waiting w = it->second;
+      waiting_.erase(it);
+      w.fiber->timed_out = true;
+      Unregister(w);
+      MakeRunnable(w.fiber);
+    }
+  }
+  tl_worker = nullptr;
+}
+
+WorkerPool::WorkerPool(int workers, std::function<void(int fd)> handler,
+                       std::function<void(int worker)> housekeeping) {
+  handler_holder_ = std::make_unique<std::function<void(int)>>(std::move(handler));
+  if (housekeeping) {
+    housekeeping_holder_ = std::make_unique<std::function<void(int)>>(std::move(housekeeping));
+  }
+  for (int i = 0; i < workers; ++i) {
+    workers_.push_back(
+        std::make_unique<Worker>(i, handler_holder_.get(), housekeeping_holder_.get()));
+  }
+  for (auto& w : workers_) {
+    Worker* wp = w.get();
+    threads_.emplace_back([wp] { wp->Run(); });
+  }
+}
+
+WorkerPool::~WorkerPool() {
+  Stop();
+  Join();
+}
+
+void WorkerPool::Submit(int fd) {
+  uint32_t i = next_.fetch_add(1, std::memory_order_relaxed) % workers_.size();
+  workers_[i]->Submit(fd);
+}
+
+void WorkerPool::Stop() {
+  for (auto& w : workers_) w->Stop();
+}
+
+void WorkerPool::Join() {
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+}
+
+namespace fio {
+
+int WorkerIndex() { return tl_worker ? tl_worker->index() : 0; }
+
+void Adopt(int fd) { tl_worker->Adopt(fd); }
+
+void Close(int fd) { tl_worker->Close(fd); }
+
+namespace {
+Clock::time_point Deadline(int timeout_ms) {
+  return Clock::now() + std::chrono::milliseconds(timeout_ms);
+}
+}  // namespace
+
+ssize_t Recv(int fd, char* buf, size_t len, int timeout_ms) {
+  Worker* w = tl_worker;
+  auto deadline = Deadline(timeout_ms);
+  while (true) {
+    ssize_t n = recv(fd, buf, len, 0);
+    if (n >= 0) return n;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+    w->State(fd)->in_ready = false;
+    if (!w->Wait(fd, true, deadline)) {
+      errno = ETIMEDOUT;
+      return -1;
+    }
+  }
+}
+
+namespace {
+
+// Sends everything, parking while the socket is full. With `watch_answer`,
+// also wakes when the peer has bytes for us (see SendAllOrAnswer).
+SendResult SendLoop(int fd, const char* data, size_t len, int timeout_ms, bool watch_answer,
+                    size_t* sent) {
+  Worker* w = tl_worker;
+  auto deadline = Deadline(timeout_ms);
+  if (sent) *sent = 0;
+  while (len > 0) {
+    ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+    if (n > 0) {
+      data += n;
+      len -= static_cast<size_t>(n);
+      if (sent) *sent += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      // The peer reset or closed: an answer it sent first is still readable,
+      // and it is the answer (not a reason to send the request again).
+      int saved = errno;
+      char probe;
+      if (watch_answer && recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+        return SendResult::kAnswered;
+      }
+      errno = saved;
+      return SendResult::kError;
+    }
+    w->State(fd)->out_ready = false;
+    WaitFor both[2] = {{fd, false}, {fd, true}};
+    int which = w->WaitAny(both, watch_answer ? 2 : 1, deadline);
+    if (which < 0) {
+      errno = ETIMEDOUT;
+      return SendResult::kError;
+    }
+    if (which == 1) {
+      // Readable: an answer, or the end of the connection. Either way the
+      // rest of this body is not wanted.
+      char probe;
+      ssize_t p = recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (p > 0) return SendResult::kAnswered;
+      if (p == 0) {
+        errno = EPIPE;
+        return SendResult::kError;
+      }
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return SendResult::kError;
+      w->State(fd)->in_ready = false;  // spurious: keep sending
+    }
+  }
+  return SendResult::kSent;
+}
+
+}  // namespace
+
+bool SendAll(int fd, const char* data, size_t len, int timeout_ms) {
+  return SendLoop(fd, data, len, timeout_ms, false, nullptr) == SendResult::kSent;
+}
+
+int WaitAny(const WaitFor* items, int n, int timeout_ms) {
+  return tl_worker->WaitAny(items, n, Deadline(timeout_ms));
+}
+
+bool Readable(int fd) { return tl_worker->State(fd)->in_ready; }
+
+void NotReady(int fd, bool read) {
+  FdState* st = tl_worker->State(fd);
+  (read ? st->in_ready : st->out_ready) = false;
+}
+
+bool IdleAndClean(int fd) {
+  char probe;
+  ssize_t n = recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    NotReady(fd, true);
+    return true;
+  }
+  return false;  // unread bytes (n > 0), closed (0) or failed
+}
+
+SendResult SendAllOrAnswer(int fd, const char* data, size_t len, int timeout_ms, size_t* sent) {
+  return SendLoop(fd, data, len, timeout_ms, true, sent);
+}
+
+int Connect(const ResolvedAddr& a, int timeout_ms, ConnectError* err) {
+  Worker* w = tl_worker;
+  *err = ConnectError::kNone;
+  int fd = socket(a.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    *err = ConnectError::kOther;
+    return -1;
+  }
+  SetNoDelay(fd);
+  w->Adopt(fd);
+  int rc = connect(fd, reinterpret_cast<const sockaddr*>(&a.addr), a.len);
+  if (rc != 0 && errno != EINPROGRESS) {
+    *err = errno == ECONNREFUSED ? ConnectError::kRefused : ConnectError::kOther;
+    w->Close(fd);
+    return -1;
+  }
+  if (rc != 0) {
+    w->State(fd)->out_ready = false;
+    if (!w->Wait(fd, false, Deadline(timeout_ms))) {
+      *err = ConnectError::kTimeout;
+      w->Close(fd);
+      return -1;
+    }
+    int so_error = 0;
+    socklen_t len = sizeof(so_error);
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len);
+    if (so_error != 0) {
+      *err = so_error == ECONNREFUSED ? ConnectError::kRefused
+             : so_error == ETIMEDOUT  ? ConnectError::kTimeout
+                                      : ConnectError::kOther;
+      w->Close(fd);
+      return -1;
+    }
+  }
+  return fd;
+}
+
+}  // namespace fio
+}  // namespace strangler

@@ -1,0 +1,99 @@
+// Fibers: the data plane's threading model. A few worker threads (one per
+// core by default) each run an epoll loop and many fibers, one per client
+// connection. A fiber runs ordinary blocking-style code; when a socket is not
+// ready, the fiber-aware I/O below parks the fiber and the worker runs
+// others, so waiting costs no kernel context switch. A fiber stays on the
+// worker that started it, so thread_local data is safe inside it.
+//
+// The fio:: functions may only be called from inside a fiber. Sockets must be
+// non-blocking and registered with the current worker (fio::Adopt) first.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "proxy/net.h"
+
+namespace strangler {
+
+class Worker;
+
+class WorkerPool {
+ public:
+  // `handler` runs in a fiber for each submitted connection and owns its fd.
+  // `housekeeping` (optional) runs about once a second on each worker's own
+  // thread, outside any fiber (fio::Close may be called; nothing may park).
+  WorkerPool(int workers, std::function<void(int fd)> handler,
+             std::function<void(int worker)> housekeeping = nullptr);
+  ~WorkerPool();  // joins
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  int size() const { return static_cast<int>(workers_.size()); }
+  // Thread-safe: hands a connection to the next worker in turn.
+  void Submit(int fd);
+  // Workers finish when every fiber has returned, after Stop().
+  void Stop();
+  void Join();
+
+ private:
+  std::unique_ptr<std::function<void(int)>> handler_holder_;
+  std::unique_ptr<std::function<void(int)>> housekeeping_holder_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::thread> threads_;
+  std::atomic<uint32_t> next_{0};
+};
+
+namespace fio {
+
+// Index of the worker running the current fiber (0..workers-1).
+int WorkerIndex();
+// Makes fd non-blocking and registers it with the current worker.
+void Adopt(int fd);
+// Unregisters and closes.
+void Close(int fd);
+// > 0 bytes, 0 at EOF, -1 with errno (ETIMEDOUT when timeout_ms passed).
+ssize_t Recv(int fd, char* buf, size_t len, int timeout_ms);
+// False on error or timeout (errno ETIMEDOUT).
+bool SendAll(int fd, const char* data, size_t len, int timeout_ms);
+// One thing a fiber can wait for: fd readable (read) or writable.
+struct WaitFor {
+  int fd = -1;
+  bool read = true;
+};
+constexpr int kMaxWaitFor = 4;
+// Parks until one of items[0..n) is ready (n <= kMaxWaitFor) or timeout_ms
+// passes. The index of a ready item (a hint: try the syscall, it may still
+// say EAGAIN), or -1 on timeout.
+int WaitAny(const WaitFor* items, int n, int timeout_ms);
+// Whether the worker last saw fd readable (or has not looked yet).
+bool Readable(int fd);
+// Records that a non-blocking call on fd said EAGAIN, so WaitAny parks.
+void NotReady(int fd, bool read);
+// For a pooled keep-alive connection about to carry a new request: true
+// when the peer has not closed it and has sent nothing since its last
+// answer. Bytes waiting there belong to no request; handing them to the
+// next one is how one client gets another's answer.
+bool IdleAndClean(int fd);
+
+enum class SendResult { kSent, kAnswered, kError };
+// SendAll for a request body: when the peer stops reading and has bytes for
+// us (an answer before the whole request arrived, as an early 413 or 401),
+// stops with kAnswered. *sent (when given) is what was sent, whatever the
+// result. kError sets errno.
+SendResult SendAllOrAnswer(int fd, const char* data, size_t len, int timeout_ms,
+                           size_t* sent = nullptr);
+
+// A new connection registered with the current worker, or -1 with *err.
+int Connect(const ResolvedAddr& addr, int timeout_ms, ConnectError* err);
+
+}  // namespace fio
+}  // namespace strangler

@@ -1,0 +1,365 @@
+#include "proxy/mirror.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <algorithm>
+#include <unordered_map>
+
+#include "decisions/decision_log.h"
+#include "http/http_message.h"
+#include "http/response_relay.h"
+#include "proxy/net.h"
+
+namespace strangler {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kReadBytes = 16 * 1024;
+constexpr size_t kMaxHeadBytes = 256 * 1024;
+constexpr size_t kIdlePerTarget = kMirrorInFlight;
+
+// Captures the mirror's answer the way the session captures the client's:
+// status, Content-Type, the headers named for comparison, the body up to the
+// cap and the size and hash of all of it. The answer is read by a
+// ResponseRelay (as the client's is), so framing and reuse follow one policy.
+class Capture : public RelayObserver {
+ public:
+  explicit Capture(const CompareOptions& opts) : opts_(opts) {}
+  CapturedResponse response;
+
+  void OnFinalHead(const MessageParser& parser, const char* base) override {
+    response.status = parser.status();
+    for (const HeaderSpan& h : parser.headers()) {
+      std::string_view name = h.name.in(base);
+      if (IEquals(name, "content-type")) response.content_type.assign(h.value.in(base));
+      for (const std::string& want : opts_.headers) {
+        if (IEquals(name, want)) response.headers.emplace_back(name, h.value.in(base));
+      }
+    }
+  }
+
+  void OnBodyPiece(const char* data, size_t len) override {
+    hasher_.Update(data, len);
+    response.body_bytes += len;
+    size_t room = kMirrorBodyCap - std::min(kMirrorBodyCap, response.body.size());
+    if (len > room) response.truncated = true;
+    response.body.append(data, std::min(len, room));
+    response.body_hash = hasher_.value();
+  }
+
+ private:
+  const CompareOptions& opts_;
+  BodyHasher hasher_;
+};
+
+}  // namespace
+
+// Idle keep-alive connections per target ("host|port"), registered with the
+// Mirror's worker; only its fibers touch them.
+struct Mirror::Conns {
+  struct Idle {
+    ResolvedAddr addr;
+    bool resolved = false;
+    std::vector<int> fds;
+  };
+  std::unordered_map<std::string, Idle> idle;
+
+  ~Conns() {
+    for (auto& [key, i] : idle) {
+      for (int f : i.fds) close(f);
+    }
+  }
+};
+
+Mirror::Mirror(int in_flight, size_t max_jobs, size_t max_bytes)
+    : in_flight_(in_flight), max_jobs_(max_jobs), max_bytes_(max_bytes),
+      conns_(std::make_unique<Conns>()),
+      pool_(std::make_unique<WorkerPool>(1, [this](int) { Drain(); })) {}
+
+Mirror::~Mirror() { Stop(); }
+
+void Mirror::Stop() {
+  std::lock_guard<std::mutex> once(stop_mu_);
+  std::map<std::string, int64_t> unsent;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ && !pool_) return;
+    stopping_ = true;
+    for (const MirrorJob& job : queue_) ++unsent[job.plan->route];
+    queue_.clear();
+    queued_bytes_ = 0;
+    // Fibers waiting on these wake up to an error and find stopping_ set.
+    for (int fd : busy_fds_) shutdown(fd, SHUT_RDWR);
+  }
+  {
+    std::lock_guard<std::mutex> lock(results_mu_);
+    for (const auto& [route, n] : unsent) tallies_[route].dropped += n;
+  }
+  pool_->Stop();
+  pool_->Join();
+  std::lock_guard<std::mutex> lock(mu_);
+  pool_.reset();
+  conns_.reset();
+}
+
+bool Mirror::Submit(MirrorJob job) {
+  std::string route = job.plan->route;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t bytes = job.bytes();
+    if (!stopping_ && queue_.size() < max_jobs_ && queued_bytes_ + bytes <= max_bytes_) {
+      queued_bytes_ += bytes;
+      queue_.push_back(std::move(job));
+      // A new fiber only while fewer than in_flight_ drain the queue; those
+      // running take this copy when they are done with theirs. Handed over
+      // under the lock, so that Stop() cannot free the pool meanwhile.
+      if (running_ < in_flight_) {
+        ++running_;
+        pool_->Submit(-1);
+      }
+      return true;
+    }
+  }
+  CountDropped(route);
+  return false;
+}
+
+void Mirror::CountDropped(const std::string& route) {
+  std::lock_guard<std::mutex> lock(results_mu_);
+  ++tallies_[route].dropped;
+}
+
+void Mirror::TakeResults(std::vector<std::pair<std::string, MirrorTally>>* tallies,
+                         std::vector<DiffRecord>* records) {
+  std::lock_guard<std::mutex> lock(results_mu_);
+  for (auto& [route, t] : tallies_) tallies->emplace_back(route, t);
+  tallies_.clear();
+  for (DiffRecord& r : records_) records->push_back(std::move(r));
+  records_.clear();
+}
+
+void Mirror::Drain() {
+  std::vector<char> buf(kReadBytes);
+  while (true) {
+    MirrorJob job;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_ || queue_.empty()) {
+        --running_;
+        return;
+      }
+      job = std::move(queue_.front());
+      queue_.pop_front();
+      queued_bytes_ -= job.bytes();
+    }
+    Process(job, &buf);
+  }
+}
+
+bool Mirror::Stopping() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stopping_;
+}
+
+bool Mirror::Track(int fd) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) return false;
+  busy_fds_.insert(fd);
+  return true;
+}
+
+void Mirror::Untrack(int fd) {
+  std::lock_guard<std::mutex> lock(mu_);
+  busy_fds_.erase(fd);
+}
+
+// Sends one copy and reads the answer: a pooled connection first, and a
+// fresh one if the pooled one turns out to be closed before any answer byte.
+void Mirror::Process(MirrorJob& job, std::vector<char>* read_buf) {
+  const MirrorPlan& plan = *job.plan;
+  if (plan.targets.empty()) return;
+  size_t pick = plan.targets.size() == 1
+                    ? 0
+                    : plan.next.fetch_add(1, std::memory_order_relaxed) % plan.targets.size();
+  const MirrorPlan::Target& t = plan.targets[pick];
+  Conns::Idle& idle = conns_->idle[t.host + "|" + std::to_string(t.port)];
+  if (!idle.resolved) {
+    auto r = Resolve(t.host, t.port);
+    if (!r.ok()) {
+      Finish(job, nullptr, "cannot resolve " + t.host + ": " + r.status().message());
+      return;
+    }
+    idle.addr = r.value();
+    idle.resolved = true;
+  }
+
+  std::string req;
+  req.reserve(job.headers.size() + job.body.size() + 128);
+  req.append(job.method).append(" ").append(t.base_path).append(job.target);
+  req.append(" HTTP/1.1\r\n").append(job.headers);
+  req.append("X-Strangler-Mirror: 1\r\n");
+  if (!job.body.empty() || (job.method != "GET" && job.method != "HEAD" &&
+                            job.method != "OPTIONS" && job.method != "DELETE")) {
+    req.append("Content-Length: ").append(std::to_string(job.body.size())).append("\r\n");
+  }
+  req.append("\r\n").append(job.body);
+
+  const bool is_head = job.method == "HEAD";
+  const std::string too_slow = "did not answer within " + std::to_string(plan.timeout_ms) + " ms";
+  const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(plan.timeout_ms);
+  auto left_ms = [&] {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    return static_cast<int>(std::max<int64_t>(ms.count(), 0));
+  };
+  std::vector<char>& buf = *read_buf;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    int fd = -1;
+    while (attempt == 0 && fd < 0 && !idle.fds.empty()) {
+      fd = idle.fds.back();
+      idle.fds.pop_back();
+      if (!fio::IdleAndClean(fd)) {  // closed, or bytes no copy asked for
+        fio::Close(fd);
+        fd = -1;
+      }
+    }
+    const bool reused = fd >= 0;
+    if (!reused) {
+      if (Stopping()) {
+        CountDropped(plan.route);
+        return;
+      }
+      ConnectError err = ConnectError::kNone;
+      fd = fio::Connect(idle.addr, std::max(left_ms(), 1), &err);
+      if (fd < 0) {
+        Finish(job, nullptr,
+               err == ConnectError::kTimeout
+                   ? "did not accept a connection within " + std::to_string(plan.timeout_ms) + " ms"
+                   : std::string("refused the connection"));
+        return;
+      }
+    }
+    if (!Track(fd)) {  // stopping
+      fio::Close(fd);
+      CountDropped(plan.route);
+      return;
+    }
+    bool sent = fio::SendAll(fd, req.data(), req.size(), std::max(left_ms(), 1));
+
+    Capture capture(plan.compare);
+    RelayRequest rr;
+    rr.head = is_head;
+    ResponseRelay relay;
+    relay.Begin(rr, &capture);
+    size_t rpos = 0, wpos = 0;
+    bool any_byte = false, complete = false;
+    std::string error;
+    while (sent) {
+      if (rpos == wpos && !relay.in_head()) rpos = wpos = 0;
+      if (wpos == buf.size()) {
+        if (!relay.in_head() && rpos > 0) {
+          std::memmove(buf.data(), buf.data() + rpos, wpos - rpos);
+          wpos -= rpos;
+          rpos = 0;
+        } else if (buf.size() < kMaxHeadBytes) {
+          buf.resize(buf.size() * 2);
+        } else {
+          error = "sent a response head over " + std::to_string(kMaxHeadBytes) + " bytes";
+          break;
+        }
+      }
+      int wait_ms = left_ms();
+      if (wait_ms == 0) {
+        error = too_slow;
+        break;
+      }
+      ssize_t n = fio::Recv(fd, buf.data() + wpos, buf.size() - wpos, wait_ms);
+      if (n < 0) {
+        error = errno == ETIMEDOUT ? too_slow : std::string("failed: ") + std::strerror(errno);
+        break;
+      }
+      if (n == 0) {
+        if (any_byte && relay.Finish() == ResponseRelay::Event::kDone) {
+          complete = true;
+        } else {
+          error = any_byte ? "cut its answer short" : "closed the connection without answering";
+        }
+        break;
+      }
+      any_byte = true;
+      wpos += static_cast<size_t>(n);
+      size_t used = 0;
+      auto ev = relay.Feed(buf.data(), rpos, wpos, &used);
+      rpos += used;
+      relay.out().clear();  // the copy's answer goes to no client
+      if (ev == ResponseRelay::Event::kDone) {
+        complete = true;
+        break;
+      }
+      if (ev != ResponseRelay::Event::kNeedMore) {
+        error = std::string("sent a malformed answer: ") + (relay.error() ? relay.error() : "");
+        break;
+      }
+    }
+    if (!sent && error.empty()) {
+      error = errno == ETIMEDOUT ? too_slow : std::string("failed: ") + std::strerror(errno);
+    }
+    Untrack(fd);
+    if (complete) {
+      if (relay.Reusable(wpos - rpos) && idle.fds.size() < kIdlePerTarget) {
+        idle.fds.push_back(fd);
+      } else {
+        fio::Close(fd);
+      }
+      Finish(job, &capture.response, "");
+      return;
+    }
+    fio::Close(fd);
+    if (Stopping()) {  // cut off by Stop(): not the mirror's failure
+      CountDropped(plan.route);
+      return;
+    }
+    if (reused && !any_byte && left_ms() > 0) continue;  // the pooled connection was stale
+    Finish(job, nullptr, error);
+    return;
+  }
+}
+
+void Mirror::Finish(const MirrorJob& job, const CapturedResponse* mirror,
+                    const std::string& error) {
+  const MirrorPlan& plan = *job.plan;
+  DiffRecord rec;
+  bool keep = false;
+  Comparison c;
+  if (mirror != nullptr) c = CompareResponses(job.primary, *mirror, plan.compare);
+  std::lock_guard<std::mutex> lock(results_mu_);
+  MirrorTally& tally = tallies_[plan.route];
+  if (mirror == nullptr) {
+    ++tally.failed;
+    rec.result = Json{{"error", "mirror backend '" + plan.backend + "' " + error}};
+    keep = true;
+  } else {
+    ++tally.compared;
+    if (c.equal) {
+      ++tally.equal;
+    } else {
+      rec.result = ToJson(c);
+      keep = true;
+    }
+  }
+  if (!keep || records_.size() >= kMirrorPendingRecords) return;
+  rec.route = plan.route;
+  AppendRfc3339Ms(job.ts_ms, &rec.ts);
+  rec.request_id = job.request_id;
+  rec.method = job.method;
+  rec.target = job.target;
+  rec.primary_backend = job.primary_backend;
+  rec.mirror_backend = plan.backend;
+  records_.push_back(std::move(rec));
+}
+
+}  // namespace strangler

@@ -1,0 +1,100 @@
+// Ramps as values: what a ramp is asked to do, its state, the counts of one
+// window and what a tick did. Stored by the store, counted by the proxy.
+#pragma once
+
+#include <climits>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace strangler {
+
+using Json = nlohmann::json;
+
+// --- Ramps (PRODUCT.md "Migrating safely") ----------------------------------
+// A ramp raises a route's percent by step_bp every every_ms until target_bp,
+// judging the 5xx rate of the route's --to traffic in each window first.
+//
+// Life of a ramp (one per route; RampTick, called by every serve, drives it):
+// - Start: state running, step 0, next_at_ms = now, so the first step is taken
+//   at serve's next tick without judging (there is no window yet).
+// - When due (next_at_ms <= now), a running ramp with step > 0 judges the
+//   window counted under its step:
+//   * fewer than min_requests --to requests: it waits, next_at_ms += every_ms,
+//     and the window goes on counting;
+//   * breach: max_error_rate is set, to_n > 0, to_5xx/to_n > max_error_rate and
+//     > the --else rate (else_5xx/else_n, 0 without else requests). rollback
+//     sets the percent to 0 (a route.set change) and ends the ramp rolled_back;
+//     freeze leaves the percent and ends it frozen. Both record ramp.breach
+//     with the numbers;
+//   * otherwise, at or above target_bp: done (ramp.done). Below it: a step,
+//     percent = min(percent + step_bp, target_bp) as a route.set change, step+1,
+//     next_at_ms = now + every_ms, and a fresh window.
+//   Reaching the target takes a step; "done" comes one window later, once that
+//   last window was judged fine, so a breach right after the last step still
+//   rolls back.
+// - A ramp whose route was removed is aborted at its next judgement.
+// - Pause (running -> paused), resume (paused -> running with a fresh window
+//   that ends every_ms later), abort (running or paused -> aborted).
+// The ramp's own changes (route.set steps and rollbacks, ramp.done,
+// ramp.breach, the abort of a removed route's ramp) are recorded with actor
+// "ramp".
+
+struct RampSpec {
+  std::string route;
+  int target_bp = 0;
+  int step_bp = 0;
+  int64_t every_ms = 0;
+  std::optional<double> max_error_rate;  // 0..1; none = no error budget
+  int64_t min_requests = 0;              // fewer --to requests: the window waits
+  std::string on_breach = "rollback";    // rollback | freeze
+};
+
+// Requests of a route in one window, split by where they went.
+struct RampCounts {
+  int64_t to_n = 0, to_5xx = 0;      // sent to --to (a fallback counts as a --to 5xx)
+  int64_t else_n = 0, else_5xx = 0;  // sent to --else by the percent split
+  // All four: a take can hold a 5xx whose request went with the take before.
+  bool empty() const { return to_n == 0 && to_5xx == 0 && else_n == 0 && else_5xx == 0; }
+};
+
+// A ramp as stored, with two views filled by ListRamps/GetRamp: `current`
+// and `percent_bp`.
+struct Ramp {
+  RampSpec spec;
+  std::string state;  // running, paused, done, rolled_back, frozen, aborted
+  int64_t step = 0;   // steps taken so far
+  int64_t next_at_ms = 0;  // Unix ms when the running ramp is next judged
+  std::string started_at, updated_at;
+  RampCounts last;     // the last window judged
+  RampCounts current;  // counted so far in the window in progress
+  std::string note;    // why it ended or what it waits for
+  int percent_bp = 0;  // the route's percent now (-1 if the route is gone)
+};
+
+// What RampTick did to one ramp; `message` is one line for serve's log.
+struct RampEvent {
+  std::string route;
+  std::string what;  // step, waiting, done, rolled_back, frozen, aborted
+  std::string message;
+};
+
+struct RampTickResult {
+  std::vector<RampEvent> events;
+  std::vector<std::string> running;  // routes whose ramp is running after the tick
+  int64_t next_due_ms = INT64_MAX;   // earliest next_at_ms among them
+};
+
+// {"to_n", "to_5xx", "else_n", "else_5xx"}.
+Json ToJson(const RampCounts& c);
+// The ramp as history rows record it: {"route", "state", "target" and "step"
+// (percents, as rule files write them), "every_ms", "max_error_rate" (0..1 or
+// null), "min_requests", "on_breach", "steps" (taken), "next_at_ms",
+// "started_at", "updated_at", "last" (counts), "note"}. Leaves out the views
+// `current` and `percent_bp`.
+Json ToJson(const Ramp& r);
+
+}  // namespace strangler

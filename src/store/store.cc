@@ -1,0 +1,1740 @@
+#include "store/store.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <set>
+#include <string_view>
+#include <utility>
+
+#include "store/migrations.h"
+
+namespace strangler {
+namespace {
+
+constexpr int kBusyTimeoutMs = 5000;
+constexpr char kBusyMessage[] = "store is locked by another writer (waited 5s): try again";
+
+// Every sqlite failure becomes a Status here. `doing` says what the store was
+// trying to do, for the one-line message.
+Status SqlStatus(sqlite3* db, int rc, std::string_view doing) {
+  std::string detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  std::string what = "store error while " + std::string(doing) + ": " + detail;
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return Status::Io(kBusyMessage);
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+    case SQLITE_PROTOCOL:
+      return Status::Io(what + " (check disk space and file permissions)");
+    case SQLITE_READONLY:
+      return Status::Io(what + " (the store file or its directory is not writable)");
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return Status::Io(what + " (the store file is damaged: restore it from a backup)");
+    case SQLITE_CONSTRAINT:
+      return Status::Conflict(what);
+    default:
+      return Status::Internal(what);
+  }
+}
+
+// Owns one prepared statement. Bind errors are kept and reported by Step().
+class Stmt {
+ public:
+  Stmt() = default;
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  [[nodiscard]] Status Prepare(sqlite3* db, std::string_view sql) {
+    db_ = db;
+    int rc = sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr);
+    if (rc != SQLITE_OK) return SqlStatus(db, rc, "preparing a query");
+    return Status::Ok();
+  }
+  void Bind(int i, std::string_view s) {
+    Keep(sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT));
+  }
+  void Bind(int i, int64_t v) { Keep(sqlite3_bind_int64(stmt_, i, v)); }
+  void BindReal(int i, double v) { Keep(sqlite3_bind_double(stmt_, i, v)); }
+  void BindNull(int i) { Keep(sqlite3_bind_null(stmt_, i)); }
+
+  // True when a row is available, false when done.
+  [[nodiscard]] Result<bool> Step() {
+    if (bind_rc_ != SQLITE_OK) return SqlStatus(db_, bind_rc_, "binding a query parameter");
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return SqlStatus(db_, rc, "running a query");
+  }
+  // Runs a statement that returns no rows.
+  [[nodiscard]] Status Run() {
+    Result<bool> r = Step();
+    return r.ok() ? Status::Ok() : r.status();
+  }
+
+  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  double Real(int col) const { return sqlite3_column_double(stmt_, col); }
+  std::string Text(int col) const {
+    const unsigned char* p = sqlite3_column_text(stmt_, col);
+    if (p == nullptr) return std::string();
+    return std::string(reinterpret_cast<const char*>(p),
+                       static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
+  }
+
+ private:
+  void Keep(int rc) {
+    if (bind_rc_ == SQLITE_OK) bind_rc_ = rc;
+  }
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* stmt_ = nullptr;
+  int bind_rc_ = SQLITE_OK;
+};
+
+Status Exec(sqlite3* db, const char* sql, std::string_view doing) {
+  int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return SqlStatus(db, rc, doing);
+  return Status::Ok();
+}
+
+// A transaction that rolls back unless committed, so an early return on any
+// error leaves nothing half-written.
+class Txn {
+ public:
+  explicit Txn(sqlite3* db) : db_(db) {}
+  ~Txn() {
+    if (open_ && !sqlite3_get_autocommit(db_))
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  Txn(const Txn&) = delete;
+  Txn& operator=(const Txn&) = delete;
+
+  enum class Kind { kRead, kWrite };
+  [[nodiscard]] Status Begin(Kind kind) {
+    STRANGLER_RETURN_IF_ERROR(
+        Exec(db_, kind == Kind::kWrite ? "BEGIN IMMEDIATE" : "BEGIN", "starting a transaction"));
+    open_ = true;
+    return Status::Ok();
+  }
+  [[nodiscard]] Status Commit() {
+    STRANGLER_RETURN_IF_ERROR(Exec(db_, "COMMIT", "committing"));
+    open_ = false;
+    return Status::Ok();
+  }
+
+ private:
+  sqlite3* db_;
+  bool open_ = false;
+};
+
+int64_t NowMs() {
+  using std::chrono::milliseconds;
+  return std::chrono::duration_cast<milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string Rfc3339(int64_t ms) {
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms % 1000));
+  return buf;
+}
+
+std::string NowRfc3339() { return Rfc3339(NowMs()); }
+
+Status UnknownBackend(const std::string& name) {
+  return Status::NotFound("unknown backend '" + name + "': add it with `strangler backend add " +
+                          name + " URL`");
+}
+Status UnknownRoute(const std::string& name) {
+  return Status::NotFound("unknown route '" + name + "': add it with `strangler route add " + name +
+                          " --to BACKEND`");
+}
+
+// --- reading ---------------------------------------------------------------
+
+constexpr char kSelectBackends[] = "SELECT name, urls, is_default, timeout_ms FROM backends";
+constexpr char kSelectRoutes[] = "SELECT name, spec FROM routes";
+
+Result<Backend> BackendFromRow(const Stmt& s) {
+  Backend b;
+  b.name = s.Text(0);
+  Json urls = Json::parse(s.Text(1), nullptr, false);
+  if (urls.is_discarded() || !urls.is_array()) {
+    return Status::Internal("store is damaged: urls of backend '" + b.name +
+                            "' is not a JSON array");
+  }
+  for (const Json& u : urls) {
+    if (!u.is_string()) {
+      return Status::Internal("store is damaged: urls of backend '" + b.name +
+                              "' holds a non-string");
+    }
+    b.urls.push_back(u.get<std::string>());
+  }
+  b.is_default = s.Int(2) != 0;
+  b.timeout_ms = static_cast<int>(s.Int(3));
+  return b;
+}
+
+Result<Route> RouteFromRow(const Stmt& s) {
+  std::string name = s.Text(0);
+  Json spec = Json::parse(s.Text(1), nullptr, false);
+  if (spec.is_discarded()) {
+    return Status::Internal("store is damaged: spec of route '" + name + "' is not JSON");
+  }
+  Result<Route> r = RouteFromJson(spec);
+  if (!r.ok()) {
+    return Status::Internal("store is damaged: spec of route '" + name +
+                            "' does not parse: " + r.status().message());
+  }
+  return r;
+}
+
+// Every row a prepared (and bound) statement yields, each turned into a T by
+// `from_row`, which returns a T or a Result<T>.
+template <typename T, typename FromRow>
+Result<std::vector<T>> CollectRows(Stmt& s, FromRow from_row) {
+  std::vector<T> out;
+  for (;;) {
+    Result<bool> row = s.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    Result<T> item = from_row(s);
+    if (!item.ok()) return item.status();
+    out.push_back(std::move(*item));
+  }
+  return out;
+}
+
+// Every row of `select` (ordered by name), each turned into a T by `from_row`.
+template <typename T>
+Result<std::vector<T>> QueryAll(sqlite3* db, std::string_view select,
+                                Result<T> (*from_row)(const Stmt&)) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(db, std::string(select) + " ORDER BY name"));
+  return CollectRows<T>(s, from_row);
+}
+
+Result<std::vector<Backend>> QueryBackends(sqlite3* db) {
+  return QueryAll<Backend>(db, kSelectBackends, &BackendFromRow);
+}
+
+Result<std::vector<Route>> QueryRoutes(sqlite3* db) {
+  return QueryAll<Route>(db, kSelectRoutes, &RouteFromRow);
+}
+
+// The backend named `name`, or nullopt when there is none.
+Result<std::optional<Backend>> FindBackend(sqlite3* db, const std::string& name) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(db, std::string(kSelectBackends) + " WHERE name = ?1"));
+  s.Bind(1, name);
+  Result<bool> row = s.Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<Backend>();
+  Result<Backend> b = BackendFromRow(s);
+  if (!b.ok()) return b.status();
+  return std::optional<Backend>(std::move(*b));
+}
+
+Result<std::optional<Route>> FindRoute(sqlite3* db, const std::string& name) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(db, std::string(kSelectRoutes) + " WHERE name = ?1"));
+  s.Bind(1, name);
+  Result<bool> row = s.Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<Route>();
+  Result<Route> r = RouteFromRow(s);
+  if (!r.ok()) return r.status();
+  return std::optional<Route>(std::move(*r));
+}
+
+Result<int64_t> QueryInt(sqlite3* db, std::string_view sql) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(db, sql));
+  Result<bool> row = s.Step();
+  if (!row.ok()) return row.status();
+  if (!*row || s.IsNull(0)) return int64_t{0};
+  return s.Int(0);
+}
+
+Result<int64_t> QueryRulesetVersion(sqlite3* db) {
+  return QueryInt(db, "SELECT value FROM meta WHERE key = 'ruleset_version'");
+}
+
+// --- writing ---------------------------------------------------------------
+
+// One write transaction in progress: the time and ruleset version stamped on
+// every row it writes, and how many objects it changed. A write that changes
+// nothing records nothing and leaves the version alone. Several operations
+// can share one Write (that is how a whole rule file can be applied at once).
+// `ctx` is a copy: a ramp tick gives each row its own reason.
+struct Write {
+  sqlite3* db;
+  ChangeContext ctx;
+  std::string ts;
+  int64_t now_ms = 0;   // the same instant as `ts`
+  int64_t version = 0;  // the version this write produces
+  int changed = 0;
+  std::vector<ChangeRow> recorded;  // the history rows written, oldest first
+};
+
+Result<Write> BeginWrite(sqlite3* db, Txn* txn, const ChangeContext& ctx) {
+  STRANGLER_RETURN_IF_ERROR(txn->Begin(Txn::Kind::kWrite));
+  Result<int64_t> v = QueryRulesetVersion(db);
+  if (!v.ok()) return v.status();
+  int64_t now = NowMs();
+  return Write{db, ctx, Rfc3339(now), now, *v + 1, 0, {}};
+}
+
+Status FinishWrite(const Write& w, Txn* txn) {
+  if (w.changed > 0) {
+    Stmt s;
+    STRANGLER_RETURN_IF_ERROR(
+        s.Prepare(w.db, "UPDATE meta SET value = ?1 WHERE key = 'ruleset_version'"));
+    s.Bind(1, w.version);
+    STRANGLER_RETURN_IF_ERROR(s.Run());
+  }
+  return txn->Commit();
+}
+
+// Whether a history row is a change of the rules (which serve compiles) or
+// bookkeeping beside them (ramp rows), which leaves the ruleset version alone.
+enum class Bump { kYes, kNo };
+
+// Appends one history row. A kNo row carries the ruleset version in effect
+// when it is written: this write's version once it changed a rule, else the
+// current one.
+Status RecordChange(Write* w, std::string_view action, std::string_view kind,
+                    const std::string& name, const Json& before, const Json& after,
+                    Bump bump = Bump::kYes) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(
+      s.Prepare(w->db,
+                "INSERT INTO changes (ts, actor, action, object_kind, object_name, before, after, "
+                "reason, ruleset) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
+  s.Bind(1, w->ts);
+  s.Bind(2, w->ctx.actor);
+  s.Bind(3, action);
+  s.Bind(4, kind);
+  s.Bind(5, name);
+  if (before.is_null())
+    s.BindNull(6);
+  else
+    s.Bind(6, before.dump());
+  if (after.is_null())
+    s.BindNull(7);
+  else
+    s.Bind(7, after.dump());
+  s.Bind(8, w->ctx.reason);
+  s.Bind(9, bump == Bump::kYes || w->changed > 0 ? w->version : w->version - 1);
+  STRANGLER_RETURN_IF_ERROR(s.Run());
+  if (bump == Bump::kYes) ++w->changed;
+  w->recorded.push_back(ChangeRow{sqlite3_last_insert_rowid(w->db), w->ts, w->ctx.actor,
+                                  std::string(action), std::string(kind) + "/" + name, before,
+                                  after, w->ctx.reason});
+  return Status::Ok();
+}
+
+Status InsertBackend(Write* w, const Backend& b) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(
+      s.Prepare(w->db,
+                "INSERT INTO backends (name, urls, is_default, timeout_ms, created_at, updated_at) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?5)"));
+  s.Bind(1, b.name);
+  s.Bind(2, Json(b.urls).dump());
+  s.Bind(3, int64_t{b.is_default ? 1 : 0});
+  s.Bind(4, int64_t{b.timeout_ms});
+  s.Bind(5, w->ts);
+  return s.Run();
+}
+
+Status UpdateBackend(Write* w, const Backend& b) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(
+      s.Prepare(w->db,
+                "UPDATE backends SET urls = ?2, is_default = ?3, timeout_ms = ?4, updated_at = ?5 "
+                "WHERE name = ?1"));
+  s.Bind(1, b.name);
+  s.Bind(2, Json(b.urls).dump());
+  s.Bind(3, int64_t{b.is_default ? 1 : 0});
+  s.Bind(4, int64_t{b.timeout_ms});
+  s.Bind(5, w->ts);
+  return s.Run();
+}
+
+// Takes the default from whichever backend other than `keep` holds it, and
+// records that as a change of that backend. Must run before `keep` is written
+// as the default (the schema allows one default row at a time).
+Status ClearOtherDefault(Write* w, const std::string& keep) {
+  Result<std::vector<Backend>> all = QueryBackends(w->db);
+  if (!all.ok()) return all.status();
+  for (const Backend& old : *all) {
+    if (!old.is_default || old.name == keep) continue;
+    Backend now = old;
+    now.is_default = false;
+    STRANGLER_RETURN_IF_ERROR(UpdateBackend(w, now));
+    STRANGLER_RETURN_IF_ERROR(
+        RecordChange(w, "backend.set", "backend", old.name, ToJson(old), ToJson(now)));
+  }
+  return Status::Ok();
+}
+
+Status AddBackendIn(Write* w, Backend b) {
+  STRANGLER_RETURN_IF_ERROR(ValidateBackend(b));
+  Result<std::optional<Backend>> old = FindBackend(w->db, b.name);
+  if (!old.ok()) return old.status();
+  if (old->has_value()) {
+    return Status::Conflict("backend '" + b.name +
+                            "' already exists (use `strangler backend set`)");
+  }
+  Result<int64_t> count = QueryInt(w->db, "SELECT count(*) FROM backends");
+  if (!count.ok()) return count.status();
+  if (*count == 0) b.is_default = true;
+  if (b.is_default) STRANGLER_RETURN_IF_ERROR(ClearOtherDefault(w, b.name));
+  STRANGLER_RETURN_IF_ERROR(InsertBackend(w, b));
+  return RecordChange(w, "backend.add", "backend", b.name, Json(), ToJson(b));
+}
+
+Status SetBackendIn(Write* w, const Backend& b) {
+  STRANGLER_RETURN_IF_ERROR(ValidateBackend(b));
+  Result<std::optional<Backend>> found = FindBackend(w->db, b.name);
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) return UnknownBackend(b.name);
+  const Backend& old = **found;
+  if (old.is_default && !b.is_default) {
+    return Status::Conflict("backend '" + b.name +
+                            "' is the default: mark another backend default instead "
+                            "(`strangler backend set OTHER --default`)");
+  }
+  Json before = ToJson(old);
+  Json after = ToJson(b);
+  if (before == after) return Status::Ok();
+  if (b.is_default && !old.is_default) STRANGLER_RETURN_IF_ERROR(ClearOtherDefault(w, b.name));
+  STRANGLER_RETURN_IF_ERROR(UpdateBackend(w, b));
+  return RecordChange(w, "backend.set", "backend", b.name, before, after);
+}
+
+Status RemoveBackendIn(Write* w, const std::string& name) {
+  Result<std::optional<Backend>> found = FindBackend(w->db, name);
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) return UnknownBackend(name);
+  const Backend& old = **found;
+
+  Stmt users;
+  STRANGLER_RETURN_IF_ERROR(users.Prepare(
+      w->db, "SELECT name FROM routes WHERE to_backend = ?1 OR else_backend = ?1 OR "
+               "json_extract(spec, '$.mirror') = ?1 ORDER BY name"));
+  users.Bind(1, name);
+  std::string list;
+  for (;;) {
+    Result<bool> row = users.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    list += (list.empty() ? "" : ", ") + users.Text(0);
+  }
+  if (!list.empty()) {
+    return Status::Conflict("backend '" + name + "' is used by route(s) " + list +
+                            ": change or remove them first");
+  }
+  if (old.is_default) {
+    Result<int64_t> count = QueryInt(w->db, "SELECT count(*) FROM backends");
+    if (!count.ok()) return count.status();
+    if (*count > 1) {
+      return Status::Conflict("backend '" + name +
+                              "' is the default: mark another backend default first "
+                              "(`strangler backend set OTHER --default`)");
+    }
+  }
+  Stmt del;
+  STRANGLER_RETURN_IF_ERROR(del.Prepare(w->db, "DELETE FROM backends WHERE name = ?1"));
+  del.Bind(1, name);
+  STRANGLER_RETURN_IF_ERROR(del.Run());
+  return RecordChange(w, "backend.rm", "backend", name, ToJson(old), Json());
+}
+
+Status CheckRouteTargets(sqlite3* db, const Route& r) {
+  for (const std::string* target : r.backend_refs()) {
+    Result<std::optional<Backend>> b = FindBackend(db, *target);
+    if (!b.ok()) return b.status();
+    if (!b->has_value()) return UnknownBackend(*target);
+  }
+  return Status::Ok();
+}
+
+enum class RowWrite { kInsert, kUpdate };
+
+Status WriteRouteRow(Write* w, const Route& r, RowWrite how) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(
+      w->db, how == RowWrite::kInsert
+                 ? "INSERT INTO routes (name, to_backend, else_backend, spec, created_at, "
+                   "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)"
+                 : "UPDATE routes SET to_backend = ?2, else_backend = ?3, spec = ?4, "
+                   "updated_at = ?5 WHERE name = ?1"));
+  s.Bind(1, r.name);
+  s.Bind(2, r.to);
+  if (r.else_backend.empty())
+    s.BindNull(3);
+  else
+    s.Bind(3, r.else_backend);
+  s.Bind(4, ToJson(r).dump());
+  s.Bind(5, w->ts);
+  return s.Run();
+}
+
+// The route exactly as Load() will read it back (e.g. methods upper-cased),
+// so what is stored, compared and recorded is what serve will see.
+Result<Route> CanonicalRoute(const Route& r) {
+  STRANGLER_RETURN_IF_ERROR(ValidateRoute(r));
+  return RouteFromJson(ToJson(r));
+}
+
+Status AddRouteIn(Write* w, const Route& requested) {
+  Result<Route> canonical = CanonicalRoute(requested);
+  if (!canonical.ok()) return canonical.status();
+  const Route& r = *canonical;
+  Result<std::optional<Route>> old = FindRoute(w->db, r.name);
+  if (!old.ok()) return old.status();
+  if (old->has_value()) {
+    return Status::Conflict("route '" + r.name + "' already exists (use `strangler route set`)");
+  }
+  STRANGLER_RETURN_IF_ERROR(CheckRouteTargets(w->db, r));
+  STRANGLER_RETURN_IF_ERROR(WriteRouteRow(w, r, RowWrite::kInsert));
+  return RecordChange(w, "route.add", "route", r.name, Json(), ToJson(r));
+}
+
+// Drops a route's mirror comparisons (totals and kept mismatches).
+Status DeleteDiffsIn(Write* w, const std::string& route) {
+  for (const char* sql : {"DELETE FROM diff_stats WHERE route = ?1", "DELETE FROM diffs WHERE route = ?1"}) {
+    Stmt s;
+    STRANGLER_RETURN_IF_ERROR(s.Prepare(w->db, sql));
+    s.Bind(1, route);
+    STRANGLER_RETURN_IF_ERROR(s.Run());
+  }
+  return Status::Ok();
+}
+
+bool SameMirrorOptions(const Route& a, const Route& b) {
+  return a.mirror == b.mirror && a.mirror_percent_bp == b.mirror_percent_bp &&
+         a.mirror_writes == b.mirror_writes && a.compare_headers == b.compare_headers &&
+         a.ignore_fields == b.ignore_fields;
+}
+
+Status SetRouteIn(Write* w, const Route& requested, std::string_view action) {
+  Result<Route> canonical = CanonicalRoute(requested);
+  if (!canonical.ok()) return canonical.status();
+  const Route& r = *canonical;
+  Result<std::optional<Route>> found = FindRoute(w->db, r.name);
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) return UnknownRoute(r.name);
+  Json before = ToJson(**found);
+  Json after = ToJson(r);
+  if (before == after) return Status::Ok();
+  STRANGLER_RETURN_IF_ERROR(CheckRouteTargets(w->db, r));
+  STRANGLER_RETURN_IF_ERROR(WriteRouteRow(w, r, RowWrite::kUpdate));
+  // Parity counts what was compared under the route's mirror options: new
+  // options (an ignore rule fixed, another mirror) start the counts anew.
+  if (!SameMirrorOptions(**found, r)) STRANGLER_RETURN_IF_ERROR(DeleteDiffsIn(w, r.name));
+  return RecordChange(w, action, "route", r.name, before, after);
+}
+
+Status RemoveRouteIn(Write* w, const std::string& name) {
+  Result<std::optional<Route>> found = FindRoute(w->db, name);
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) return UnknownRoute(name);
+  Stmt del;
+  STRANGLER_RETURN_IF_ERROR(del.Prepare(w->db, "DELETE FROM routes WHERE name = ?1"));
+  del.Bind(1, name);
+  STRANGLER_RETURN_IF_ERROR(del.Run());
+  return RecordChange(w, "route.rm", "route", name, ToJson(**found), Json());
+}
+
+// --- history, apply, revert -------------------------------------------------
+
+constexpr char kSelectChanges[] =
+    "SELECT id, ts, actor, action, object_kind, object_name, before, after, reason, ruleset "
+    "FROM changes";
+
+Result<ChangeRow> ChangeFromRow(const Stmt& s) {
+  ChangeRow c;
+  c.id = s.Int(0);
+  c.ts = s.Text(1);
+  c.actor = s.Text(2);
+  c.action = s.Text(3);
+  c.object = s.Text(4) + "/" + s.Text(5);
+  for (int col : {6, 7}) {
+    if (s.IsNull(col)) continue;
+    Json j = Json::parse(s.Text(col), nullptr, false);
+    if (j.is_discarded()) {
+      return Status::Internal("store is damaged: change " + std::to_string(c.id) +
+                              " holds JSON that does not parse");
+    }
+    (col == 6 ? c.before : c.after) = std::move(j);
+  }
+  c.reason = s.Text(8);
+  c.ruleset = s.Int(9);
+  return c;
+}
+
+// A change row with what the public ChangeRow leaves out.
+struct StoredChange {
+  ChangeRow row;
+  std::string kind;  // "backend", "route" or "ramp"
+  std::string name;
+  int64_t ruleset = 0;
+};
+
+Result<std::optional<StoredChange>> FindChange(sqlite3* db, int64_t id) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(db, std::string(kSelectChanges) + " WHERE id = ?1"));
+  s.Bind(1, id);
+  Result<bool> row = s.Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<StoredChange>();
+  Result<ChangeRow> c = ChangeFromRow(s);
+  if (!c.ok()) return c.status();
+  return std::optional<StoredChange>(StoredChange{std::move(*c), s.Text(4), s.Text(5), s.Int(9)});
+}
+
+Status NoSuchChange(int64_t id) {
+  return Status::NotFound("no change with id " + std::to_string(id) +
+                          ": list them with `strangler history`");
+}
+
+// "what: message", keeping the code.
+Status WrapStatus(const Status& s, const std::string& what) {
+  if (s.ok()) return s;
+  // A bad value found by the store is invalid data, not a usage error.
+  Code c = s.code() == Code::kUsage ? Code::kInvalid : s.code();
+  return Status::FromCode(c, what + ": " + s.message());
+}
+
+// route.enable / route.disable when only `enabled` differs, else route.set.
+const char* RouteSetAction(const Route& from, const Route& to) {
+  Route probe = from;
+  probe.enabled = to.enabled;
+  if (from.enabled != to.enabled && ToJson(probe) == ToJson(to)) {
+    return to.enabled ? "route.enable" : "route.disable";
+  }
+  return "route.set";
+}
+
+Status RunPlanStep(Write* w, const PlanStep& step) {
+  if (step.kind == ObjectKind::kBackend) {
+    switch (step.action) {
+      case PlanAction::kAdd:
+        return AddBackendIn(w, step.backend);
+      case PlanAction::kChange:
+        return SetBackendIn(w, step.backend);
+      case PlanAction::kRemove:
+        return RemoveBackendIn(w, step.name);
+      case PlanAction::kKeep:
+        return Status::Ok();
+    }
+  }
+  switch (step.action) {
+    case PlanAction::kAdd:
+      return AddRouteIn(w, step.route);
+    case PlanAction::kChange: {
+      Result<std::optional<Route>> cur = FindRoute(w->db, step.name);
+      if (!cur.ok()) return cur.status();
+      const char* action = cur->has_value() ? RouteSetAction(**cur, step.route) : "route.set";
+      return SetRouteIn(w, step.route, action);
+    }
+    case PlanAction::kRemove:
+      return RemoveRouteIn(w, step.name);
+    case PlanAction::kKeep:
+      return Status::Ok();
+  }
+  return Status::Ok();
+}
+
+Status NeedBackends(sqlite3* db, const Route& r) {
+  for (const std::string* target : r.backend_refs()) {
+    Result<std::optional<Backend>> b = FindBackend(db, *target);
+    if (!b.ok()) return b.status();
+    if (!b->has_value()) {
+      return Status::Conflict("route '" + r.name + "' needs backend '" + *target +
+                              "', which no longer exists: add it back first");
+    }
+  }
+  return Status::Ok();
+}
+
+// The backend that lost the default to `name` in the same write as the
+// change being reverted (ClearOtherDefault records it in that ruleset), or "".
+Result<std::string> DefaultTakenFrom(sqlite3* db, const StoredChange& c) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(
+      s.Prepare(db, std::string(kSelectChanges) +
+                        " WHERE ruleset = ?1 AND object_kind = 'backend' AND object_name != ?2 "
+                        "ORDER BY id DESC"));
+  s.Bind(1, c.ruleset);
+  s.Bind(2, c.name);
+  for (;;) {
+    Result<bool> row = s.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    Result<ChangeRow> other = ChangeFromRow(s);
+    if (!other.ok()) return other.status();
+    const Json& b = other->before;
+    const Json& a = other->after;
+    if (b.is_object() && a.is_object() && b.value("default", false) && !a.value("default", true)) {
+      return s.Text(5);
+    }
+  }
+  return std::string();
+}
+
+Status RevertBackend(Write* w, const StoredChange& c) {
+  const ChangeRow& row = c.row;
+  Result<std::optional<Backend>> cur = FindBackend(w->db, c.name);
+  if (!cur.ok()) return cur.status();
+  if (row.before.is_null()) {  // an add: remove it
+    if (!cur->has_value()) {
+      return Status::Conflict("backend '" + c.name + "' no longer exists (removed since)");
+    }
+    return RemoveBackendIn(w, c.name);
+  }
+  Result<Backend> target = BackendFromJson(row.before);
+  if (!target.ok()) {
+    return Status::Internal("store is damaged: its before state does not parse: " +
+                            target.status().message());
+  }
+  if (row.after.is_null()) {  // a removal: add it back
+    if (cur->has_value()) {
+      return Status::Conflict("a backend named '" + c.name +
+                              "' exists again (added since): remove or rename it first");
+    }
+    return AddBackendIn(w, *target);
+  }
+  if (!cur->has_value()) {
+    return Status::Conflict("backend '" + c.name +
+                            "' was removed since: revert its removal first (see `strangler "
+                            "history " +
+                            c.name + "`)");
+  }
+  if (!target->is_default && (*cur)->is_default) {
+    // The change made it the default: give the default back to the backend
+    // that lost it then, if it still exists.
+    Result<std::string> other = DefaultTakenFrom(w->db, c);
+    if (!other.ok()) return other.status();
+    Result<std::optional<Backend>> prev =
+        other->empty() ? Result<std::optional<Backend>>(std::optional<Backend>())
+                       : FindBackend(w->db, *other);
+    if (!prev.ok()) return prev.status();
+    if (!prev->has_value()) {
+      return Status::Conflict("backend '" + c.name +
+                              "' would no longer be the default and no other backend would be: "
+                              "mark another default first (`strangler backend set OTHER "
+                              "--default`)");
+    }
+    Backend restored = **prev;
+    restored.is_default = true;
+    STRANGLER_RETURN_IF_ERROR(SetBackendIn(w, restored));
+  }
+  return SetBackendIn(w, *target);
+}
+
+Status RevertRoute(Write* w, const StoredChange& c) {
+  const ChangeRow& row = c.row;
+  Result<std::optional<Route>> cur = FindRoute(w->db, c.name);
+  if (!cur.ok()) return cur.status();
+  if (row.before.is_null()) {  // an add: remove it
+    if (!cur->has_value()) {
+      return Status::Conflict("route '" + c.name + "' no longer exists (removed since)");
+    }
+    return RemoveRouteIn(w, c.name);
+  }
+  Result<Route> target = RouteFromJson(row.before);
+  if (!target.ok()) {
+    return Status::Internal("store is damaged: its before state does not parse: " +
+                            target.status().message());
+  }
+  STRANGLER_RETURN_IF_ERROR(NeedBackends(w->db, *target));
+  if (row.after.is_null()) {  // a removal: add it back
+    if (cur->has_value()) {
+      return Status::Conflict("a route named '" + c.name +
+                              "' exists again (added since): remove or rename it first");
+    }
+    return AddRouteIn(w, *target);
+  }
+  if (!cur->has_value()) {
+    return Status::Conflict("route '" + c.name +
+                            "' was removed since: revert its removal first (see `strangler "
+                            "history " +
+                            c.name + "`)");
+  }
+  return SetRouteIn(w, *target, RouteSetAction(**cur, *target));
+}
+
+Status RevertIn(Write* w, const StoredChange& c) {
+  if (c.kind == "ramp") {
+    return Status::Invalid("change " + std::to_string(c.row.id) +
+                           " is a ramp event, not a rule change; use 'strangler ramp abort " +
+                           c.name +
+                           "' to stop a ramp, or revert the route.set changes it made (see "
+                           "'strangler history " +
+                           c.name + "')");
+  }
+  if (c.row.before.is_null() && c.row.after.is_null()) {
+    return Status::Invalid("the change records no state to restore");
+  }
+  if (c.kind == "backend") return RevertBackend(w, c);
+  if (c.kind == "route") return RevertRoute(w, c);
+  return Status::Invalid("changes to '" + c.kind + "' objects cannot be reverted");
+}
+
+// Runs `op` as one write transaction: all of it or none of it. With commit
+// false, op runs and everything it wrote is rolled back.
+template <typename Op>
+Status RunWrite(sqlite3* db, const ChangeContext& ctx, Op op, bool commit = true) {
+  Txn txn(db);
+  Result<Write> w = BeginWrite(db, &txn, ctx);
+  if (!w.ok()) return w.status();
+  STRANGLER_RETURN_IF_ERROR(op(&*w));
+  if (!commit) return Status::Ok();  // ~Txn rolls back
+  return FinishWrite(*w, &txn);
+}
+
+// --- ramps -------------------------------------------------------------------
+
+constexpr char kSelectRamps[] =
+    "SELECT route, target_bp, step_bp, every_ms, max_error_rate, min_requests, on_breach, state, "
+    "step, next_at_ms, started_at, updated_at, last_to_n, last_to_5xx, last_else_n, "
+    "last_else_5xx, note FROM ramps";
+constexpr int64_t kMinEveryMs = 1000;
+
+Ramp RampFromRow(const Stmt& s) {
+  Ramp r;
+  r.spec.route = s.Text(0);
+  r.spec.target_bp = static_cast<int>(s.Int(1));
+  r.spec.step_bp = static_cast<int>(s.Int(2));
+  r.spec.every_ms = s.Int(3);
+  if (!s.IsNull(4)) r.spec.max_error_rate = s.Real(4);
+  r.spec.min_requests = s.Int(5);
+  r.spec.on_breach = s.Text(6);
+  r.state = s.Text(7);
+  r.step = s.Int(8);
+  r.next_at_ms = s.Int(9);
+  r.started_at = s.Text(10);
+  r.updated_at = s.Text(11);
+  r.last = RampCounts{s.Int(12), s.Int(13), s.Int(14), s.Int(15)};
+  r.note = s.Text(16);
+  return r;
+}
+
+enum class Which { kAll, kRunning };
+
+Result<std::vector<Ramp>> QueryRamps(sqlite3* db, Which which) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(
+      db, std::string(kSelectRamps) + (which == Which::kRunning ? " WHERE state = 'running'" : "") +
+              " ORDER BY route"));
+  return CollectRows<Ramp>(s, RampFromRow);
+}
+
+Result<std::optional<Ramp>> FindRamp(sqlite3* db, const std::string& route) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(db, std::string(kSelectRamps) + " WHERE route = ?1"));
+  s.Bind(1, route);
+  Result<bool> row = s.Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<Ramp>();
+  return std::optional<Ramp>(RampFromRow(s));
+}
+
+Status WriteRamp(sqlite3* db, const Ramp& r) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(
+      db,
+      "INSERT OR REPLACE INTO ramps (route, target_bp, step_bp, every_ms, max_error_rate, "
+      "min_requests, on_breach, state, step, next_at_ms, started_at, updated_at, last_to_n, "
+      "last_to_5xx, last_else_n, last_else_5xx, note) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"));
+  s.Bind(1, r.spec.route);
+  s.Bind(2, int64_t{r.spec.target_bp});
+  s.Bind(3, int64_t{r.spec.step_bp});
+  s.Bind(4, r.spec.every_ms);
+  if (r.spec.max_error_rate)
+    s.BindReal(5, *r.spec.max_error_rate);
+  else
+    s.BindNull(5);
+  s.Bind(6, r.spec.min_requests);
+  s.Bind(7, r.spec.on_breach);
+  s.Bind(8, r.state);
+  s.Bind(9, r.step);
+  s.Bind(10, r.next_at_ms);
+  s.Bind(11, r.started_at);
+  s.Bind(12, r.updated_at);
+  s.Bind(13, r.last.to_n);
+  s.Bind(14, r.last.to_5xx);
+  s.Bind(15, r.last.else_n);
+  s.Bind(16, r.last.else_5xx);
+  s.Bind(17, r.note);
+  return s.Run();
+}
+
+// What the window counted under `step` (zeros when nothing was).
+Result<RampCounts> WindowCounts(sqlite3* db, const std::string& route, int64_t step) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(
+      db, "SELECT to_n, to_5xx, else_n, else_5xx FROM ramp_counts WHERE route = ?1 AND step = ?2"));
+  s.Bind(1, route);
+  s.Bind(2, step);
+  Result<bool> row = s.Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return RampCounts{};
+  return RampCounts{s.Int(0), s.Int(1), s.Int(2), s.Int(3)};
+}
+
+Status AddWindowCounts(sqlite3* db, const std::string& route, int64_t step, const RampCounts& c) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(
+      s.Prepare(db,
+                "INSERT INTO ramp_counts (route, step, to_n, to_5xx, else_n, else_5xx) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (route, step) DO UPDATE SET "
+                "to_n = to_n + excluded.to_n, to_5xx = to_5xx + excluded.to_5xx, "
+                "else_n = else_n + excluded.else_n, else_5xx = else_5xx + excluded.else_5xx"));
+  s.Bind(1, route);
+  s.Bind(2, step);
+  s.Bind(3, c.to_n);
+  s.Bind(4, c.to_5xx);
+  s.Bind(5, c.else_n);
+  s.Bind(6, c.else_5xx);
+  return s.Run();
+}
+
+constexpr int64_t kEveryWindow = -1;  // ClearWindows: keep no step's counts
+
+// Deletes the route's window counts except those of step `keep`.
+Status ClearWindows(sqlite3* db, const std::string& route, int64_t keep) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(
+      s.Prepare(db, "DELETE FROM ramp_counts WHERE route = ?1 AND step != ?2"));
+  s.Bind(1, route);
+  s.Bind(2, keep);
+  return s.Run();
+}
+
+// The views ListRamps and GetRamp add: the window in progress and the
+// route's percent now.
+Status FillRampViews(sqlite3* db, Ramp* r) {
+  Result<RampCounts> c = WindowCounts(db, r->spec.route, r->step);
+  if (!c.ok()) return c.status();
+  r->current = *c;
+  Result<std::optional<Route>> route = FindRoute(db, r->spec.route);
+  if (!route.ok()) return route.status();
+  r->percent_bp = route->has_value() ? (*route)->percent_bp : -1;
+  return Status::Ok();
+}
+
+Status ValidateRampSpec(const RampSpec& s) {
+  STRANGLER_RETURN_IF_ERROR(ValidateName("route", s.route));
+  if (s.target_bp < 1 || s.target_bp > kFullPercentBp) {
+    return Status::Usage("bad ramp target " + FormatPercent(std::max(s.target_bp, 0)) +
+                         "%: give a percent above 0 and at most 100");
+  }
+  if (s.step_bp < 1 || s.step_bp > kFullPercentBp) {
+    return Status::Usage("bad ramp step " + FormatPercent(std::max(s.step_bp, 0)) +
+                         "%: give a percent above 0 and at most 100");
+  }
+  if (s.every_ms < kMinEveryMs) {
+    return Status::Usage("bad ramp interval " + std::to_string(s.every_ms) +
+                         "ms: a window must last at least 1s");
+  }
+  if (s.max_error_rate && !(*s.max_error_rate >= 0 && *s.max_error_rate <= 1)) {
+    return Status::Usage("bad ramp error budget " + std::to_string(*s.max_error_rate) +
+                         ": give a rate from 0 to 1 (0.05) or a percent (5%)");
+  }
+  if (s.min_requests < 0) {
+    return Status::Usage("bad ramp minimum " + std::to_string(s.min_requests) +
+                         ": min requests must be 0 or more");
+  }
+  if (s.on_breach != "rollback" && s.on_breach != "freeze") {
+    return Status::Usage("bad ramp on-breach '" + s.on_breach + "': give rollback or freeze");
+  }
+  return Status::Ok();
+}
+
+bool RampEnded(const Ramp& r) { return r.state != "running" && r.state != "paused"; }
+
+Status NoRamp(const std::string& route) {
+  return Status::NotFound("route '" + route + "' has no ramp: start one with 'strangler ramp " +
+                          route + " --to P --step S --every DURATION'");
+}
+
+// "done: reached 50%", "aborted by alice".
+std::string EndedWhy(const Ramp& r) {
+  if (r.note.empty()) return r.state;
+  if (r.note.rfind(r.state, 0) == 0) return r.note;
+  return r.state + ": " + r.note;
+}
+
+std::string ResumeCommand(const std::string& route) { return "strangler ramp resume " + route; }
+
+enum class RampAction { kPause, kResume, kAbort };
+
+// Pause, resume or abort the ramp of `route`, refusing a state the action
+// does not apply to.
+Status TransitionRamp(Write* w, const std::string& route, RampAction action) {
+  Result<std::optional<Ramp>> found = FindRamp(w->db, route);
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) return NoRamp(route);
+  const Ramp before = **found;
+  Ramp r = before;
+  const std::string which = "the ramp of route '" + route + "'";
+  const char* name = "";
+  switch (action) {
+    case RampAction::kPause:
+      name = "ramp.pause";
+      if (r.state == "paused") {
+        return Status::Conflict(which + " is already paused; resume it with '" +
+                                ResumeCommand(route) + "'");
+      }
+      if (r.state != "running") {
+        return Status::Conflict(which + " has ended (" + EndedWhy(r) + "): nothing to pause");
+      }
+      r.state = "paused";
+      r.note = "paused by " + w->ctx.actor;
+      break;
+    case RampAction::kResume:
+      name = "ramp.resume";
+      if (r.state == "running") return Status::Conflict(which + " is running, not paused");
+      if (r.state != "paused") {
+        return Status::Conflict(which + " has ended (" + EndedWhy(r) +
+                                "): start a new one with 'strangler ramp " + route +
+                                " --to P --step S --every DURATION'");
+      }
+      r.state = "running";
+      r.note.clear();
+      r.next_at_ms = w->now_ms + r.spec.every_ms;  // a whole fresh window
+      STRANGLER_RETURN_IF_ERROR(ClearWindows(w->db, route, kEveryWindow));
+      break;
+    case RampAction::kAbort:
+      name = "ramp.abort";
+      if (RampEnded(r)) {
+        return Status::Conflict(which + " has already ended (" + EndedWhy(r) + ")");
+      }
+      r.state = "aborted";
+      r.note = "aborted by " + w->ctx.actor;
+      STRANGLER_RETURN_IF_ERROR(ClearWindows(w->db, route, kEveryWindow));
+      break;
+  }
+  r.updated_at = w->ts;
+  STRANGLER_RETURN_IF_ERROR(WriteRamp(w->db, r));
+  return RecordChange(w, name, "ramp", route, ToJson(before), ToJson(r), Bump::kNo);
+}
+
+Result<std::string> DefaultBackendName(sqlite3* db) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(db, "SELECT name FROM backends WHERE is_default = 1"));
+  Result<bool> row = s.Step();
+  if (!row.ok()) return row.status();
+  return *row ? s.Text(0) : std::string("(default)");
+}
+
+double Rate(int64_t part, int64_t whole) {
+  return whole > 0 ? static_cast<double>(part) / static_cast<double>(whole) : 0.0;
+}
+
+std::string RatePercent(double rate) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.2f%%", rate * 100);
+  return buf;
+}
+
+// "new 5xx 12/40 = 30.00%"
+std::string FiveXx(const std::string& backend, int64_t errors, int64_t n) {
+  return backend + " 5xx " + std::to_string(errors) + "/" + std::to_string(n) + " = " +
+         RatePercent(Rate(errors, n));
+}
+
+bool Breached(const RampSpec& spec, const RampCounts& c) {
+  if (!spec.max_error_rate || c.to_n == 0) return false;
+  double to_rate = Rate(c.to_5xx, c.to_n);
+  return to_rate > *spec.max_error_rate && to_rate > Rate(c.else_5xx, c.else_n);
+}
+
+// Ends `r` (already changed to its final state and note) and records `action`
+// with `reason`.
+Result<RampEvent> EndRamp(Write* w, const Ramp& before, const Ramp& r, std::string_view action,
+                          const std::string& reason, std::string what) {
+  STRANGLER_RETURN_IF_ERROR(ClearWindows(w->db, r.spec.route, kEveryWindow));
+  STRANGLER_RETURN_IF_ERROR(WriteRamp(w->db, r));
+  w->ctx.reason = reason;
+  STRANGLER_RETURN_IF_ERROR(
+      RecordChange(w, action, "ramp", r.spec.route, ToJson(before), ToJson(r), Bump::kNo));
+  return RampEvent{r.spec.route, std::move(what), reason};
+}
+
+// Judges and advances one running ramp that is due (see "Life of a ramp" in
+// store.h), inside the tick's write.
+Result<RampEvent> AdvanceRamp(Write* w, Ramp* r, int64_t now_ms) {
+  const Ramp before = *r;
+  const std::string& name = r->spec.route;
+  r->updated_at = w->ts;
+  Result<std::optional<Route>> found = FindRoute(w->db, name);
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) {
+    r->state = "aborted";
+    r->note = "route removed";
+    return EndRamp(w, before, *r, "ramp.abort", "route '" + name + "' was removed", "aborted");
+  }
+  Route route = **found;
+  std::string else_name = route.else_backend;
+  if (else_name.empty()) {
+    Result<std::string> d = DefaultBackendName(w->db);
+    if (!d.ok()) return d.status();
+    else_name = *d;
+  }
+
+  std::string window;  // " (last window: ...)" once a window was judged
+  if (r->step > 0) {
+    Result<RampCounts> counts = WindowCounts(w->db, name, r->step);
+    if (!counts.ok()) return counts.status();
+    const RampCounts& c = *counts;
+    if (c.to_n < r->spec.min_requests) {
+      r->next_at_ms = now_ms + r->spec.every_ms;
+      r->note = "waiting for " + std::to_string(r->spec.min_requests) + " requests to " + route.to +
+                " in this window (have " + std::to_string(c.to_n) + ")";
+      STRANGLER_RETURN_IF_ERROR(WriteRamp(w->db, *r));
+      return RampEvent{name, "waiting", r->note};
+    }
+    r->last = c;
+    if (Breached(r->spec, c)) {
+      std::string why = "error budget breached: " + FiveXx(route.to, c.to_5xx, c.to_n) + " > " +
+                        RatePercent(*r->spec.max_error_rate) + " (" +
+                        FiveXx(else_name, c.else_5xx, c.else_n) + ")";
+      if (r->spec.on_breach == "rollback") {
+        const int from = route.percent_bp;
+        route.percent_bp = 0;
+        w->ctx.reason = why + "; rolled back to 0%";
+        STRANGLER_RETURN_IF_ERROR(SetRouteIn(w, route, "route.set"));
+        r->state = "rolled_back";
+        r->note = why + "; rolled back from " + FormatPercent(from) + "% to 0%";
+      } else {
+        r->state = "frozen";
+        r->note = why + "; frozen at " + FormatPercent(route.percent_bp) + "%";
+      }
+      return EndRamp(w, before, *r, "ramp.breach", r->note, r->state);
+    }
+    window = " (last window: " + route.to + " 5xx " + std::to_string(c.to_5xx) + "/" +
+             std::to_string(c.to_n) + ", " + else_name + " 5xx " + std::to_string(c.else_5xx) +
+             "/" + std::to_string(c.else_n) + ")";
+  }
+
+  if (route.percent_bp >= r->spec.target_bp) {
+    r->state = "done";
+    r->note = "reached " + FormatPercent(r->spec.target_bp) + "%";
+    return EndRamp(w, before, *r, "ramp.done", r->note + window, "done");
+  }
+  const int from = route.percent_bp;
+  route.percent_bp = std::min(from + r->spec.step_bp, r->spec.target_bp);
+  r->step += 1;
+  std::string step = "step " + std::to_string(r->step) + ": " + FormatPercent(from) + "% -> " +
+                     FormatPercent(route.percent_bp) + "%" + window;
+  w->ctx.reason = "ramp " + step;
+  STRANGLER_RETURN_IF_ERROR(SetRouteIn(w, route, "route.set"));
+  r->next_at_ms = now_ms + r->spec.every_ms;
+  r->note.clear();
+  STRANGLER_RETURN_IF_ERROR(ClearWindows(w->db, name, r->step));
+  STRANGLER_RETURN_IF_ERROR(WriteRamp(w->db, *r));
+  return RampEvent{name, "step", step};
+}
+
+// Sums `counted` per route, keeping only routes with a running ramp and
+// something counted.
+std::map<std::string, RampCounts> CountsOfRunning(
+    const std::vector<std::pair<std::string, RampCounts>>& counted,
+    const std::vector<Ramp>& running) {
+  std::set<std::string> names;
+  for (const Ramp& r : running) names.insert(r.spec.route);
+  std::map<std::string, RampCounts> sums;
+  for (const auto& [route, c] : counted) {
+    if (c.empty() || names.count(route) == 0) continue;
+    RampCounts& sum = sums[route];
+    sum.to_n += c.to_n;
+    sum.to_5xx += c.to_5xx;
+    sum.else_n += c.else_n;
+    sum.else_5xx += c.else_5xx;
+  }
+  return sums;
+}
+
+void FillRunning(const std::vector<Ramp>& ramps, RampTickResult* out) {
+  for (const Ramp& r : ramps) {
+    if (r.state != "running") continue;
+    out->running.push_back(r.spec.route);
+    out->next_due_ms = std::min(out->next_due_ms, r.next_at_ms);
+  }
+}
+
+// --- mirror results ------------------------------------------------------------
+
+Status AddTally(sqlite3* db, const std::string& route, const MirrorTally& t,
+                const std::string& ts) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(
+      s.Prepare(db,
+                "INSERT INTO diff_stats (route, compared, equal, dropped, failed, since, last_at) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) ON CONFLICT (route) DO UPDATE SET "
+                "compared = compared + excluded.compared, equal = equal + excluded.equal, "
+                "dropped = dropped + excluded.dropped, failed = failed + excluded.failed, "
+                "last_at = excluded.last_at"));
+  s.Bind(1, route);
+  s.Bind(2, t.compared);
+  s.Bind(3, t.equal);
+  s.Bind(4, t.dropped);
+  s.Bind(5, t.failed);
+  s.Bind(6, ts);
+  return s.Run();
+}
+
+Status InsertDiff(sqlite3* db, const DiffRecord& d) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(
+      s.Prepare(db,
+                "INSERT INTO diffs (route, ts, request_id, method, target, primary_backend, "
+                "mirror_backend, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+  s.Bind(1, d.route);
+  s.Bind(2, d.ts);
+  s.Bind(3, d.request_id);
+  s.Bind(4, d.method);
+  s.Bind(5, d.target);
+  s.Bind(6, d.primary_backend);
+  s.Bind(7, d.mirror_backend);
+  // Bodies compared as text may hold bytes that are not UTF-8: never throw.
+  s.Bind(8, d.result.dump(-1, ' ', false, Json::error_handler_t::replace));
+  return s.Run();
+}
+
+// Deletes all but the newest keep_diffs records of `route`.
+Status PruneDiffs(sqlite3* db, const std::string& route) {
+  Stmt keep;
+  STRANGLER_RETURN_IF_ERROR(
+      keep.Prepare(db, "SELECT json_extract(spec, '$.keep_diffs') FROM routes WHERE name = ?1"));
+  keep.Bind(1, route);
+  Result<bool> row = keep.Step();
+  if (!row.ok()) return row.status();
+  int64_t n = *row && !keep.IsNull(0) ? keep.Int(0) : kDefaultKeepDiffs;
+  Stmt del;
+  STRANGLER_RETURN_IF_ERROR(del.Prepare(
+      db,
+      "DELETE FROM diffs WHERE route = ?1 AND id <= (SELECT id FROM diffs WHERE route = ?1 "
+      "ORDER BY id DESC LIMIT 1 OFFSET ?2)"));
+  del.Bind(1, route);
+  del.Bind(2, std::max<int64_t>(n, 0));
+  return del.Run();
+}
+
+constexpr char kSelectDiffStats[] =
+    "SELECT route, compared, equal, dropped, failed, since, last_at FROM diff_stats";
+constexpr char kSelectDiffs[] =
+    "SELECT id, route, ts, request_id, method, target, primary_backend, mirror_backend, result "
+    "FROM diffs";
+
+Result<DiffStats> DiffStatsFromRow(const Stmt& row) {
+  DiffStats d;
+  d.route = row.Text(0);
+  d.tally = MirrorTally{row.Int(1), row.Int(2), row.Int(3), row.Int(4)};
+  d.since = row.Text(5);
+  d.last_at = row.Text(6);
+  return d;
+}
+
+Result<DiffRecord> DiffFromRow(const Stmt& s) {
+  DiffRecord d;
+  d.id = s.Int(0);
+  d.route = s.Text(1);
+  d.ts = s.Text(2);
+  d.request_id = s.Text(3);
+  d.method = s.Text(4);
+  d.target = s.Text(5);
+  d.primary_backend = s.Text(6);
+  d.mirror_backend = s.Text(7);
+  d.result = Json::parse(s.Text(8), nullptr, false);
+  if (d.result.is_discarded()) {
+    return Status::Internal("store is damaged: mirror result " + std::to_string(d.id) +
+                            " is not JSON");
+  }
+  return d;
+}
+
+// --- opening ---------------------------------------------------------------
+
+constexpr char kCreateSchemaMigrations[] =
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)";
+
+Result<int> QuerySchemaVersion(sqlite3* db) {
+  Result<int64_t> v = QueryInt(db, "SELECT max(version) FROM schema_migrations");
+  if (!v.ok()) return v.status();
+  return static_cast<int>(*v);
+}
+
+Status NewerSchema(const std::string& path, int have, int know) {
+  return Status::Invalid("store " + path + " has schema version " + std::to_string(have) +
+                         ", newer than this strangler (knows up to " + std::to_string(know) +
+                         "): upgrade strangler");
+}
+
+// Reads, without writing anything, whether `path` is a store this binary can
+// use and its schema version (0 for a new, empty file).
+Result<int> CheckExisting(sqlite3* db, const std::string& path, int newest) {
+  Txn txn(db);
+  STRANGLER_RETURN_IF_ERROR(txn.Begin(Txn::Kind::kRead));
+  Stmt s;
+  Status st = s.Prepare(db,
+                        "SELECT count(*), coalesce(sum(type = 'table' AND "
+                        "name = 'schema_migrations'), 0) FROM sqlite_master");
+  if (!st.ok()) {
+    int code = sqlite3_errcode(db) & 0xff;
+    if (code == SQLITE_NOTADB) {
+      return Status::Io(path + " is not a strangler store: file is not a database");
+    }
+    return st;
+  }
+  Result<bool> row = s.Step();
+  if (!row.ok()) return row.status();
+  int64_t objects = s.Int(0);
+  bool has_migrations = s.Int(1) != 0;
+  if (!has_migrations) {
+    if (objects > 0) {
+      return Status::Io(path +
+                        " is not a strangler store: it is an SQLite database of something else");
+    }
+    return 0;
+  }
+  Result<int> version = QuerySchemaVersion(db);
+  if (!version.ok()) return version.status();
+  if (*version > newest) return NewerSchema(path, *version, newest);
+  STRANGLER_RETURN_IF_ERROR(txn.Commit());
+  return *version;
+}
+
+// Switching the journal mode needs the file to itself, and SQLite answers
+// SQLITE_BUSY at once, without calling the busy handler, while another
+// connection reads it (as when several processes open a new store together).
+// So the switch is retried here, within the same budget as any other lock.
+Status SwitchToWal(sqlite3* db) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  for (;;) {
+    int rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL", nullptr, nullptr, nullptr);
+    if (rc == SQLITE_OK) return Status::Ok();
+    if ((rc & 0xff) != SQLITE_BUSY || std::chrono::steady_clock::now() >= deadline) {
+      return SqlStatus(db, rc, "switching to WAL mode");
+    }
+    sqlite3_sleep(5);
+  }
+}
+
+// Applies every migration newer than the DB, each in its own BEGIN IMMEDIATE
+// transaction with its schema_migrations row. The version is re-read inside
+// the transaction, so two processes opening a new store at once apply each
+// migration exactly once.
+Result<int> Migrate(sqlite3* db, const std::string& path, int version) {
+  const std::vector<Migration>& all = Migrations();
+  const int newest = all.empty() ? 0 : all.back().version;
+  for (const Migration& m : all) {
+    if (m.version <= version) continue;
+    Txn txn(db);
+    STRANGLER_RETURN_IF_ERROR(txn.Begin(Txn::Kind::kWrite));
+    STRANGLER_RETURN_IF_ERROR(Exec(db, kCreateSchemaMigrations, "creating schema_migrations"));
+    Result<int> now = QuerySchemaVersion(db);
+    if (!now.ok()) return now.status();
+    version = *now;
+    if (version > newest) return NewerSchema(path, version, newest);
+    if (version >= m.version) continue;  // applied meanwhile by another process; rolls back
+    char* err = nullptr;
+    int rc = sqlite3_exec(db, m.sql, nullptr, nullptr, &err);
+    if (rc != SQLITE_OK) {
+      std::string msg = err != nullptr ? err : sqlite3_errstr(rc);
+      sqlite3_free(err);
+      if ((rc & 0xff) == SQLITE_BUSY) return Status::Io(kBusyMessage);
+      return Status::Internal("migration " + std::string(m.name) + " failed on " + path + ": " +
+                              msg);
+    }
+    Stmt s;
+    STRANGLER_RETURN_IF_ERROR(s.Prepare(
+        db, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)"));
+    s.Bind(1, int64_t{m.version});
+    s.Bind(2, m.name);
+    s.Bind(3, NowRfc3339());
+    STRANGLER_RETURN_IF_ERROR(s.Run());
+    STRANGLER_RETURN_IF_ERROR(txn.Commit());
+    version = m.version;
+  }
+  return version;
+}
+
+}  // namespace
+
+Store::Store(sqlite3* db) : db_(db) {}
+
+Store::~Store() { sqlite3_close_v2(db_); }
+
+Result<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  // Owns the handle from here on, even when opening failed.
+  std::unique_ptr<Store> store(new Store(db));
+  if (rc != SQLITE_OK) {
+    std::string detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    return Status::Io("cannot open store " + path + ": " + detail +
+                      ": check that its directory exists and is writable, or pass --db PATH");
+  }
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, kBusyTimeoutMs);
+  // Neither pragma touches the file; both must run outside a transaction.
+  STRANGLER_RETURN_IF_ERROR(Exec(db, "PRAGMA busy_timeout = 5000", "setting the busy timeout"));
+  STRANGLER_RETURN_IF_ERROR(Exec(db, "PRAGMA foreign_keys = ON", "enabling foreign keys"));
+
+  // Everything up to here only read the file: a store we must refuse is left
+  // exactly as it was. Changing the journal mode is the first write.
+  const std::vector<Migration>& all = Migrations();
+  const int newest = all.empty() ? 0 : all.back().version;
+  Result<int> existing = CheckExisting(db, path, newest);
+  if (!existing.ok()) return existing.status();
+
+  if (sqlite3_db_readonly(db, "main") == 1) {
+    return Status::Io("store " + path + " is read-only: make the file and its directory writable");
+  }
+  STRANGLER_RETURN_IF_ERROR(SwitchToWal(db));
+
+  Result<int> version = Migrate(db, path, *existing);
+  if (!version.ok()) return version.status();
+  store->schema_version_ = *version;
+  return store;
+}
+
+int Store::schema_version() const { return schema_version_; }
+
+Result<int64_t> Store::RulesetVersion() { return QueryRulesetVersion(db_); }
+
+Result<int64_t> Store::DataVersion() { return QueryInt(db_, "PRAGMA data_version"); }
+
+Result<RuleSet> Store::Load() {
+  Txn txn(db_);
+  STRANGLER_RETURN_IF_ERROR(txn.Begin(Txn::Kind::kRead));
+  RuleSet rules;
+  Result<std::vector<Backend>> backends = QueryBackends(db_);
+  if (!backends.ok()) return backends.status();
+  Result<std::vector<Route>> routes = QueryRoutes(db_);
+  if (!routes.ok()) return routes.status();
+  Result<int64_t> version = QueryRulesetVersion(db_);
+  if (!version.ok()) return version.status();
+  STRANGLER_RETURN_IF_ERROR(txn.Commit());
+  rules.backends = std::move(*backends);
+  rules.routes = std::move(*routes);
+  rules.version = *version;
+  return rules;
+}
+
+Result<std::vector<Backend>> Store::ListBackends() { return QueryBackends(db_); }
+
+Result<Backend> Store::GetBackend(const std::string& name) {
+  Result<std::optional<Backend>> b = FindBackend(db_, name);
+  if (!b.ok()) return b.status();
+  if (!b->has_value()) return UnknownBackend(name);
+  return std::move(**b);
+}
+
+Result<std::vector<Route>> Store::ListRoutes() { return QueryRoutes(db_); }
+
+Result<Route> Store::GetRoute(const std::string& name) {
+  Result<std::optional<Route>> r = FindRoute(db_, name);
+  if (!r.ok()) return r.status();
+  if (!r->has_value()) return UnknownRoute(name);
+  return std::move(**r);
+}
+
+Status Store::AddBackend(const Backend& b, const ChangeContext& ctx) {
+  return RunWrite(db_, ctx, [&](Write* w) { return AddBackendIn(w, b); });
+}
+
+Status Store::SetBackend(const Backend& b, const ChangeContext& ctx) {
+  return RunWrite(db_, ctx, [&](Write* w) { return SetBackendIn(w, b); });
+}
+
+Status Store::RemoveBackend(const std::string& name, const ChangeContext& ctx) {
+  return RunWrite(db_, ctx, [&](Write* w) { return RemoveBackendIn(w, name); });
+}
+
+Status Store::AddRoute(const Route& r, const ChangeContext& ctx) {
+  return RunWrite(db_, ctx, [&](Write* w) { return AddRouteIn(w, r); });
+}
+
+Status Store::SetRoute(const Route& r, const ChangeContext& ctx) {
+  return RunWrite(db_, ctx, [&](Write* w) { return SetRouteIn(w, r, "route.set"); });
+}
+
+Status Store::RemoveRoute(const std::string& name, const ChangeContext& ctx) {
+  return RunWrite(db_, ctx, [&](Write* w) { return RemoveRouteIn(w, name); });
+}
+
+Status Store::SetRouteEnabled(const std::string& name, bool enabled, const ChangeContext& ctx) {
+  return RunWrite(db_, ctx, [&](Write* w) -> Status {
+    Result<std::optional<Route>> found = FindRoute(w->db, name);
+    if (!found.ok()) return found.status();
+    if (!found->has_value()) return UnknownRoute(name);
+    Route r = **found;
+    r.enabled = enabled;
+    return SetRouteIn(w, r, enabled ? "route.enable" : "route.disable");
+  });
+}
+
+Result<std::vector<ChangeRow>> Store::History(const std::string& object_name, int limit) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(
+      db_, object_name.empty() ? std::string(kSelectChanges) + " ORDER BY id DESC LIMIT ?1"
+                               : std::string(kSelectChanges) +
+                                     " WHERE object_name = ?2 ORDER BY id DESC LIMIT ?1"));
+  s.Bind(1, int64_t{limit > 0 ? limit : -1});  // a negative LIMIT means none
+  if (!object_name.empty()) s.Bind(2, object_name);
+  return CollectRows<ChangeRow>(s, ChangeFromRow);
+}
+
+Result<ChangeRow> Store::GetChange(int64_t change_id) {
+  Result<std::optional<StoredChange>> c = FindChange(db_, change_id);
+  if (!c.ok()) return c.status();
+  if (!c->has_value()) return NoSuchChange(change_id);
+  return (*c)->row;
+}
+
+Result<ApplyResult> Store::ApplyRuleFile(const RuleFile& file, Prune prune,
+                                         const ChangeContext& ctx) {
+  ApplyResult result;
+  Status st = RunWrite(db_, ctx, [&](Write* w) -> Status {
+    RuleSet current;
+    Result<std::vector<Backend>> backends = QueryBackends(w->db);
+    if (!backends.ok()) return backends.status();
+    Result<std::vector<Route>> routes = QueryRoutes(w->db);
+    if (!routes.ok()) return routes.status();
+    current.backends = std::move(*backends);
+    current.routes = std::move(*routes);
+    result.plan = PlanApply(current, file, prune);
+    for (const PlanStep& step : result.plan.steps) {
+      Status s = RunPlanStep(w, step);
+      if (!s.ok()) {
+        return WrapStatus(s, std::string("cannot ") + PlanActionName(step.action) + " " +
+                                 ObjectKindName(step.kind) + " '" + step.name + "'");
+      }
+    }
+    result.recorded = w->recorded;
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return result;
+}
+
+Result<std::vector<ChangeRow>> Store::Revert(int64_t change_id, const ChangeContext& ctx,
+                                             Mode mode) {
+  ChangeContext revert_ctx = ctx;
+  revert_ctx.reason = "revert of change " + std::to_string(change_id) +
+                      (ctx.reason.empty() ? "" : ": " + ctx.reason);
+  std::vector<ChangeRow> recorded;
+  Status st = RunWrite(db_, revert_ctx, [&](Write* w) -> Status {
+    Result<std::optional<StoredChange>> c = FindChange(w->db, change_id);
+    if (!c.ok()) return c.status();
+    if (!c->has_value()) return NoSuchChange(change_id);
+    Status s = RevertIn(w, **c);
+    if (!s.ok()) {
+      return WrapStatus(s, "cannot revert change " + std::to_string(change_id) + " (" +
+                               (*c)->row.action + " " + (*c)->row.object + ")");
+    }
+    recorded = w->recorded;
+    return Status::Ok();
+  }, mode == Mode::kWrite);
+  if (!st.ok()) return st;
+  return recorded;
+}
+
+// --- ramps and mirror results --------------------------------------------------
+
+Status Store::StartRamp(const RampSpec& spec, const ChangeContext& ctx) {
+  STRANGLER_RETURN_IF_ERROR(ValidateRampSpec(spec));
+  return RunWrite(db_, ctx, [&](Write* w) -> Status {
+    Result<std::optional<Route>> route = FindRoute(w->db, spec.route);
+    if (!route.ok()) return route.status();
+    if (!route->has_value()) return UnknownRoute(spec.route);
+    const int percent = (*route)->percent_bp;
+    if (spec.target_bp <= percent) {
+      return Status::Conflict("route " + spec.route + " is already at " + FormatPercent(percent) +
+                              "%, not below the target " + FormatPercent(spec.target_bp) +
+                              "%; a ramp only raises the percent: use 'strangler route set " +
+                              spec.route + " --percent P' to lower it");
+    }
+    Result<std::optional<Ramp>> old = FindRamp(w->db, spec.route);
+    if (!old.ok()) return old.status();
+    if (old->has_value() && !RampEnded(**old)) {
+      const Ramp& o = **old;
+      return Status::Conflict("route " + spec.route + " already has a " + o.state + " ramp (to " +
+                              FormatPercent(o.spec.target_bp) +
+                              "%): abort it first with 'strangler ramp abort " + spec.route + "'");
+    }
+    Ramp r;
+    r.spec = spec;
+    r.state = "running";
+    r.next_at_ms = w->now_ms;  // the first step needs no window: take it at the next tick
+    r.started_at = w->ts;
+    r.updated_at = w->ts;
+    STRANGLER_RETURN_IF_ERROR(ClearWindows(w->db, spec.route, kEveryWindow));
+    STRANGLER_RETURN_IF_ERROR(WriteRamp(w->db, r));
+    return RecordChange(w, "ramp.start", "ramp", spec.route,
+                        old->has_value() ? ToJson(**old) : Json(), ToJson(r), Bump::kNo);
+  });
+}
+
+Status Store::PauseRamp(const std::string& route, const ChangeContext& ctx) {
+  return RunWrite(db_, ctx, [&](Write* w) { return TransitionRamp(w, route, RampAction::kPause); });
+}
+
+Status Store::ResumeRamp(const std::string& route, const ChangeContext& ctx) {
+  return RunWrite(db_, ctx,
+                  [&](Write* w) { return TransitionRamp(w, route, RampAction::kResume); });
+}
+
+Status Store::AbortRamp(const std::string& route, const ChangeContext& ctx) {
+  return RunWrite(db_, ctx, [&](Write* w) { return TransitionRamp(w, route, RampAction::kAbort); });
+}
+
+Result<std::vector<Ramp>> Store::ListRamps() {
+  Txn txn(db_);
+  STRANGLER_RETURN_IF_ERROR(txn.Begin(Txn::Kind::kRead));
+  Result<std::vector<Ramp>> ramps = QueryRamps(db_, Which::kAll);
+  if (!ramps.ok()) return ramps.status();
+  for (Ramp& r : *ramps) STRANGLER_RETURN_IF_ERROR(FillRampViews(db_, &r));
+  STRANGLER_RETURN_IF_ERROR(txn.Commit());
+  return ramps;
+}
+
+Result<Ramp> Store::GetRamp(const std::string& route) {
+  Txn txn(db_);
+  STRANGLER_RETURN_IF_ERROR(txn.Begin(Txn::Kind::kRead));
+  Result<std::optional<Ramp>> r = FindRamp(db_, route);
+  if (!r.ok()) return r.status();
+  if (!r->has_value()) return NoRamp(route);
+  Ramp ramp = std::move(**r);
+  STRANGLER_RETURN_IF_ERROR(FillRampViews(db_, &ramp));
+  STRANGLER_RETURN_IF_ERROR(txn.Commit());
+  return ramp;
+}
+
+Result<RampTickResult> Store::RampTick(
+    int64_t now_ms, const std::vector<std::pair<std::string, RampCounts>>& counted) {
+  RampTickResult result;
+  // A plain read first: most ticks have nothing to write.
+  Result<std::vector<Ramp>> seen = QueryRamps(db_, Which::kRunning);
+  if (!seen.ok()) return seen.status();
+  const bool due = std::any_of(seen->begin(), seen->end(),
+                               [&](const Ramp& r) { return r.next_at_ms <= now_ms; });
+  if (!due && CountsOfRunning(counted, *seen).empty()) {
+    FillRunning(*seen, &result);
+    return result;
+  }
+
+  Txn txn(db_);
+  Result<Write> w = BeginWrite(db_, &txn, ChangeContext{"ramp", ""});
+  if (!w.ok()) return w.status();
+  // Another serve may have advanced them meanwhile: judge what is there now.
+  Result<std::vector<Ramp>> running = QueryRamps(db_, Which::kRunning);
+  if (!running.ok()) return running.status();
+  const std::map<std::string, RampCounts> sums = CountsOfRunning(counted, *running);
+  for (const Ramp& r : *running) {
+    auto it = sums.find(r.spec.route);
+    if (it != sums.end()) {
+      STRANGLER_RETURN_IF_ERROR(AddWindowCounts(db_, r.spec.route, r.step, it->second));
+    }
+  }
+  for (Ramp& r : *running) {
+    if (r.next_at_ms > now_ms) continue;
+    Result<RampEvent> e = AdvanceRamp(&*w, &r, now_ms);
+    if (!e.ok()) return e.status();
+    result.events.push_back(std::move(*e));
+  }
+  STRANGLER_RETURN_IF_ERROR(FinishWrite(*w, &txn));
+  FillRunning(*running, &result);
+  return result;
+}
+
+Status Store::RecordMirrorResults(const std::vector<std::pair<std::string, MirrorTally>>& tallies,
+                                  const std::vector<DiffRecord>& records) {
+  if (tallies.empty() && records.empty()) return Status::Ok();
+  Txn txn(db_);
+  STRANGLER_RETURN_IF_ERROR(txn.Begin(Txn::Kind::kWrite));
+  const std::string now = NowRfc3339();
+  for (const auto& [route, t] : tallies) {
+    if (t.compared == 0 && t.equal == 0 && t.dropped == 0 && t.failed == 0) continue;
+    STRANGLER_RETURN_IF_ERROR(AddTally(db_, route, t, now));
+  }
+  std::set<std::string> touched;
+  for (const DiffRecord& d : records) {
+    STRANGLER_RETURN_IF_ERROR(InsertDiff(db_, d));
+    touched.insert(d.route);
+  }
+  for (const std::string& route : touched) STRANGLER_RETURN_IF_ERROR(PruneDiffs(db_, route));
+  return txn.Commit();
+}
+
+Status Store::ResetDiffs(const std::string& route, const ChangeContext& ctx) {
+  return RunWrite(db_, ctx, [&](Write* w) -> Status {
+    Result<std::optional<Route>> found = FindRoute(w->db, route);
+    if (!found.ok()) return found.status();
+    if (!found->has_value()) return UnknownRoute(route);
+    Stmt s;
+    STRANGLER_RETURN_IF_ERROR(
+        s.Prepare(w->db, std::string(kSelectDiffStats) + " WHERE route = ?1"));
+    s.Bind(1, route);
+    Result<std::vector<DiffStats>> stats = CollectRows<DiffStats>(s, DiffStatsFromRow);
+    if (!stats.ok()) return stats.status();
+    Json before;
+    if (!stats->empty()) {
+      const DiffStats& d = stats->front();
+      before = Json{{"compared", d.tally.compared}, {"equal", d.tally.equal},
+                    {"dropped", d.tally.dropped}, {"failed", d.tally.failed},
+                    {"since", d.since}};
+    }
+    STRANGLER_RETURN_IF_ERROR(DeleteDiffsIn(w, route));
+    // Bookkeeping beside the rules, like a ramp row: no new ruleset.
+    return RecordChange(w, "diff.reset", "mirror", route, before, Json(), Bump::kNo);
+  });
+}
+
+Result<std::vector<DiffStats>> Store::ListDiffStats(const std::string& route) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(db_, std::string(kSelectDiffStats) +
+                                               (route.empty() ? "" : " WHERE route = ?1") +
+                                               " ORDER BY route"));
+  if (!route.empty()) s.Bind(1, route);
+  return CollectRows<DiffStats>(s, DiffStatsFromRow);
+}
+
+Result<std::vector<DiffRecord>> Store::LatestDiffs(const std::string& route, int limit) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(db_, std::string(kSelectDiffs) +
+                                               (route.empty() ? "" : " WHERE route = ?2") +
+                                               " ORDER BY id DESC LIMIT ?1"));
+  s.Bind(1, int64_t{limit > 0 ? limit : -1});  // a negative LIMIT means none
+  if (!route.empty()) s.Bind(2, route);
+  return CollectRows<DiffRecord>(s, DiffFromRow);
+}
+
+}  // namespace strangler
