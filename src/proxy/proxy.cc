@@ -13,6 +13,7 @@
 
 #include "http/header_fields.h"
 #include "http/http_message.h"
+#include "http/request_target.h"
 #include "http/response_relay.h"
 #include "proxy/fiber.h"
 #include "proxy/net.h"
@@ -68,58 +69,6 @@ void NewRequestId(std::string* out) {
     (*out)[i] = kHex[(a >> (i * 4)) & 15];
     (*out)[16 + i] = kHex[(b >> (i * 4)) & 15];
   }
-}
-
-// A request target the router refuses outright (RFC 9112 3.2: no fragment;
-// no whitespace or control byte can be part of a target).
-const char* BadTarget(std::string_view target) {
-  for (char c : target) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (c == '#') return "a request target cannot hold '#'";
-    if (u <= 0x20 || u == 0x7f) return "a request target cannot hold a space or a control byte";
-  }
-  return nullptr;
-}
-
-// A Host value a backend can take for what it is (RFC 9112 3.2, RFC 3986
-// 3.2.2): uri-host [ ":" port ]. Anything else ("a, b", "x/admin",
-// "user@x") is refused, so that no backend routes or caches by a Host the
-// router did not understand.
-bool ValidHost(std::string_view h) {
-  auto digit = [](char c) { return c >= '0' && c <= '9'; };
-  auto alnum = [&](char c) { return digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
-  size_t i = 0;
-  if (!h.empty() && h[0] == '[') {  // IP-literal
-    size_t close = h.find(']');
-    if (close == std::string_view::npos || close == 1) return false;
-    for (i = 1; i < close; ++i) {
-      char c = h[i];
-      bool hex = digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-      if (!hex && c != ':' && c != '.') return false;
-    }
-    i = close + 1;
-  } else {  // reg-name or IPv4address
-    for (; i < h.size() && h[i] != ':'; ++i) {
-      char c = h[i];
-      if (!alnum(c) && std::strchr("-._~%!$&'()*+,;=", c) == nullptr) return false;
-    }
-    if (i == 0) return false;
-  }
-  if (i == h.size()) return true;
-  if (h[i] != ':') return false;
-  for (++i; i < h.size(); ++i) {
-    if (!digit(h[i])) return false;
-  }
-  return true;
-}
-
-bool HasEncodedSlash(std::string_view path) {
-  for (size_t i = 0; i + 2 < path.size(); ++i) {
-    if (path[i] != '%') continue;
-    char a = path[i + 1], b = static_cast<char>(path[i + 2] | 0x20);
-    if ((a == '2' && b == 'f') || (a == '5' && b == 'c')) return true;
-  }
-  return false;
 }
 
 const char* StatusText(int status) {
@@ -624,36 +573,20 @@ bool Session::HandleRequest() {
   }
 
   // origin-form "/p?q"; absolute-form "http://host/p?q" is routed on its
-  // path and forwarded in origin-form, with the target's authority as Host
-  // (RFC 9112 3.2.2: a proxy ignores the Host it got, so no backend caches or
-  // routes by a Host that the target contradicts).
+  // path and forwarded in origin-form, with the target's authority as Host.
   std::string_view path_and_query = target;
   absolute_host_ = false;
-  if (!target.empty() && target[0] != '/' && target != "*" && method != "CONNECT") {
-    size_t scheme = target.find("://");
-    std::string_view name = scheme == std::string_view::npos ? target : target.substr(0, scheme);
-    if (!IEquals(name, "http") && !IEquals(name, "https")) {
+  if (method != "CONNECT") {
+    TargetParts parts = SplitTarget(target, &absolute_target_);
+    if (parts.error != nullptr) {
       backend_name_ = {};
-      SendError(400, "malformed request: a target is /path or http://host/path", true);
+      SendError(400, std::string("malformed request: ") + parts.error, true);
       return false;
     }
-    size_t end = target.find_first_of("/?", scheme + 3);
-    std::string_view authority = target.substr(scheme + 3, end - (scheme + 3));
-    if (!ValidHost(authority)) {
-      backend_name_ = {};
-      SendError(400, "malformed request: the target's host is not host[:port]", true);
-      return false;
-    }
-    host_.assign(authority);
-    absolute_host_ = true;
-    if (end == std::string_view::npos) {
-      path_and_query = "/";
-    } else if (target[end] == '?') {  // "http://x?q": the path is "/", all after it the query
-      absolute_target_.assign("/");
-      absolute_target_.append(target.substr(end));
-      path_and_query = absolute_target_;
-    } else {
-      path_and_query = target.substr(end);
+    path_and_query = parts.path_and_query;
+    if (parts.absolute) {
+      host_.assign(parts.authority);
+      absolute_host_ = true;
     }
   }
   size_t q = path_and_query.find('?');
