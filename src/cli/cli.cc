@@ -15,6 +15,8 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include "cli/cli_commands.h"
 #include "control/serve.h"
@@ -201,6 +203,17 @@ bool ValidListen(const std::string& listen) {
   return std::stoi(port) <= 65535;
 }
 
+// serve's operator log: spdlog's default logger, on stderr with UTC times.
+// Process-wide state, so it is set here, at the program's edge, and nowhere
+// in the rooms below. (RunServe starts its periodic flush, a thread, once it
+// has blocked the stop signals.)
+void UseOperatorLog() {
+  if (spdlog::get("strangler")) return;
+  auto console = spdlog::stderr_color_mt("strangler");
+  console->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  spdlog::set_default_logger(console);
+}
+
 }  // namespace
 
 void RegisterServeCommand(CLI::App& app, CliContext& ctx) {
@@ -302,8 +315,10 @@ void RegisterServeCommand(CLI::App& app, CliContext& ctx) {
         return Status::Usage("--drain-s must be 0..3600");
       }
       opts->db_path = ctx.db_path;
-      ctx.exit_override = RunServe(*opts);
-      return Status::Ok();
+      UseOperatorLog();
+      Status served = RunServe(*opts);
+      spdlog::shutdown();
+      return served;
     };
   });
 }
@@ -394,7 +409,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     err << "strangler: " << OneLine(s.message()) << "\n";
     return ExitCode(s);
   }
-  return ctx.exit_override >= 0 ? ctx.exit_override : 0;
+  return 0;
 }
 
 int RunCli(int argc, char** argv) {

@@ -31,8 +31,6 @@ struct CliContext {
   // Set by the leaf subcommand's callback during parsing; run after parsing
   // succeeded. Returns the command's Status.
   std::function<Status()> action;
-  // Exit code of `serve` (which reports its own errors); -1 = use Status.
-  int exit_override = -1;
 
   ChangeContext change() const { return ChangeContext{actor, reason}; }
   // Opens the store at db_path; one that does not exist yet is created for

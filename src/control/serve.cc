@@ -11,7 +11,6 @@
 #include <map>
 #include <vector>
 
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "decisions/decision_log.h"
@@ -24,11 +23,6 @@ namespace strangler {
 namespace {
 
 constexpr int kListenBacklog = 4096;
-
-int Fail(const std::string& message) {
-  std::fprintf(stderr, "strangler: %s\n", message.c_str());
-  return 1;
-}
 
 Result<std::shared_ptr<const RouteTable>> LoadTable(Store* store) {
   auto rules = store->Load();
@@ -220,22 +214,19 @@ class Reloader {
 
 }  // namespace
 
-int RunServe(const ServeOptions& opts) {
-  auto console = spdlog::stderr_color_mt("strangler");
-  console->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
-  spdlog::set_default_logger(console);
-
+Status RunServe(const ServeOptions& opts) {
   auto hp = ParseHostPort(opts.listen);
-  if (!hp.ok()) return Fail(hp.status().message());
+  if (!hp.ok()) return hp.status();
   if (opts.reload_ms < 10 || opts.reload_ms > 60000) {
-    return Fail("--reload-ms must be 10..60000");
+    return Status::Usage("--reload-ms must be 10..60000");
   }
   auto store = Store::Open(opts.db_path);
-  if (!store.ok()) return Fail(store.status().message());
+  if (!store.ok()) return store.status();
   auto dv = store.value()->DataVersion();
   auto table = LoadTable(store.value().get());
   if (!table.ok()) {
-    return Fail("cannot serve the rules in " + opts.db_path + ": " + table.status().message());
+    return Status::FromCode(table.status().code(), "cannot serve the rules in " + opts.db_path +
+                                                        ": " + table.status().message());
   }
 
   // Signals are taken by sigtimedwait below, never by a handler: block them
@@ -246,18 +237,18 @@ int RunServe(const ServeOptions& opts) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  spdlog::flush_every(std::chrono::seconds(1));  // a thread: after the mask
 
   auto listen_fd = Listen(hp.value(), kListenBacklog);
-  if (!listen_fd.ok()) return Fail(listen_fd.status().message());
+  if (!listen_fd.ok()) return listen_fd.status();
   LogRotation rotation;
   rotation.max_bytes = static_cast<uint64_t>(opts.log_max_mb * 1024 * 1024);
   rotation.keep = opts.log_keep;
   auto log = DecisionLog::Open(opts.log_path, rotation);
   if (!log.ok()) {
     close(listen_fd.value());
-    return Fail(log.status().message());
+    return log.status();
   }
-  spdlog::flush_every(std::chrono::seconds(1));
 
   ProxyOptions popts;
   if (opts.max_connections > 0) popts.max_connections = opts.max_connections;
@@ -298,8 +289,7 @@ int RunServe(const ServeOptions& opts) {
   }
   delete proxy;
   log.value().reset();
-  spdlog::shutdown();
-  return 0;
+  return Status::Ok();
 }
 
 }  // namespace strangler

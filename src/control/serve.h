@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "base/status.h"
+
 namespace strangler {
 
 struct ServeOptions {
@@ -23,8 +25,9 @@ struct ServeOptions {
   int drain_s = 10;          // on SIGTERM: how long requests in flight and tunnels may go on
 };
 
-// Runs until SIGINT/SIGTERM; returns the process exit code. Prints one line
-// to stderr and returns 1 when it cannot start (bad listen address, store).
-int RunServe(const ServeOptions& opts);
+// Runs until SIGINT/SIGTERM. An error when it cannot start (a bad listen
+// address, the store, the log). What it does while serving goes to spdlog's
+// default logger, which the caller sets up (the operator's log).
+Status RunServe(const ServeOptions& opts);
 
 }  // namespace strangler
