@@ -287,8 +287,8 @@ bool ParseDecisionLine(std::string_view line, DecisionEntry* e) {
         e->has_route = true;
       }
     } else if (key == "backend") {
-      target = &e->backend;
-      has_backend = c == '"';
+      target = &e->backend;  // null: the router's own answer
+      has_backend = c == '"' || c == 'n';
     } else if (key == "reason") {
       target = &e->reason;
     }

@@ -104,7 +104,11 @@ void FormatDecision(const DecisionRecord& r, std::string* out) {
     AppendJsonString(r.route, out);
   }
   out->append(",\"backend\":");
-  AppendJsonString(r.backend, out);
+  if (r.backend.empty()) {
+    out->append("null");  // the router's own answer (reason "refused")
+  } else {
+    AppendJsonString(r.backend, out);
+  }
   out->append(",\"reason\":");
   AppendJsonString(r.reason, out);
   out->append(",\"bucket\":");

@@ -28,7 +28,7 @@ struct DecisionRecord {
   std::string_view method;
   std::string_view path;
   std::string_view route;    // "" -> null
-  std::string_view backend;
+  std::string_view backend;  // "" -> null (the router's own answer)
   std::string_view reason;
   int bucket = -1;           // -1 -> null
   int status = 0;

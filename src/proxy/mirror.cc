@@ -13,6 +13,7 @@
 #include "http/http_message.h"
 #include "http/response_relay.h"
 #include "proxy/net.h"
+#include "proxy/upstream.h"
 
 namespace strangler {
 namespace {
@@ -21,64 +22,40 @@ using Clock = std::chrono::steady_clock;
 
 constexpr size_t kReadBytes = 16 * 1024;
 constexpr size_t kMaxHeadBytes = 256 * 1024;
-constexpr size_t kIdlePerTarget = kMirrorInFlight;
-
-// Captures the mirror's answer the way the session captures the client's:
-// status, Content-Type, the headers named for comparison, the body up to the
-// cap and the size and hash of all of it. The answer is read by a
-// ResponseRelay (as the client's is), so framing and reuse follow one policy.
-class Capture : public RelayObserver {
- public:
-  explicit Capture(const CompareOptions& opts) : opts_(opts) {}
-  CapturedResponse response;
-
-  void OnFinalHead(const MessageParser& parser, const char* base) override {
-    response.status = parser.status();
-    for (const HeaderSpan& h : parser.headers()) {
-      std::string_view name = h.name.in(base);
-      if (IEquals(name, "content-type")) response.content_type.assign(h.value.in(base));
-      for (const std::string& want : opts_.headers) {
-        if (IEquals(name, want)) response.headers.emplace_back(name, h.value.in(base));
-      }
-    }
-  }
-
-  void OnBodyPiece(const char* data, size_t len) override {
-    hasher_.Update(data, len);
-    response.body_bytes += len;
-    size_t room = kMirrorBodyCap - std::min(kMirrorBodyCap, response.body.size());
-    if (len > room) response.truncated = true;
-    response.body.append(data, std::min(len, room));
-    response.body_hash = hasher_.value();
-  }
-
- private:
-  const CompareOptions& opts_;
-  BodyHasher hasher_;
-};
 
 }  // namespace
 
-// Idle keep-alive connections per target ("host|port"), registered with the
-// Mirror's worker; only its fibers touch them.
-struct Mirror::Conns {
-  struct Idle {
-    ResolvedAddr addr;
-    bool resolved = false;
-    std::vector<int> fds;
-  };
-  std::unordered_map<std::string, Idle> idle;
+void ResponseCapture::Reset(const CompareOptions* opts) {
+  opts_ = opts;
+  response = CapturedResponse{};
+  hasher_ = BodyHasher{};
+}
 
-  ~Conns() {
-    for (auto& [key, i] : idle) {
-      for (int f : i.fds) close(f);
+void ResponseCapture::OnFinalHead(const MessageParser& parser, const char* base) {
+  // A fallback's answer replaces the first one's.
+  response = CapturedResponse{};
+  hasher_ = BodyHasher{};
+  response.status = parser.status();
+  for (const HeaderSpan& h : parser.headers()) {
+    std::string_view name = h.name.in(base);
+    if (IEquals(name, "content-type")) response.content_type.assign(h.value.in(base));
+    for (const std::string& want : opts_->headers) {
+      if (IEquals(name, want)) response.headers.emplace_back(name, h.value.in(base));
     }
   }
-};
+}
+
+void ResponseCapture::OnBodyPiece(const char* data, size_t len) {
+  hasher_.Update(data, len);
+  response.body_bytes += len;
+  size_t room = kMirrorBodyCap - std::min(kMirrorBodyCap, response.body.size());
+  if (len > room) response.truncated = true;
+  response.body.append(data, std::min(len, room));
+  response.body_hash = hasher_.value();
+}
 
 Mirror::Mirror(int in_flight, size_t max_jobs, size_t max_bytes)
     : in_flight_(in_flight), max_jobs_(max_jobs), max_bytes_(max_bytes),
-      conns_(std::make_unique<Conns>()),
       pool_(std::make_unique<WorkerPool>(1, [this](int) { Drain(); })) {}
 
 Mirror::~Mirror() { Stop(); }
@@ -104,7 +81,6 @@ void Mirror::Stop() {
   pool_->Join();
   std::lock_guard<std::mutex> lock(mu_);
   pool_.reset();
-  conns_.reset();
 }
 
 bool Mirror::Submit(MirrorJob job) {
@@ -144,7 +120,7 @@ void Mirror::TakeResults(std::vector<std::pair<std::string, MirrorTally>>* talli
 }
 
 void Mirror::Drain() {
-  std::vector<char> buf(kReadBytes);
+  ReadBuffer buf(kReadBytes);
   while (true) {
     MirrorJob job;
     {
@@ -180,23 +156,13 @@ void Mirror::Untrack(int fd) {
 
 // Sends one copy and reads the answer: a pooled connection first, and a
 // fresh one if the pooled one turns out to be closed before any answer byte.
-void Mirror::Process(MirrorJob& job, std::vector<char>* read_buf) {
+void Mirror::Process(MirrorJob& job, ReadBuffer* read_buf) {
   const MirrorPlan& plan = *job.plan;
   if (plan.targets.empty()) return;
   size_t pick = plan.targets.size() == 1
                     ? 0
                     : plan.next.fetch_add(1, std::memory_order_relaxed) % plan.targets.size();
   const MirrorPlan::Target& t = plan.targets[pick];
-  Conns::Idle& idle = conns_->idle[t.host + "|" + std::to_string(t.port)];
-  if (!idle.resolved) {
-    auto r = Resolve(t.host, t.port);
-    if (!r.ok()) {
-      Finish(job, nullptr, "cannot resolve " + t.host + ": " + r.status().message());
-      return;
-    }
-    idle.addr = r.value();
-    idle.resolved = true;
-  }
 
   std::string req;
   req.reserve(job.headers.size() + job.body.size() + 128);
@@ -216,32 +182,24 @@ void Mirror::Process(MirrorJob& job, std::vector<char>* read_buf) {
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     return static_cast<int>(std::max<int64_t>(ms.count(), 0));
   };
-  std::vector<char>& buf = *read_buf;
+  ReadBuffer& buf = *read_buf;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    int fd = -1;
-    while (attempt == 0 && fd < 0 && !idle.fds.empty()) {
-      fd = idle.fds.back();
-      idle.fds.pop_back();
-      if (!fio::IdleAndClean(fd)) {  // closed, or bytes no copy asked for
-        fio::Close(fd);
-        fd = -1;
-      }
+    if (Stopping()) {
+      CountDropped(plan.route);
+      return;
     }
-    const bool reused = fd >= 0;
-    if (!reused) {
-      if (Stopping()) {
-        CountDropped(plan.route);
-        return;
-      }
-      ConnectError err = ConnectError::kNone;
-      fd = fio::Connect(idle.addr, std::max(left_ms(), 1), &err);
-      if (fd < 0) {
-        Finish(job, nullptr,
-               err == ConnectError::kTimeout
-                   ? "did not accept a connection within " + std::to_string(plan.timeout_ms) + " ms"
-                   : std::string("refused the connection"));
-        return;
-      }
+    // A pooled connection first (checked open and clean by Acquire), a
+    // fresh one when that one turned out stale.
+    bool reused = false;
+    ConnectError err = ConnectError::kNone;
+    int fd = t.instance->Acquire(plan.pool_slot, std::max(left_ms(), 1), attempt > 0, &reused, &err);
+    if (fd < 0) {
+      Finish(job, nullptr,
+             err == ConnectError::kTimeout
+                 ? "did not accept a connection within " + std::to_string(plan.timeout_ms) + " ms"
+             : err == ConnectError::kRefused ? std::string("refused the connection")
+                                             : std::string("could not be reached"));
+      return;
     }
     if (!Track(fd)) {  // stopping
       fio::Close(fd);
@@ -250,34 +208,25 @@ void Mirror::Process(MirrorJob& job, std::vector<char>* read_buf) {
     }
     bool sent = fio::SendAll(fd, req.data(), req.size(), std::max(left_ms(), 1));
 
-    Capture capture(plan.compare);
+    ResponseCapture capture(&plan.compare);
     RelayRequest rr;
     rr.head = is_head;
     ResponseRelay relay;
     relay.Begin(rr, &capture);
-    size_t rpos = 0, wpos = 0;
+    buf.rpos = buf.wpos = 0;
     bool any_byte = false, complete = false;
     std::string error;
     while (sent) {
-      if (rpos == wpos && !relay.in_head()) rpos = wpos = 0;
-      if (wpos == buf.size()) {
-        if (!relay.in_head() && rpos > 0) {
-          std::memmove(buf.data(), buf.data() + rpos, wpos - rpos);
-          wpos -= rpos;
-          rpos = 0;
-        } else if (buf.size() < kMaxHeadBytes) {
-          buf.resize(buf.size() * 2);
-        } else {
-          error = "sent a response head over " + std::to_string(kMaxHeadBytes) + " bytes";
-          break;
-        }
+      if (!buf.MakeRoom(relay.in_head(), kMaxHeadBytes)) {
+        error = "sent a response head over " + std::to_string(kMaxHeadBytes) + " bytes";
+        break;
       }
       int wait_ms = left_ms();
       if (wait_ms == 0) {
         error = too_slow;
         break;
       }
-      ssize_t n = fio::Recv(fd, buf.data() + wpos, buf.size() - wpos, wait_ms);
+      ssize_t n = fio::Recv(fd, buf.tail(), buf.room(), wait_ms);
       if (n < 0) {
         error = errno == ETIMEDOUT ? too_slow : std::string("failed: ") + std::strerror(errno);
         break;
@@ -291,10 +240,10 @@ void Mirror::Process(MirrorJob& job, std::vector<char>* read_buf) {
         break;
       }
       any_byte = true;
-      wpos += static_cast<size_t>(n);
+      buf.wpos += static_cast<size_t>(n);
       size_t used = 0;
-      auto ev = relay.Feed(buf.data(), rpos, wpos, &used);
-      rpos += used;
+      auto ev = relay.Feed(buf.data(), buf.rpos, buf.wpos, &used);
+      buf.rpos += used;
       relay.out().clear();  // the copy's answer goes to no client
       if (ev == ResponseRelay::Event::kDone) {
         complete = true;
@@ -310,8 +259,8 @@ void Mirror::Process(MirrorJob& job, std::vector<char>* read_buf) {
     }
     Untrack(fd);
     if (complete) {
-      if (relay.Reusable(wpos - rpos) && idle.fds.size() < kIdlePerTarget) {
-        idle.fds.push_back(fd);
+      if (relay.Reusable(buf.unread())) {
+        t.instance->Release(plan.pool_slot, fd);
       } else {
         fio::Close(fd);
       }

@@ -6,8 +6,9 @@
 // queues without bound: when the queue is full the copy is dropped and
 // counted. The Mirror has a fiber worker of its own (one thread, one epoll
 // loop, see fiber.h): up to kMirrorInFlight copies are sent at once, each by a
-// fiber, over the Mirror's own keep-alive connections (never the data
-// plane's pool); the rest wait in the queue. A copy is compared with the
+// fiber, over keep-alive connections of the backends' one pool (Instance, in
+// a slot of the Mirror's own: a socket belongs to the worker that opened it);
+// the rest wait in the queue. A copy is compared with the
 // client's answer on that thread, and the outcome is kept until serve's tick
 // takes it (TakeResults) and writes it to the store. Waiting on a slow mirror
 // costs a parked fiber, not a blocked thread, so copies cost little CPU and
@@ -24,11 +25,15 @@
 #include <string>
 #include <vector>
 
+#include "http/response_relay.h"
 #include "proxy/fiber.h"
+#include "proxy/read_buffer.h"
 #include "safety/compare.h"
 #include "safety/mirror_results.h"
 
 namespace strangler {
+
+class Instance;  // proxy/upstream.h
 
 inline constexpr size_t kMirrorBodyCap = 1 << 20;  // request bodies and captured answers
 inline constexpr size_t kMirrorQueueJobs = 256;
@@ -36,17 +41,37 @@ inline constexpr size_t kMirrorQueueBytes = 32u << 20;
 inline constexpr size_t kMirrorPendingRecords = 1000;  // mismatches waiting for serve's tick
 inline constexpr int kMirrorInFlight = 64;  // copies sent at once (fibers, connections)
 
+// Captures an answer for comparison as a ResponseRelay reads it: status,
+// Content-Type, the headers named for comparison, the body up to
+// kMirrorBodyCap and the size and hash of all of it. Used for the client's
+// answer (by the session) and the mirror's (by the Mirror), so both are
+// captured alike.
+class ResponseCapture : public RelayObserver {
+ public:
+  explicit ResponseCapture(const CompareOptions* opts = nullptr) : opts_(opts) {}
+  // Captures for `opts` from now on, with nothing captured yet.
+  void Reset(const CompareOptions* opts);
+  void OnFinalHead(const MessageParser& parser, const char* base) override;
+  void OnBodyPiece(const char* data, size_t len) override;
+
+  CapturedResponse response;
+
+ private:
+  const CompareOptions* opts_;
+  BodyHasher hasher_;
+};
+
 // What a route's mirror needs, compiled once per snapshot.
 struct MirrorPlan {
   struct Target {
-    std::string host;
-    uint16_t port = 0;
+    Instance* instance = nullptr;  // the backend URL's host:port, and its pool
     std::string base_path;
   };
   std::string route;
   std::string backend;          // the mirror backend's name
   std::vector<Target> targets;  // its URLs, used in turn
   int timeout_ms = 0;
+  int pool_slot = 0;  // the Mirror's own slot in each Instance's pool (see Upstreams)
   int percent_bp = 0;
   bool writes = false;
   CompareOptions compare;
@@ -96,12 +121,11 @@ class Mirror {
   void Stop();
 
  private:
-  struct Conns;
   // The fiber body: sends queued copies one after another until none is left.
   // (Should the worker fail to map a fiber stack, that fiber never runs and
   // one of the in_flight_ slots stays taken.)
   void Drain();
-  void Process(MirrorJob& job, std::vector<char>* read_buf);
+  void Process(MirrorJob& job, ReadBuffer* read_buf);
   void Finish(const MirrorJob& job, const CapturedResponse* mirror, const std::string& error);
   bool Stopping();
   // Connections in use, so that Stop() can cut them off.
@@ -120,7 +144,6 @@ class Mirror {
   std::map<std::string, MirrorTally> tallies_;  // guarded by results_mu_
   std::vector<DiffRecord> records_;             // guarded by results_mu_
   std::mutex results_mu_;
-  std::unique_ptr<Conns> conns_;  // only touched on the worker's thread
   std::unique_ptr<WorkerPool> pool_;
 };
 

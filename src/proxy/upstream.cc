@@ -82,7 +82,8 @@ std::shared_ptr<const ProxySnapshot> Upstreams::MakeSnapshot(
       if (!url.ok()) continue;  // validated when written; never happens
       std::string key = url->host + "|" + std::to_string(url->port);
       auto& slot = instances_[key];
-      if (!slot) slot = std::make_unique<Instance>(url->host, url->port, workers_, idle_ms_);
+      // One pool slot per worker, and the Mirror's after them.
+      if (!slot) slot = std::make_unique<Instance>(url->host, url->port, workers_ + 1, idle_ms_);
       target->instances.push_back(slot.get());
       target->base_paths.push_back(url->base_path);
     }
@@ -105,13 +106,14 @@ std::shared_ptr<const ProxySnapshot> Upstreams::MakeSnapshot(
     if (mirror >= 0) {
       auto plan = std::make_shared<MirrorPlan>();
       const Backend& b = backends[static_cast<size_t>(mirror)];
+      const BackendTarget& target = *snap->targets[static_cast<size_t>(mirror)];
       plan->route = r.name;
       plan->backend = b.name;
-      for (const std::string& u : b.urls) {
-        auto url = ParseUrl(u);
-        if (url.ok()) plan->targets.push_back({url->host, url->port, url->base_path});
+      for (size_t i = 0; i < target.instances.size(); ++i) {
+        plan->targets.push_back({target.instances[i], target.base_paths[i]});
       }
       plan->timeout_ms = b.timeout_ms;
+      plan->pool_slot = workers_;
       plan->percent_bp = r.mirror_percent_bp;
       plan->writes = r.mirror_writes;
       plan->compare.headers = r.compare_headers;

@@ -1,6 +1,7 @@
 // Upstream connections: one Instance per backend URL host:port, each with a
 // pool of idle keep-alive sockets per worker (a socket is registered with the
-// epoll of the worker that opened it, so it is reused only there). Instances
+// epoll of the worker that opened it, so it is reused only there), plus one
+// slot for the Mirror's worker: the forwarder and the mirror share one pool. Instances
 // live as long as the Upstreams that made them; snapshots point at them.
 #pragma once
 

@@ -22,6 +22,16 @@ void ExpectRefused(Fixture& fx, RawBackend& be, const std::vector<Refusal>& case
     if (client.connected())
       CHECK_MESSAGE(client.WaitForClose(kCloseWaitMs), "connection left open");
     CHECK(be.request_count() == 0);
+    // The router's own answer is logged as such: reason "refused", no route,
+    // no backend (PRODUCT.md, decision log).
+    std::optional<std::string> id = r.Header("X-Request-Id");
+    REQUIRE_MESSAGE(id.has_value(), "the refusal names no request id");
+    std::optional<Json> line = fx.LogLineFor(*id);
+    REQUIRE_MESSAGE(line.has_value(), "the refusal is not in the decision log");
+    CHECK((*line)["reason"] == "refused");
+    CHECK((*line)["backend"].is_null());
+    CHECK((*line)["route"].is_null());
+    CHECK((*line)["status"] == c.status);
   }
 }
 

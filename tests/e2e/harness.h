@@ -30,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
 namespace strangler {
@@ -367,6 +368,23 @@ class Fixture {
   uint16_t port_ = 0;
   int serve_starts_ = 0;
   std::unique_ptr<Process> serve_;
+};
+
+// The usual fixture: backends "legacy" (the default) and "new", the route
+// "new" taking /new to "new", and a serve started: an answer says which
+// backend gave it, so a test can tell a route taken from one skipped.
+struct TwoBackends {
+  Fixture fx;
+  RawBackend legacy{"legacy"}, fresh{"new"};
+  explicit TwoBackends(const std::vector<std::string>& serve_args = {}) {
+    REQUIRE(legacy.Start());
+    REQUIRE(fresh.Start());
+    fx.AddBackend("legacy", legacy.url());
+    fx.AddBackend("new", fresh.url());
+    fx.AddRoute("new", {"--to", "new", "--path", "/new"});
+    REQUIRE(fx.StartServe(serve_args));
+  }
+  size_t forwarded() const { return legacy.request_count() + fresh.request_count(); }
 };
 
 // A request the router must refuse with `status`, forwarding nothing of it.

@@ -39,6 +39,12 @@ TEST_CASE("e2e: smuggling and malformed heads are refused, never forwarded") {
       {"malformed request line", "GET /x HTTP/1.1 extra\r\n" + host + "\r\n", 400},
       {"bad version", "GET /x HTTP/9.9\r\n" + host + "\r\n", 400},
       {"obsolete line folding", "GET /x HTTP/1.1\r\n" + host + "X-A: a\r\n b\r\n\r\n", 400},
+      // Third attack round: a fold right after the colon left the value's
+      // first piece on the next line, where the check did not look.
+      {"obsolete line folding right after the colon (Content-Length)",
+       "POST /x HTTP/1.1\r\n" + host + "Content-Length:\r\n 5\r\n\r\nhello", 400},
+      {"obsolete line folding right after the colon (Host)",
+       "GET /x HTTP/1.1\r\nHost:\r\n h\r\n\r\n", 400},
       {"over-long URI (414)", "GET /" + std::string(9000, 'a') + " HTTP/1.1\r\n" + host + "\r\n",
        414},
       {"over-long header block (431)",

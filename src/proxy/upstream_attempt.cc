@@ -1,0 +1,289 @@
+#include "proxy/upstream_attempt.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+namespace strangler {
+namespace {
+
+constexpr size_t kBufferBytes = 64 * 1024;
+// A request is kept whole while it is at most this long, so that it can be
+// sent again on a fresh connection when a reused one turns out closed.
+constexpr size_t kReplayBytes = 64 * 1024;
+
+}  // namespace
+
+UpstreamAttempt::UpstreamAttempt(Client* client, size_t max_header_bytes)
+    : client_(client), max_header_bytes_(max_header_bytes), in_(kBufferBytes) {}
+
+UpstreamAttempt::~UpstreamAttempt() { Close(); }
+
+void UpstreamAttempt::Close() {
+  if (fd_ < 0) return;
+  fio::Close(fd_);
+  fd_ = -1;
+}
+
+void UpstreamAttempt::Begin(const BackendTarget* target) {
+  Close();
+  target_ = target;
+  s_ = State{};
+  size_t n = target->instances.size();
+  UseInstance(n == 1 ? 0 : target->next.fetch_add(1, std::memory_order_relaxed) % n);
+}
+
+void UpstreamAttempt::UseInstance(size_t pick) {
+  pick_ = pick;
+  instance_ = target_->instances[pick];
+  out_.clear();
+  sent_ = 0;
+  client_->WriteHead(*instance_, target_->base_paths[pick], &out_);
+  head_len_ = out_.size();
+}
+
+bool UpstreamAttempt::NextInstance() {
+  size_t n = target_->instances.size();
+  if (n < 2 || sent_ > 0) return false;
+  // The head names the instance's base path: rebuilt; body bytes already
+  // taken from the client stay behind it.
+  std::string body = out_.substr(head_len_);
+  UseInstance((pick_ + 1) % n);
+  out_.append(body);
+  return true;
+}
+
+bool UpstreamAttempt::Connect(bool fresh) {
+  Close();
+  ConnectError err = ConnectError::kNone;
+  bool reused = false;
+  // `fresh` skips the pool: a pooled socket just failed.
+  fd_ = instance_->Acquire(fio::WorkerIndex(), timeout_ms(), fresh, &reused, &err);
+  s_.reused = reused;
+  if (fd_ < 0) {
+    s_.failure = err == ConnectError::kTimeout ? Failure::kTimeout : Failure::kRefused;
+    return false;
+  }
+  s_.connected = true;
+  return true;
+}
+
+fio::SendResult UpstreamAttempt::SendOnce() {
+  size_t sent = 0;
+  fio::SendResult r = fio::SendAllOrAnswer(fd_, out_.data() + sent_, out_.size() - sent_,
+                                           timeout_ms(), &sent);
+  sent_ += sent;
+  if (r != fio::SendResult::kSent) return r;
+  sent_ = out_.size();
+  if (sent_ > kReplayBytes) {  // too long to keep for a retry
+    s_.replayable = false;
+    out_.clear();
+    sent_ = 0;
+  }
+  return r;
+}
+
+bool UpstreamAttempt::Send() {
+  if (fd_ < 0) {
+    s_.started = Clock::now();
+    if (!Connect(false)) {
+      // Refused: nothing was sent, so another instance of the same backend
+      // takes the request, whatever its method (as nginx's default
+      // proxy_next_upstream does).
+      if (s_.failure != Failure::kRefused || !NextInstance()) return false;
+      s_.failure = Failure::kNone;
+      if (!Connect(false)) return false;
+    }
+  }
+  while (true) {
+    fio::SendResult r = SendOnce();
+    if (r == fio::SendResult::kSent) return true;
+    if (r == fio::SendResult::kAnswered) {
+      // The backend has bytes for us while the request is still going out:
+      // they are relayed. Once its answer is complete the rest of the body
+      // is not wanted (an early 413 or 401); until then the body goes on (a
+      // 100 or 103 first, or an answer streamed while the body is read).
+      if (Pump()) return true;
+      continue;  // sending resumes at sent_
+    }
+    bool timed_out = errno == ETIMEDOUT;
+    if (!timed_out && s_.reused && s_.replayable && !s_.retried && !s_.relay_begun) {
+      // The pooled connection was closed by the backend while idle: all of
+      // the request so far goes again, on a fresh connection.
+      s_.retried = true;
+      if (!Connect(true)) return false;
+      sent_ = 0;
+      continue;
+    }
+    s_.failure = timed_out ? Failure::kTimeout : Failure::kFailed;
+    return false;
+  }
+}
+
+bool UpstreamAttempt::Resend() {
+  if (!s_.reused || !s_.replayable || s_.retried) {
+    s_.failure = Failure::kFailed;
+    return false;
+  }
+  s_.retried = true;
+  bool connected = Connect(true);
+  sent_ = 0;
+  if (!connected || !Send()) {
+    if (s_.failure == Failure::kNone) s_.failure = Failure::kFailed;
+    return false;
+  }
+  return true;
+}
+
+void UpstreamAttempt::BeginAnswer() {
+  RelayObserver* capture = nullptr;
+  RelayRequest rr = client_->AnswerFor(&capture);
+  relay_.Begin(rr, capture);
+  in_.rpos = in_.wpos = 0;
+  s_.relay_begun = true;
+  s_.answer_ended = s_.any_answer_byte = false;
+  s_.answer_ev = ResponseRelay::Event::kNeedMore;
+}
+
+bool UpstreamAttempt::Room() {
+  if (in_.MakeRoom(relay_.in_head(), max_header_bytes_ * 4)) return true;
+  s_.failure = Failure::kFailed;  // an absurd response head
+  return false;
+}
+
+bool UpstreamAttempt::Deliver() {
+  std::string& out = relay_.out();
+  if (out.empty()) return true;
+  s_.delivered = true;
+  bool ok = client_->Deliver(out);
+  out.clear();
+  return ok;
+}
+
+bool UpstreamAttempt::Pump() {
+  using Event = ResponseRelay::Event;
+  if (!s_.relay_begun) BeginAnswer();
+  // Part of the request is still to come: whatever the answer, this
+  // connection cannot carry another one.
+  relay_.ForbidReuse();
+  Event& ev = s_.answer_ev;
+  while (true) {
+    if (!Room()) {
+      ev = Event::kError;
+      break;
+    }
+    ssize_t n = recv(fd_, in_.tail(), in_.room(), MSG_DONTWAIT);
+    if (n > 0) {
+      s_.any_answer_byte = true;
+      in_.wpos += static_cast<size_t>(n);
+      size_t used = 0;
+      ev = relay_.Feed(in_.data(), in_.rpos, in_.wpos, &used);
+      in_.rpos += used;
+      if (ev != Event::kNeedMore) break;
+      if (!Deliver()) {
+        ev = Event::kError;
+        break;
+      }
+      continue;
+    }
+    if (n == 0) {  // the backend closed: an answer delimited by it, or a cut one
+      ev = s_.any_answer_byte ? relay_.Finish() : Event::kError;
+      if (ev == Event::kNeedMore) ev = Event::kError;
+      break;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      fio::NotReady(fd_, true);
+      if (!Deliver()) {
+        ev = Event::kError;
+        break;
+      }
+      return false;
+    }
+    ev = Event::kError;
+    break;
+  }
+  s_.answer_ended = true;
+  s_.early_answer = true;
+  if (ev == Event::kError && s_.failure == Failure::kNone) s_.failure = Failure::kFailed;
+  return true;
+}
+
+UpstreamAttempt::Outcome UpstreamAttempt::ReadAnswer(bool request_done, bool idempotent) {
+  using Event = ResponseRelay::Event;
+  if (!s_.relay_begun) BeginAnswer();
+  bool any_byte = s_.any_answer_byte;
+  // The backend's timeout bounds its whole answer, from the request sent to
+  // the last byte (like Envoy's route timeout): a backend that trickles its
+  // body cannot hold the client past it.
+  const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeout_ms());
+  Event ev = s_.answer_ended ? s_.answer_ev : Event::kNeedMore;
+  while (!s_.answer_ended) {
+    if (!Room()) break;
+    int64_t left_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    ssize_t n = left_ms <= 0 ? (errno = ETIMEDOUT, -1)
+                             : fio::Recv(fd_, in_.tail(), in_.room(), static_cast<int>(left_ms));
+    if (n <= 0) {
+      bool timed_out = n < 0 && errno == ETIMEDOUT;
+      if (!any_byte && !timed_out && s_.reused && s_.replayable && request_done && !s_.retried &&
+          idempotent) {
+        // The pooled connection was closed by the backend before any byte
+        // of an answer, after the whole request was sent: most likely it was
+        // closed while idle, but the backend may also have acted on the
+        // request and died. Sent again, once, on a fresh connection only
+        // when doing it twice is harmless (RFC 9110 9.2.2); a POST gets 502,
+        // as from nginx and HAProxy. (A connection that failed while the
+        // request was still being sent is retried whatever the method: the
+        // backend never had the whole request.)
+        s_.retried = true;
+        if (Connect(true)) {
+          sent_ = 0;
+          if (SendOnce() == fio::SendResult::kSent) continue;
+        }
+        if (s_.failure == Failure::kNone) s_.failure = Failure::kFailed;
+        break;
+      }
+      // A body delimited by the end of the connection.
+      if (n == 0 && any_byte && (ev = relay_.Finish()) == Event::kDone) break;
+      s_.failure = timed_out ? Failure::kTimeout : Failure::kFailed;
+      break;
+    }
+    any_byte = true;
+    in_.wpos += static_cast<size_t>(n);
+    size_t used = 0;
+    ev = relay_.Feed(in_.data(), in_.rpos, in_.wpos, &used);
+    in_.rpos += used;
+    if (ev == Event::kDone || ev == Event::kRefused) break;
+    if (ev == Event::kError) {
+      if (!s_.delivered) s_.failure = Failure::kFailed;
+      break;
+    }
+    if (!Deliver()) break;  // stream what we have before waiting for more
+  }
+  s_.upstream_ms =
+      std::chrono::duration<double, std::milli>(Clock::now() - s_.started).count();
+  if (ev == Event::kRefused) {  // (also when Pump saw it)
+    s_.refused_status = relay_.status();
+    s_.failure = Failure::kFailed;
+  }
+  if (ev == Event::kDone) {
+    Deliver();
+    if (relay_.tunnel()) return Outcome::kTunnel;  // the tunnel takes the connection on
+    // Reused only when nothing follows the answer: bytes after it (a late
+    // body, a second answer nobody asked for) belong to no request.
+    if (relay_.Reusable(in_.unread())) {
+      instance_->Release(fio::WorkerIndex(), fd_);
+      fd_ = -1;
+    }
+    Close();
+    return Outcome::kAnswered;
+  }
+  Close();
+  if (s_.delivered) return Outcome::kCut;  // the only honest signal left is a cut
+  relay_.out().clear();
+  if (s_.failure == Failure::kNone) s_.failure = Failure::kFailed;
+  return Outcome::kFailed;
+}
+
+}  // namespace strangler

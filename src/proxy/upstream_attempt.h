@@ -1,0 +1,152 @@
+// UpstreamAttempt: one try of a request at one backend. It connects (a
+// pooled connection of the backend's next instance, or a new one), sends the
+// request as the session hands it over (the head, then the body as it
+// arrives), relays the answer to the client through a ResponseRelay, and
+// ends in an Outcome. Retries that are safe stay inside it: another instance
+// when a connect is refused (nothing was sent), and the request once more on
+// a fresh connection when a pooled one turns out closed (see Send and
+// ReadAnswer for when). A fallback to another backend is the session's: it
+// begins the attempt again at the other backend.
+// Lives in a session's fiber; not thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+#include "http/response_relay.h"
+#include "proxy/fiber.h"
+#include "proxy/read_buffer.h"
+#include "proxy/upstream.h"
+
+namespace strangler {
+
+class UpstreamAttempt {
+ public:
+  // What the attempt needs from the client side of the session.
+  class Client {
+   public:
+    virtual ~Client() = default;
+    // Writes the request head for `instance`; the instance URL's
+    // `base_path` goes in front of the client's target.
+    virtual void WriteHead(const Instance& instance, const std::string& base_path,
+                           std::string* out) = 0;
+    // How the answer about to begin is relayed; *capture (null for none)
+    // sees the final answer go by.
+    virtual RelayRequest AnswerFor(RelayObserver** capture) = 0;
+    // Sends relayed bytes to the client; false when that failed.
+    virtual bool Deliver(const std::string& bytes) = 0;
+  };
+
+  // Why an attempt got no answer.
+  enum class Failure { kNone, kRefused, kTimeout, kFailed };
+
+  // How an attempt ended, once its answer was read.
+  enum class Outcome {
+    kAnswered,  // the whole answer was relayed (Deliver may have failed)
+    kTunnel,    // a 101: the connection (fd(), in()) is the tunnel's now
+    kCut,       // part of the answer reached the client, then the backend failed
+    kFailed,    // nothing reached the client: failure() says why
+  };
+
+  // Request bytes buffered beyond this are sent before more are taken.
+  static constexpr size_t kFlushBytes = 64 * 1024;
+
+  UpstreamAttempt(Client* client, size_t max_header_bytes);
+  ~UpstreamAttempt();
+  UpstreamAttempt(const UpstreamAttempt&) = delete;
+  UpstreamAttempt& operator=(const UpstreamAttempt&) = delete;
+
+  // Aims a new attempt at `target`'s next instance in turn, with the head
+  // written for it. A connection still held is closed.
+  void Begin(const BackendTarget* target);
+  // The request bytes not yet sent: the session appends the body here.
+  std::string& out() { return out_; }
+  bool HasUnsent() const { return out_.size() > sent_; }
+  bool ShouldSend() const { return out_.size() - sent_ >= kFlushBytes; }
+
+  // Sends what out() holds beyond what was sent, connecting first when
+  // needed (another instance when the connect is refused), and once more
+  // on a fresh connection when a reused one turns out closed before any
+  // answer. False when the request cannot go on (failure() says why); true
+  // with early_answer() when the backend answered before taking it all.
+  bool Send();
+  // While the body is still coming: relays what the backend sent so far,
+  // without waiting. True once the answer has ended (early_answer(): the
+  // rest of the body is not wanted).
+  bool Pump();
+  // The backend closed before any answer while the body was still coming:
+  // on a reused connection, everything so far goes again on a fresh one,
+  // once. False (failure() set) when that is not possible or fails.
+  bool Resend();
+  // Reads and relays the answer to its end. A reused connection closed
+  // before any answer byte, after the whole request (`request_done`) was
+  // sent, is tried once more on a fresh one when sending the request twice
+  // is harmless (`idempotent`). The connection goes back to the pool only
+  // when nothing follows the answer.
+  Outcome ReadAnswer(bool request_done, bool idempotent);
+  void Close();
+
+  int fd() const { return fd_; }
+  ReadBuffer& in() { return in_; }
+  const BackendTarget* target() const { return target_; }
+  int timeout_ms() const { return target_->backend->timeout_ms; }
+  bool early_answer() const { return s_.early_answer; }
+  bool answer_begun() const { return s_.relay_begun; }
+  bool delivered() const { return s_.delivered; }  // a byte of the answer reached the client
+  bool connected() const { return s_.connected; }  // the backend was reached (it may have bytes)
+  Failure failure() const { return s_.failure; }
+  // The 5xx not relayed because the request may fall back (0 if none).
+  int refused_status() const { return s_.refused_status; }
+  int status() const { return relay_.status(); }
+  bool client_keep_alive() const { return relay_.client_keep_alive(); }
+  double upstream_ms() const { return s_.upstream_ms; }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  void UseInstance(size_t pick);
+  // Before anything was sent: the backend's next instance instead of this
+  // one. False when it has no other.
+  bool NextInstance();
+  bool Connect(bool fresh);
+  fio::SendResult SendOnce();
+  // Starts reading the answer (ResponseRelay::Begin); in() is emptied.
+  void BeginAnswer();
+  // Room in in() for more bytes; false (kFailed) when an answer's head
+  // would pass the limit.
+  bool Room();
+  bool Deliver();
+
+  Client* client_;
+  const size_t max_header_bytes_;
+  const BackendTarget* target_ = nullptr;
+  Instance* instance_ = nullptr;
+  size_t pick_ = 0;  // index of instance_ in target_->instances
+  int fd_ = -1;
+  ReadBuffer in_;
+  ResponseRelay relay_;
+  // To the backend. While the request fits in kReplayBytes it is kept whole
+  // here for a retry (replayable_); sent_ bytes of it are sent.
+  std::string out_;
+  size_t sent_ = 0;
+  size_t head_len_ = 0;  // the head's bytes at the front of out_
+  // What one attempt found out; a new attempt starts from State{}.
+  struct State {
+    Failure failure = Failure::kNone;
+    bool connected = false, reused = false, retried = false;
+    bool replayable = true;      // the whole request so far is in out_
+    bool early_answer = false;   // the backend answered before the body was all sent
+    bool relay_begun = false;    // BeginAnswer() ran
+    bool answer_ended = false;   // Pump() saw the answer end (answer_ev says how)
+    bool any_answer_byte = false;
+    bool delivered = false;
+    ResponseRelay::Event answer_ev = ResponseRelay::Event::kNeedMore;
+    int refused_status = 0;
+    Clock::time_point started;
+    double upstream_ms = 0;
+  };
+  State s_;
+};
+
+}  // namespace strangler
