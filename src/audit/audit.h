@@ -43,16 +43,6 @@ struct DecisionEntry {
 // the line is not a flat JSON object with a `status` and a `backend`.
 bool ParseDecisionLine(std::string_view line, DecisionEntry* e);
 
-// RFC 3339 ("2026-11-28T04:13:55.123Z", "2026-11-28T06:13:55+02:00",
-// "2026-11-28 04:13:55Z") or a date ("2026-11-28", midnight UTC) -> ms since
-// the epoch.
-Result<int64_t> ParseRfc3339Ms(std::string_view text);
-// "15m", "2h", "90s", "500ms", "1d", "1h30m" -> milliseconds.
-Result<int64_t> ParseDurationMs(std::string_view text);
-// A --since/--until value: a duration (that long before now_ms) or an
-// RFC 3339 time. Usage error otherwise.
-Result<int64_t> ParseTimeArg(std::string_view text, int64_t now_ms);
-
 // Which requests to keep; every condition given must hold.
 struct AuditFilter {
   int64_t since_ms = std::numeric_limits<int64_t>::min();  // ts >= since

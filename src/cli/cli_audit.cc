@@ -1,11 +1,11 @@
 // `strangler audit`: filters and summarises decision logs (see audit.h).
-#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "audit/audit.h"
+#include "base/time.h"
 #include "cli/cli.h"
 #include "cli/cli_commands.h"
 
@@ -55,9 +55,7 @@ struct AuditArgs {
 };
 
 Status Audit(CliContext& ctx, const AuditArgs& a) {
-  int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
+  int64_t now_ms = NowUnixMs();
   AuditFilter f;
   if (a.given("--since")) {
     auto t = ParseTimeArg(a.since, now_ms);

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "base/time.h"
 #include "cli/cli.h"
 
 namespace strangler {
@@ -144,16 +145,6 @@ std::string ChangeSummary(const Json& before, const Json& after) {
     changes.push_back(k + " " + Compact(b) + "→" + Compact(a));
   }
   return changes.empty() ? "no change" : Join(changes, ", ");
-}
-
-std::string FormatDurationMs(int64_t ms) {
-  if (ms <= 0 || ms % 1000 != 0) return std::to_string(ms) + "ms";
-  int64_t s = ms / 1000;
-  std::string out;
-  if (s >= 3600) out += std::to_string(s / 3600) + "h";
-  if (s % 3600 >= 60) out += std::to_string(s % 3600 / 60) + "m";
-  if (s % 60 != 0) out += std::to_string(s % 60) + "s";
-  return out;
 }
 
 namespace {

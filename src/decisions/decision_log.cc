@@ -8,32 +8,9 @@
 
 #include <sys/stat.h>
 
-#include <cstdio>
-#include <ctime>
+#include "base/time.h"
 
 namespace strangler {
-
-void AppendRfc3339Ms(int64_t ts_ms, std::string* out) {
-  // gmtime once per second per thread; the milliseconds by hand.
-  thread_local int64_t cached_sec = -1;
-  thread_local char prefix[40];  // "2026-11-28T04:13:55."
-  int64_t sec = ts_ms / 1000;
-  if (sec != cached_sec) {
-    time_t secs = static_cast<time_t>(sec);
-    tm t{};
-    gmtime_r(&secs, &t);
-    std::snprintf(prefix, sizeof(prefix), "%04d-%02d-%02dT%02d:%02d:%02d.",
-                  (t.tm_year + 1900) % 10000, (t.tm_mon + 1) % 100, t.tm_mday % 100,
-                  t.tm_hour % 100, t.tm_min % 100, t.tm_sec % 100);
-    cached_sec = sec;
-  }
-  int ms = static_cast<int>(ts_ms % 1000);
-  out->append(prefix, 20);
-  out->push_back(static_cast<char>('0' + ms / 100));
-  out->push_back(static_cast<char>('0' + ms / 10 % 10));
-  out->push_back(static_cast<char>('0' + ms % 10));
-  out->push_back('Z');
-}
 
 void AppendJsonString(std::string_view s, std::string* out) {
   static const char kHex[] = "0123456789abcdef";

@@ -15,6 +15,8 @@
 #include <string_view>
 
 #include "base/status.h"
+// AppendRfc3339Ms, which the proxy still takes from this header.
+#include "base/time.h"
 
 namespace spdlog {
 class logger;
@@ -43,8 +45,6 @@ struct DecisionRecord {
 
 // Appends the record as one JSON object (no newline) to *out.
 void FormatDecision(const DecisionRecord& r, std::string* out);
-// "2026-11-28T04:13:55.123Z"
-void AppendRfc3339Ms(int64_t ts_ms, std::string* out);
 void AppendJsonString(std::string_view s, std::string* out);
 
 // Size-based rotation: when the file would pass max_bytes it is renamed
