@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "decisions/decision_log.h"
+#include "decisions/decision_line.h"
 #include "test_util.h"
 
 namespace strangler {
@@ -59,45 +59,6 @@ std::string Line(int64_t ts_ms, const std::string& id, const std::string& path,
   return out;
 }
 
-TEST_CASE("ParseDecisionLine reads what the decision log writes") {
-  DecisionEntry e;
-  std::string line = Line(kT0 + 1234, "r\"1", "/caf\xc3\xa9/x\ty", "orders", "new", 503, 12.5);
-  REQUIRE(ParseDecisionLine(line, &e));
-  CHECK(e.ts_ms == kT0 + 1234);
-  CHECK(e.request_id == "r\"1");
-  CHECK(e.path == "/caf\xc3\xa9/x\ty");  // raw bytes back from \u00XX
-  CHECK(e.has_route);
-  CHECK(e.route == "orders");
-  CHECK(e.backend == "new");
-  CHECK(e.reason == "route");
-  CHECK(e.status == 503);
-  CHECK(e.total_ms == doctest::Approx(12.5));
-  CHECK(e.raw == line);
-
-  std::string dflt = Line(kT0, "r2", "/", "", "legacy", 200, 0);
-  REQUIRE(ParseDecisionLine(dflt, &e));
-  CHECK_FALSE(e.has_route);
-  CHECK(e.route.empty());
-
-  // Field order, spaces and unknown fields (nested too) do not matter.
-  REQUIRE(ParseDecisionLine(
-      R"({ "status" : 404 , "extra": {"a": [1, "}"]}, "backend":"b", "route":null,
-         "total_ms": 1e1, "path": "\u00e9\ud83d\ude00" })",
-      &e));
-  CHECK(e.status == 404);
-  CHECK(e.total_ms == doctest::Approx(10));
-  CHECK(e.path == "\xe9\xf0\x9f\x98\x80");
-  CHECK(e.ts_ms == -1);
-
-  for (const char* bad :
-       {"", "not json", "{}", "[1]", R"({"status":200})", R"({"backend":"b","status":"200"})",
-        R"({"backend":"b","status":200)", R"({"backend":"b","status":200} trailing)",
-        R"({"backend":"b" "status":200})"}) {
-    INFO(bad);
-    CHECK_FALSE(ParseDecisionLine(bad, &e));
-  }
-}
-
 TEST_CASE("filters: each on its own") {
   std::vector<std::string> lines = {
       Line(kT0, "a", "/api/orders", "orders", "new", 200, 1),
@@ -116,6 +77,7 @@ TEST_CASE("filters: each on its own") {
       {"until (exclusive)", [](AuditFilter* f) { f->until_ms = kT0 + 120000; }, "ab"},
       {"route", [](AuditFilter* f) { f->route = "orders"; }, "ab"},
       {"default route", [](AuditFilter* f) { f->route = kDefaultGroup; }, "cd"},
+      {"empty route names none", [](AuditFilter* f) { f->route = ""; }, ""},
       {"backend", [](AuditFilter* f) { f->backend = "legacy"; }, "bcd"},
       {"status code", [](AuditFilter* f) { REQUIRE(ParseStatusFilter("404", f).ok()); }, "c"},
       {"status class", [](AuditFilter* f) { REQUIRE(ParseStatusFilter("5xx", f).ok()); }, "b"},
@@ -136,24 +98,27 @@ TEST_CASE("filters: each on its own") {
     AuditFilter f;
     c.set(&f);
     std::string got;
-    DecisionEntry e;
+    DecisionReader reader;
+    DecisionLine d;
     for (const auto& l : lines) {
-      REQUIRE(ParseDecisionLine(l, &e));
-      if (f.Matches(e)) got += e.request_id;
+      REQUIRE(reader.Read(l, &d));
+      if (f.Matches(d.record)) got += d.record.request_id;
     }
     CHECK(got == c.want);
   }
   // Issue 14: a request id is found by its first characters too.
-  DecisionEntry long_id;
-  REQUIRE(ParseDecisionLine(Line(kT0, "9f1c2e7a5b4d3c2e1f0a9b8c7d6e5f40", "/x", "", "legacy", 200, 1),
-                            &long_id));
+  const std::string long_line =
+      Line(kT0, "9f1c2e7a5b4d3c2e1f0a9b8c7d6e5f40", "/x", "", "legacy", 200, 1);
+  DecisionReader reader;
+  DecisionLine long_id;
+  REQUIRE(reader.Read(long_line, &long_id));
   for (const auto& [prefix, want] : std::vector<std::pair<std::string, bool>>{
            {"9f1c2e7a", true}, {"9f1c2e7a5b4d3c2e1f0a9b8c7d6e5f40", true}, {"9f1d", false},
            {"9f1c2e7a5b4d3c2e1f0a9b8c7d6e5f40x", false}}) {
     INFO("prefix " << prefix);
     AuditFilter by_prefix;
     by_prefix.request_id = prefix;
-    CHECK(by_prefix.Matches(long_id) == want);
+    CHECK(by_prefix.Matches(long_id.record) == want);
   }
   AuditFilter f;
   for (const char* bad : {"", "600", "99", "6xx", "2x", "abc", "20x"}) {
@@ -192,7 +157,8 @@ TEST_CASE("LatencyHistogram: exact when small, within 1% when large") {
 
 TEST_CASE("AuditSummary groups, shares, error rates, and folds groups past the cap") {
   AuditSummary s(GroupBy::kRoute);
-  DecisionEntry e;
+  DecisionReader reader;
+  DecisionLine d;
   std::vector<std::string> lines = {
       Line(kT0, "1", "/a", "orders", "new", 200, 1),
       Line(kT0, "2", "/a", "orders", "new", 502, 3),
@@ -200,8 +166,8 @@ TEST_CASE("AuditSummary groups, shares, error rates, and folds groups past the c
       Line(kT0, "4", "/b", "", "legacy", 200, 10),
   };
   for (const auto& l : lines) {
-    REQUIRE(ParseDecisionLine(l, &e));
-    s.Add(e);
+    REQUIRE(reader.Read(l, &d));
+    s.Add(d.record);
   }
   auto rows = s.Rows();
   REQUIRE(rows.size() == 2);
@@ -226,16 +192,17 @@ TEST_CASE("AuditSummary groups, shares, error rates, and folds groups past the c
 
   AuditSummary by_status(GroupBy::kStatus);
   for (const auto& l : lines) {
-    REQUIRE(ParseDecisionLine(l, &e));
-    by_status.Add(e);
+    REQUIRE(reader.Read(l, &d));
+    by_status.Add(d.record);
   }
   Json js = SummaryJson(GroupBy::kStatus, by_status.Rows());
   CHECK(js[0]["status"] == 200);
 
   AuditSummary capped(GroupBy::kPath, 2);
   for (int i = 0; i < 5; ++i) {
-    REQUIRE(ParseDecisionLine(Line(kT0, "x", "/p" + std::to_string(i), "", "b", 200, 1), &e));
-    capped.Add(e);
+    const std::string line = Line(kT0, "x", "/p" + std::to_string(i), "", "b", 200, 1);
+    REQUIRE(reader.Read(line, &d));
+    capped.Add(d.record);
   }
   auto crows = capped.Rows();
   REQUIRE(crows.size() == 3);
@@ -307,7 +274,8 @@ TEST_CASE("ScanLogs streams every file, skips non-decision lines, ignores a part
   std::vector<std::string> ids;
   AuditFilter f;
   REQUIRE(ScanLogs(
-              *files, f, [&](const DecisionEntry& e) { ids.push_back(e.request_id); }, &stats)
+              *files, f, [&](const DecisionLine& d) { ids.emplace_back(d.record.request_id); },
+              &stats)
               .ok());
   CHECK(ids == std::vector<std::string>{"old", "new"});
   CHECK(stats.lines == 3);

@@ -12,181 +12,9 @@
 #include <set>
 #include <utility>
 
-#include "base/time.h"
-
 namespace strangler {
 
 namespace {
-
-// --- the line extractor -----------------------------------------------------
-
-class Scanner {
- public:
-  explicit Scanner(std::string_view s) : s_(s) {}
-
-  void SkipWs() {
-    while (p_ < s_.size() &&
-           (s_[p_] == ' ' || s_[p_] == '\t' || s_[p_] == '\r' || s_[p_] == '\n')) {
-      ++p_;
-    }
-  }
-  bool Eat(char c) {
-    SkipWs();
-    if (p_ < s_.size() && s_[p_] == c) {
-      ++p_;
-      return true;
-    }
-    return false;
-  }
-  char Peek() {
-    SkipWs();
-    return p_ < s_.size() ? s_[p_] : '\0';
-  }
-
-  // A JSON string at the cursor; unescaped into *out when out != nullptr.
-  bool String(std::string* out) {
-    if (!Eat('"')) return false;
-    size_t start = p_;
-    // Fast path: no escapes.
-    while (p_ < s_.size() && s_[p_] != '"' && s_[p_] != '\\') ++p_;
-    if (p_ >= s_.size()) return false;
-    if (out != nullptr) out->assign(s_.data() + start, p_ - start);
-    if (s_[p_] == '"') {
-      ++p_;
-      return true;
-    }
-    while (p_ < s_.size()) {
-      char c = s_[p_++];
-      if (c == '"') return true;
-      if (c != '\\') {
-        if (out != nullptr) out->push_back(c);
-        continue;
-      }
-      if (p_ >= s_.size()) return false;
-      char e = s_[p_++];
-      char plain = 0;
-      switch (e) {
-        case '"':
-          plain = '"';
-          break;
-        case '\\':
-          plain = '\\';
-          break;
-        case '/':
-          plain = '/';
-          break;
-        case 'b':
-          plain = '\b';
-          break;
-        case 'f':
-          plain = '\f';
-          break;
-        case 'n':
-          plain = '\n';
-          break;
-        case 'r':
-          plain = '\r';
-          break;
-        case 't':
-          plain = '\t';
-          break;
-        case 'u': {
-          uint32_t cp = 0;
-          if (!Hex4(&cp)) return false;
-          if (cp >= 0xD800 && cp <= 0xDBFF && p_ + 1 < s_.size() && s_[p_] == '\\' &&
-              s_[p_ + 1] == 'u') {
-            p_ += 2;
-            uint32_t lo = 0;
-            if (!Hex4(&lo)) return false;
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          }
-          if (out != nullptr) AppendCodePoint(cp, out);
-          continue;
-        }
-        default:
-          return false;
-      }
-      if (out != nullptr) out->push_back(plain);
-    }
-    return false;
-  }
-
-  // The raw text of a number or literal at the cursor.
-  std::string_view Scalar() {
-    SkipWs();
-    size_t start = p_;
-    while (p_ < s_.size() && s_[p_] != ',' && s_[p_] != '}' && s_[p_] != ']' && s_[p_] != ' ') {
-      ++p_;
-    }
-    return s_.substr(start, p_ - start);
-  }
-
-  // Skips any value (objects and arrays by depth, minding strings).
-  bool SkipValue() {
-    char c = Peek();
-    if (c == '"') return String(nullptr);
-    if (c != '{' && c != '[') return !Scalar().empty();
-    int depth = 0;
-    while (p_ < s_.size()) {
-      char d = s_[p_];
-      if (d == '"') {
-        if (!String(nullptr)) return false;
-        continue;
-      }
-      ++p_;
-      if (d == '{' || d == '[') ++depth;
-      if (d == '}' || d == ']') {
-        if (--depth == 0) return true;
-      }
-    }
-    return false;
-  }
-
-  bool AtEnd() {
-    SkipWs();
-    return p_ == s_.size();
-  }
-
- private:
-  bool Hex4(uint32_t* v) {
-    if (p_ + 4 > s_.size()) return false;
-    uint32_t x = 0;
-    for (int i = 0; i < 4; ++i) {
-      char c = s_[p_++];
-      x <<= 4;
-      if (c >= '0' && c <= '9')
-        x |= static_cast<uint32_t>(c - '0');
-      else if (c >= 'a' && c <= 'f')
-        x |= static_cast<uint32_t>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F')
-        x |= static_cast<uint32_t>(c - 'A' + 10);
-      else
-        return false;
-    }
-    *v = x;
-    return true;
-  }
-  static void AppendCodePoint(uint32_t cp, std::string* out) {
-    if (cp < 0x100) {  // the log writer's escape for one raw byte
-      out->push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-      out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-      out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-  }
-
-  std::string_view s_;
-  size_t p_ = 0;
-};
 
 std::string Fixed(double v, int decimals) {
   char buf[64];
@@ -229,80 +57,6 @@ std::string AlignedTable(const std::vector<std::vector<std::string>>& rows) {
 
 }  // namespace
 
-bool ParseDecisionLine(std::string_view line, DecisionEntry* e) {
-  e->raw = line;
-  e->ts_ms = -1;
-  e->request_id.clear();
-  e->method.clear();
-  e->path.clear();
-  e->has_route = false;
-  e->route.clear();
-  e->backend.clear();
-  e->reason.clear();
-  e->status = 0;
-  e->total_ms = 0;
-  bool has_status = false;
-  bool has_backend = false;
-
-  Scanner s(line);
-  if (!s.Eat('{')) return false;
-  if (s.Eat('}')) return false;
-  thread_local std::string key;
-  thread_local std::string ts;
-  for (;;) {
-    if (!s.String(&key)) return false;
-    if (!s.Eat(':')) return false;
-    std::string* target = nullptr;
-    char c = s.Peek();
-    if (key == "ts") {
-      target = &ts;
-    } else if (key == "request_id") {
-      target = &e->request_id;
-    } else if (key == "method") {
-      target = &e->method;
-    } else if (key == "path") {
-      target = &e->path;
-    } else if (key == "route") {
-      if (c == '"') {
-        target = &e->route;
-        e->has_route = true;
-      }
-    } else if (key == "backend") {
-      target = &e->backend;
-      has_backend = c == '"';
-    } else if (key == "reason") {
-      target = &e->reason;
-    }
-    if (target != nullptr && c == '"') {
-      if (!s.String(target)) return false;
-      if (target == &ts) {
-        auto t = ParseRfc3339Ms(ts);
-        e->ts_ms = t.ok() ? *t : -1;
-      }
-    } else if (key == "status" || key == "total_ms") {
-      std::string_view num = s.Scalar();
-      if (key == "status") {
-        int v = 0;
-        auto r = std::from_chars(num.data(), num.data() + num.size(), v);
-        if (r.ec != std::errc() || r.ptr != num.data() + num.size()) return false;
-        e->status = v;
-        has_status = true;
-      } else {
-        double v = 0;
-        auto r = std::from_chars(num.data(), num.data() + num.size(), v);
-        if (r.ec != std::errc() || r.ptr != num.data() + num.size()) return false;
-        e->total_ms = v;
-      }
-    } else if (!s.SkipValue()) {
-      return false;
-    }
-    if (s.Eat(',')) continue;
-    if (s.Eat('}')) break;
-    return false;
-  }
-  return s.AtEnd() && has_status && has_backend;
-}
-
 bool PathHasPrefix(std::string_view path, std::string_view prefix) {
   if (prefix.empty() || prefix == "/") return true;
   if (path.substr(0, prefix.size()) != prefix) return false;
@@ -331,14 +85,17 @@ Status ParseStatusFilter(std::string_view text, AuditFilter* f) {
   return Status::Ok();
 }
 
-bool AuditFilter::Matches(const DecisionEntry& e) const {
+bool AuditFilter::Matches(const DecisionRecord& e) const {
   if (since_ms != std::numeric_limits<int64_t>::min() ||
       until_ms != std::numeric_limits<int64_t>::max()) {
     if (e.ts_ms < 0 || e.ts_ms < since_ms || e.ts_ms >= until_ms) return false;
   }
   if (status_lo != 0 && (e.status < status_lo || e.status > status_hi)) return false;
   if (route) {
-    if (*route == kDefaultGroup ? e.has_route : (!e.has_route || e.route != *route)) return false;
+    // An empty route is the default's (null); `--route ''` names no route.
+    if (*route == kDefaultGroup ? !e.route.empty() : (e.route.empty() || e.route != *route)) {
+      return false;
+    }
   }
   if (backend && e.backend != *backend) return false;
   // A request id may be given by a prefix (README's examples use 8 of its
@@ -439,17 +196,17 @@ const char* GroupByName(GroupBy g) {
 
 AuditSummary::AuditSummary(GroupBy by, size_t max_groups) : by_(by), max_groups_(max_groups) {}
 
-void AuditSummary::Group::Add(const DecisionEntry& e) {
+void AuditSummary::Group::Add(const DecisionRecord& e) {
   ++count;
   if (e.status >= 500 && e.status <= 599) ++errors;
   latency.Add(e.total_ms);
 }
 
-void AuditSummary::Add(const DecisionEntry& e) {
+void AuditSummary::Add(const DecisionRecord& e) {
   ++total_;
   switch (by_) {
     case GroupBy::kRoute:
-      key_.assign(e.has_route ? e.route : kDefaultGroup);
+      key_.assign(e.route.empty() ? std::string_view(kDefaultGroup) : e.route);
       break;
     case GroupBy::kBackend:
       key_.assign(e.backend);
@@ -535,23 +292,31 @@ Json SummaryJson(GroupBy by, const std::vector<GroupRow>& rows) {
   return arr;
 }
 
-std::string HumanLine(const DecisionEntry& e) {
-  std::string ts;
-  if (e.ts_ms >= 0) {
-    // Reuse the raw `ts` text when it is there: it is what the log says.
-    size_t p = e.raw.find("\"ts\":\"");
-    if (p != std::string_view::npos) {
-      size_t q = e.raw.find('"', p + 6);
-      if (q != std::string_view::npos) ts = std::string(e.raw.substr(p + 6, q - p - 6));
-    }
+std::string HumanLine(const DecisionLine& line) {
+  const DecisionRecord& r = line.record;
+  // The time as the log has it (a valid one only).
+  std::string_view ts = r.ts_ms >= 0 ? line.ts_text : std::string_view();
+  std::string out;
+  auto add = [&out](std::string_view s) { out.append(s.data(), s.size()); };
+  add(ts.empty() ? "-" : ts);
+  add(" " + std::to_string(r.status) + " ");
+  add(r.method.empty() ? "-" : r.method);
+  add(" ");
+  add(r.path);
+  add(" -> ");
+  add(r.backend);
+  add(" (");
+  add(r.reason.empty() ? "-" : r.reason);
+  if (!r.route.empty()) {
+    add(", route ");
+    add(r.route);
   }
-  std::string line = (ts.empty() ? "-" : ts) + " " + std::to_string(e.status) + " " +
-                     (e.method.empty() ? "-" : e.method) + " " + e.path + " -> " + e.backend +
-                     " (" + (e.reason.empty() ? "-" : e.reason);
-  if (e.has_route) line += ", route " + e.route;
-  line += ") " + Fixed(e.total_ms, 3) + "ms";
-  if (!e.request_id.empty()) line += " id=" + e.request_id;
-  return line;
+  add(") " + Fixed(r.total_ms, 3) + "ms");
+  if (!r.request_id.empty()) {
+    add(" id=");
+    add(r.request_id);
+  }
+  return out;
 }
 
 // --- reading files ------------------------------------------------------------
@@ -697,8 +462,9 @@ Result<std::vector<std::string>> ExpandLogPaths(const std::vector<std::string>& 
 }
 
 Status ScanLogs(const std::vector<std::string>& files, const AuditFilter& filter,
-                const std::function<void(const DecisionEntry&)>& on_match, ScanStats* stats) {
-  DecisionEntry e;
+                const std::function<void(const DecisionLine&)>& on_match, ScanStats* stats) {
+  DecisionReader decisions;
+  DecisionLine d;
   for (const std::string& file : files) {
     auto reader = LineReader::Open(file);
     if (!reader.ok()) return reader.status();
@@ -708,7 +474,7 @@ Status ScanLogs(const std::vector<std::string>& files, const AuditFilter& filter
       ++number;
       if (line.empty()) continue;
       ++stats->lines;
-      if (!ParseDecisionLine(line, &e)) {
+      if (!decisions.Read(line, &d)) {
         if ((*reader)->unterminated()) {  // still being written
           --stats->lines;
           continue;
@@ -716,9 +482,9 @@ Status ScanLogs(const std::vector<std::string>& files, const AuditFilter& filter
         if (stats->bad++ == 0) stats->first_bad = file + ":" + std::to_string(number);
         continue;
       }
-      if (!filter.Matches(e)) continue;
+      if (!filter.Matches(d.record)) continue;
       ++stats->matched;
-      on_match(e);
+      on_match(d);
     }
     STRANGLER_RETURN_IF_ERROR((*reader)->status());
   }

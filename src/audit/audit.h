@@ -1,5 +1,5 @@
-// Audit: reading decision logs back. A fast extractor for the fields of a
-// decision line, filters (time window, route, backend, status, path prefix,
+// Audit: reading decision logs back (each line read into a DecisionLine by
+// decisions/decision_line.h). Filters (time window, route, backend, status, path prefix,
 // request id), streaming summaries grouped by route, backend, status or path
 // (count, share, 5xx rate, p50/p99 of total_ms in constant memory per group),
 // and a line reader for plain, rotated and gzip-compressed log files.
@@ -18,30 +18,10 @@
 #include <vector>
 
 #include "base/status.h"
+#include "decisions/decision_line.h"
 #include "rules/rules.h"
 
 namespace strangler {
-
-// The fields of one decision line that audit uses. Strings are unescaped
-// (\u00XX, which the log writer uses for raw bytes >= 0x80, becomes that
-// byte). Reused from line to line, so steady-state parsing allocates nothing.
-struct DecisionEntry {
-  std::string_view raw;  // the whole line, valid until the next line is read
-  int64_t ts_ms = -1;    // -1 when `ts` is missing or not RFC 3339
-  std::string request_id;
-  std::string method;
-  std::string path;
-  bool has_route = false;  // false when `route` is null or absent (default)
-  std::string route;
-  std::string backend;
-  std::string reason;
-  int status = 0;
-  double total_ms = 0;
-};
-
-// Reads the known fields of one line (other fields are skipped). False when
-// the line is not a flat JSON object with a `status` and a `backend`.
-bool ParseDecisionLine(std::string_view line, DecisionEntry* e);
 
 // Which requests to keep; every condition given must hold.
 struct AuditFilter {
@@ -54,7 +34,7 @@ struct AuditFilter {
   int status_lo = 0;  // inclusive range; 0/0 = any
   int status_hi = 0;
 
-  bool Matches(const DecisionEntry& e) const;
+  bool Matches(const DecisionRecord& r) const;
 };
 // "404" -> [404, 404]; "5xx" -> [500, 599]. Usage error otherwise.
 Status ParseStatusFilter(std::string_view text, AuditFilter* f);
@@ -113,7 +93,7 @@ struct GroupRow {
 class AuditSummary {
  public:
   explicit AuditSummary(GroupBy by, size_t max_groups = kMaxGroups);
-  void Add(const DecisionEntry& e);
+  void Add(const DecisionRecord& r);
   uint64_t total() const { return total_; }
   bool folded() const { return other_.count > 0; }  // some went to kOtherGroup
   // By count (descending), then key; kOtherGroup last.
@@ -124,7 +104,7 @@ class AuditSummary {
     uint64_t count = 0;
     uint64_t errors = 0;
     LatencyHistogram latency;
-    void Add(const DecisionEntry& e);
+    void Add(const DecisionRecord& r);
   };
   GroupRow RowOf(const std::string& key, const Group& g) const;
 
@@ -144,7 +124,7 @@ std::string SummaryTable(GroupBy by, const std::vector<GroupRow>& rows);
 Json SummaryJson(GroupBy by, const std::vector<GroupRow>& rows);
 // One matched line for humans:
 // "2026-11-28T04:13:55.123Z 200 GET /api/orders/7 -> new (split, route orders) 1.234ms id=r1"
-std::string HumanLine(const DecisionEntry& e);
+std::string HumanLine(const DecisionLine& line);
 
 // Reads lines from a plain or gzip file (zlib reads both), or stdin for "-".
 class LineReader {
@@ -189,10 +169,10 @@ struct ScanStats {
   uint64_t bad = 0;       // not decision lines (skipped)
   std::string first_bad;  // "FILE:LINE" of the first
 };
-// Reads every file in order, calling on_match for each entry that passes
-// `filter`. An unterminated last line that does not parse is ignored (it is
+// Reads every file in order, calling on_match for each line that passes
+// `filter`; the line is valid during the call only. An unterminated last line that does not parse is ignored (it is
 // still being written), not counted as bad.
 Status ScanLogs(const std::vector<std::string>& files, const AuditFilter& filter,
-                const std::function<void(const DecisionEntry&)>& on_match, ScanStats* stats);
+                const std::function<void(const DecisionLine&)>& on_match, ScanStats* stats);
 
 }  // namespace strangler

@@ -101,11 +101,11 @@ Status Audit(CliContext& ctx, const AuditArgs& a) {
     out.reserve(1 << 16);
     st = ScanLogs(
         *files, f,
-        [&](const DecisionEntry& e) {
+        [&](const DecisionLine& d) {
           if (a.json) {
-            out.append(e.raw.data(), e.raw.size());
+            out.append(d.text.data(), d.text.size());
           } else {
-            out += HumanLine(e);
+            out += HumanLine(d);
           }
           out.push_back('\n');
           if (out.size() >= (1 << 16)) {
@@ -118,7 +118,7 @@ Status Audit(CliContext& ctx, const AuditArgs& a) {
   } else {
     AuditSummary summary(by);
     st = ScanLogs(
-        *files, f, [&](const DecisionEntry& e) { summary.Add(e); }, &stats);
+        *files, f, [&](const DecisionLine& d) { summary.Add(d.record); }, &stats);
     rows = summary.Rows();
     folded = summary.folded();
   }
