@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "decisions/decision_line.h"
+#include "decisions/log_files.h"
 #include "test_util.h"
 
 namespace strangler {
@@ -21,11 +22,7 @@ namespace {
 TEST_SUITE_BEGIN("audit");
 
 using testing::TempDir;
-
-void WriteFile(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out << bytes;
-}
+using testing::WriteFile;
 
 void WriteGz(const std::string& path, const std::string& bytes) {
   gzFile gz = gzopen(path.c_str(), "wb");
@@ -237,30 +234,6 @@ TEST_CASE("LineReader: plain, gzip, CRLF, long and unterminated lines") {
     CHECK(got[4] == "last");
   }
   CHECK_FALSE(LineReader::Open(dir.File("missing")).ok());
-}
-
-TEST_CASE("ExpandLogPaths reads rotated files oldest first, then the live one") {
-  TempDir dir;
-  for (const char* f : {"decisions.log", "decisions.1.log", "decisions.2.log", "decisions.10.log",
-                        "decisions.log.3.gz", "decisions.x.log", "other.log"}) {
-    WriteFile(dir.File(f), "");
-  }
-  auto files = ExpandLogPaths({dir.File("decisions.log")});
-  REQUIRE(files.ok());
-  std::vector<std::string> want = {dir.File("decisions.10.log"), dir.File("decisions.log.3.gz"),
-                                   dir.File("decisions.2.log"), dir.File("decisions.1.log"),
-                                   dir.File("decisions.log")};
-  CHECK(*files == want);
-  // Named twice (a shell glob): read once.
-  auto twice = ExpandLogPaths({dir.File("decisions.1.log"), dir.File("decisions.log")});
-  REQUIRE(twice.ok());
-  CHECK(twice->size() == 5);
-  CHECK(ExpandLogPaths({dir.File("none.log")}).status().code() == Code::kNotFound);
-  // Only rotated files left (the live one not yet written): still read.
-  std::filesystem::remove(dir.File("decisions.log"));
-  auto rotated = ExpandLogPaths({dir.File("decisions.log")});
-  REQUIRE(rotated.ok());
-  CHECK(rotated->size() == 4);
 }
 
 TEST_CASE("ScanLogs streams every file, skips non-decision lines, ignores a partial last line") {

@@ -1,6 +1,5 @@
 #include "audit/audit.h"
 
-#include <dirent.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -9,7 +8,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <set>
 #include <utility>
 
 namespace strangler {
@@ -394,71 +392,6 @@ bool LineReader::Next(std::string_view* line) {
   begin_ = end_;
   unterminated_ = true;
   return true;
-}
-
-Result<std::vector<std::string>> ExpandLogPaths(const std::vector<std::string>& paths) {
-  std::vector<std::string> out;
-  std::set<std::string> seen;
-  auto add = [&](const std::string& p) {
-    if (seen.insert(p).second) out.push_back(p);
-  };
-  for (const std::string& path : paths) {
-    if (path == "-") {
-      add(path);
-      continue;
-    }
-    size_t slash = path.rfind('/');
-    std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
-    std::string prefix = slash == std::string::npos ? "" : path.substr(0, slash + 1);
-    std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
-    // spdlog's rotating sink: "decisions.log" -> "decisions.N.log".
-    size_t dot = base.rfind('.');
-    std::string stem = base, ext;
-    if (dot != std::string::npos && dot != 0 && dot + 1 != base.size()) {
-      stem = base.substr(0, dot);
-      ext = base.substr(dot);
-    }
-    std::vector<std::pair<long, std::string>> rotated;
-    auto number_between = [](const std::string& name, const std::string& head,
-                             const std::string& tail, long* n) {
-      if (name.size() <= head.size() + tail.size()) return false;
-      if (name.compare(0, head.size(), head) != 0) return false;
-      if (name.compare(name.size() - tail.size(), tail.size(), tail) != 0) return false;
-      std::string mid = name.substr(head.size(), name.size() - head.size() - tail.size());
-      if (mid.empty() || mid.size() > 9) return false;
-      for (char c : mid) {
-        if (c < '0' || c > '9') return false;
-      }
-      *n = std::stol(mid);
-      return *n > 0;
-    };
-    if (DIR* d = opendir(dir.c_str())) {
-      while (dirent* ent = readdir(d)) {
-        std::string name = ent->d_name;
-        long n = 0;
-        if (number_between(name, stem + ".", ext, &n) ||
-            number_between(name, stem + ".", ext + ".gz", &n) ||
-            number_between(name, base + ".", "", &n) ||
-            number_between(name, base + ".", ".gz", &n)) {
-          rotated.emplace_back(n, prefix + name);
-        }
-      }
-      closedir(d);
-    }
-    std::sort(rotated.begin(), rotated.end(), [](const auto& a, const auto& b) {
-      if (a.first != b.first) return a.first > b.first;
-      return a.second < b.second;
-    });
-    bool exists = access(path.c_str(), F_OK) == 0;
-    if (!exists && rotated.empty()) {
-      return Status::NotFound("no decision log at '" + path +
-                              "' (nor rotated files beside it): give the LOG path that "
-                              "`strangler serve --log` writes");
-    }
-    for (const auto& r : rotated) add(r.second);
-    if (exists) add(path);
-  }
-  return out;
 }
 
 Status ScanLogs(const std::vector<std::string>& files, const AuditFilter& filter,

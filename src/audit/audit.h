@@ -156,13 +156,6 @@ class LineReader {
   Status status_;
 };
 
-// The files to read for the LOG arguments, oldest first: each path is
-// preceded by its rotated siblings, highest number first: spdlog's
-// (decisions.3.log, decisions.2.log, decisions.1.log) and logrotate's
-// (decisions.log.2.gz, decisions.log.1), compressed or not. A file named
-// twice is read once. NotFound when a path has neither file nor siblings.
-Result<std::vector<std::string>> ExpandLogPaths(const std::vector<std::string>& paths);
-
 struct ScanStats {
   uint64_t lines = 0;     // lines read
   uint64_t matched = 0;   // passed the filter

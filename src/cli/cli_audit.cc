@@ -8,6 +8,7 @@
 #include "base/time.h"
 #include "cli/cli.h"
 #include "cli/cli_commands.h"
+#include "decisions/log_files.h"
 
 namespace strangler {
 

@@ -1,8 +1,6 @@
 #include "decisions/decision_log.h"
 
 #include <spdlog/async.h>
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -81,13 +79,8 @@ Result<std::unique_ptr<DecisionLog>> DecisionLog::Open(const std::string& path,
     std::shared_ptr<spdlog::sinks::sink> sink;
     if (path == "-") {
       sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
-    } else if (rotation.max_bytes > 0) {
-      // Names rotated files decisions.1.log, decisions.2.log, ... (`audit`
-      // reads them oldest first).
-      sink = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
-          path, rotation.max_bytes, static_cast<size_t>(rotation.keep < 1 ? 1 : rotation.keep));
     } else {
-      sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, /*truncate=*/false);
+      sink = MakeLogFileSink(path, rotation);
     }
     sink = std::make_shared<GuardedSink>(std::move(sink));
     auto logger = std::make_shared<spdlog::async_logger>(

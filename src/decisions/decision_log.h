@@ -17,6 +17,7 @@
 
 #include "base/status.h"
 #include "decisions/decision_record.h"
+#include "decisions/log_files.h"
 // AppendJsonString and AppendRfc3339Ms, which the proxy still takes from
 // this header.
 #include "base/time.h"
@@ -27,15 +28,6 @@ class logger;
 }
 
 namespace strangler {
-
-// Size-based rotation: when the file would pass max_bytes it is renamed
-// decisions.1.log (the older ones shift up: decisions.2.log, ...) and a new
-// one started; at most `keep` rotated files are kept. A batch of lines is
-// never split across files. max_bytes 0 = never rotate.
-struct LogRotation {
-  uint64_t max_bytes = 0;
-  int keep = 5;
-};
 
 class DecisionLog {
  public:
