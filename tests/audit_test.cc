@@ -1,3 +1,5 @@
+// Tests of audit/: filters, the latency histogram, grouping, and reading
+// log files back.
 #include "audit/audit.h"
 
 #include <doctest/doctest.h>
@@ -12,6 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "audit/histogram.h"
+#include "audit/line_reader.h"
+#include "audit/summary.h"
 #include "decisions/decision_line.h"
 #include "decisions/log_files.h"
 #include "test_util.h"
@@ -176,24 +181,17 @@ TEST_CASE("AuditSummary groups, shares, error rates, and folds groups past the c
   CHECK(rows[0].p99_ms == 3.0);
   CHECK(rows[1].key == kDefaultGroup);
 
-  Json j = SummaryJson(GroupBy::kRoute, rows);
-  CHECK(j[0]["route"] == "orders");
-  CHECK(j[1]["route"].is_null());
-  for (const char* k : {"count", "share", "error_rate", "p50_ms", "p99_ms"}) {
-    CHECK(j[0].contains(k));
-  }
-  std::string table = SummaryTable(GroupBy::kRoute, rows);
-  CHECK(table.find("ROUTE") == 0);
-  INFO(table);
-  CHECK(table.find("\norders         3  75.0%  33.33%   2.000   3.000\n") != std::string::npos);
-
   AuditSummary by_status(GroupBy::kStatus);
   for (const auto& l : lines) {
     REQUIRE(reader.Read(l, &d));
     by_status.Add(d.record);
   }
-  Json js = SummaryJson(GroupBy::kStatus, by_status.Rows());
-  CHECK(js[0]["status"] == 200);
+  auto srows = by_status.Rows();
+  REQUIRE(srows.size() == 2);
+  CHECK(srows[0].key == "200");
+  CHECK(srows[0].count == 3);
+  CHECK(srows[1].key == "502");
+  CHECK(srows[1].error_rate == 1.0);
 
   AuditSummary capped(GroupBy::kPath, 2);
   for (int i = 0; i < 5; ++i) {

@@ -1,11 +1,15 @@
-// `strangler audit`: filters and summarises decision logs (see audit.h).
+// `strangler audit`: filters and summarises decision logs (audit/ computes,
+// audit_output.h formats).
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "audit/audit.h"
+#include "audit/filter.h"
+#include "audit/summary.h"
 #include "base/time.h"
+#include "cli/audit_output.h"
 #include "cli/cli.h"
 #include "cli/cli_commands.h"
 #include "decisions/log_files.h"
