@@ -72,8 +72,9 @@ TEST_CASE("HumanLine: time as logged, status, request, backend, reason, route, l
   r.route = "orders";
   r.total_ms = 1.2344;
   r.request_id = "r1";
-  CHECK(HumanLine(d) ==
-        "2026-11-28T04:13:55.123Z 200 GET /api/orders/7 -> new (split, route orders) 1.234ms id=r1");
+  CHECK(
+      HumanLine(d) ==
+      "2026-11-28T04:13:55.123Z 200 GET /api/orders/7 -> new (split, route orders) 1.234ms id=r1");
   // No valid time, method, reason, route or id.
   DecisionLine bare;
   bare.ts_text = "yesterday";

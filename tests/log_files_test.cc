@@ -78,8 +78,8 @@ TEST_CASE("the writer's rotation keeps `keep` files that ExpandLogPaths reads in
   std::vector<std::string> batches;
   for (int i = 0; i < 12; ++i) {
     // 30-byte batches, three to a file; one of 120 bytes is never split.
-    std::string batch = i == 7 ? std::string(119, 'L') : "batch " + std::to_string(i + 10) +
-                                                             std::string(20, '.');
+    std::string batch =
+        i == 7 ? std::string(119, 'L') : "batch " + std::to_string(i + 10) + std::string(20, '.');
     batches.push_back(batch + "\n");
     sink->log(spdlog::details::log_msg("t", spdlog::level::info, batch));
   }

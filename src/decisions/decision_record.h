@@ -12,14 +12,15 @@
 namespace strangler {
 
 struct DecisionRecord {
-  int64_t ts_ms = 0;  // request start, ms since the Unix epoch (UTC); -1 read without a valid ts
+  // Request start, ms since the Unix epoch (UTC); -1 read from a line without a valid ts.
+  int64_t ts_ms = 0;
   std::string_view request_id;
   std::string_view method;
   std::string_view path;
-  std::string_view route;    // "" -> null (no route matched: the default backend)
+  std::string_view route;  // "" -> null (no route matched: the default backend)
   std::string_view backend;
   std::string_view reason;
-  int bucket = -1;           // -1 -> null
+  int bucket = -1;  // -1 -> null
   int status = 0;
   double upstream_ms = 0;
   double total_ms = 0;
@@ -50,16 +51,12 @@ enum class DecisionField {
   kFallback,
 };
 inline constexpr size_t kDecisionFieldCount = 16;
+static_assert(static_cast<size_t>(DecisionField::kFallback) + 1 == kDecisionFieldCount);
 
 // The names of the fields in a line, by DecisionField.
 inline constexpr std::array<std::string_view, kDecisionFieldCount> kDecisionFieldNames = {
-    "ts",       "request_id", "method",   "path",      "route",    "backend",
-    "reason",   "bucket",     "status",   "upstream_ms", "total_ms", "bytes_in",
-    "bytes_out", "client",    "ruleset",  "fallback",
+    "ts",     "request_id",  "method",   "path",     "route",     "backend", "reason",  "bucket",
+    "status", "upstream_ms", "total_ms", "bytes_in", "bytes_out", "client",  "ruleset", "fallback",
 };
-
-constexpr std::string_view DecisionFieldName(DecisionField f) {
-  return kDecisionFieldNames[static_cast<size_t>(f)];
-}
 
 }  // namespace strangler

@@ -156,7 +156,9 @@ Result<std::vector<std::string>> ExpandLogPaths(const std::vector<std::string>& 
     LogPath p = SplitLogPath(path);
     const NamePattern writer = WriterPattern(p.base);
     const NamePattern logrotate = LogrotatePattern(p.base);
-    const NamePattern patterns[] = {writer, {writer.head, writer.tail + ".gz"}, logrotate,
+    const NamePattern patterns[] = {writer,
+                                    {writer.head, writer.tail + ".gz"},
+                                    logrotate,
                                     {logrotate.head, logrotate.tail + ".gz"}};
     std::vector<std::pair<long, std::string>> rotated;
     if (DIR* d = opendir(p.dir.c_str())) {
