@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "decisions/decision_log.h"
+#include "decisions/decision_line.h"
 #include "rules/route_table.h"
 
 namespace strangler {

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "audit/audit.h"
+#include "base/time.h"
 #include "rules/route_table.h"
 
 namespace strangler {
@@ -703,21 +703,6 @@ TEST_CASE("ParsePercentArg and ParseErrorRate take percents with or without '%'"
     auto r = ParseErrorRate(bad);
     CHECK(r.status().code() == Code::kUsage);
     CHECK(r.status().message().find("--max-error-rate") != std::string::npos);
-  }
-}
-
-TEST_CASE("FormatDurationMs writes what ParseDurationMs reads back") {
-  const std::pair<int64_t, const char*> cases[] = {
-      {1500, "1500ms"},   {1000, "1s"},      {30000, "30s"},
-      {300000, "5m"},     {90000, "1m30s"},  {3600000, "1h"},
-      {5400000, "1h30m"}, {86400000, "24h"}, {3661000, "1h1m1s"},
-  };
-  for (const auto& [ms, text] : cases) {
-    CAPTURE(ms);
-    CHECK(FormatDurationMs(ms) == text);
-    auto back = ParseDurationMs(text);
-    REQUIRE(back.ok());
-    CHECK(*back == ms);
   }
 }
 

@@ -1,4 +1,5 @@
-// Text helpers with no other home: ASCII-only, for protocol tokens and names.
+// Text helpers with no other home: ASCII case for protocol tokens and names,
+// display width for tables. Pure functions.
 #pragma once
 
 #include <cstddef>
@@ -16,6 +17,14 @@ inline bool IEquals(std::string_view a, std::string_view b) {
     if (x != y) return false;
   }
   return true;
+}
+
+// Width of `s` on a terminal, in code points: "→" and "é" in UTF-8 count as
+// one column each (bytes that are not UTF-8 count as one each too).
+inline size_t DisplayWidth(std::string_view s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
 }
 
 }  // namespace strangler

@@ -143,9 +143,6 @@ Result<int> ParsePercentArg(std::string_view text);
 // An error budget: a rate "0.05" (0 to 1) or a percent "5%". Usage error
 // otherwise.
 Result<double> ParseErrorRate(std::string_view text);
-// 1500 -> "1500ms", 30000 -> "30s", 5400000 -> "1h30m": what ParseDurationMs
-// reads back.
-std::string FormatDurationMs(int64_t ms);
 // "to 50% by 10% every 30s, error budget 5.00% 5xx, min 20 requests, on breach
 // rollback" from a ramp's JSON (ToJson(Ramp), as history rows hold it).
 std::string RampPlanSummary(const Json& ramp);

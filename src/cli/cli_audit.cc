@@ -1,13 +1,18 @@
-// `strangler audit`: filters and summarises decision logs (see audit.h).
-#include <chrono>
+// `strangler audit`: filters and summarises decision logs (audit/ computes,
+// audit_output.h formats).
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "audit/audit.h"
+#include "audit/filter.h"
+#include "audit/summary.h"
+#include "base/time.h"
+#include "cli/audit_output.h"
 #include "cli/cli.h"
 #include "cli/cli_commands.h"
+#include "decisions/log_files.h"
 
 namespace strangler {
 
@@ -55,9 +60,7 @@ struct AuditArgs {
 };
 
 Status Audit(CliContext& ctx, const AuditArgs& a) {
-  int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
+  int64_t now_ms = NowUnixMs();
   AuditFilter f;
   if (a.given("--since")) {
     auto t = ParseTimeArg(a.since, now_ms);
@@ -103,11 +106,11 @@ Status Audit(CliContext& ctx, const AuditArgs& a) {
     out.reserve(1 << 16);
     st = ScanLogs(
         *files, f,
-        [&](const DecisionEntry& e) {
+        [&](const DecisionLine& d) {
           if (a.json) {
-            out.append(e.raw.data(), e.raw.size());
+            out.append(d.text.data(), d.text.size());
           } else {
-            out += HumanLine(e);
+            out += HumanLine(d);
           }
           out.push_back('\n');
           if (out.size() >= (1 << 16)) {
@@ -120,7 +123,7 @@ Status Audit(CliContext& ctx, const AuditArgs& a) {
   } else {
     AuditSummary summary(by);
     st = ScanLogs(
-        *files, f, [&](const DecisionEntry& e) { summary.Add(e); }, &stats);
+        *files, f, [&](const DecisionLine& d) { summary.Add(d.record); }, &stats);
     rows = summary.Rows();
     folded = summary.folded();
   }

@@ -6,18 +6,13 @@
 #include <string>
 #include <vector>
 
+#include "base/text.h"
+#include "base/time.h"
 #include "cli/cli.h"
 
 namespace strangler {
 
 namespace {
-
-// Display width in code points, so "→" and "…" count as one column.
-size_t Width(const std::string& s) {
-  size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-  return n;
-}
 
 std::string Join(const std::vector<std::string>& v, const std::string& sep) {
   std::string out;
@@ -44,7 +39,7 @@ std::string Compact(const Json& v) {
     s = v.dump();
   }
   constexpr size_t kMax = 40;
-  if (Width(s) > kMax) {
+  if (DisplayWidth(s) > kMax) {
     size_t cut = kMax - 1;
     while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
     s = s.substr(0, cut) + "…";
@@ -59,7 +54,7 @@ std::string FormatTable(const std::vector<std::string>& header,
   std::vector<size_t> widths(header.size(), 0);
   auto measure = [&](const std::vector<std::string>& row) {
     for (size_t i = 0; i < row.size() && i < widths.size(); ++i) {
-      widths[i] = std::max(widths[i], Width(row[i]));
+      widths[i] = std::max(widths[i], DisplayWidth(row[i]));
     }
   };
   measure(header);
@@ -70,7 +65,7 @@ std::string FormatTable(const std::vector<std::string>& header,
     for (size_t i = 0; i < widths.size(); ++i) {
       const std::string cell = i < row.size() ? row[i] : "";
       line += cell;
-      if (i + 1 < widths.size()) line += std::string(widths[i] - Width(cell) + 2, ' ');
+      if (i + 1 < widths.size()) line += std::string(widths[i] - DisplayWidth(cell) + 2, ' ');
     }
     while (!line.empty() && line.back() == ' ') line.pop_back();
     out += line + "\n";
@@ -144,16 +139,6 @@ std::string ChangeSummary(const Json& before, const Json& after) {
     changes.push_back(k + " " + Compact(b) + "→" + Compact(a));
   }
   return changes.empty() ? "no change" : Join(changes, ", ");
-}
-
-std::string FormatDurationMs(int64_t ms) {
-  if (ms <= 0 || ms % 1000 != 0) return std::to_string(ms) + "ms";
-  int64_t s = ms / 1000;
-  std::string out;
-  if (s >= 3600) out += std::to_string(s / 3600) + "h";
-  if (s % 3600 >= 60) out += std::to_string(s % 3600 / 60) + "m";
-  if (s % 60 != 0) out += std::to_string(s % 60) + "s";
-  return out;
 }
 
 namespace {

@@ -8,10 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "audit/audit.h"
+#include "base/time.h"
 #include "cli/cli.h"
 #include "cli/cli_commands.h"
-#include "decisions/decision_log.h"
 
 namespace strangler {
 
@@ -73,12 +72,6 @@ struct RampArgs {
     return false;
   }
 };
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string Pct(int bp) { return FormatPercent(bp) + "%"; }
 
@@ -189,7 +182,7 @@ Status List(CliContext& ctx, const RampArgs& a) {
     *ctx.out << "no ramps yet: start one with 'strangler ramp NAME --to P --step S --every "
                 "DURATION'\n";
   } else {
-    *ctx.out << RampsTable(*views, NowMs());
+    *ctx.out << RampsTable(*views, NowUnixMs());
   }
   return Status::Ok();
 }

@@ -13,6 +13,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "base/time.h"
 #include "decisions/decision_log.h"
 #include "proxy/net.h"
 #include "proxy/proxy.h"
@@ -98,7 +99,7 @@ class Reloader {
                      records_.end() - static_cast<std::ptrdiff_t>(kMirrorPendingRecords));
     }
     if (!store_) return;
-    const int64_t now = NowMs();
+    const int64_t now = NowUnixMs();
     const bool flush = final_flush || now >= next_flush_ms_;
     if (flush) next_flush_ms_ = now + kFlushMs;
     if (flush || now >= next_due_ms_) {
@@ -162,12 +163,6 @@ class Reloader {
     identity_ = id;
     data_version_ = -1;
     force_ = true;
-  }
-
-  static int64_t NowMs() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
   }
 
   // Tallies kept for a retry are summed per route so they cannot pile up.

@@ -1,142 +1,14 @@
 #include "decisions/decision_log.h"
 
 #include <spdlog/async.h>
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <sys/stat.h>
 
-#include <cstdio>
-#include <ctime>
+#include "decisions/decision_line.h"
 
 namespace strangler {
-
-void AppendRfc3339Ms(int64_t ts_ms, std::string* out) {
-  // gmtime once per second per thread; the milliseconds by hand.
-  thread_local int64_t cached_sec = -1;
-  thread_local char prefix[40];  // "2026-11-28T04:13:55."
-  int64_t sec = ts_ms / 1000;
-  if (sec != cached_sec) {
-    time_t secs = static_cast<time_t>(sec);
-    tm t{};
-    gmtime_r(&secs, &t);
-    std::snprintf(prefix, sizeof(prefix), "%04d-%02d-%02dT%02d:%02d:%02d.",
-                  (t.tm_year + 1900) % 10000, (t.tm_mon + 1) % 100, t.tm_mday % 100,
-                  t.tm_hour % 100, t.tm_min % 100, t.tm_sec % 100);
-    cached_sec = sec;
-  }
-  int ms = static_cast<int>(ts_ms % 1000);
-  out->append(prefix, 20);
-  out->push_back(static_cast<char>('0' + ms / 100));
-  out->push_back(static_cast<char>('0' + ms / 10 % 10));
-  out->push_back(static_cast<char>('0' + ms % 10));
-  out->push_back('Z');
-}
-
-void AppendJsonString(std::string_view s, std::string* out) {
-  static const char kHex[] = "0123456789abcdef";
-  out->push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          out->append("\\u00");
-          out->push_back(kHex[c >> 4]);
-          out->push_back(kHex[c & 15]);
-        } else if (c >= 0x80) {
-          // Paths and ids are bytes, not always UTF-8: keep the JSON valid.
-          out->append("\\u00");
-          out->push_back(kHex[c >> 4]);
-          out->push_back(kHex[c & 15]);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out->push_back('"');
-}
-
-namespace {
-
-void AppendUint(uint64_t v, std::string* out) {
-  char buf[20];
-  int n = 0;
-  do {
-    buf[n++] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v != 0);
-  while (n > 0) out->push_back(buf[--n]);
-}
-
-// Milliseconds with three decimals ("0.512"), without printf.
-void AppendMs(double ms, std::string* out) {
-  uint64_t us = ms <= 0 ? 0 : static_cast<uint64_t>(ms * 1000.0 + 0.5);
-  AppendUint(us / 1000, out);
-  out->push_back('.');
-  uint64_t frac = us % 1000;
-  out->push_back(static_cast<char>('0' + frac / 100));
-  out->push_back(static_cast<char>('0' + frac / 10 % 10));
-  out->push_back(static_cast<char>('0' + frac % 10));
-}
-
-}  // namespace
-
-void FormatDecision(const DecisionRecord& r, std::string* out) {
-  out->append("{\"ts\":\"");
-  AppendRfc3339Ms(r.ts_ms, out);
-  out->append("\",\"request_id\":");
-  AppendJsonString(r.request_id, out);
-  out->append(",\"method\":");
-  AppendJsonString(r.method, out);
-  out->append(",\"path\":");
-  AppendJsonString(r.path, out);
-  out->append(",\"route\":");
-  if (r.route.empty()) {
-    out->append("null");
-  } else {
-    AppendJsonString(r.route, out);
-  }
-  out->append(",\"backend\":");
-  if (r.backend.empty()) {
-    out->append("null");  // the router's own answer (reason "refused")
-  } else {
-    AppendJsonString(r.backend, out);
-  }
-  out->append(",\"reason\":");
-  AppendJsonString(r.reason, out);
-  out->append(",\"bucket\":");
-  if (r.bucket < 0) {
-    out->append("null");
-  } else {
-    AppendUint(static_cast<uint64_t>(r.bucket), out);
-  }
-  out->append(",\"status\":");
-  AppendUint(static_cast<uint64_t>(r.status), out);
-  out->append(",\"upstream_ms\":");
-  AppendMs(r.upstream_ms, out);
-  out->append(",\"total_ms\":");
-  AppendMs(r.total_ms, out);
-  out->append(",\"bytes_in\":");
-  AppendUint(r.bytes_in, out);
-  out->append(",\"bytes_out\":");
-  AppendUint(r.bytes_out, out);
-  out->append(",\"client\":");
-  AppendJsonString(r.client, out);
-  out->append(",\"ruleset\":");
-  AppendUint(static_cast<uint64_t>(r.ruleset < 0 ? 0 : r.ruleset), out);
-  if (!r.fallback.empty()) {
-    out->append(",\"fallback\":");
-    AppendJsonString(r.fallback, out);
-  }
-  out->push_back('}');
-}
 
 namespace {
 
@@ -207,13 +79,8 @@ Result<std::unique_ptr<DecisionLog>> DecisionLog::Open(const std::string& path,
     std::shared_ptr<spdlog::sinks::sink> sink;
     if (path == "-") {
       sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
-    } else if (rotation.max_bytes > 0) {
-      // Names rotated files decisions.1.log, decisions.2.log, ... (`audit`
-      // reads them oldest first).
-      sink = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
-          path, rotation.max_bytes, static_cast<size_t>(rotation.keep < 1 ? 1 : rotation.keep));
     } else {
-      sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, /*truncate=*/false);
+      sink = MakeLogFileSink(path, rotation);
     }
     sink = std::make_shared<GuardedSink>(std::move(sink));
     auto logger = std::make_shared<spdlog::async_logger>(

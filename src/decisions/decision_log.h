@@ -1,7 +1,8 @@
-// DecisionLog: one JSON line per request, written by spdlog's async logger so
-// that the request path only formats a line and appends it to a batch under a
-// short lock. A flusher thread hands the batch to spdlog every 20 ms (or at
-// 64 KiB), so spdlog's queue wakes its writer per batch, not per request.
+// DecisionLog: one JSON line per request (decision_line.h), written by
+// spdlog's async logger so that the request path only formats a line and
+// appends it to a batch under a short lock. A flusher thread hands the batch
+// to spdlog every 20 ms (or at 64 KiB), so spdlog's queue wakes its writer
+// per batch, not per request.
 // When spdlog's queue is full the oldest batches are overwritten rather than
 // blocking a request. Write() is thread-safe. Nothing else writes to the file.
 #pragma once
@@ -15,46 +16,14 @@
 #include <string_view>
 
 #include "base/status.h"
+#include "decisions/decision_record.h"
+#include "decisions/log_files.h"
 
 namespace spdlog {
 class logger;
 }
 
 namespace strangler {
-
-struct DecisionRecord {
-  int64_t ts_ms = 0;  // request start, ms since the Unix epoch (UTC)
-  std::string_view request_id;
-  std::string_view method;
-  std::string_view path;
-  std::string_view route;    // "" -> null
-  std::string_view backend;  // "" -> null (the router's own answer)
-  std::string_view reason;
-  int bucket = -1;           // -1 -> null
-  int status = 0;
-  double upstream_ms = 0;
-  double total_ms = 0;
-  uint64_t bytes_in = 0;
-  uint64_t bytes_out = 0;
-  std::string_view client;
-  int64_t ruleset = 0;
-  std::string_view fallback;  // why --to was left (reason "fallback"); "" -> no field
-};
-
-// Appends the record as one JSON object (no newline) to *out.
-void FormatDecision(const DecisionRecord& r, std::string* out);
-// "2026-11-28T04:13:55.123Z"
-void AppendRfc3339Ms(int64_t ts_ms, std::string* out);
-void AppendJsonString(std::string_view s, std::string* out);
-
-// Size-based rotation: when the file would pass max_bytes it is renamed
-// decisions.1.log (the older ones shift up: decisions.2.log, ...) and a new
-// one started; at most `keep` rotated files are kept. A batch of lines is
-// never split across files. max_bytes 0 = never rotate.
-struct LogRotation {
-  uint64_t max_bytes = 0;
-  int keep = 5;
-};
 
 class DecisionLog {
  public:

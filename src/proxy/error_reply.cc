@@ -1,6 +1,6 @@
 #include "proxy/error_reply.h"
 
-#include "decisions/decision_log.h"
+#include "decisions/json_text.h"
 
 namespace strangler {
 

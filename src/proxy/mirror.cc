@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <unordered_map>
 
-#include "decisions/decision_log.h"
+#include "base/time.h"
 #include "http/http_message.h"
 #include "http/response_relay.h"
 #include "proxy/net.h"

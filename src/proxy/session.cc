@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <random>
 
+#include "base/time.h"
 #include "http/request_target.h"
 #include "proxy/error_reply.h"
 #include "proxy/fiber.h"
@@ -28,12 +29,6 @@ constexpr int kLingerIdleMs = 500;
 
 double MsSince(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
-
-int64_t NowUnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 uint64_t NextRandom() {
