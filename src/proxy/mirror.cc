@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <algorithm>
 #include <unordered_map>
 
@@ -154,6 +155,80 @@ void Mirror::Untrack(int fd) {
   busy_fds_.erase(fd);
 }
 
+namespace {
+
+// The copy as the mirror gets it: the request line with the mirror URL's
+// base path, the client's forwarded fields, the router's mark, and a length
+// of its own for the decoded body.
+std::string MirrorRequest(const MirrorJob& job, const std::string& base_path) {
+  std::string req;
+  req.reserve(job.headers.size() + job.body.size() + 128);
+  req.append(job.method).append(" ").append(base_path).append(job.target);
+  req.append(" HTTP/1.1\r\n").append(job.headers);
+  req.append("X-Strangler-Mirror: 1\r\n");
+  if (!job.body.empty() || (job.method != "GET" && job.method != "HEAD" &&
+                            job.method != "OPTIONS" && job.method != "DELETE")) {
+    req.append("Content-Length: ").append(std::to_string(job.body.size())).append("\r\n");
+  }
+  req.append("\r\n").append(job.body);
+  return req;
+}
+
+// How reading the mirror's answer ended.
+struct MirrorAnswer {
+  bool complete = false;
+  bool any_byte = false;
+  std::string error;  // why not complete
+};
+
+// Reads the answer to the copy on fd through `relay` (whose output goes to
+// no client) until it is complete, fails, or `left_ms()` is 0.
+MirrorAnswer ReadMirrorAnswer(int fd, ResponseRelay* relay, ReadBuffer* buf,
+                              const std::function<int()>& left_ms, const std::string& too_slow) {
+  MirrorAnswer a;
+  buf->rpos = buf->wpos = 0;
+  while (true) {
+    if (!buf->MakeRoom(relay->in_head(), kMaxHeadBytes)) {
+      a.error = "sent a response head over " + std::to_string(kMaxHeadBytes) + " bytes";
+      return a;
+    }
+    int wait_ms = left_ms();
+    if (wait_ms == 0) {
+      a.error = too_slow;
+      return a;
+    }
+    ssize_t n = fio::Recv(fd, buf->tail(), buf->room(), wait_ms);
+    if (n < 0) {
+      a.error = errno == ETIMEDOUT ? too_slow : std::string("failed: ") + std::strerror(errno);
+      return a;
+    }
+    if (n == 0) {
+      if (a.any_byte && relay->Finish() == ResponseRelay::Event::kDone) {
+        a.complete = true;
+      } else {
+        a.error = a.any_byte ? "cut its answer short" : "closed the connection without answering";
+      }
+      return a;
+    }
+    a.any_byte = true;
+    buf->wpos += static_cast<size_t>(n);
+    size_t used = 0;
+    auto ev = relay->Feed(buf->data(), buf->rpos, buf->wpos, &used);
+    buf->rpos += used;
+    relay->out().clear();  // the copy's answer goes to no client
+    if (ev == ResponseRelay::Event::kDone) {
+      a.complete = true;
+      return a;
+    }
+    if (ev != ResponseRelay::Event::kNeedMore) {
+      a.error = std::string("sent a malformed answer: ") + (relay->error() ? relay->error() : "");
+      return a;
+    }
+  }
+}
+
+}  // namespace
+
 // Sends one copy and reads the answer: a pooled connection first, and a
 // fresh one if the pooled one turns out to be closed before any answer byte.
 void Mirror::Process(MirrorJob& job, ReadBuffer* read_buf) {
@@ -163,26 +238,13 @@ void Mirror::Process(MirrorJob& job, ReadBuffer* read_buf) {
                     ? 0
                     : plan.next.fetch_add(1, std::memory_order_relaxed) % plan.targets.size();
   const MirrorPlan::Target& t = plan.targets[pick];
-
-  std::string req;
-  req.reserve(job.headers.size() + job.body.size() + 128);
-  req.append(job.method).append(" ").append(t.base_path).append(job.target);
-  req.append(" HTTP/1.1\r\n").append(job.headers);
-  req.append("X-Strangler-Mirror: 1\r\n");
-  if (!job.body.empty() || (job.method != "GET" && job.method != "HEAD" &&
-                            job.method != "OPTIONS" && job.method != "DELETE")) {
-    req.append("Content-Length: ").append(std::to_string(job.body.size())).append("\r\n");
-  }
-  req.append("\r\n").append(job.body);
-
-  const bool is_head = job.method == "HEAD";
+  const std::string req = MirrorRequest(job, t.base_path);
   const std::string too_slow = "did not answer within " + std::to_string(plan.timeout_ms) + " ms";
   const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(plan.timeout_ms);
-  auto left_ms = [&] {
+  const std::function<int()> left_ms = [&] {
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     return static_cast<int>(std::max<int64_t>(ms.count(), 0));
   };
-  ReadBuffer& buf = *read_buf;
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (Stopping()) {
       CountDropped(plan.route);
@@ -206,60 +268,20 @@ void Mirror::Process(MirrorJob& job, ReadBuffer* read_buf) {
       CountDropped(plan.route);
       return;
     }
-    bool sent = fio::SendAll(fd, req.data(), req.size(), std::max(left_ms(), 1));
-
+    MirrorAnswer answer;
     ResponseCapture capture(&plan.compare);
     RelayRequest rr;
-    rr.head = is_head;
+    rr.head = job.method == "HEAD";
     ResponseRelay relay;
     relay.Begin(rr, &capture);
-    buf.rpos = buf.wpos = 0;
-    bool any_byte = false, complete = false;
-    std::string error;
-    while (sent) {
-      if (!buf.MakeRoom(relay.in_head(), kMaxHeadBytes)) {
-        error = "sent a response head over " + std::to_string(kMaxHeadBytes) + " bytes";
-        break;
-      }
-      int wait_ms = left_ms();
-      if (wait_ms == 0) {
-        error = too_slow;
-        break;
-      }
-      ssize_t n = fio::Recv(fd, buf.tail(), buf.room(), wait_ms);
-      if (n < 0) {
-        error = errno == ETIMEDOUT ? too_slow : std::string("failed: ") + std::strerror(errno);
-        break;
-      }
-      if (n == 0) {
-        if (any_byte && relay.Finish() == ResponseRelay::Event::kDone) {
-          complete = true;
-        } else {
-          error = any_byte ? "cut its answer short" : "closed the connection without answering";
-        }
-        break;
-      }
-      any_byte = true;
-      buf.wpos += static_cast<size_t>(n);
-      size_t used = 0;
-      auto ev = relay.Feed(buf.data(), buf.rpos, buf.wpos, &used);
-      buf.rpos += used;
-      relay.out().clear();  // the copy's answer goes to no client
-      if (ev == ResponseRelay::Event::kDone) {
-        complete = true;
-        break;
-      }
-      if (ev != ResponseRelay::Event::kNeedMore) {
-        error = std::string("sent a malformed answer: ") + (relay.error() ? relay.error() : "");
-        break;
-      }
-    }
-    if (!sent && error.empty()) {
-      error = errno == ETIMEDOUT ? too_slow : std::string("failed: ") + std::strerror(errno);
+    if (fio::SendAll(fd, req.data(), req.size(), std::max(left_ms(), 1))) {
+      answer = ReadMirrorAnswer(fd, &relay, read_buf, left_ms, too_slow);
+    } else {
+      answer.error = errno == ETIMEDOUT ? too_slow : std::string("failed: ") + std::strerror(errno);
     }
     Untrack(fd);
-    if (complete) {
-      if (relay.Reusable(buf.unread())) {
+    if (answer.complete) {
+      if (relay.Reusable(read_buf->unread())) {
         t.instance->Release(plan.pool_slot, fd);
       } else {
         fio::Close(fd);
@@ -272,8 +294,8 @@ void Mirror::Process(MirrorJob& job, ReadBuffer* read_buf) {
       CountDropped(plan.route);
       return;
     }
-    if (reused && !any_byte && left_ms() > 0) continue;  // the pooled connection was stale
-    Finish(job, nullptr, error);
+    if (reused && !answer.any_byte && left_ms() > 0) continue;  // the pooled connection was stale
+    Finish(job, nullptr, answer.error);
     return;
   }
 }
