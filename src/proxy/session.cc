@@ -162,8 +162,13 @@ bool Session::ReadHead(int* error_status) {
   const ProxyOptions& o = proxy_->options();
   // Idle between requests: idle_timeout_ms. Once a head has begun, all of
   // it must arrive within header_timeout_ms (a slow client cannot hold a
-  // connection by trickling a header).
-  Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(o.idle_timeout_ms);
+  // connection by trickling a header). A new connection has that long for
+  // its first head from the start, as nginx's client_header_timeout: one
+  // that sends nothing must not hold a place under --max-connections for
+  // the whole idle timeout.
+  Clock::time_point deadline =
+      Clock::now() +
+      std::chrono::milliseconds(served_any_ ? o.idle_timeout_ms : o.header_timeout_ms);
   bool head_begun = false;
   while (true) {
     if (!in_.empty()) {
@@ -226,6 +231,7 @@ bool Session::ReadHead(int* error_status) {
 // --- One request -----------------------------------------------------------
 
 bool Session::HandleRequest() {
+  served_any_ = true;
   BeginRequest();
   const char* bad_head = nullptr;
   if (!AnalyseHead(&bad_head)) return Refuse(400, std::string("malformed request: ") + bad_head);

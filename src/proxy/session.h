@@ -125,6 +125,7 @@ class Session : private MessageHandler, private UpstreamAttempt::Client {
   UpstreamAttempt up_;
   MirrorCopy mirror_;
   bool linger_ = false;  // an error answer closes the connection: linger first
+  bool served_any_ = false;  // a request head was read on this connection
 
   std::shared_ptr<const ProxySnapshot> snap_;
   uint64_t snap_gen_ = 0;
