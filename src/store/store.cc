@@ -12,129 +12,12 @@
 #include <utility>
 
 #include "store/migrations.h"
+#include "store/sql.h"
 
 namespace strangler {
+using namespace store_internal;
+
 namespace {
-
-constexpr int kBusyTimeoutMs = 5000;
-constexpr char kBusyMessage[] = "store is locked by another writer (waited 5s): try again";
-
-// Every sqlite failure becomes a Status here. `doing` says what the store was
-// trying to do, for the one-line message.
-Status SqlStatus(sqlite3* db, int rc, std::string_view doing) {
-  std::string detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  std::string what = "store error while " + std::string(doing) + ": " + detail;
-  switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return Status::Io(kBusyMessage);
-    case SQLITE_IOERR:
-    case SQLITE_FULL:
-    case SQLITE_CANTOPEN:
-    case SQLITE_PERM:
-    case SQLITE_PROTOCOL:
-      return Status::Io(what + " (check disk space and file permissions)");
-    case SQLITE_READONLY:
-      return Status::Io(what + " (the store file or its directory is not writable)");
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return Status::Io(what + " (the store file is damaged: restore it from a backup)");
-    case SQLITE_CONSTRAINT:
-      return Status::Conflict(what);
-    default:
-      return Status::Internal(what);
-  }
-}
-
-// Owns one prepared statement. Bind errors are kept and reported by Step().
-class Stmt {
- public:
-  Stmt() = default;
-  ~Stmt() { sqlite3_finalize(stmt_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-
-  [[nodiscard]] Status Prepare(sqlite3* db, std::string_view sql) {
-    db_ = db;
-    int rc = sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr);
-    if (rc != SQLITE_OK) return SqlStatus(db, rc, "preparing a query");
-    return Status::Ok();
-  }
-  void Bind(int i, std::string_view s) {
-    Keep(sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT));
-  }
-  void Bind(int i, int64_t v) { Keep(sqlite3_bind_int64(stmt_, i, v)); }
-  void BindReal(int i, double v) { Keep(sqlite3_bind_double(stmt_, i, v)); }
-  void BindNull(int i) { Keep(sqlite3_bind_null(stmt_, i)); }
-
-  // True when a row is available, false when done.
-  [[nodiscard]] Result<bool> Step() {
-    if (bind_rc_ != SQLITE_OK) return SqlStatus(db_, bind_rc_, "binding a query parameter");
-    int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    return SqlStatus(db_, rc, "running a query");
-  }
-  // Runs a statement that returns no rows.
-  [[nodiscard]] Status Run() {
-    Result<bool> r = Step();
-    return r.ok() ? Status::Ok() : r.status();
-  }
-
-  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
-  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
-  double Real(int col) const { return sqlite3_column_double(stmt_, col); }
-  std::string Text(int col) const {
-    const unsigned char* p = sqlite3_column_text(stmt_, col);
-    if (p == nullptr) return std::string();
-    return std::string(reinterpret_cast<const char*>(p),
-                       static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
-  }
-
- private:
-  void Keep(int rc) {
-    if (bind_rc_ == SQLITE_OK) bind_rc_ = rc;
-  }
-  sqlite3* db_ = nullptr;
-  sqlite3_stmt* stmt_ = nullptr;
-  int bind_rc_ = SQLITE_OK;
-};
-
-Status Exec(sqlite3* db, const char* sql, std::string_view doing) {
-  int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) return SqlStatus(db, rc, doing);
-  return Status::Ok();
-}
-
-// A transaction that rolls back unless committed, so an early return on any
-// error leaves nothing half-written.
-class Txn {
- public:
-  explicit Txn(sqlite3* db) : db_(db) {}
-  ~Txn() {
-    if (open_ && !sqlite3_get_autocommit(db_))
-      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-  }
-  Txn(const Txn&) = delete;
-  Txn& operator=(const Txn&) = delete;
-
-  enum class Kind { kRead, kWrite };
-  [[nodiscard]] Status Begin(Kind kind) {
-    STRANGLER_RETURN_IF_ERROR(
-        Exec(db_, kind == Kind::kWrite ? "BEGIN IMMEDIATE" : "BEGIN", "starting a transaction"));
-    open_ = true;
-    return Status::Ok();
-  }
-  [[nodiscard]] Status Commit() {
-    STRANGLER_RETURN_IF_ERROR(Exec(db_, "COMMIT", "committing"));
-    open_ = false;
-    return Status::Ok();
-  }
-
- private:
-  sqlite3* db_;
-  bool open_ = false;
-};
 
 int64_t NowMs() {
   using std::chrono::milliseconds;
@@ -204,22 +87,6 @@ Result<Route> RouteFromRow(const Stmt& s) {
   return r;
 }
 
-// Every row a prepared (and bound) statement yields, each turned into a T by
-// `from_row`, which returns a T or a Result<T>.
-template <typename T, typename FromRow>
-Result<std::vector<T>> CollectRows(Stmt& s, FromRow from_row) {
-  std::vector<T> out;
-  for (;;) {
-    Result<bool> row = s.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    Result<T> item = from_row(s);
-    if (!item.ok()) return item.status();
-    out.push_back(std::move(*item));
-  }
-  return out;
-}
-
 // Every row of `select` (ordered by name), each turned into a T by `from_row`.
 template <typename T>
 Result<std::vector<T>> QueryAll(sqlite3* db, std::string_view select,
@@ -260,15 +127,6 @@ Result<std::optional<Route>> FindRoute(sqlite3* db, const std::string& name) {
   Result<Route> r = RouteFromRow(s);
   if (!r.ok()) return r.status();
   return std::optional<Route>(std::move(*r));
-}
-
-Result<int64_t> QueryInt(sqlite3* db, std::string_view sql) {
-  Stmt s;
-  STRANGLER_RETURN_IF_ERROR(s.Prepare(db, sql));
-  Result<bool> row = s.Step();
-  if (!row.ok()) return row.status();
-  if (!*row || s.IsNull(0)) return int64_t{0};
-  return s.Int(0);
 }
 
 Result<int64_t> QueryRulesetVersion(sqlite3* db) {
@@ -343,7 +201,7 @@ Status RecordChange(Write* w, std::string_view action, std::string_view kind,
   s.Bind(9, bump == Bump::kYes || w->changed > 0 ? w->version : w->version - 1);
   STRANGLER_RETURN_IF_ERROR(s.Run());
   if (bump == Bump::kYes) ++w->changed;
-  w->recorded.push_back(ChangeRow{sqlite3_last_insert_rowid(w->db), w->ts, w->ctx.actor,
+  w->recorded.push_back(ChangeRow{LastInsertRowid(w->db), w->ts, w->ctx.actor,
                                   std::string(action), std::string(kind) + "/" + name, before,
                                   after, w->ctx.reason});
   return Status::Ok();
