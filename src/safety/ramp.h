@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -43,6 +44,21 @@ using Json = nlohmann::json;
 // ramp.breach, the abort of a removed route's ramp) are recorded with actor
 // "ramp".
 
+// What a breach does: rollback sets the percent to 0, freeze keeps it.
+enum class OnBreach { kRollback, kFreeze };
+
+// Where a ramp is in its life: running and paused ramps go on; the others
+// have ended.
+enum class RampState { kRunning, kPaused, kDone, kRolledBack, kFrozen, kAborted };
+
+// The text the store keeps and the CLI and history rows print: rollback,
+// freeze; running, paused, done, rolled_back, frozen, aborted.
+std::string ToString(OnBreach b);
+std::string ToString(RampState s);
+// The value ToString names `text` by; nullopt for any other text.
+std::optional<OnBreach> ParseOnBreach(std::string_view text);
+std::optional<RampState> ParseRampState(std::string_view text);
+
 struct RampSpec {
   std::string route;
   int target_bp = 0;
@@ -50,7 +66,7 @@ struct RampSpec {
   int64_t every_ms = 0;
   std::optional<double> max_error_rate;  // 0..1; none = no error budget
   int64_t min_requests = 0;              // fewer --to requests: the window waits
-  std::string on_breach = "rollback";    // rollback | freeze
+  OnBreach on_breach = OnBreach::kRollback;
 };
 
 // Requests of a route in one window, split by where they went.
@@ -65,7 +81,7 @@ struct RampCounts {
 // and `percent_bp`.
 struct Ramp {
   RampSpec spec;
-  std::string state;  // running, paused, done, rolled_back, frozen, aborted
+  RampState state = RampState::kRunning;
   int64_t step = 0;   // steps taken so far
   int64_t next_at_ms = 0;  // Unix ms when the running ramp is next judged
   std::string started_at, updated_at;

@@ -1,5 +1,7 @@
 #include "store/ramp_rows.h"
 
+#include <utility>
+
 #include "store/rule_rows.h"
 #include "store/sql.h"
 
@@ -12,16 +14,22 @@ constexpr char kSelectRamps[] =
     "step, next_at_ms, started_at, updated_at, last_to_n, last_to_5xx, last_else_n, "
     "last_else_5xx, note FROM ramps";
 
-Ramp RampFromRow(const Stmt& s) {
+Result<Ramp> RampFromRow(const Stmt& s) {
   Ramp r;
   r.spec.route = s.Text(0);
+  std::optional<OnBreach> on_breach = ParseOnBreach(s.Text(6));
+  std::optional<RampState> state = ParseRampState(s.Text(7));
+  if (!on_breach || !state) {
+    return Status::Internal("store is damaged: ramp of route '" + r.spec.route +
+                            "' has on_breach '" + s.Text(6) + "' and state '" + s.Text(7) + "'");
+  }
   r.spec.target_bp = static_cast<int>(s.Int(1));
   r.spec.step_bp = static_cast<int>(s.Int(2));
   r.spec.every_ms = s.Int(3);
   if (!s.IsNull(4)) r.spec.max_error_rate = s.Real(4);
   r.spec.min_requests = s.Int(5);
-  r.spec.on_breach = s.Text(6);
-  r.state = s.Text(7);
+  r.spec.on_breach = *on_breach;
+  r.state = *state;
   r.step = s.Int(8);
   r.next_at_ms = s.Int(9);
   r.started_at = s.Text(10);
@@ -48,7 +56,9 @@ Result<std::optional<Ramp>> FindRamp(sqlite3* db, const std::string& route) {
   Result<bool> row = s.Step();
   if (!row.ok()) return row.status();
   if (!*row) return std::optional<Ramp>();
-  return std::optional<Ramp>(RampFromRow(s));
+  Result<Ramp> r = RampFromRow(s);
+  if (!r.ok()) return r.status();
+  return std::optional<Ramp>(std::move(*r));
 }
 
 Status WriteRamp(sqlite3* db, const Ramp& r) {
@@ -68,8 +78,8 @@ Status WriteRamp(sqlite3* db, const Ramp& r) {
   else
     s.BindNull(5);
   s.Bind(6, r.spec.min_requests);
-  s.Bind(7, r.spec.on_breach);
-  s.Bind(8, r.state);
+  s.Bind(7, ToString(r.spec.on_breach));
+  s.Bind(8, ToString(r.state));
   s.Bind(9, r.step);
   s.Bind(10, r.next_at_ms);
   s.Bind(11, r.started_at);

@@ -47,13 +47,12 @@ Status ValidateRampSpec(const RampSpec& s) {
     return Status::Usage("bad ramp minimum " + std::to_string(s.min_requests) +
                          ": min requests must be 0 or more");
   }
-  if (s.on_breach != "rollback" && s.on_breach != "freeze") {
-    return Status::Usage("bad ramp on-breach '" + s.on_breach + "': give rollback or freeze");
-  }
   return Status::Ok();
 }
 
-bool RampEnded(const Ramp& r) { return r.state != "running" && r.state != "paused"; }
+bool RampEnded(const Ramp& r) {
+  return r.state != RampState::kRunning && r.state != RampState::kPaused;
+}
 
 Status NoRamp(const std::string& route) {
   return Status::NotFound("route '" + route + "' has no ramp: start one with 'strangler ramp " +
@@ -62,9 +61,10 @@ Status NoRamp(const std::string& route) {
 
 // "done: reached 50%", "aborted by alice".
 std::string EndedWhy(const Ramp& r) {
-  if (r.note.empty()) return r.state;
-  if (r.note.rfind(r.state, 0) == 0) return r.note;
-  return r.state + ": " + r.note;
+  const std::string state = ToString(r.state);
+  if (r.note.empty()) return state;
+  if (r.note.rfind(state, 0) == 0) return r.note;
+  return state + ": " + r.note;
 }
 
 std::string ResumeCommand(const std::string& route) { return "strangler ramp resume " + route; }
@@ -84,25 +84,27 @@ Status TransitionRamp(Write* w, const std::string& route, RampAction action) {
   switch (action) {
     case RampAction::kPause:
       name = "ramp.pause";
-      if (r.state == "paused") {
+      if (r.state == RampState::kPaused) {
         return Status::Conflict(which + " is already paused; resume it with '" +
                                 ResumeCommand(route) + "'");
       }
-      if (r.state != "running") {
+      if (r.state != RampState::kRunning) {
         return Status::Conflict(which + " has ended (" + EndedWhy(r) + "): nothing to pause");
       }
-      r.state = "paused";
+      r.state = RampState::kPaused;
       r.note = "paused by " + w->ctx.actor;
       break;
     case RampAction::kResume:
       name = "ramp.resume";
-      if (r.state == "running") return Status::Conflict(which + " is running, not paused");
-      if (r.state != "paused") {
+      if (r.state == RampState::kRunning) {
+        return Status::Conflict(which + " is running, not paused");
+      }
+      if (r.state != RampState::kPaused) {
         return Status::Conflict(which + " has ended (" + EndedWhy(r) +
                                 "): start a new one with 'strangler ramp " + route +
                                 " --to P --step S --every DURATION'");
       }
-      r.state = "running";
+      r.state = RampState::kRunning;
       r.note.clear();
       r.next_at_ms = w->now_ms + r.spec.every_ms;  // a whole fresh window
       STRANGLER_RETURN_IF_ERROR(ClearWindows(w->db, route, kEveryWindow));
@@ -112,7 +114,7 @@ Status TransitionRamp(Write* w, const std::string& route, RampAction action) {
       if (RampEnded(r)) {
         return Status::Conflict(which + " has already ended (" + EndedWhy(r) + ")");
       }
-      r.state = "aborted";
+      r.state = RampState::kAborted;
       r.note = "aborted by " + w->ctx.actor;
       STRANGLER_RETURN_IF_ERROR(ClearWindows(w->db, route, kEveryWindow));
       break;
@@ -173,7 +175,7 @@ Result<RampEvent> AdvanceRamp(Write* w, Ramp* r, int64_t now_ms) {
   Result<std::optional<Route>> found = FindRoute(w->db, name);
   if (!found.ok()) return found.status();
   if (!found->has_value()) {
-    r->state = "aborted";
+    r->state = RampState::kAborted;
     r->note = "route removed";
     return EndRamp(w, before, *r, "ramp.abort", "route '" + name + "' was removed", "aborted");
   }
@@ -202,18 +204,18 @@ Result<RampEvent> AdvanceRamp(Write* w, Ramp* r, int64_t now_ms) {
       std::string why = "error budget breached: " + FiveXx(route.to, c.to_5xx, c.to_n) + " > " +
                         RatePercent(*r->spec.max_error_rate) + " (" +
                         FiveXx(else_name, c.else_5xx, c.else_n) + ")";
-      if (r->spec.on_breach == "rollback") {
+      if (r->spec.on_breach == OnBreach::kRollback) {
         const int from = route.percent_bp;
         route.percent_bp = 0;
         w->ctx.reason = why + "; rolled back to 0%";
         STRANGLER_RETURN_IF_ERROR(SetRouteIn(w, route, "route.set"));
-        r->state = "rolled_back";
+        r->state = RampState::kRolledBack;
         r->note = why + "; rolled back from " + FormatPercent(from) + "% to 0%";
       } else {
-        r->state = "frozen";
+        r->state = RampState::kFrozen;
         r->note = why + "; frozen at " + FormatPercent(route.percent_bp) + "%";
       }
-      return EndRamp(w, before, *r, "ramp.breach", r->note, r->state);
+      return EndRamp(w, before, *r, "ramp.breach", r->note, ToString(r->state));
     }
     window = " (last window: " + route.to + " 5xx " + std::to_string(c.to_5xx) + "/" +
              std::to_string(c.to_n) + ", " + else_name + " 5xx " + std::to_string(c.else_5xx) +
@@ -221,7 +223,7 @@ Result<RampEvent> AdvanceRamp(Write* w, Ramp* r, int64_t now_ms) {
   }
 
   if (route.percent_bp >= r->spec.target_bp) {
-    r->state = "done";
+    r->state = RampState::kDone;
     r->note = "reached " + FormatPercent(r->spec.target_bp) + "%";
     return EndRamp(w, before, *r, "ramp.done", r->note + window, "done");
   }
@@ -260,7 +262,7 @@ std::map<std::string, RampCounts> CountsOfRunning(
 
 void FillRunning(const std::vector<Ramp>& ramps, RampTickResult* out) {
   for (const Ramp& r : ramps) {
-    if (r.state != "running") continue;
+    if (r.state != RampState::kRunning) continue;
     out->running.push_back(r.spec.route);
     out->next_due_ms = std::min(out->next_due_ms, r.next_at_ms);
   }
@@ -285,13 +287,13 @@ Status Store::StartRamp(const RampSpec& spec, const ChangeContext& ctx) {
     if (!old.ok()) return old.status();
     if (old->has_value() && !RampEnded(**old)) {
       const Ramp& o = **old;
-      return Status::Conflict("route " + spec.route + " already has a " + o.state + " ramp (to " +
-                              FormatPercent(o.spec.target_bp) +
+      return Status::Conflict("route " + spec.route + " already has a " + ToString(o.state) +
+                              " ramp (to " + FormatPercent(o.spec.target_bp) +
                               "%): abort it first with 'strangler ramp abort " + spec.route + "'");
     }
     Ramp r;
     r.spec = spec;
-    r.state = "running";
+    r.state = RampState::kRunning;
     r.next_at_ms = w->now_ms;  // the first step needs no window: take it at the next tick
     r.started_at = w->ts;
     r.updated_at = w->ts;
