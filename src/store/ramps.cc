@@ -2,7 +2,6 @@
 // counts their windows and judges and advances the ones that are due (see
 // "Life of a ramp" in safety/ramp.h).
 #include <algorithm>
-#include <cstdio>
 #include <map>
 #include <optional>
 #include <set>
@@ -132,28 +131,6 @@ Result<std::string> DefaultBackendName(sqlite3* db) {
   return *row ? s.Text(0) : std::string("(default)");
 }
 
-double Rate(int64_t part, int64_t whole) {
-  return whole > 0 ? static_cast<double>(part) / static_cast<double>(whole) : 0.0;
-}
-
-std::string RatePercent(double rate) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.2f%%", rate * 100);
-  return buf;
-}
-
-// "new 5xx 12/40 = 30.00%"
-std::string FiveXx(const std::string& backend, int64_t errors, int64_t n) {
-  return backend + " 5xx " + std::to_string(errors) + "/" + std::to_string(n) + " = " +
-         RatePercent(Rate(errors, n));
-}
-
-bool Breached(const RampSpec& spec, const RampCounts& c) {
-  if (!spec.max_error_rate || c.to_n == 0) return false;
-  double to_rate = Rate(c.to_5xx, c.to_n);
-  return to_rate > *spec.max_error_rate && to_rate > Rate(c.else_5xx, c.else_n);
-}
-
 // Ends `r` (already changed to its final state and note) and records `action`
 // with `reason`.
 Result<RampEvent> EndRamp(Write* w, const Ramp& before, const Ramp& r, std::string_view action,
@@ -167,78 +144,68 @@ Result<RampEvent> EndRamp(Write* w, const Ramp& before, const Ramp& r, std::stri
 }
 
 // Judges and advances one running ramp that is due (see "Life of a ramp" in
-// store.h), inside the tick's write.
+// safety/ramp.h), inside the tick's write: reads what JudgeRamp needs and
+// writes what it says.
 Result<RampEvent> AdvanceRamp(Write* w, Ramp* r, int64_t now_ms) {
   const Ramp before = *r;
   const std::string& name = r->spec.route;
   r->updated_at = w->ts;
   Result<std::optional<Route>> found = FindRoute(w->db, name);
   if (!found.ok()) return found.status();
-  if (!found->has_value()) {
-    r->state = RampState::kAborted;
-    r->note = "route removed";
-    return EndRamp(w, before, *r, "ramp.abort", "route '" + name + "' was removed", "aborted");
-  }
-  Route route = **found;
-  std::string else_name = route.else_backend;
-  if (else_name.empty()) {
-    Result<std::string> d = DefaultBackendName(w->db);
-    if (!d.ok()) return d.status();
-    else_name = *d;
+  RampFacts facts;
+  facts.step = r->step;
+  facts.next_at_ms = r->next_at_ms;
+  facts.now_ms = now_ms;
+  facts.route_exists = found->has_value();
+  Route route;
+  if (facts.route_exists) {
+    route = **found;
+    facts.percent_bp = route.percent_bp;
+    facts.to_backend = route.to;
+    facts.else_backend = route.else_backend;
+    if (facts.else_backend.empty()) {
+      Result<std::string> d = DefaultBackendName(w->db);
+      if (!d.ok()) return d.status();
+      facts.else_backend = *d;
+    }
+    if (r->step > 0) {
+      Result<RampCounts> counts = WindowCounts(w->db, name, r->step);
+      if (!counts.ok()) return counts.status();
+      facts.window = *counts;
+    }
   }
 
-  std::string window;  // " (last window: ...)" once a window was judged
-  if (r->step > 0) {
-    Result<RampCounts> counts = WindowCounts(w->db, name, r->step);
-    if (!counts.ok()) return counts.status();
-    const RampCounts& c = *counts;
-    if (c.to_n < r->spec.min_requests) {
-      r->next_at_ms = now_ms + r->spec.every_ms;
-      r->note = "waiting for " + std::to_string(r->spec.min_requests) + " requests to " + route.to +
-                " in this window (have " + std::to_string(c.to_n) + ")";
+  const RampVerdict v = JudgeRamp(r->spec, facts);
+  r->state = v.state;
+  r->step = v.step;
+  r->next_at_ms = v.next_at_ms;
+  if (v.last) r->last = *v.last;
+  r->note = v.note;
+  using Kind = RampVerdict::Kind;
+  switch (v.kind) {
+    case Kind::kAbortRouteGone:
+      return EndRamp(w, before, *r, "ramp.abort", v.message, ToString(r->state));
+    case Kind::kWait:
       STRANGLER_RETURN_IF_ERROR(WriteRamp(w->db, *r));
-      return RampEvent{name, "waiting", r->note};
-    }
-    r->last = c;
-    if (Breached(r->spec, c)) {
-      std::string why = "error budget breached: " + FiveXx(route.to, c.to_5xx, c.to_n) + " > " +
-                        RatePercent(*r->spec.max_error_rate) + " (" +
-                        FiveXx(else_name, c.else_5xx, c.else_n) + ")";
-      if (r->spec.on_breach == OnBreach::kRollback) {
-        const int from = route.percent_bp;
-        route.percent_bp = 0;
-        w->ctx.reason = why + "; rolled back to 0%";
-        STRANGLER_RETURN_IF_ERROR(SetRouteIn(w, route, "route.set"));
-        r->state = RampState::kRolledBack;
-        r->note = why + "; rolled back from " + FormatPercent(from) + "% to 0%";
-      } else {
-        r->state = RampState::kFrozen;
-        r->note = why + "; frozen at " + FormatPercent(route.percent_bp) + "%";
-      }
-      return EndRamp(w, before, *r, "ramp.breach", r->note, ToString(r->state));
-    }
-    window = " (last window: " + route.to + " 5xx " + std::to_string(c.to_5xx) + "/" +
-             std::to_string(c.to_n) + ", " + else_name + " 5xx " + std::to_string(c.else_5xx) +
-             "/" + std::to_string(c.else_n) + ")";
+      return RampEvent{name, "waiting", v.message};
+    case Kind::kBreachRollback:
+      route.percent_bp = v.percent_bp;
+      w->ctx.reason = v.route_reason;
+      STRANGLER_RETURN_IF_ERROR(SetRouteIn(w, route, "route.set"));
+      return EndRamp(w, before, *r, "ramp.breach", v.message, ToString(r->state));
+    case Kind::kBreachFreeze:
+      return EndRamp(w, before, *r, "ramp.breach", v.message, ToString(r->state));
+    case Kind::kDone:
+      return EndRamp(w, before, *r, "ramp.done", v.message, ToString(r->state));
+    case Kind::kStep:
+      route.percent_bp = v.percent_bp;
+      w->ctx.reason = v.route_reason;
+      STRANGLER_RETURN_IF_ERROR(SetRouteIn(w, route, "route.set"));
+      STRANGLER_RETURN_IF_ERROR(ClearWindows(w->db, name, r->step));
+      STRANGLER_RETURN_IF_ERROR(WriteRamp(w->db, *r));
+      return RampEvent{name, "step", v.message};
   }
-
-  if (route.percent_bp >= r->spec.target_bp) {
-    r->state = RampState::kDone;
-    r->note = "reached " + FormatPercent(r->spec.target_bp) + "%";
-    return EndRamp(w, before, *r, "ramp.done", r->note + window, "done");
-  }
-  const int from = route.percent_bp;
-  route.percent_bp = std::min(from + r->spec.step_bp, r->spec.target_bp);
-  r->step += 1;
-  std::string step = "step " + std::to_string(r->step) + ": " + FormatPercent(from) + "% -> " +
-                     FormatPercent(route.percent_bp) + "%" + window;
-  w->ctx.reason = "ramp " + step;
-  STRANGLER_RETURN_IF_ERROR(SetRouteIn(w, route, "route.set"));
-  r->next_at_ms = now_ms + r->spec.every_ms;
-  r->note.clear();
-  STRANGLER_RETURN_IF_ERROR(ClearWindows(w->db, name, r->step));
-  STRANGLER_RETURN_IF_ERROR(WriteRamp(w->db, *r));
-  return RampEvent{name, "step", step};
+  return Status::Internal("ramp of route '" + name + "': unknown verdict");
 }
 
 // Sums `counted` per route, keeping only routes with a running ramp and
