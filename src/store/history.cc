@@ -53,12 +53,11 @@ Result<std::optional<StoredChange>> FindChange(sqlite3* db, int64_t id) {
   Stmt s;
   STRANGLER_RETURN_IF_ERROR(s.Prepare(db, std::string(kSelectChanges) + " WHERE id = ?1"));
   s.Bind(1, id);
-  Result<bool> row = s.Step();
-  if (!row.ok()) return row.status();
-  if (!*row) return std::optional<StoredChange>();
-  Result<ChangeRow> c = ChangeFromRow(s);
-  if (!c.ok()) return c.status();
-  return std::optional<StoredChange>(StoredChange{std::move(*c), s.Text(4), s.Text(5), s.Int(9)});
+  return FirstRow<StoredChange>(s, [](const Stmt& row) -> Result<StoredChange> {
+    Result<ChangeRow> c = ChangeFromRow(row);
+    if (!c.ok()) return c.status();
+    return StoredChange{std::move(*c), row.Text(4), row.Text(5), row.Int(9)};
+  });
 }
 
 Status NoSuchChange(int64_t id) {

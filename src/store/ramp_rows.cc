@@ -1,7 +1,5 @@
 #include "store/ramp_rows.h"
 
-#include <utility>
-
 #include "store/rule_rows.h"
 #include "store/sql.h"
 
@@ -53,12 +51,7 @@ Result<std::optional<Ramp>> FindRamp(sqlite3* db, const std::string& route) {
   Stmt s;
   STRANGLER_RETURN_IF_ERROR(s.Prepare(db, std::string(kSelectRamps) + " WHERE route = ?1"));
   s.Bind(1, route);
-  Result<bool> row = s.Step();
-  if (!row.ok()) return row.status();
-  if (!*row) return std::optional<Ramp>();
-  Result<Ramp> r = RampFromRow(s);
-  if (!r.ok()) return r.status();
-  return std::optional<Ramp>(std::move(*r));
+  return FirstRow<Ramp>(s, RampFromRow);
 }
 
 Status WriteRamp(sqlite3* db, const Ramp& r) {

@@ -79,24 +79,14 @@ Result<std::optional<Backend>> FindBackend(sqlite3* db, const std::string& name)
   Stmt s;
   STRANGLER_RETURN_IF_ERROR(s.Prepare(db, std::string(kSelectBackends) + " WHERE name = ?1"));
   s.Bind(1, name);
-  Result<bool> row = s.Step();
-  if (!row.ok()) return row.status();
-  if (!*row) return std::optional<Backend>();
-  Result<Backend> b = BackendFromRow(s);
-  if (!b.ok()) return b.status();
-  return std::optional<Backend>(std::move(*b));
+  return FirstRow<Backend>(s, BackendFromRow);
 }
 
 Result<std::optional<Route>> FindRoute(sqlite3* db, const std::string& name) {
   Stmt s;
   STRANGLER_RETURN_IF_ERROR(s.Prepare(db, std::string(kSelectRoutes) + " WHERE name = ?1"));
   s.Bind(1, name);
-  Result<bool> row = s.Step();
-  if (!row.ok()) return row.status();
-  if (!*row) return std::optional<Route>();
-  Result<Route> r = RouteFromRow(s);
-  if (!r.ok()) return r.status();
-  return std::optional<Route>(std::move(*r));
+  return FirstRow<Route>(s, RouteFromRow);
 }
 
 Status InsertBackend(Write* w, const Backend& b) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -103,6 +104,18 @@ Result<std::vector<T>> CollectRows(Stmt& s, FromRow from_row) {
     out.push_back(std::move(*item));
   }
   return out;
+}
+
+// The first row a prepared (and bound) statement yields, turned into a T by
+// `from_row` as CollectRows does; nullopt when there is none.
+template <typename T, typename FromRow>
+Result<std::optional<T>> FirstRow(Stmt& s, FromRow from_row) {
+  Result<bool> row = s.Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<T>();
+  Result<T> item = from_row(s);
+  if (!item.ok()) return item.status();
+  return std::optional<T>(std::move(*item));
 }
 
 }  // namespace store_internal
