@@ -89,26 +89,14 @@ Result<std::optional<Route>> FindRoute(sqlite3* db, const std::string& name) {
   return FirstRow<Route>(s, RouteFromRow);
 }
 
-Status InsertBackend(Write* w, const Backend& b) {
+Status WriteBackendRow(Write* w, const Backend& b, RowWrite how) {
   Stmt s;
-  STRANGLER_RETURN_IF_ERROR(
-      s.Prepare(w->db,
-                "INSERT INTO backends (name, urls, is_default, timeout_ms, created_at, updated_at) "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?5)"));
-  s.Bind(1, b.name);
-  s.Bind(2, Json(b.urls).dump());
-  s.Bind(3, int64_t{b.is_default ? 1 : 0});
-  s.Bind(4, int64_t{b.timeout_ms});
-  s.Bind(5, w->ts);
-  return s.Run();
-}
-
-Status UpdateBackend(Write* w, const Backend& b) {
-  Stmt s;
-  STRANGLER_RETURN_IF_ERROR(
-      s.Prepare(w->db,
-                "UPDATE backends SET urls = ?2, is_default = ?3, timeout_ms = ?4, updated_at = ?5 "
-                "WHERE name = ?1"));
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(
+      w->db, how == RowWrite::kInsert
+                 ? "INSERT INTO backends (name, urls, is_default, timeout_ms, created_at, "
+                   "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)"
+                 : "UPDATE backends SET urls = ?2, is_default = ?3, timeout_ms = ?4, "
+                   "updated_at = ?5 WHERE name = ?1"));
   s.Bind(1, b.name);
   s.Bind(2, Json(b.urls).dump());
   s.Bind(3, int64_t{b.is_default ? 1 : 0});

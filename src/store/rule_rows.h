@@ -30,9 +30,8 @@ Result<std::optional<Route>> FindRoute(sqlite3* db, const std::string& name);
 
 // One row written as given, stamped with the write's time; no check, no
 // history row.
-Status InsertBackend(Write* w, const Backend& b);
-Status UpdateBackend(Write* w, const Backend& b);
 enum class RowWrite { kInsert, kUpdate };
+Status WriteBackendRow(Write* w, const Backend& b, RowWrite how);
 Status WriteRouteRow(Write* w, const Route& r, RowWrite how);
 
 }  // namespace store_internal

@@ -21,7 +21,7 @@ Status ClearOtherDefault(Write* w, const std::string& keep) {
     if (!old.is_default || old.name == keep) continue;
     Backend now = old;
     now.is_default = false;
-    STRANGLER_RETURN_IF_ERROR(UpdateBackend(w, now));
+    STRANGLER_RETURN_IF_ERROR(WriteBackendRow(w, now, RowWrite::kUpdate));
     STRANGLER_RETURN_IF_ERROR(
         RecordChange(w, "backend.set", "backend", old.name, ToJson(old), ToJson(now)));
   }
@@ -64,7 +64,7 @@ Status AddBackendIn(Write* w, Backend b) {
   if (!count.ok()) return count.status();
   if (*count == 0) b.is_default = true;
   if (b.is_default) STRANGLER_RETURN_IF_ERROR(ClearOtherDefault(w, b.name));
-  STRANGLER_RETURN_IF_ERROR(InsertBackend(w, b));
+  STRANGLER_RETURN_IF_ERROR(WriteBackendRow(w, b, RowWrite::kInsert));
   return RecordChange(w, "backend.add", "backend", b.name, Json(), ToJson(b));
 }
 
@@ -83,7 +83,7 @@ Status SetBackendIn(Write* w, const Backend& b) {
   Json after = ToJson(b);
   if (before == after) return Status::Ok();
   if (b.is_default && !old.is_default) STRANGLER_RETURN_IF_ERROR(ClearOtherDefault(w, b.name));
-  STRANGLER_RETURN_IF_ERROR(UpdateBackend(w, b));
+  STRANGLER_RETURN_IF_ERROR(WriteBackendRow(w, b, RowWrite::kUpdate));
   return RecordChange(w, "backend.set", "backend", b.name, before, after);
 }
 
