@@ -134,7 +134,6 @@ TEST_CASE("ramp start refuses bad specs, unknown routes, lower targets and a ram
   add("error rate over 1", [](RampSpec& r) { r.max_error_rate = 1.5; });
   add("error rate negative", [](RampSpec& r) { r.max_error_rate = -0.1; });
   add("min requests negative", [](RampSpec& r) { r.min_requests = -1; });
-  add("on breach unknown", [](RampSpec& r) { r.on_breach = "panic"; });
   add("bad route name", [](RampSpec& r) { r.route = "Bad Name"; });
   for (const Bad& b : bad) {
     CAPTURE(b.what);
@@ -170,7 +169,7 @@ TEST_CASE("ramp start refuses bad specs, unknown routes, lower targets and a ram
   RequireOk(s->AbortRamp("api", kCtx));
   RequireOk(s->StartRamp(Spec(60, 5), kCtx));
   Ramp r = GetRamp(*s);
-  CHECK(r.state == "running");
+  CHECK(r.state == RampState::kRunning);
   CHECK(r.spec.target_bp == 6000);
   CHECK(r.step == 0);
   CHECK(r.percent_bp == 3000);
@@ -300,7 +299,7 @@ TEST_CASE("ramp: a breach with rollback sets the percent to 0 and records the ra
   CHECK(*v2 == *v + 1);  // the rollback is a rule change
 
   Ramp r = GetRamp(*s);
-  CHECK(r.state == "rolled_back");
+  CHECK(r.state == RampState::kRolledBack);
   CHECK(r.last.to_n == 40);
   CHECK(r.last.to_5xx == 12);
   CHECK(r.note.find(numbers) != std::string::npos);
@@ -356,7 +355,7 @@ TEST_CASE("ramp: a breach with --on-breach freeze keeps the percent") {
   Seed(*s);
   RampSpec spec = Spec(50, 10);
   spec.max_error_rate = 0.1;
-  spec.on_breach = "freeze";
+  spec.on_breach = OnBreach::kFreeze;
   int64_t now = 0;
   StartAndFirstStep(*s, spec, &now);
   OneEvent(Tick(*s, now, Counts(10, 0, 10, 0)));  // step 2: 20%
@@ -369,7 +368,7 @@ TEST_CASE("ramp: a breach with --on-breach freeze keeps the percent") {
         std::string::npos);
   CHECK(e.message.find("frozen at 20%") != std::string::npos);
   CHECK(Percent(*s) == 2000);
-  CHECK(GetRamp(*s).state == "frozen");
+  CHECK(GetRamp(*s).state == RampState::kFrozen);
   auto v2 = s->RulesetVersion();
   REQUIRE(v2.ok());
   CHECK(*v2 == *v);  // nothing changed in the rules
@@ -394,7 +393,7 @@ TEST_CASE("ramp: done one window after the last step; a breach in that window st
     CHECK(last.what == "step");
     CHECK(last.message.find("20% -> 25%") != std::string::npos);  // capped at the target
     CHECK(Percent(*s) == 2500);
-    CHECK(GetRamp(*s).state == "running");
+    CHECK(GetRamp(*s).state == RampState::kRunning);
     now += kEvery;
     RampEvent end = OneEvent(Tick(*s, now, breach ? Counts(10, 9, 10, 0) : Counts(10, 0, 10, 0)));
     auto h = s->History("api", 1);
@@ -408,7 +407,7 @@ TEST_CASE("ramp: done one window after the last step; a breach in that window st
       CHECK(end.message.find("reached 25%") == 0);
       CHECK(Percent(*s) == 2500);
       Ramp r = GetRamp(*s);
-      CHECK(r.state == "done");
+      CHECK(r.state == RampState::kDone);
       CHECK(r.note == "reached 25%");
       CHECK((*h)[0].action == "ramp.done");
       CHECK((*h)[0].actor == "ramp");
@@ -452,7 +451,7 @@ TEST_CASE("ramp: two stores ticking at once take each step once") {
   CHECK(steps == 10);
   CHECK(Percent(*a) == 10000);
   Ramp r = GetRamp(*b);
-  CHECK(r.state == "done");
+  CHECK(r.state == RampState::kDone);
   CHECK(r.step == 10);
   // Both stores' counts reached the windows they were counted in.
   CHECK(r.last.to_n == 100);
@@ -480,7 +479,7 @@ TEST_CASE("ramp pause, resume and abort move between states and refuse the wrong
   CHECK(s->ResumeRamp("api", kCtx).code() == Code::kConflict);
   RequireOk(s->PauseRamp("api", kCtx));
   Ramp r = GetRamp(*s);
-  CHECK(r.state == "paused");
+  CHECK(r.state == RampState::kPaused);
   CHECK(r.note == "paused by alice");
   Status twice = s->PauseRamp("api", kCtx);
   CHECK(twice.code() == Code::kConflict);
@@ -493,7 +492,7 @@ TEST_CASE("ramp pause, resume and abort move between states and refuse the wrong
   int64_t before_resume = NowMs();
   RequireOk(s->ResumeRamp("api", kCtx));
   r = GetRamp(*s);
-  CHECK(r.state == "running");
+  CHECK(r.state == RampState::kRunning);
   CHECK(r.note.empty());
   CHECK(r.current.empty());  // a fresh window
   CHECK(r.next_at_ms >= before_resume + kEvery);
@@ -501,7 +500,7 @@ TEST_CASE("ramp pause, resume and abort move between states and refuse the wrong
 
   RequireOk(s->AbortRamp("api", kCtx));
   r = GetRamp(*s);
-  CHECK(r.state == "aborted");
+  CHECK(r.state == RampState::kAborted);
   CHECK(r.note == "aborted by alice");
   CHECK(Percent(*s) == 1000);  // the percent stays
   for (Status st :
@@ -548,6 +547,24 @@ TEST_CASE("ramp rows do not bump the ruleset version; steps do") {
         v0 + 1);
 }
 
+TEST_CASE("ramp state and on_breach are kept in the store as their text") {
+  TempDir dir;
+  const std::string path = dir.File("s.db");
+  auto s = MustOpen(path);
+  Seed(*s);
+  RampSpec spec = Spec(50, 10);
+  spec.on_breach = OnBreach::kFreeze;
+  RequireOk(s->StartRamp(spec, kCtx));
+  CHECK(RawInt(path,
+               "SELECT count(*) FROM ramps WHERE state = 'running' AND on_breach = "
+               "'freeze'") == 1);
+  RequireOk(s->PauseRamp("api", kCtx));
+  CHECK(RawInt(path, "SELECT count(*) FROM ramps WHERE state = 'paused'") == 1);
+  Ramp r = GetRamp(*s);
+  CHECK(r.state == RampState::kPaused);
+  CHECK(r.spec.on_breach == OnBreach::kFreeze);
+}
+
 TEST_CASE("ramp of a removed route is aborted at its next judgement") {
   TempDir dir;
   auto s = MustOpen(dir.File("s.db"));
@@ -556,12 +573,12 @@ TEST_CASE("ramp of a removed route is aborted at its next judgement") {
   StartAndFirstStep(*s, Spec(50, 10), &now);
   RequireOk(s->RemoveRoute("api", kCtx));  // allowed while the ramp runs
   Ramp r = GetRamp(*s);
-  CHECK(r.state == "running");
+  CHECK(r.state == RampState::kRunning);
   CHECK(r.percent_bp == -1);
   RampEvent e = OneEvent(Tick(*s, now, Counts(5, 0, 5, 0)));
   CHECK(e.what == "aborted");
   r = GetRamp(*s);
-  CHECK(r.state == "aborted");
+  CHECK(r.state == RampState::kAborted);
   CHECK(r.note == "route removed");
   auto h = s->History("api", 1);
   REQUIRE(h.ok());
@@ -581,7 +598,7 @@ TEST_CASE("revert of a ramp event is refused and points at ramp abort") {
   REQUIRE_FALSE(r.ok());
   CHECK(r.status().message().find("ramp event") != std::string::npos);
   CHECK(r.status().message().find("strangler ramp abort api") != std::string::npos);
-  CHECK(GetRamp(*s).state == "running");
+  CHECK(GetRamp(*s).state == RampState::kRunning);
 }
 
 // --- mirror results ------------------------------------------------------------

@@ -179,7 +179,9 @@ std::string RampPlanSummary(const Json& ramp) {
                             : ", no error budget";
   int64_t min = ramp.value("min_requests", int64_t{0});
   if (min > 0) out += ", min " + std::to_string(min) + " requests";
-  if (budget.is_number()) out += ", on breach " + ramp.value("on_breach", std::string("rollback"));
+  if (budget.is_number()) {
+    out += ", on breach " + ramp.value("on_breach", ToString(OnBreach::kRollback));
+  }
   return out;
 }
 

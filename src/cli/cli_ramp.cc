@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,7 +57,8 @@ constexpr const char* kStartOptions[] = {
 
 struct RampArgs {
   std::string name;
-  std::string to, step, every, max_error_rate, on_breach = "rollback";
+  std::string to, step, every, max_error_rate;
+  std::string on_breach = ToString(OnBreach::kRollback);
   int64_t min_requests = 0;
   bool json = false;
   std::map<std::string, CLI::Option*> opts;
@@ -108,10 +110,11 @@ Result<RampSpec> SpecFromArgs(const RampArgs& a) {
   }
   if (a.min_requests < 0) return Status::Usage("--min-requests must be 0 or more");
   spec.min_requests = a.min_requests;
-  if (a.on_breach != "rollback" && a.on_breach != "freeze") {
+  std::optional<OnBreach> on_breach = ParseOnBreach(a.on_breach);
+  if (!on_breach) {
     return Status::Usage("bad --on-breach '" + a.on_breach + "': give rollback or freeze");
   }
-  spec.on_breach = a.on_breach;
+  spec.on_breach = *on_breach;
   return spec;
 }
 
@@ -138,7 +141,7 @@ Status Start(CliContext& ctx, const RampArgs& a) {
                 (r.min_requests > 0 ? " (judged once " + std::to_string(r.min_requests) +
                                           " requests went there in a window)"
                                     : "") +
-                ", on breach " + (r.on_breach == "rollback" ? "roll back to 0%" : "freeze")
+                ", on breach " + (r.on_breach == OnBreach::kRollback ? "roll back to 0%" : "freeze")
           : "no error budget";
   *ctx.out << "ramp " << a.name << ": from " << Pct(before->percent_bp) << " to "
            << Pct(r.target_bp) << " by " << Pct(r.step_bp) << " every "
@@ -198,9 +201,9 @@ Status Transition(CliContext& ctx, const RampArgs& a, StoreOp op, const char* do
   *ctx.out << done << " ramp " << a.name << " at "
            << (r->percent_bp >= 0 ? Pct(r->percent_bp) : std::string("- (route removed)"))
            << " (target " << Pct(r->spec.target_bp) << ")";
-  if (r->state == "running") {
+  if (r->state == RampState::kRunning) {
     *ctx.out << "; next step judged in " << FormatDurationMs(r->spec.every_ms);
-  } else if (r->state == "aborted") {
+  } else if (r->state == RampState::kAborted) {
     *ctx.out << "; the percent stays: change it with 'strangler route set " << a.name
              << " --percent P'";
   }
@@ -235,7 +238,7 @@ std::string Counts(const std::string& to, const std::string& else_name, const Ra
 }
 
 std::string NextText(const Ramp& r, int64_t now_ms) {
-  if (r.state != "running") return "-";
+  if (r.state != RampState::kRunning) return "-";
   int64_t in = r.next_at_ms - now_ms;
   if (in <= 0) return "due";
   return "in " + FormatDurationMs((in + 999) / 1000 * 1000);
@@ -248,7 +251,7 @@ std::string RampsTable(const std::vector<RampView>& ramps, int64_t now_ms) {
   for (const RampView& v : ramps) {
     const Ramp& r = v.ramp;
     bool judged = r.last.to_n > 0 || r.last.else_n > 0;
-    rows.push_back({r.spec.route, r.state,
+    rows.push_back({r.spec.route, ToString(r.state),
                     (r.percent_bp >= 0 ? Pct(r.percent_bp) : "-") + " -> " + Pct(r.spec.target_bp),
                     std::to_string(r.step) + " x " + Pct(r.spec.step_bp),
                     FormatDurationMs(r.spec.every_ms), NextText(r, now_ms),
@@ -267,7 +270,7 @@ Json RampsJson(const std::vector<RampView>& ramps) {
     j["percent"] = r.percent_bp >= 0 ? PercentJson(r.percent_bp) : Json();
     j["current"] = ToJson(r.current);
     j["every"] = FormatDurationMs(r.spec.every_ms);
-    if (r.state == "running") {
+    if (r.state == RampState::kRunning) {
       std::string at;
       AppendRfc3339Ms(r.next_at_ms, &at);
       j["next_at"] = at;

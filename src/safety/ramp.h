@@ -1,11 +1,14 @@
 // Ramps as values: what a ramp is asked to do, its state, the counts of one
-// window and what a tick did. Stored by the store, counted by the proxy.
+// window and what a tick did; and JudgeRamp, the policy that decides what a
+// due ramp does next. Stored by the store, counted by the proxy. Plain values
+// and pure functions: safe to use from any thread.
 #pragma once
 
 #include <climits>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -43,6 +46,21 @@ using Json = nlohmann::json;
 // ramp.breach, the abort of a removed route's ramp) are recorded with actor
 // "ramp".
 
+// What a breach does: rollback sets the percent to 0, freeze keeps it.
+enum class OnBreach { kRollback, kFreeze };
+
+// Where a ramp is in its life: running and paused ramps go on; the others
+// have ended.
+enum class RampState { kRunning, kPaused, kDone, kRolledBack, kFrozen, kAborted };
+
+// The text the store keeps and the CLI and history rows print: rollback,
+// freeze; running, paused, done, rolled_back, frozen, aborted.
+std::string ToString(OnBreach b);
+std::string ToString(RampState s);
+// The value ToString names `text` by; nullopt for any other text.
+std::optional<OnBreach> ParseOnBreach(std::string_view text);
+std::optional<RampState> ParseRampState(std::string_view text);
+
 struct RampSpec {
   std::string route;
   int target_bp = 0;
@@ -50,7 +68,7 @@ struct RampSpec {
   int64_t every_ms = 0;
   std::optional<double> max_error_rate;  // 0..1; none = no error budget
   int64_t min_requests = 0;              // fewer --to requests: the window waits
-  std::string on_breach = "rollback";    // rollback | freeze
+  OnBreach on_breach = OnBreach::kRollback;
 };
 
 // Requests of a route in one window, split by where they went.
@@ -65,7 +83,7 @@ struct RampCounts {
 // and `percent_bp`.
 struct Ramp {
   RampSpec spec;
-  std::string state;  // running, paused, done, rolled_back, frozen, aborted
+  RampState state = RampState::kRunning;
   int64_t step = 0;   // steps taken so far
   int64_t next_at_ms = 0;  // Unix ms when the running ramp is next judged
   std::string started_at, updated_at;
@@ -87,6 +105,49 @@ struct RampTickResult {
   std::vector<std::string> running;  // routes whose ramp is running after the tick
   int64_t next_due_ms = INT64_MAX;   // earliest next_at_ms among them
 };
+
+// What JudgeRamp needs to know of a running ramp that is due and of its
+// route, as the store read them in the tick's transaction.
+struct RampFacts {
+  int64_t step = 0;          // steps taken so far (0: no window to judge yet)
+  int64_t next_at_ms = 0;    // when the ramp was due; kept by an ending verdict
+  int64_t now_ms = 0;        // the tick's time, >= next_at_ms
+  bool route_exists = true;  // false: the route was removed
+  int percent_bp = 0;        // the route's percent now
+  std::string to_backend;    // the route's --to backend, for the messages
+  std::string else_backend;  // its --else backend, else the default backend
+  RampCounts window;         // counted under `step`; judged only when step > 0
+};
+
+// What a due ramp does next (see "Life of a ramp"), with every value the
+// store writes: the ramp's fields afterwards, the route's percent and the
+// text of the history rows and of serve's log line.
+struct RampVerdict {
+  enum class Kind {
+    kWait,            // fewer than min_requests --to requests: the window goes on
+    kBreachRollback,  // over the error budget: percent to 0, ended rolled_back
+    kBreachFreeze,    // over the error budget: percent kept, ended frozen
+    kDone,            // at the target after a window judged fine
+    kStep,            // percent raised to percent_bp, a fresh window
+    kAbortRouteGone,  // the route was removed: ended aborted
+  };
+  Kind kind = Kind::kWait;
+  RampState state = RampState::kRunning;  // the ramp's state afterwards
+  int percent_bp = 0;                     // the route's percent afterwards
+  int64_t step = 0;                       // steps taken afterwards
+  int64_t next_at_ms = 0;                 // when the ramp is next judged
+  std::optional<RampCounts> last;         // the window judged, the ramp's new `last`
+  std::string note;                       // the ramp's note afterwards
+  // kStep and kBreachRollback: the reason of the route.set change.
+  std::string route_reason;
+  // One line for serve's log; for an ending verdict also the reason of its
+  // ramp.abort, ramp.breach or ramp.done history row.
+  std::string message;
+};
+
+// The ramp policy, without I/O: judges the window of a running ramp that is
+// due (facts.now_ms >= facts.next_at_ms) and says what it does next.
+RampVerdict JudgeRamp(const RampSpec& spec, const RampFacts& facts);
 
 // {"to_n", "to_5xx", "else_n", "else_5xx"}.
 Json ToJson(const RampCounts& c);

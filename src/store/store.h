@@ -119,7 +119,7 @@ class Store {
 
   // Ramps (see "Life of a ramp" above). Start refuses a bad spec (usage:
   // target 1..100 %, step above 0 and at most 100 %, every_ms >= 1000,
-  // max_error_rate in [0, 1], min_requests >= 0, on_breach rollback|freeze),
+  // max_error_rate in [0, 1], min_requests >= 0),
   // an unknown route (not found), a target not above the route's percent and
   // a route whose ramp is running or paused (conflict); an ended ramp is
   // replaced and the route's window counts are cleared. Pause, Resume and

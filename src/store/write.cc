@@ -1,0 +1,85 @@
+#include "store/write.h"
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+namespace strangler {
+namespace store_internal {
+
+int64_t NowMs() {
+  using std::chrono::milliseconds;
+  return std::chrono::duration_cast<milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string Rfc3339(int64_t ms) {
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms % 1000));
+  return buf;
+}
+
+std::string NowRfc3339() { return Rfc3339(NowMs()); }
+
+Result<int64_t> QueryRulesetVersion(sqlite3* db) {
+  return QueryInt(db, "SELECT value FROM meta WHERE key = 'ruleset_version'");
+}
+
+Result<Write> BeginWrite(sqlite3* db, Txn* txn, const ChangeContext& ctx) {
+  STRANGLER_RETURN_IF_ERROR(txn->Begin(Txn::Kind::kWrite));
+  Result<int64_t> v = QueryRulesetVersion(db);
+  if (!v.ok()) return v.status();
+  int64_t now = NowMs();
+  return Write{db, ctx, Rfc3339(now), now, *v + 1, 0, {}};
+}
+
+Status FinishWrite(const Write& w, Txn* txn) {
+  if (w.changed > 0) {
+    Stmt s;
+    STRANGLER_RETURN_IF_ERROR(
+        s.Prepare(w.db, "UPDATE meta SET value = ?1 WHERE key = 'ruleset_version'"));
+    s.Bind(1, w.version);
+    STRANGLER_RETURN_IF_ERROR(s.Run());
+  }
+  return txn->Commit();
+}
+
+Status RecordChange(Write* w, std::string_view action, std::string_view kind,
+                    const std::string& name, const Json& before, const Json& after,
+                    Bump bump) {
+  Stmt s;
+  STRANGLER_RETURN_IF_ERROR(
+      s.Prepare(w->db,
+                "INSERT INTO changes (ts, actor, action, object_kind, object_name, before, after, "
+                "reason, ruleset) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
+  s.Bind(1, w->ts);
+  s.Bind(2, w->ctx.actor);
+  s.Bind(3, action);
+  s.Bind(4, kind);
+  s.Bind(5, name);
+  if (before.is_null())
+    s.BindNull(6);
+  else
+    s.Bind(6, before.dump());
+  if (after.is_null())
+    s.BindNull(7);
+  else
+    s.Bind(7, after.dump());
+  s.Bind(8, w->ctx.reason);
+  s.Bind(9, bump == Bump::kYes || w->changed > 0 ? w->version : w->version - 1);
+  STRANGLER_RETURN_IF_ERROR(s.Run());
+  if (bump == Bump::kYes) ++w->changed;
+  w->recorded.push_back(ChangeRow{LastInsertRowid(w->db), w->ts, w->ctx.actor,
+                                  std::string(action), std::string(kind) + "/" + name, before,
+                                  after, w->ctx.reason});
+  return Status::Ok();
+}
+
+}  // namespace store_internal
+}  // namespace strangler
