@@ -150,7 +150,9 @@ int MessageParser::OnHeaderValueComplete(llhttp_t* p) {
       h.value.len == 0 ? std::string_view()
                        : std::string_view(self->base_ + after_name,
                                           h.value.off + h.value.len - after_name);
-  if (name_to_value_end.find_first_of("\r\n") != std::string_view::npos) {
+  bool line_break = false;  // (a plain loop: find_first_of calls memchr per byte)
+  for (char c : name_to_value_end) line_break = line_break || c == '\r' || c == '\n';
+  if (line_break) {
     llhttp_set_error_reason(p, "obsolete line folding in a header value");
     return HPE_USER;
   }

@@ -18,6 +18,7 @@ struct RequestState {
 
   // From the head.
   std::string method, request_id;
+  bool method_is(std::string_view m) const { return std::string_view(method) == m; }
   std::string host;  // Host, or an absolute-form target's authority (absolute_host)
   std::string xff;   // the X-Forwarded-For fields, joined
   std::string absolute_target;       // origin-form of an absolute target with no path

@@ -26,7 +26,7 @@ using Json = nlohmann::json;
 //   at serve's next tick without judging (there is no window yet).
 // - When due (next_at_ms <= now), a running ramp with step > 0 judges the
 //   window counted under its step:
-//   * fewer than min_requests --to requests: it waits, next_at_ms += every_ms,
+//   * fewer than min_requests --to requests: it waits, next_at_ms = now + every_ms,
 //     and the window goes on counting;
 //   * breach: max_error_rate is set, to_n > 0, to_5xx/to_n > max_error_rate and
 //     > the --else rate (else_5xx/else_n, 0 without else requests). rollback

@@ -1,31 +1,17 @@
 #include "store/write.h"
 
-#include <chrono>
-#include <cstdio>
-#include <ctime>
+#include <utility>
+
+#include "base/time.h"
 
 namespace strangler {
 namespace store_internal {
 
-int64_t NowMs() {
-  using std::chrono::milliseconds;
-  return std::chrono::duration_cast<milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+std::string NowRfc3339() {
+  std::string out;
+  AppendRfc3339Ms(NowUnixMs(), &out);
+  return out;
 }
-
-std::string Rfc3339(int64_t ms) {
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
-  return buf;
-}
-
-std::string NowRfc3339() { return Rfc3339(NowMs()); }
 
 Result<int64_t> QueryRulesetVersion(sqlite3* db) {
   return QueryInt(db, "SELECT value FROM meta WHERE key = 'ruleset_version'");
@@ -35,8 +21,10 @@ Result<Write> BeginWrite(sqlite3* db, Txn* txn, const ChangeContext& ctx) {
   STRANGLER_RETURN_IF_ERROR(txn->Begin(Txn::Kind::kWrite));
   Result<int64_t> v = QueryRulesetVersion(db);
   if (!v.ok()) return v.status();
-  int64_t now = NowMs();
-  return Write{db, ctx, Rfc3339(now), now, *v + 1, 0, {}};
+  const int64_t now = NowUnixMs();
+  std::string stamp;
+  AppendRfc3339Ms(now, &stamp);
+  return Write{db, ctx, std::move(stamp), now, *v + 1, 0, {}};
 }
 
 Status FinishWrite(const Write& w, Txn* txn) {

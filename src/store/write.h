@@ -15,9 +15,8 @@
 namespace strangler {
 namespace store_internal {
 
-int64_t NowMs();
-// RFC 3339 UTC with milliseconds: 2026-11-28T04:13:55.123Z.
-std::string Rfc3339(int64_t ms);
+// Now as a row's time stamp: RFC 3339 UTC with milliseconds
+// (2026-11-28T04:13:55.123Z, base/time.h's AppendRfc3339Ms).
 std::string NowRfc3339();
 
 Result<int64_t> QueryRulesetVersion(sqlite3* db);
