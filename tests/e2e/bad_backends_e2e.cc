@@ -103,6 +103,7 @@ TEST_CASE("e2e: bad backends cost only their own request") {
     int status;               // 0: the connection is cut after the response began
     TrickleBackend* trickle;  // the backend is still sending when the request ends
   };
+  int fine = 0;  // requests the default backend answered
   const Case cases[] = {
       {"/garbage", 502, nullptr},   {"/bighead", 502, nullptr},     {"/cut", 0, nullptr},
       {"/tbody", 0, &trickle_body}, {"/thead", 504, &trickle_head},
@@ -136,6 +137,15 @@ TEST_CASE("e2e: bad backends cost only their own request") {
     HttpResponse ok = other.Get("/fine");
     REQUIRE_MESSAGE(ok.ok, ok.error);
     CHECK(ok.status == 200);
+    CHECK(ok.Header("X-Backend") == std::optional<std::string>("good"));
+    // The bad answer came from the bad backend: the default one got only
+    // the requests meant for it.
+    CHECK(good.request_count() == static_cast<size_t>(++fine));
+  }
+  // Each bad backend got its one request (a trickle answers whatever it is sent).
+  for (const RawBackend* be : {&garbage, &bighead, &cut}) {
+    INFO("backend " << be->name());
+    CHECK(be->request_count() == 1);
   }
   CHECK(fx.serve()->Running());
 }

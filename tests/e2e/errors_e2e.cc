@@ -109,6 +109,9 @@ TEST_CASE("e2e: 502 for a refusing or broken backend, 504 for a slow one; servin
     reconnect_if_closed(r);
   }
 
+  // The failed request went to its route's backend only: the default one,
+  // which would have answered 200, got nothing of it.
+  CHECK(mono.request_count() == 0);
   // Still serving, on the same connection when the router kept it.
   for (int i = 0; i < 5; ++i) {
     HttpResponse ok = c.Get("/fine");
@@ -121,6 +124,8 @@ TEST_CASE("e2e: 502 for a refusing or broken backend, 504 for a slow one; servin
   HttpResponse ok = fresh.Get("/fine");
   REQUIRE_MESSAGE(ok.ok, ok.error);
   CHECK(ok.status == 200);
+  CHECK(ok.Header("X-Backend") == std::optional<std::string>("mono"));
+  CHECK(mono.request_count() == 6);
   CHECK(fx.serve()->Running());
 
   // The failure is in the decision log with its status and backend.
@@ -131,6 +136,7 @@ TEST_CASE("e2e: 502 for a refusing or broken backend, 504 for a slow one; servin
   INFO("log: " << it->second.dump());
   CHECK(it->second["status"] == expect_log.status);
   CHECK(it->second["backend"] == expect_log.backend);
+  CHECK(it->second["route"] == expect_log.backend);  // each route is named after its backend
 }
 
 }  // namespace

@@ -9,10 +9,28 @@
 namespace strangler {
 namespace e2e {
 
-void ExpectRefused(Fixture& fx, RawBackend& be, const std::vector<Refusal>& cases) {
+void ExpectOnly(const HttpResponse& r, const RawBackend& be, size_t n, const RawBackend& other) {
+  INFO("answer:\n" << Printable(r.raw_head));
+  CHECK(r.Header("X-Backend") == std::optional<std::string>(be.name()));
+  CHECK(be.request_count() == n);
+  CHECK_MESSAGE(other.request_count() == 0, "backend " << other.name() << " got a request too");
+}
+
+void TwoBackends::ExpectLogged(const Json& line, const RawBackend& be) const {
+  INFO("log: " << line.dump());
+  CHECK(line["backend"] == be.name());
+  if (&be == &fresh) {
+    CHECK(line["route"] == "new");
+  } else {
+    CHECK(line["route"].is_null());
+  }
+}
+
+void ExpectRefused(Fixture& fx, const std::vector<RawBackend*>& backends,
+                   const std::vector<Refusal>& cases) {
   for (const auto& c : cases) {
     INFO("case: " << c.name << ": " << Printable(c.bytes.substr(0, 200)));
-    be.ClearRequests();
+    for (RawBackend* be : backends) be->ClearRequests();
     RawClient client;
     REQUIRE(client.Connect(fx.port()));
     REQUIRE(client.Send(c.bytes));
@@ -21,7 +39,9 @@ void ExpectRefused(Fixture& fx, RawBackend& be, const std::vector<Refusal>& case
     CHECK(r.status == c.status);
     if (client.connected())
       CHECK_MESSAGE(client.WaitForClose(kCloseWaitMs), "connection left open");
-    CHECK(be.request_count() == 0);
+    for (RawBackend* be : backends) {
+      CHECK_MESSAGE(be->request_count() == 0, "forwarded to " << be->name());
+    }
     // The router's own answer is logged as such: reason "refused", no route,
     // no backend (PRODUCT.md, decision log).
     std::optional<std::string> id = r.Header("X-Request-Id");

@@ -370,6 +370,11 @@ class Fixture {
   std::unique_ptr<Process> serve_;
 };
 
+// `r` is `be`'s answer (its X-Backend header names it), `be` has received
+// `n` requests since it started or was last cleared, and `other` none: the
+// request went to `be` and nowhere else.
+void ExpectOnly(const HttpResponse& r, const RawBackend& be, size_t n, const RawBackend& other);
+
 // The usual fixture: backends "legacy" (the default) and "new", the route
 // "new" taking /new to "new", and a serve started: an answer says which
 // backend gave it, so a test can tell a route taken from one skipped.
@@ -385,6 +390,19 @@ struct TwoBackends {
     REQUIRE(fx.StartServe(serve_args));
   }
   size_t forwarded() const { return legacy.request_count() + fresh.request_count(); }
+  RawBackend& Other(const RawBackend& be) { return &be == &legacy ? fresh : legacy; }
+  void ClearRequests() {
+    legacy.ClearRequests();
+    fresh.ClearRequests();
+  }
+  // `r` is `be`'s answer and the other backend has received nothing (see
+  // the free ExpectOnly above).
+  void ExpectOnly(const HttpResponse& r, const RawBackend& be, size_t n = 1) {
+    strangler::e2e::ExpectOnly(r, be, n, Other(be));
+  }
+  // A decision-log line for a request `be` answered: "legacy" by default (no
+  // route), "new" by the route "new".
+  void ExpectLogged(const Json& line, const RawBackend& be) const;
 };
 
 // A request the router must refuse with `status`, forwarding nothing of it.
@@ -394,9 +412,14 @@ struct Refusal {
   int status;
 };
 // Sends each case on its own connection to fx's serve: the answer must be
-// `status`, the connection closed after it, and `be` must have received
-// nothing.
-void ExpectRefused(Fixture& fx, RawBackend& be, const std::vector<Refusal>& cases);
+// `status`, the connection closed after it, logged as refused, and none of
+// `backends` may have received anything.
+void ExpectRefused(Fixture& fx, const std::vector<RawBackend*>& backends,
+                   const std::vector<Refusal>& cases);
+// The same against both backends of `t`.
+inline void ExpectRefused(TwoBackends& t, const std::vector<Refusal>& cases) {
+  ExpectRefused(t.fx, {&t.legacy, &t.fresh}, cases);
+}
 
 // Log lines keyed by request_id.
 std::map<std::string, Json> ByRequestId(const std::vector<Json>& lines);

@@ -1,6 +1,8 @@
 // Hostile clients: request smuggling and malformed heads are refused with the
-// status RFC 9112 asks for, nothing of them reaches a backend, and slow
-// clients holding connections do not starve the others.
+// status RFC 9112 asks for, nothing of them reaches either backend, and slow
+// clients holding connections do not starve the others. Each serve has two
+// backends (TwoBackends): what is forwarded is checked to reach the one its
+// path names, and only that one.
 #include <string>
 #include <thread>
 #include <vector>
@@ -14,11 +16,7 @@ namespace e2e {
 namespace {
 
 TEST_CASE("e2e: smuggling and malformed heads are refused, never forwarded") {
-  Fixture fx;
-  RawBackend be("be");
-  REQUIRE(be.Start());
-  fx.AddBackend("be", be.url());
-  REQUIRE(fx.StartServe());
+  TwoBackends t;
   const std::string host = "Host: h\r\n";
   const std::vector<Refusal> cases = {
       {"Transfer-Encoding not ending in chunked",
@@ -50,58 +48,55 @@ TEST_CASE("e2e: smuggling and malformed heads are refused, never forwarded") {
       {"over-long header block (431)",
        "GET /x HTTP/1.1\r\n" + host + "X-Big: " + std::string(70 * 1024, 'b') + "\r\n\r\n", 431},
   };
-  ExpectRefused(fx, be, cases);
+  ExpectRefused(t, cases);
   RawClient good;
-  REQUIRE(good.Connect(fx.port()));
-  HttpResponse r = good.Get("/after");
+  REQUIRE(good.Connect(t.fx.port()));
+  HttpResponse r = good.Get("/new/after");
   REQUIRE_MESSAGE(r.ok, r.error);
   CHECK(r.status == 200);
+  t.ExpectOnly(r, t.fresh);
 }
 
 TEST_CASE("e2e: --max-header-kb and --max-body-mb give 431 and 413") {
-  Fixture fx;
-  RawBackend be("be");
-  REQUIRE(be.Start());
-  fx.AddBackend("be", be.url());
-  REQUIRE(fx.StartServe({"--max-header-kb", "2", "--max-body-mb", "1"}));
+  TwoBackends t({"--max-header-kb", "2", "--max-body-mb", "1"});
   const std::string mb_plus = std::string(1024 * 1024 + 1, 'x');
   std::string chunked = "POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
   for (int i = 0; i < 17; ++i) chunked += "10000\r\n" + std::string(0x10000, 'y') + "\r\n";
   chunked += "0\r\n\r\n";
-  ExpectRefused(fx, be,
+  ExpectRefused(t,
                 {{"3 KiB header over a 2 KiB limit",
                   "GET /x HTTP/1.1\r\nHost: h\r\nX-Big: " + std::string(3000, 'b') + "\r\n\r\n",
                   431},
                  {"Content-Length over 1 MiB",
-                  "POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: " +
+                  "POST /new/up HTTP/1.1\r\nHost: h\r\nContent-Length: " +
                       std::to_string(mb_plus.size()) + "\r\n\r\n" + mb_plus,
                   413}});
   // A chunked body has no length up front: it is refused once it passes the
   // limit (part of it may have reached the backend by then).
   RawClient client;
-  REQUIRE(client.Connect(fx.port()));
+  REQUIRE(client.Connect(t.fx.port()));
   REQUIRE(client.Send(chunked));
   HttpResponse r = client.ReadFinal(false, kHangGuardMs);
   CHECK_MESSAGE(r.ok, r.error);
   CHECK(r.status == 413);
-  // Exactly at the limit passes.
+  CHECK(t.fresh.request_count() == 0);
+  // Exactly at the limit passes, to the backend its path names.
+  t.ClearRequests();
   RawClient ok;
-  REQUIRE(ok.Connect(fx.port()));
-  HttpResponse fine = ok.Request("POST", "/up", {{"Host", "h"}}, std::string(1024 * 1024, 'z'));
+  REQUIRE(ok.Connect(t.fx.port()));
+  HttpResponse fine =
+      ok.Request("POST", "/new/up", {{"Host", "h"}}, std::string(1024 * 1024, 'z'));
   REQUIRE_MESSAGE(fine.ok, fine.error);
   CHECK(fine.status == 200);
+  t.ExpectOnly(fine, t.fresh);
 }
 
 TEST_CASE("e2e: 64 slow clients holding half a header do not starve the others") {
-  Fixture fx;
-  RawBackend be("be");
-  REQUIRE(be.Start());
-  fx.AddBackend("be", be.url());
-  REQUIRE(fx.StartServe());
+  TwoBackends t;
   std::vector<std::unique_ptr<RawClient>> slow;
   for (int i = 0; i < 64; ++i) {
     auto c = std::make_unique<RawClient>();
-    REQUIRE(c->Connect(fx.port()));
+    REQUIRE(c->Connect(t.fx.port()));
     REQUIRE(c->Send("GET /slow HTTP/1.1\r\nHost: h\r\nX-Half: "));
     slow.push_back(std::move(c));
   }
@@ -109,7 +104,7 @@ TEST_CASE("e2e: 64 slow clients holding half a header do not starve the others")
   std::vector<std::unique_ptr<RawClient>> idle;
   for (int i = 0; i < 64; ++i) {
     auto c = std::make_unique<RawClient>();
-    REQUIRE(c->Connect(fx.port()));
+    REQUIRE(c->Connect(t.fx.port()));
     HttpResponse r = c->Get("/idle");
     REQUIRE_MESSAGE(r.ok, r.error);
     idle.push_back(std::move(c));
@@ -117,12 +112,13 @@ TEST_CASE("e2e: 64 slow clients holding half a header do not starve the others")
   int64_t worst = 0;
   for (int i = 0; i < 50; ++i) {
     RawClient c;
-    REQUIRE(c.Connect(fx.port()));
+    REQUIRE(c.Connect(t.fx.port()));
     int64_t t0 = NowMs();
-    HttpResponse r = c.Get("/normal");
+    HttpResponse r = c.Get("/new/normal");
     worst = std::max(worst, NowMs() - t0);
     REQUIRE_MESSAGE(r.ok, r.error);
     CHECK(r.status == 200);
+    CHECK(r.Header("X-Backend") == std::optional<std::string>("new"));
   }
   MESSAGE("slowest of 50 fresh clients beside 128 held connections: " << worst << " ms");
   // The order of events, not a time: starved clients would be answered only
@@ -135,8 +131,12 @@ TEST_CASE("e2e: 64 slow clients holding half a header do not starve the others")
     HttpResponse r = slow[i]->ReadFinal();
     REQUIRE_MESSAGE(r.ok, r.error);
     CHECK(r.status == 200);
+    CHECK(r.Header("X-Backend") == std::optional<std::string>("legacy"));
   }
-  CHECK(be.request_count() == 64 + 50 + 64);
+  // The held and idle clients asked the default backend, the fresh ones
+  // the route "new".
+  CHECK(t.legacy.request_count() == 64 + 64);
+  CHECK(t.fresh.request_count() == 50);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -90,9 +91,12 @@ TEST_CASE("e2e: mirror compares JSON as values, reports field diffs, honours ign
 
   RawClient client;
   REQUIRE(client.Connect(fx.port()));
+  std::multiset<std::string> client_ids;  // the X-Request-Id each client request carried
   for (int i = 0; i < 3; ++i) {
     for (const char* path : {"/same", "/differs", "/ignored"}) {
-      HttpResponse r = client.Get(path, {{"Host", "shop.example"}});
+      const std::string id = "mirror-" + std::to_string(i) + path;
+      client_ids.insert(id);
+      HttpResponse r = client.Get(path, {{"Host", "shop.example"}, {"X-Request-Id", id}});
       REQUIRE_MESSAGE(r.ok, r.error);
       CHECK(r.status == 200);
       // The client always gets the --to backend's answer.
@@ -101,11 +105,20 @@ TEST_CASE("e2e: mirror compares JSON as values, reports field diffs, honours ign
     }
   }
   REQUIRE(fresh.WaitForRequests(9, kHangGuardMs));
+  // Each copy carries the X-Request-Id of the client request it copies
+  // (README, Mirror and compare): the copies' ids are the clients' ids.
+  std::multiset<std::string> copy_ids;
   for (const RecordedRequest& m : fresh.requests()) {
     CHECK(m.Header("X-Strangler-Mirror").value_or("") == "1");
     CHECK(m.Header("Host").value_or("") == "shop.example");
-    CHECK(m.Header("X-Request-Id").has_value());
+    CHECK(m.HeaderCount("X-Request-Id") == 1);
+    const std::string id = m.Header("X-Request-Id").value_or("");
+    copy_ids.insert(id);
+    const size_t slash = id.find('/');
+    CHECK_MESSAGE((slash != std::string::npos && id.substr(slash) == m.target),
+                  "copy of " << m.target << " carries " << id);
   }
+  CHECK(copy_ids == client_ids);
   for (const char* route : {"same", "differs", "ignored"}) WaitForResults(fx, route, 3);
   Json diff = DiffJson(fx);
   MESSAGE(diff.dump());

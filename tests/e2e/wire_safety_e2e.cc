@@ -29,15 +29,11 @@ std::string Answer(const std::string& id, const std::string& status = "200 OK") 
 std::string IdOf(const std::string& target) { return target.substr(target.rfind('/') + 1); }
 
 TEST_CASE("e2e: wire safety: Connection cannot take Host or the framing away (400, nothing forwarded)") {
-  Fixture fx;
-  RawBackend be("be");
-  REQUIRE(be.Start());
-  fx.AddBackend("be", be.url());
-  REQUIRE(fx.StartServe());
+  TwoBackends t;
   const std::vector<Refusal> cases = {
       {"Connection names Content-Length (the body would be a second request)",
-       "POST / HTTP/1.1\r\nHost: x\r\nConnection: Content-Length\r\nContent-Length: 41\r\n\r\n"
-       "GET /admin/smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+       "POST / HTTP/1.1\r\nHost: x\r\nConnection: Content-Length\r\nContent-Length: 39\r\n\r\n"
+       "GET /new/smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
        400},
       {"Connection names Host", "GET / HTTP/1.1\r\nHost: x\r\nConnection: Host\r\n\r\n", 400},
       {"Connection names Transfer-Encoding",
@@ -69,28 +65,27 @@ TEST_CASE("e2e: wire safety: Connection cannot take Host or the framing away (40
       {"fragment in the target", "GET /admin#x HTTP/1.1\r\nHost: x\r\n\r\n", 400},
       {"control byte in the target", "GET /a\x01z HTTP/1.1\r\nHost: x\r\n\r\n", 400},
   };
-  ExpectRefused(fx, be, cases);  // each logged as refused, with no backend
+  ExpectRefused(t, cases);  // each logged as refused, with no backend
   // Every line is a refusal, and every refusal is one line.
-  auto lines = fx.StopAndReadLog();
+  auto lines = t.fx.StopAndReadLog();
   CHECK(lines.size() == cases.size());
   for (const Json& line : lines) CHECK(line["reason"] == "refused");
 }
 
 TEST_CASE("e2e: wire safety: every valid form of Host passes unchanged") {
-  Fixture fx;
-  RawBackend be("be");
-  REQUIRE(be.Start());
-  fx.AddBackend("be", be.url());
-  REQUIRE(fx.StartServe());
+  TwoBackends t;
   RawClient c;
-  REQUIRE(c.Connect(fx.port()));
+  REQUIRE(c.Connect(t.fx.port()));
+  int n = 0;
   for (const std::string host : {"example.com", "Example.COM:8080", "127.0.0.1:80", "[::1]:8443",
                                  "[2001:db8::1]", "xn--bcher-kva.example", "a_b.internal:"}) {
-    INFO("Host: " << host);
-    be.ClearRequests();
-    HttpResponse r = c.Get("/h", {{"Host", host}});
+    RawBackend& be = n++ % 2 ? t.fresh : t.legacy;  // the Host does not change the route
+    INFO("Host: " << host << " to " << be.name());
+    t.ClearRequests();
+    HttpResponse r = c.Get(&be == &t.fresh ? "/new/h" : "/h", {{"Host", host}});
     REQUIRE_MESSAGE(r.ok, r.error);
     CHECK(r.status == 200);
+    t.ExpectOnly(r, be);
     auto got = be.requests();
     REQUIRE(got.size() == 1);
     CHECK(got[0].Header("Host") == std::optional<std::string>(host));
@@ -98,22 +93,20 @@ TEST_CASE("e2e: wire safety: every valid form of Host passes unchanged") {
 }
 
 TEST_CASE("e2e: wire safety: an answer whose Connection names Content-Length still reaches the client framed") {
-  Fixture fx;
-  RawBackend be("be");
-  be.set_response("HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 5\r\n\r\nhello");
-  REQUIRE(be.Start());
-  fx.AddBackend("be", be.url());
-  REQUIRE(fx.StartServe());
+  TwoBackends t;
+  t.fresh.set_response(
+      "HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nX-Backend: new\r\nContent-Length: 5\r\n\r\n"
+      "hello");
   RawClient c;
-  REQUIRE(c.Connect(fx.port()));
+  REQUIRE(c.Connect(t.fx.port()));
   for (int i = 0; i < 3; ++i) {
-    HttpResponse r = c.Get("/x" + std::to_string(i));
+    HttpResponse r = c.Get("/new/x" + std::to_string(i));
     REQUIRE_MESSAGE(r.ok, r.error);
     CHECK(r.status == 200);
     CHECK(r.body == "hello");
     CHECK(r.Header("Content-Length") == std::optional<std::string>("5"));
+    t.ExpectOnly(r, t.fresh, static_cast<size_t>(i + 1));
   }
-  CHECK(be.request_count() == 3);
 }
 
 TEST_CASE("e2e: wire safety: bytes a backend sends while its connection idles never reach another client") {
@@ -470,19 +463,20 @@ TEST_CASE("e2e: wire safety: a route cannot be skipped by spelling its path diff
     fresh.ClearRequests();
     HttpResponse r = c.Get(t);
     REQUIRE_MESSAGE(r.ok, r.error);
-    CHECK(r.Header("X-Backend") == std::optional<std::string>("new"));
+    ExpectOnly(r, fresh, 1, legacy);
     auto got = fresh.requests();
     REQUIRE(got.size() == 1);
     CHECK(got[0].target == t);  // forwarded as the client sent it
   }
   // Look-alikes that are other paths stay with the default.
+  fresh.ClearRequests();
+  size_t n = 0;
   for (const std::string t : {"/adminx", "/%2561dmin", "/ADMIN", "/a/admin"}) {
     INFO("target " << t);
     HttpResponse r = c.Get(t);
     REQUIRE_MESSAGE(r.ok, r.error);
-    CHECK(r.Header("X-Backend") == std::optional<std::string>("legacy"));
+    ExpectOnly(r, legacy, ++n, fresh);
   }
-  CHECK(legacy.request_count() == 4);
   // A dot segment beside ';' or a backslash names different paths to
   // different backends ("/admin/..;/x" is /x to Tomcat, under /admin to
   // most others): refused, whichever way it would be routed.
@@ -495,6 +489,8 @@ TEST_CASE("e2e: wire safety: a route cannot be skipped by spelling its path diff
     REQUIRE_MESSAGE(a.ok, a.error);
     CHECK(a.status == 400);
   }
+  CHECK(legacy.request_count() == 4);
+  CHECK(fresh.request_count() == 0);
   // The decision log shows the path the decision was made on.
   auto lines = fx.StopAndReadLog();
   std::map<std::string, int> paths;
@@ -614,8 +610,9 @@ TEST_CASE("e2e: wire safety: an absolute-form target's authority is the Host the
     REQUIRE(cl.Send("GET " + c.target + " HTTP/1.1\r\nHost: evil\r\n\r\n"));
     HttpResponse r = cl.ReadFinal();
     REQUIRE_MESSAGE(r.ok, r.error);
-    CHECK(r.Header("X-Backend") == std::optional<std::string>(c.want_backend));
-    auto got = (c.want_backend == "new" ? fresh : legacy).requests();
+    RawBackend& want = c.want_backend == "new" ? fresh : legacy;
+    ExpectOnly(r, want, 1, &want == &fresh ? legacy : fresh);
+    auto got = want.requests();
     REQUIRE(got.size() == 1);
     CHECK(got[0].target == c.want_target);
     CHECK(got[0].HeaderCount("Host") == 1);
@@ -632,56 +629,62 @@ TEST_CASE("e2e: wire safety: an absolute-form target's authority is the Host the
     REQUIRE_MESSAGE(r.ok, r.error);
     CHECK(r.status == 400);
   }
+  // Only the last forwarded case's request: the refused ones reached neither.
+  CHECK(legacy.request_count() + fresh.request_count() == 1);
 }
 
 TEST_CASE("e2e: wire safety: an X-Request-Id that Connection names is replaced, not lost") {
-  Fixture fx;
-  RawBackend be("be");
-  REQUIRE(be.Start());
-  fx.AddBackend("be", be.url());
-  REQUIRE(fx.StartServe());
+  TwoBackends t;
   RawClient c;
-  REQUIRE(c.Connect(fx.port()));
-  HttpResponse r = c.Get("/x", {{"X-Request-Id", "mine"}, {"Connection", "X-Request-Id"}});
+  REQUIRE(c.Connect(t.fx.port()));
+  HttpResponse r = c.Get("/new/x", {{"X-Request-Id", "mine"}, {"Connection", "X-Request-Id"}});
   REQUIRE_MESSAGE(r.ok, r.error);
-  auto got = be.requests();
+  t.ExpectOnly(r, t.fresh);
+  auto got = t.fresh.requests();
   REQUIRE(got.size() == 1);
   REQUIRE(got[0].HeaderCount("X-Request-Id") == 1);
   CHECK(got[0].Header("X-Request-Id") != std::optional<std::string>("mine"));
   CHECK(r.Header("X-Request-Id") == got[0].Header("X-Request-Id"));
+  std::optional<Json> line = t.fx.LogLineFor(got[0].Header("X-Request-Id").value_or("?"));
+  REQUIRE_MESSAGE(line.has_value(), "no log line under the id the backend got");
+  t.ExpectLogged(*line, t.fresh);
 }
 
 TEST_CASE("e2e: wire safety: pipelined requests with large heads do not grow the buffer without bound") {
-  Fixture fx;
-  RawBackend be("be");
-  REQUIRE(be.Start());
-  fx.AddBackend("be", be.url());
-  REQUIRE(fx.StartServe());
+  TwoBackends t;
   auto rss_kb = [&] {
-    std::string status = ReadFile("/proc/" + std::to_string(fx.serve()->pid()) + "/status");
+    std::string status = ReadFile("/proc/" + std::to_string(t.fx.serve()->pid()) + "/status");
     size_t at = status.find("VmRSS:");
     return at == std::string::npos ? 0L : std::strtol(status.c_str() + at + 6, nullptr, 10);
   };
   RawClient c;
-  REQUIRE(c.Connect(fx.port()));
+  REQUIRE(c.Connect(t.fx.port()));
   REQUIRE(c.Get("/warm").ok);
+  t.ClearRequests();
   const long before = rss_kb();
-  const std::string head = "GET /p HTTP/1.1\r\nHost: x\r\nX-A: " + std::string(6500, 'a') +
-                           "\r\nX-B: " + std::string(6500, 'b') + "\r\n\r\n";
+  // Every other request names the route "new": each answer must come from
+  // the backend its own request names.
+  auto head = [](int i) {
+    return std::string(i % 2 ? "GET /new/p" : "GET /p") + " HTTP/1.1\r\nHost: x\r\nX-A: " +
+           std::string(6500, 'a') + "\r\nX-B: " + std::string(6500, 'b') + "\r\n\r\n";
+  };
   constexpr int kRequests = 400;  // 5.2 MB in one go
   std::thread sender([&] {
     std::string all;
-    for (int i = 0; i < kRequests; ++i) all += head;
+    for (int i = 0; i < kRequests; ++i) all += head(i);
     c.Send(all);
   });
   int answered = 0;
   for (int i = 0; i < kRequests; ++i) {
     HttpResponse r = c.ReadResponse(false, 10000);
     if (!r.ok) break;
-    answered += r.status == 200;
+    answered += r.status == 200 && r.Header("X-Backend") == std::optional<std::string>(
+                                                                 i % 2 ? "new" : "legacy");
   }
   sender.join();
   CHECK(answered == kRequests);
+  CHECK(t.legacy.request_count() == kRequests / 2);
+  CHECK(t.fresh.request_count() == kRequests / 2);
   MESSAGE("serve RSS " << before << " KiB before, " << rss_kb() << " KiB after " << kRequests
                        << " pipelined 13 KB heads");
 }
@@ -735,19 +738,16 @@ TEST_CASE("e2e: wire safety: an answer that begins before the body is sent still
 }
 
 TEST_CASE("e2e: wire safety: Upgrade: h2c is not forwarded; the request is served as plain HTTP/1.1") {
-  Fixture fx;
-  RawBackend be("be");
-  REQUIRE(be.Start());
-  fx.AddBackend("be", be.url());
-  REQUIRE(fx.StartServe());
+  TwoBackends t;
   RawClient c;
-  REQUIRE(c.Connect(fx.port()));
-  REQUIRE(c.Send("GET /x HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+  REQUIRE(c.Connect(t.fx.port()));
+  REQUIRE(c.Send("GET /new/x HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
                  "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n"));
   HttpResponse r = c.ReadFinal(false, 5000);
   REQUIRE_MESSAGE(r.ok, r.error);
   CHECK(r.status == 200);
-  auto got = be.requests();
+  t.ExpectOnly(r, t.fresh);
+  auto got = t.fresh.requests();
   REQUIRE(got.size() == 1);
   CHECK(got[0].HeaderCount("Upgrade") == 0);
   CHECK(got[0].HeaderCount("HTTP2-Settings") == 0);
