@@ -354,8 +354,8 @@ bool Session::Decide() {
 
 bool Session::Admit() {
   // Refusals the router makes itself after the decision (CONNECT, a body
-  // over --max-body-mb) are not decisions: no backend answered, so none is
-  // logged (an audit by backend would count answers it never gave).
+  // over --max-body-mb): no backend answered, so the line names none (an
+  // audit by backend would count answers it never gave).
   if (st_.method_is("CONNECT")) return Refuse(405, "CONNECT is not supported by this proxy");
   if (st_.decision.route >= 0 && snap_->routes[static_cast<size_t>(st_.decision.route)].mirror &&
       !st_.websocket) {
