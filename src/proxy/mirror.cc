@@ -8,7 +8,6 @@
 #include <cstring>
 #include <functional>
 #include <algorithm>
-#include <unordered_map>
 
 #include "base/time.h"
 #include "http/http_message.h"

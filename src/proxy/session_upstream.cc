@@ -214,8 +214,7 @@ void Session::SendError(int status, std::string_view message, bool close_after) 
     linger_ = true;
   }
   std::string bytes = RenderErrorReply(reply);
-  st_.bytes_out += bytes.size();
-  fio::SendAll(fd_, bytes.data(), bytes.size(), SendTimeout());
+  Deliver(bytes);  // counted in bytes_out like a relayed answer
   if (!st_.backend_name.empty()) Conclude();
 }
 
