@@ -44,8 +44,10 @@ jobs=$(nproc 2>/dev/null || echo 2)
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" -DSTRANGLER_SANITIZE="$sanitize" \
   -DSTRANGLER_COVERAGE="$coverage"
 cmake --build "$build_dir" -j "$jobs"
+# The e2e files are separate ctest entries (e2e.<file>) that mostly wait on
+# processes and sockets: they run $jobs at a time (load and chaos alone).
 if [[ $coverage != ON ]]; then
-  exec ctest --test-dir "$build_dir" --output-on-failure
+  exec ctest --test-dir "$build_dir" --output-on-failure -j "$jobs"
 fi
 
 # Coverage: counters from an earlier run are dropped first, so the figures
@@ -53,7 +55,7 @@ fi
 # counted, as the issue that asked for these figures says.
 find "$build_dir" -name '*.gcda' -delete
 status=0
-ctest --test-dir "$build_dir" --output-on-failure || status=$?
+ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" || status=$?
 gcovr --root . --object-directory "$build_dir" --filter 'src/' \
   --exclude-throw-branches --exclude-unreachable-branches \
   --json-summary "$build_dir/coverage.json" --txt "$build_dir/coverage.txt" >/dev/null
