@@ -1,6 +1,7 @@
 // Tests of the decision-log line: the bytes FormatDecision writes (users and
 // scripts parse them) and DecisionReader reading them back.
 #include "decisions/decision_line.h"
+#include "decisions/json_text.h"
 
 #include <doctest/doctest.h>
 
@@ -166,6 +167,41 @@ TEST_CASE("DecisionReader: views stay valid until the next line, escaped or not"
   CHECK(d.record.request_id == "plain");
   REQUIRE(reader.Read(lines[1], &d));
   CHECK(d.record.request_id == "esc\"aped");
+}
+
+// Every byte, alone and between plain runs: what AppendJsonString writes for
+// it is the escape JSON needs (quote, backslash, the named controls, \u00XX
+// for the other controls, DEL and bytes >= 0x80) or the byte itself, and the
+// runs around it are kept whole.
+TEST_CASE("AppendJsonString escapes each byte and keeps the plain runs around it") {
+  for (int b = 0; b < 256; ++b) {
+    const char c = static_cast<char>(b);
+    std::string want;
+    switch (b) {
+      case '"': want = "\\\""; break;
+      case '\\': want = "\\\\"; break;
+      case '\n': want = "\\n"; break;
+      case '\r': want = "\\r"; break;
+      case '\t': want = "\\t"; break;
+      default:
+        if (b < 0x20 || b >= 0x7f) {
+          static const char kHex[] = "0123456789abcdef";
+          want = std::string("\\u00") + kHex[b >> 4] + kHex[b & 15];
+        } else {
+          want = std::string(1, c);
+        }
+    }
+    CAPTURE(b);
+    std::string out;
+    AppendJsonString(std::string_view(&c, 1), &out);
+    CHECK(out == "\"" + want + "\"");
+    out = "x";  // appends: what was there stays
+    AppendJsonString("ab" + std::string(1, c) + c + "cd", &out);
+    CHECK(out == "x\"ab" + want + want + "cd\"");
+  }
+  std::string out;
+  AppendJsonString("", &out);
+  CHECK(out == "\"\"");
 }
 
 TEST_SUITE_END();

@@ -71,9 +71,11 @@ int ResponseRelay::OnHead() {
   }
   if (status < 200 && status != 101 && req_.http10) return 1;  // HTTP/1.0 knows no interim answers
   out_.append(req_.http10 ? "HTTP/1.0 " : "HTTP/1.1 ");
-  char code[8];
-  int n = std::snprintf(code, sizeof(code), "%03d ", status);
-  out_.append(code, static_cast<size_t>(n));
+  // Three digits: the parser refuses a status under 100, llhttp one over 999.
+  const char code[4] = {static_cast<char>('0' + status / 100 % 10),
+                        static_cast<char>('0' + status / 10 % 10),
+                        static_cast<char>('0' + status % 10), ' '};
+  out_.append(code, sizeof(code));
   out_.append(parser_.reason().in(base));
   out_.append("\r\n");
   ConnectionTokens tokens;
