@@ -13,6 +13,7 @@
 
 #include "proxy/error_reply.h"
 #include "proxy/fiber.h"
+#include "proxy/read_buffer.h"
 #include "proxy/session.h"
 
 namespace strangler {
@@ -66,7 +67,10 @@ void Proxy::Start(int listen_fd) {
       session.Run();
     }
     SessionEnded();
-  }, [this](int worker) { upstreams_.ExpireIdle(worker); });
+  }, [this](int worker) {
+    upstreams_.ExpireIdle(worker);
+    BufferCache::Local().Trim();  // the read buffers no connection took for a second
+  });
   acceptor_ = std::thread([this] { AcceptLoop(); });
 }
 

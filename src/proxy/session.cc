@@ -20,7 +20,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr int kTickMs = 250;               // client reads wake this often to see shutdown
-constexpr size_t kBufferBytes = 64 * 1024;
+constexpr size_t kBufferBytes = BufferCache::kBlockBytes;
 // After an error answer that closes the connection, what the client still
 // sends is read and thrown away for at most this long, each read waiting at
 // most kLingerIdleMs.
@@ -92,7 +92,9 @@ void Session::Run() {
 }
 
 Session::ReadResult Session::FillClient(bool idle, Clock::time_point deadline, int watch_fd) {
-  in_.MakeRoom(req_.in_head(), SIZE_MAX);  // a head in progress is bounded by ReadHead
+  if (idle && watch_fd < 0 && in_.empty() && !req_.in_head()) return AwaitClient(deadline);
+  // A head in progress is bounded by ReadHead.
+  if (!in_.MakeRoom(req_.in_head(), SIZE_MAX)) return ReadResult::kError;
   while (true) {
     if (watch_fd >= 0) {
       // The backend first: a client that always has more body must not hide
@@ -135,6 +137,32 @@ Session::ReadResult Session::FillClient(bool idle, Clock::time_point deadline, i
     if (errno != ETIMEDOUT) return ReadResult::kError;
     if (idle && proxy_->stopping()) return ReadResult::kStop;
     if (Clock::now() >= deadline) return ReadResult::kTimeout;
+  }
+}
+
+// Between requests, with nothing unread: a read that finds nothing leaves
+// the connection waiting without its buffers (an idle keep-alive connection
+// holds none; they are taken again when bytes come). The same syscalls as a
+// plain parked read: one recv that says EAGAIN, the wait, then the read.
+Session::ReadResult Session::AwaitClient(Clock::time_point deadline) {
+  while (true) {
+    if (!in_.MakeRoom(false, SIZE_MAX)) return ReadResult::kError;
+    ssize_t n = recv(fd_, in_.tail(), in_.room(), MSG_DONTWAIT);
+    if (n > 0) {
+      in_.wpos += static_cast<size_t>(n);
+      return ReadResult::kOk;
+    }
+    if (n == 0) return ReadResult::kEof;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return ReadResult::kError;
+    fio::NotReady(fd_, true);
+    in_.Release();
+    up_.ReleaseBuffer();
+    const fio::WaitFor client{fd_, true};
+    while (fio::WaitAny(&client, 1, kTickMs) < 0) {
+      if (proxy_->stopping()) return ReadResult::kStop;
+      if (Clock::now() >= deadline) return ReadResult::kTimeout;
+    }
   }
 }
 

@@ -56,6 +56,8 @@ class Session : private MessageHandler, private UpstreamAttempt::Client {
   // whose body is still coming), also returns as soon as that backend sends
   // something (kAnswered) or closes (kUpstreamGone).
   ReadResult FillClient(bool idle, Clock::time_point deadline, int watch_fd = -1);
+  // FillClient between requests: the wait holds no buffer (see session.cc).
+  ReadResult AwaitClient(Clock::time_point deadline);
   // The next request's head; false at the end of the connection, with
   // *error_status set when the client gets an error answer (400, 408, 414, 431).
   bool ReadHead(int* error_status);

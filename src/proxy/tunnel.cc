@@ -38,6 +38,10 @@ bool Step(Pipe* p, bool* failed) {
     return false;
   }
   if (p->eof) return false;
+  if (!p->buf->Ensure()) {
+    *failed = true;
+    return false;
+  }
   p->buf->rpos = p->buf->wpos = 0;
   ssize_t n = recv(p->from, p->buf->data(), p->buf->size(), MSG_DONTWAIT);
   if (n > 0) {
@@ -74,6 +78,8 @@ void RunTunnel(TunnelEnd client, TunnelEnd backend, std::chrono::milliseconds id
       last_byte = Clock::now();
       continue;
     }
+    // A quiet tunnel waits without its buffers (see ReadBuffer).
+    for (Pipe* p : pipes) p->buf->Release();
     fio::WaitFor waits[2];
     int n = 0;
     for (Pipe* p : pipes) {

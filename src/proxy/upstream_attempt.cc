@@ -7,7 +7,7 @@
 namespace strangler {
 namespace {
 
-constexpr size_t kBufferBytes = 64 * 1024;
+constexpr size_t kBufferBytes = BufferCache::kBlockBytes;
 // A request is kept whole while it is at most this long, so that it can be
 // sent again on a fresh connection when a reused one turns out closed.
 constexpr size_t kReplayBytes = 64 * 1024;

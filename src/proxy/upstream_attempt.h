@@ -89,6 +89,12 @@ class UpstreamAttempt {
 
   int fd() const { return fd_; }
   ReadBuffer& in() { return in_; }
+  // Between requests: the buffer's memory goes back (what is left in it
+  // belongs to no request; the next answer starts afresh).
+  void ReleaseBuffer() {
+    in_.rpos = in_.wpos = 0;
+    in_.Release();
+  }
   const BackendTarget* target() const { return target_; }
   int timeout_ms() const { return target_->backend->timeout_ms; }
   bool early_answer() const { return s_.early_answer; }
