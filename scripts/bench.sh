@@ -25,9 +25,15 @@
 #     counts per-route requests and flushes them to the store every second),
 #   --mirror P (this build only: a second route `pages`, /legacy/page to legacy, copies
 #     P% of its requests to the new backend, compared ignoring the `backend` field; the
-#     baseline gets the same route without the mirror).
-# Exits 1 when any request failed (socket error or non-2xx) on either side, when a
-# large body did not pass whole, or when the router's peak RSS reached 64 MiB.
+#     baseline gets the same route without the mirror),
+#   --idle N (after the comparison: N keep-alive clients make one request each through a
+#     fresh router and stay open and quiet; prints its resident memory before, while
+#     they are held (per connection) and 5 s after they left; the same for the peer:
+#     a fresh baseline router, or a fresh nginx proxy with the comparison's settings,
+#     master and workers summed; bench/idle_clients.py).
+# Exits 1 when any request failed (socket error or non-2xx) on either side, idle
+# clients included, when a large body did not pass whole, or when the router's peak
+# RSS reached 64 MiB.
 # Installs wrk, nginx and curl from Debian when missing (needs root only then).
 set -euo pipefail
 
@@ -47,6 +53,7 @@ peer=nginx      # or baseline (--baseline BIN)
 base_bin=""
 ramp=0
 mirror_pct=""
+idle_n=0
 
 die_usage() { echo "bench.sh: $*" >&2; echo "try: scripts/bench.sh --help" >&2; exit 2; }
 while (($#)); do
@@ -63,6 +70,7 @@ while (($#)); do
     --baseline) (($# >= 2)) || die_usage "--baseline needs a value"; peer=baseline; base_bin=$2; shift ;;
     --ramp) ramp=1 ;;
     --mirror) (($# >= 2)) || die_usage "--mirror needs a value"; mirror_pct=$2; shift ;;
+    --idle) (($# >= 2)) || die_usage "--idle needs a value"; idle_n=$2; shift ;;
     -h|--help) sed -n '2,/^set -euo pipefail/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die_usage "unknown option '$1'" ;;
   esac
@@ -71,6 +79,7 @@ done
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die_usage "bad --rounds '$ROUNDS'"
 [[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || die_usage "bad --duration '$DURATION' (whole seconds)"
 for c in $CONNS; do [[ "$c" =~ ^[1-9][0-9]*$ ]] || die_usage "bad connection count '$c'"; done
+[[ "$idle_n" =~ ^[0-9]+$ ]] && ((idle_n <= 15000)) || die_usage "bad --idle '$idle_n' (0 to 15000 connections)"
 ((run_main || run_large)) || die_usage "--no-large with --large leaves nothing to run"
 if [[ $peer == baseline ]]; then
   [[ -x "$base_bin" && -f "$base_bin" ]] || die_usage "--baseline '$base_bin' is not an executable file"
@@ -290,7 +299,7 @@ daemon off;
 worker_processes 1;
 pid $DIR/backends/nginx.pid;
 error_log $DIR/backends/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections 16384; }
 http {
   access_log off;
 $(temp_paths)
@@ -353,9 +362,10 @@ fi
 # start_router LOG [BIN DB]: starts `strangler serve` (from BIN on store DB; default
 # this build on its store) on a port it picks; sets ROUTER_PID, ROUTER, ROUTER_ERR.
 ROUTERS_STARTED=0
+ROUTER_EXTRA=()  # more `serve` options
 start_router() {
   local log=$1 bin=${2:-$STRANGLER} db=${3:-$DB} line="" n=$((++ROUTERS_STARTED))
-  "$bin" --db "$db" serve --listen 127.0.0.1:0 --log "$log" \
+  "$bin" --db "$db" serve --listen 127.0.0.1:0 --log "$log" "${ROUTER_EXTRA[@]}" \
     >"$DIR/serve$n.out" 2>"$DIR/serve$n.err" &
   ROUTER_PID=$!
   PIDS+=("$ROUTER_PID"); NAMES+=("strangler serve ($(basename "$bin"))")
@@ -395,7 +405,7 @@ daemon off;
 worker_processes 2;
 pid $DIR/proxy/nginx.pid;
 error_log $DIR/proxy/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections 16384; }
 http {
 $(temp_paths)
   keepalive_requests 1000000;
@@ -621,6 +631,52 @@ EOF
   for f in "${main_failed[@]}"; do say "FAILED request(s): $f"; done
 fi
 
+# --- idle connections -----------------------------------------------------------------
+idle_failed=()
+if ((idle_n > 0)); then
+  say "idle connections: $idle_n keep-alive clients, one request each, held open"
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  (( $(ulimit -n) > 2 * idle_n + 256 )) || fail "--idle $idle_n needs more open files than 'ulimit -n' ($(ulimit -n)) allows"
+  idle_lines=()
+  # idle_step LABEL PORT PID...: one measurement; appends its line to idle_lines.
+  idle_step() {
+    local label=$1 port=$2 out n failed before held after
+    out=$(python3 bench/idle_clients.py "$port" "$idle_n" "${@:3}") || fail "bench/idle_clients.py failed for $label"
+    read -r n failed before held after <<<"$(sed -E 's/^IDLE n=([0-9]+) failed=([0-9]+) before_kb=([0-9]+) held_kb=([0-9]+) after_kb=([0-9]+)$/\1 \2 \3 \4 \5/' <<<"$out")"
+    [[ "$after" =~ ^[0-9]+$ ]] || fail "bench/idle_clients.py said '$out'"
+    idle_lines+=("$(printf '%-24s RSS before %7.1f MiB, held %7.1f MiB (%6.1f KiB per idle connection), 5 s after they left %7.1f MiB' \
+      "$label:" "$(calc '%f' "$before / 1024")" "$(calc '%f' "$held / 1024")" \
+      "$(calc '%f' "($held - $before) / $n")" "$(calc '%f' "$after / 1024")")")
+    ((failed == 0)) || idle_failed+=("$label: $failed of $n idle clients got no 200")
+  }
+  ROUTER_EXTRA=(--max-connections $((idle_n + 64)))
+  start_router "$DIR/decisions-idle.log"
+  idle_step router "${ROUTER##*:}" "$ROUTER_PID"
+  stop_router
+  if [[ $peer == baseline ]]; then
+    start_router "$DIR/decisions-idle-baseline.log" "$BASE_STRANGLER" "$BASE_DB"
+    idle_step baseline "${ROUTER##*:}" "$ROUTER_PID"
+    stop_router
+  elif ((run_main)); then
+    # A fresh nginx proxy with the comparison's configuration.
+    "$NGINX" -e "$DIR/proxy/error.log" -p "$DIR/proxy/" -c "$DIR/proxy/nginx.conf" \
+      >"$DIR/proxy/stdout-idle" 2>&1 &
+    PIDS+=($!); NAMES+=("nginx proxy (idle)"); IDLE_NGINX_PID=$!
+    wait_http "$NGINX_URL/" "$IDLE_NGINX_PID" ||
+      fail "the nginx proxy did not start again: $(cat "$DIR/proxy/stdout-idle" "$DIR/proxy/error.log" 2>/dev/null)"
+    nginx_pids "$IDLE_NGINX_PID"
+    idle_step "nginx proxy" "${NGINX_URL##*:}" "${NGINX_PIDS[@]}"
+    stop_pid "$IDLE_NGINX_PID" || true
+  fi
+  ROUTER_EXTRA=()
+  {
+    echo
+    echo "Idle keep-alive connections ($idle_n, one request each, held 2 s):"
+    printf '  %s\n' "${idle_lines[@]}"
+  } | tee -a "$SUMMARY"
+  for f in "${idle_failed[@]}"; do say "FAILED idle clients: $f"; done
+fi
+
 # --- large bodies ---------------------------------------------------------------------
 large_failed=()
 if ((run_large)); then
@@ -717,8 +773,8 @@ fi
   echo "summary: $SUMMARY"
 } | tee -a "$SUMMARY"
 
-if ((${#main_failed[@]} + ${#large_failed[@]})); then
-  say "FAILED: $((${#main_failed[@]} + ${#large_failed[@]})) check(s) failed (see above)"
+if ((${#main_failed[@]} + ${#large_failed[@]} + ${#idle_failed[@]})); then
+  say "FAILED: $((${#main_failed[@]} + ${#large_failed[@]} + ${#idle_failed[@]})) check(s) failed (see above)"
   exit 1
 fi
 say "done"
