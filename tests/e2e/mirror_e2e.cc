@@ -349,6 +349,79 @@ TEST_CASE("e2e: a request its backend does not answer is not copied; counted as 
   CHECK(fresh.request_count() == 0);
 }
 
+TEST_CASE("e2e: a mirror's own misbehaviour is counted as failed with why; an answer to EOF compares") {
+  // One primary for every route; each route copies to a mirror that fails in
+  // its own way. The client always gets the primary's answer.
+  const std::string same = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nsame";
+  Fixture fx;
+  RawBackend primary("primary"), junk("junk"), slow("slow"), cut("cut"), eof("eof"), a("a"), b("b");
+  for (RawBackend* be : {&primary, &junk, &slow, &cut, &eof, &a, &b}) REQUIRE(be->Start());
+  primary.set_response(same);
+  junk.set_response("this is not HTTP\r\n\r\n");
+  junk.set_close_after_response(true);
+  slow.Hold();  // never answers while the test runs: only the mirror's timeout ends the wait
+  cut.set_response("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nsam");
+  cut.set_close_after_response(true);
+  // No length: the answer ends where the connection does, and equals the primary's.
+  eof.set_response("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nsame");
+  eof.set_close_after_response(true);
+  a.set_response(same);
+  b.set_response(same);
+  fx.AddBackend("primary", primary.url());
+  fx.AddBackend("junk", junk.url());
+  fx.AddBackend("slow", slow.url(), {"--timeout-ms", "300"});
+  fx.AddBackend("cut", cut.url());
+  fx.AddBackend("eof", eof.url());
+  fx.AddBackend("pair", a.url(), {b.url()});  // two instances, used in turn
+  for (const char* m : {"junk", "slow", "cut", "eof", "pair"}) {
+    fx.AddRoute(m, {"--to", "primary", "--path", std::string("/") + m, "--mirror", m});
+  }
+  REQUIRE(fx.StartServe());
+  RawClient client;
+  REQUIRE(client.Connect(fx.port()));
+  for (const char* path : {"/junk", "/slow", "/cut", "/eof", "/pair", "/pair"}) {
+    INFO(path);
+    HttpResponse r = client.Get(path);
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.status == 200);
+    CHECK(r.body == "same");
+  }
+  for (const char* route : {"junk", "slow", "cut", "eof"}) WaitForResults(fx, route, 1);
+  Json diff = WaitForResults(fx, "pair", 2);
+  MESSAGE(diff.dump());
+  struct Want {
+    std::string route, error;  // error "": compared and equal
+  };
+  for (const Want& w : std::vector<Want>{{"junk", "sent a malformed answer"},
+                                         {"slow", "did not answer within 300 ms"},
+                                         {"cut", "cut its answer short"},
+                                         {"eof", ""}}) {
+    INFO("route " << w.route);
+    Json s = RouteStats(diff, w.route);
+    if (w.error.empty()) {
+      CHECK(s.value("compared", 0) == 1);
+      CHECK(s.value("equal", 0) == 1);
+      CHECK(s.value("failed", 0) == 0);
+      CHECK(Mismatches(diff, w.route).empty());
+      continue;
+    }
+    CHECK(s.value("failed", 0) == 1);
+    CHECK(s.value("compared", 0) == 0);
+    auto mism = Mismatches(diff, w.route);
+    REQUIRE(mism.size() == 1);
+    CHECK_MESSAGE(mism[0]["result"].value("error", "").find(w.error) != std::string::npos,
+                  mism[0].dump());
+  }
+  Json pair = RouteStats(diff, "pair");
+  CHECK(pair.value("compared", 0) == 2);
+  CHECK(pair.value("equal", 0) == 2);
+  // Each instance of the mirror backend got one of the two copies.
+  CHECK(a.request_count() == 1);
+  CHECK(b.request_count() == 1);
+  CHECK(primary.request_count() == 6);
+  slow.Release();
+}
+
 }  // namespace
 }  // namespace e2e
 }  // namespace strangler
