@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -62,6 +63,12 @@ bool ScriptConn::ReadBody(size_t n, std::string* body, int timeout_ms) {
 }
 
 bool ScriptConn::Send(const std::string& bytes) { return SendAll(fd_, bytes); }
+
+size_t ScriptConn::Unread() const {
+  int n = 0;
+  if (ioctl(fd_, FIONREAD, &n) != 0 || n < 0) return 0;
+  return static_cast<size_t>(n);
+}
 
 bool ScriptConn::WaitForPeerClose(int timeout_ms) {
   const int64_t deadline = NowMs() + timeout_ms;

@@ -41,6 +41,9 @@ class ScriptConn {
   // timeout_ms), so that an answer is not destroyed by a reset.
   void CloseGracefully(int timeout_ms = 2000);
   size_t discarded() const { return discarded_; }
+  // Bytes the kernel holds for this connection that nobody has read yet
+  // (FIONREAD): how much of a request the script is leaving unread.
+  size_t Unread() const;
   void Sleep(int ms);
   bool stopping() const;  // the backend is stopping: reads give up
 
