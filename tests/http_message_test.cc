@@ -172,6 +172,35 @@ TEST_CASE("http_message: requests taken at the limits") {
     CHECK(p.method().in(bytes.data()) == method);
     CHECK(p.target().in(bytes.data()) == "/m");
   }
+  SUBCASE("CONNECT waits for its target's first byte, then is shown to llhttp as itself") {
+    std::string bytes = "CONNECT ";
+    Sink sink(&bytes);
+    MessageParser p(MessageType::kRequest, &sink);
+    sink.parser = &p;
+    size_t used = 0;
+    CHECK(p.Execute(bytes.data(), 0, bytes.size(), &used) == MessageParser::Event::kNeedMore);
+    CHECK(used == 0);
+    bytes += "example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n";
+    CHECK(p.Execute(bytes.data(), 0, bytes.size(), &used) == MessageParser::Event::kHeadDone);
+    CHECK(p.method().in(bytes.data()) == "CONNECT");
+    CHECK(p.target().in(bytes.data()) == "example.com:443");
+  }
+  SUBCASE("an empty header value, first, between and last") {
+    const std::string bytes =
+        "GET / HTTP/1.1\r\nX-A:\r\nHost: x\r\nX-B: \r\nX-C:\r\n\r\n";
+    Sink sink(&bytes);
+    MessageParser p(MessageType::kRequest, &sink);
+    sink.parser = &p;
+    size_t used = 0;
+    REQUIRE(p.Execute(bytes.data(), 0, bytes.size(), &used) == MessageParser::Event::kHeadDone);
+    std::vector<std::string> names, values;
+    for (const HeaderSpan& h : p.headers()) {
+      names.emplace_back(h.name.in(bytes.data()));
+      values.emplace_back(h.value.in(bytes.data()));
+    }
+    CHECK(names == std::vector<std::string>{"X-A", "Host", "X-B", "X-C"});
+    CHECK(values == std::vector<std::string>{"", "x", "", ""});
+  }
   SUBCASE("a valid trailer ends the body and is not a header") {
     const std::string bytes =
         "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
