@@ -2,6 +2,8 @@
 // client has its answer; the two answers are compared and `strangler diff`
 // reports parity and field-level mismatches. Real backends, a real serve, a
 // real store; results reach the store on serve's tick (about once a second).
+#include <sqlite3.h>
+
 #include <algorithm>
 #include <chrono>
 #include <csignal>
@@ -420,6 +422,57 @@ TEST_CASE("e2e: a mirror's own misbehaviour is counted as failed with why; an an
   CHECK(b.request_count() == 1);
   CHECK(primary.request_count() == 6);
   slow.Release();
+}
+
+TEST_CASE("e2e: mirror results that meet a locked store are kept and recorded once it is free") {
+  Fixture fx;
+  RawBackend legacy("legacy"), fresh("new");
+  REQUIRE(legacy.Start());
+  REQUIRE(fresh.Start());
+  const std::string same = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nsame";
+  legacy.set_response(same);
+  fresh.set_response(same);
+  fx.AddBackend("legacy", legacy.url());
+  fx.AddBackend("new", fresh.url());
+  fx.AddRoute("r", {"--to", "legacy", "--mirror", "new"});
+  REQUIRE(fx.StartServe());
+  RawClient client;
+  REQUIRE(client.Connect(fx.port()));
+  auto get = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      HttpResponse r = client.Get("/a");
+      REQUIRE_MESSAGE(r.ok, r.error);
+      CHECK(r.body == "same");
+    }
+  };
+  get(2);
+  CHECK(RouteStats(WaitForResults(fx, "r", 2), "r").value("compared", 0) == 2);
+
+  // Another writer holds the store: serve cannot record what it compares.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(fx.db().c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  get(3);
+  REQUIRE(fresh.WaitForRequests(5, kHangGuardMs));
+  const std::string kept = "cannot record mirror results (kept for the next try)";
+  CHECK(PollUntil([&] { return fx.serve()->Stderr().find(kept) != std::string::npos; }));
+  get(2);  // compared while the earlier ones wait for the store
+  REQUIRE(fresh.WaitForRequests(7, kHangGuardMs));
+  REQUIRE(sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+
+  // Nothing was lost or counted twice.
+  Json s = RouteStats(WaitForResults(fx, "r", 7), "r");
+  INFO(s.dump());
+  CHECK(s.value("compared", 0) == 7);
+  CHECK(s.value("equal", 0) == 7);
+  CHECK(s.value("failed", 0) == 0);
+  CHECK(fx.StopServe(SIGTERM) == 0);
+  s = RouteStats(DiffJson(fx), "r");
+  CHECK(s.value("compared", 0) == 7);
+  std::string err = fx.serve()->Stderr();
+  CHECK(err.find(kept) != std::string::npos);
+  CHECK(err.find("locked") != std::string::npos);
 }
 
 }  // namespace
