@@ -356,8 +356,9 @@ TEST_CASE("e2e: a mirror's own misbehaviour is counted as failed with why; an an
   // its own way. The client always gets the primary's answer.
   const std::string same = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nsame";
   Fixture fx;
-  RawBackend primary("primary"), junk("junk"), slow("slow"), cut("cut"), eof("eof"), a("a"), b("b");
-  for (RawBackend* be : {&primary, &junk, &slow, &cut, &eof, &a, &b}) REQUIRE(be->Start());
+  RawBackend primary("primary"), junk("junk"), slow("slow"), cut("cut"), eof("eof"), huge("huge"),
+      a("a"), b("b");
+  for (RawBackend* be : {&primary, &junk, &slow, &cut, &eof, &huge, &a, &b}) REQUIRE(be->Start());
   primary.set_response(same);
   junk.set_response("this is not HTTP\r\n\r\n");
   junk.set_close_after_response(true);
@@ -367,6 +368,9 @@ TEST_CASE("e2e: a mirror's own misbehaviour is counted as failed with why; an an
   // No length: the answer ends where the connection does, and equals the primary's.
   eof.set_response("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nsame");
   eof.set_close_after_response(true);
+  // A head over the mirror's 256 KiB limit.
+  huge.set_response("HTTP/1.1 200 OK\r\nX-Big: " + std::string(300 * 1024, 'h') +
+                    "\r\nContent-Length: 4\r\n\r\nsame");
   a.set_response(same);
   b.set_response(same);
   fx.AddBackend("primary", primary.url());
@@ -374,21 +378,22 @@ TEST_CASE("e2e: a mirror's own misbehaviour is counted as failed with why; an an
   fx.AddBackend("slow", slow.url(), {"--timeout-ms", "300"});
   fx.AddBackend("cut", cut.url());
   fx.AddBackend("eof", eof.url());
+  fx.AddBackend("huge", huge.url());
   fx.AddBackend("pair", a.url(), {b.url()});  // two instances, used in turn
-  for (const char* m : {"junk", "slow", "cut", "eof", "pair"}) {
+  for (const char* m : {"junk", "slow", "cut", "eof", "huge", "pair"}) {
     fx.AddRoute(m, {"--to", "primary", "--path", std::string("/") + m, "--mirror", m});
   }
   REQUIRE(fx.StartServe());
   RawClient client;
   REQUIRE(client.Connect(fx.port()));
-  for (const char* path : {"/junk", "/slow", "/cut", "/eof", "/pair", "/pair"}) {
+  for (const char* path : {"/junk", "/slow", "/cut", "/eof", "/huge", "/pair", "/pair"}) {
     INFO(path);
     HttpResponse r = client.Get(path);
     REQUIRE_MESSAGE(r.ok, r.error);
     CHECK(r.status == 200);
     CHECK(r.body == "same");
   }
-  for (const char* route : {"junk", "slow", "cut", "eof"}) WaitForResults(fx, route, 1);
+  for (const char* route : {"junk", "slow", "cut", "eof", "huge"}) WaitForResults(fx, route, 1);
   Json diff = WaitForResults(fx, "pair", 2);
   MESSAGE(diff.dump());
   struct Want {
@@ -397,6 +402,7 @@ TEST_CASE("e2e: a mirror's own misbehaviour is counted as failed with why; an an
   for (const Want& w : std::vector<Want>{{"junk", "sent a malformed answer"},
                                          {"slow", "did not answer within 300 ms"},
                                          {"cut", "cut its answer short"},
+                                         {"huge", "sent a response head over 262144 bytes"},
                                          {"eof", ""}}) {
     INFO("route " << w.route);
     Json s = RouteStats(diff, w.route);
@@ -420,7 +426,7 @@ TEST_CASE("e2e: a mirror's own misbehaviour is counted as failed with why; an an
   // Each instance of the mirror backend got one of the two copies.
   CHECK(a.request_count() == 1);
   CHECK(b.request_count() == 1);
-  CHECK(primary.request_count() == 6);
+  CHECK(primary.request_count() == 7);
   slow.Release();
 }
 
@@ -473,6 +479,35 @@ TEST_CASE("e2e: mirror results that meet a locked store are kept and recorded on
   std::string err = fx.serve()->Stderr();
   CHECK(err.find(kept) != std::string::npos);
   CHECK(err.find("locked") != std::string::npos);
+}
+
+TEST_CASE("e2e: a bodiless copy: DELETE and OPTIONS go without a length, an empty POST with 0") {
+  Fixture fx;
+  RawBackend legacy("legacy"), fresh("new");
+  REQUIRE(legacy.Start());
+  REQUIRE(fresh.Start());
+  fx.AddBackend("legacy", legacy.url());
+  fx.AddBackend("new", fresh.url());
+  fx.AddRoute("w", {"--to", "legacy", "--mirror", "new", "--mirror-writes"});
+  REQUIRE(fx.StartServe());
+  RawClient client;
+  REQUIRE(client.Connect(fx.port()));
+  for (const std::string method : {"DELETE", "OPTIONS", "POST"}) {
+    HttpResponse r = client.Request(method, "/w/" + method, {{"Content-Length", "0"}});
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.status == 200);
+  }
+  REQUIRE(fresh.WaitForRequests(3, kHangGuardMs));
+  for (const RecordedRequest& copy : fresh.requests()) {
+    INFO(copy.head);
+    CHECK(copy.target == "/w/" + copy.method);
+    CHECK(copy.body.empty());
+    if (copy.method == "POST") {
+      CHECK(copy.Header("Content-Length") == std::optional<std::string>("0"));
+    } else {
+      CHECK(copy.HeaderCount("Content-Length") == 0);
+    }
+  }
 }
 
 }  // namespace
