@@ -51,7 +51,7 @@ std::thread SendUpload(RawClient* c, const std::string& target, size_t size) {
 
 constexpr size_t kUpload = 64u << 20;  // far more than the sockets between hold
 
-TEST_CASE("e2e: upload to a backend that stops reading: 504 after its --timeout-ms, or its early answer") {
+TEST_CASE("e2e: upload to a backend that stops reading: 504 after its --timeout-ms, or its late 100 or early answer") {
   std::atomic<bool> blocked{false}, release{false};
   // Reads the head, then none of the body. /early answers 413 once the
   // router's sends are blocked; /stall never answers.
@@ -63,6 +63,14 @@ TEST_CASE("e2e: upload to a backend that stops reading: 504 after its --timeout-
     if (req.target == "/early") {
       conn.Send("HTTP/1.1 413 Payload Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\n"
                 "too large");
+    } else if (req.target == "/continue") {
+      // Late, but a 100: the router relays it and goes on sending the body.
+      conn.Send("HTTP/1.1 100 Continue\r\n\r\n");
+      std::string body;
+      if (!conn.ReadBody(kUpload, &body, kHangGuardMs)) return;
+      const std::string said = "got " + std::to_string(body.size()) + " bytes";
+      conn.Send("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(said.size()) + "\r\n\r\n" +
+                said);
     } else {
       while (!release && !conn.stopping()) conn.Sleep(10);
     }
@@ -93,6 +101,24 @@ TEST_CASE("e2e: upload to a backend that stops reading: 504 after its --timeout-
     CHECK(lines[0]["status"] == 504);
     CHECK(lines[0]["backend"] == "stalls");
     CHECK(lines[0]["path"] == "/stall");
+  }
+  SUBCASE("a 100 Continue while the router waits to send: relayed, and the body goes on") {
+    RawClient c;
+    REQUIRE(c.Connect(fx.port()));
+    std::thread sender = SendUpload(&c, "/continue", kUpload);
+    HttpResponse interim = c.ReadResponse(false, kHangGuardMs);
+    HttpResponse r = c.ReadFinal(false, kHangGuardMs);
+    sender.join();
+    REQUIRE_MESSAGE(interim.ok, interim.error);
+    CHECK(interim.status == 100);
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(blocked);
+    CHECK(r.status == 200);
+    CHECK(r.body == "got " + std::to_string(kUpload) + " bytes");
+    auto lines = fx.StopAndReadLog();
+    REQUIRE(lines.size() == 1);
+    CHECK(lines[0]["status"] == 200);
+    CHECK(lines[0]["bytes_in"].get<uint64_t>() > kUpload);
   }
   SUBCASE("the backend answers while the router waits to send: its answer is relayed") {
     RawClient c;
