@@ -129,6 +129,31 @@ TEST_CASE("e2e: websocket: a client that resets an open tunnel ends it; the back
   CHECK(lines[0]["backend"] == "ws");
 }
 
+TEST_CASE("e2e: a client that resets in the middle of its body is logged as 499; the backend is let go") {
+  std::atomic<bool> backend_saw_close{false};
+  ScriptBackend be([&](ScriptConn& conn) {
+    RecordedRequest req;
+    if (!conn.ReadRequest(&req, /*head_only=*/true)) return;
+    backend_saw_close = conn.WaitForPeerClose(kHangGuardMs);
+  });
+  REQUIRE(be.Start());
+  Fixture fx;
+  fx.AddBackend("be", be.url());
+  REQUIRE(fx.StartServe());
+  int fd = ConnectLoopbackWithin(fx.port(), kHangGuardMs);
+  REQUIRE(fd >= 0);
+  REQUIRE(SendAll(fd, "POST /upload HTTP/1.1\r\nHost: x\r\nX-Request-Id: rid-gone\r\n"
+                      "Content-Length: 1000\r\n\r\nfirst part"));
+  REQUIRE(PollUntil([&] { return be.request_count() == 1; }));  // the head reached the backend
+  Reset(fd);
+  CHECK(PollUntil([&] { return backend_saw_close.load(); }));
+  auto lines = ByRequestId(fx.StopAndReadLog());
+  REQUIRE(lines.count("rid-gone") == 1);
+  CHECK(lines["rid-gone"]["status"] == 499);
+  CHECK(lines["rid-gone"]["backend"] == "be");
+  CHECK(lines["rid-gone"]["path"] == "/upload");
+}
+
 }  // namespace
 }  // namespace e2e
 }  // namespace strangler

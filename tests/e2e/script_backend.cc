@@ -91,6 +91,14 @@ void ScriptConn::CloseGracefully(int timeout_ms) {
   WaitForPeerClose(timeout_ms);
 }
 
+void ScriptConn::Reset() {
+  // connect(AF_UNSPEC) disconnects a TCP socket; Linux sends a reset for an
+  // established connection. (close() would free the fd number too early.)
+  sockaddr sa{};
+  sa.sa_family = AF_UNSPEC;
+  connect(fd_, &sa, sizeof(sa));
+}
+
 bool ScriptConn::stopping() const { return owner_->stopping(); }
 
 void ScriptConn::Sleep(int ms) {

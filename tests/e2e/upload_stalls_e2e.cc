@@ -146,8 +146,12 @@ TEST_CASE("e2e: a backend that answers or leaves before the rest of the body com
     if (!conn.ReadRequest(&req, /*head_only=*/true)) return;
     if (req.target == "/eof") {
       conn.Send("HTTP/1.1 200 OK\r\n\r\nearly");  // ends where the connection does
-    } else if (req.target == "/cut") {
+    } else if (req.target == "/cut" || req.target == "/reset") {
       conn.Send("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc");
+      if (req.target == "/reset") {
+        conn.Reset();
+        return;
+      }
     } else if (req.target == "/big-head") {
       conn.Send("HTTP/1.1 200 OK\r\nX-Big: " + std::string(100 * 1024, 'h') + "\r\n");
       conn.WaitForPeerClose(kHangGuardMs);
@@ -171,6 +175,7 @@ TEST_CASE("e2e: a backend that answers or leaves before the rest of the body com
            {"/gone", 502, "backend 'be' failed before answering"},
            {"/big-head", 502, "backend 'be' failed before answering"},
            {"/cut", 0, ""},
+           {"/reset", 0, ""},
        }) {
     INFO("target " << k.target);
     RawClient c;
@@ -197,7 +202,7 @@ TEST_CASE("e2e: a backend that answers or leaves before the rest of the body com
   }
   auto by_path = std::map<std::string, Json>();
   for (const Json& line : fx.StopAndReadLog()) by_path[line["path"].get<std::string>()] = line;
-  REQUIRE(by_path.size() == 4);
+  REQUIRE(by_path.size() == 5);
   CHECK(by_path["/eof"]["status"] == 200);
   CHECK(by_path["/gone"]["status"] == 502);
   CHECK(by_path["/big-head"]["status"] == 502);
