@@ -60,9 +60,13 @@ TEST_CASE("e2e: upload to a backend that stops reading: 504 after its --timeout-
     if (!conn.ReadRequest(&req, /*head_only=*/true)) return;
     if (!WaitUntilRouterBlocked(conn)) return;
     blocked = true;
-    if (req.target == "/early") {
+    if (req.target == "/early" || req.target == "/early-reset") {
       conn.Send("HTTP/1.1 413 Payload Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\n"
                 "too large");
+      if (req.target == "/early-reset") {
+        conn.Reset();  // its answer is in the router's socket before the reset
+        return;
+      }
     } else if (req.target == "/continue") {
       // Late, but a 100: the router relays it and goes on sending the body.
       conn.Send("HTTP/1.1 100 Continue\r\n\r\n");
@@ -121,9 +125,13 @@ TEST_CASE("e2e: upload to a backend that stops reading: 504 after its --timeout-
     CHECK(lines[0]["bytes_in"].get<uint64_t>() > kUpload);
   }
   SUBCASE("the backend answers while the router waits to send: its answer is relayed") {
+    std::string early = "/early";
+    SUBCASE("then closes") {}
+    SUBCASE("then resets") { early = "/early-reset"; }
+    INFO("target " << early);
     RawClient c;
     REQUIRE(c.Connect(fx.port()));
-    std::thread sender = SendUpload(&c, "/early", kUpload);
+    std::thread sender = SendUpload(&c, early, kUpload);
     HttpResponse r = c.ReadFinal(false, kHangGuardMs);
     sender.join();
     REQUIRE_MESSAGE(r.ok, r.error);
