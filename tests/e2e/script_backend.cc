@@ -99,6 +99,8 @@ void ScriptConn::Reset() {
   connect(fd_, &sa, sizeof(sa));
 }
 
+void ScriptConn::ShutdownWrite() { shutdown(fd_, SHUT_WR); }
+
 bool ScriptConn::stopping() const { return owner_->stopping(); }
 
 void ScriptConn::Sleep(int ms) {

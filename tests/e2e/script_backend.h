@@ -43,6 +43,9 @@ class ScriptConn {
   // Drops the connection with a reset (RST), as a backend that crashes does.
   // The fd stays reserved until the backend stops.
   void Reset();
+  // Sends FIN (shutdown for writing) and nothing else: the script may go on
+  // not reading.
+  void ShutdownWrite();
   size_t discarded() const { return discarded_; }
   // Bytes the kernel holds for this connection that nobody has read yet
   // (FIONREAD): how much of a request the script is leaving unread.

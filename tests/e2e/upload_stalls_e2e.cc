@@ -76,6 +76,8 @@ TEST_CASE("e2e: upload to a backend that stops reading: 504 after its --timeout-
       conn.Send("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(said.size()) + "\r\n\r\n" +
                 said);
     } else {
+      // /half-close: closes its side without an answer, still not reading.
+      if (req.target == "/half-close") conn.ShutdownWrite();
       while (!release && !conn.stopping()) conn.Sleep(10);
     }
     conn.CloseGracefully();
@@ -105,6 +107,21 @@ TEST_CASE("e2e: upload to a backend that stops reading: 504 after its --timeout-
     CHECK(lines[0]["status"] == 504);
     CHECK(lines[0]["backend"] == "stalls");
     CHECK(lines[0]["path"] == "/stall");
+  }
+  SUBCASE("the backend closes its side without answering while the router waits to send: 502") {
+    RawClient c;
+    REQUIRE(c.Connect(fx.port()));
+    std::thread sender = SendUpload(&c, "/half-close", kUpload);
+    HttpResponse r = c.ReadFinal(false, kHangGuardMs);
+    release = true;
+    sender.join();
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.status == 502);
+    CHECK(r.body.find("backend 'early' failed before answering") != std::string::npos);
+    CHECK(r.Header("Connection") == std::optional<std::string>("close"));
+    auto lines = fx.StopAndReadLog();
+    REQUIRE(lines.size() == 1);
+    CHECK(lines[0]["status"] == 502);
   }
   SUBCASE("a 100 Continue while the router waits to send: relayed, and the body goes on") {
     RawClient c;
