@@ -948,5 +948,35 @@ TEST_CASE("RunCli: diff shows parity and mismatches; --json has routes and misma
   CHECK(Cli(t, {"diff", "--limit", "0"}).code == 2);
 }
 
+TEST_CASE("RunCli: empty lists, idempotent sets and the hints a missing or taken name gets") {
+  TempDb t;
+  RunSteps(t, {
+      {{"backend", "add", "a", "http://127.0.0.1:9001"}, 0, "added backend a"},
+      {{"backend", "rm", "a"}, 0, "a"},
+      // The store exists and holds nothing: each list says how to begin.
+      {{"backend", "list"}, 0, "no backends yet; add one with 'strangler backend add NAME URL'"},
+      {{"ramp", "list"}, 0, "no ramps yet: start one with 'strangler ramp NAME --to P"},
+      {{"diff"}, 0, "no route has a mirror: add one with 'strangler route set NAME --mirror"},
+      {{"backend", "add", "a", "http://127.0.0.1:9001"}, 0, "added backend a"},
+      {{"backend", "add", "a", "http://127.0.0.1:9002"}, 1,
+       "backend 'a' already exists (use `strangler backend set`)"},
+      {{"backend", "set", "a"}, 2, "nothing to change for backend 'a'"},
+      {{"backend", "set", "nope", "--timeout-ms", "5"}, 1,
+       "unknown backend 'nope': add it with `strangler backend add nope URL`"},
+      {{"backend", "set", "a", "--timeout-ms", "2500"}, 0, "updated backend a"},
+      {{"backend", "set", "a", "--timeout-ms", "2500"}, 0, "backend a unchanged"},
+      {{"route", "add", "r", "--to", "a", "--path", "/r"}, 0, "added route r"},
+      {{"diff", "r"}, 0, "route r has no mirror: add one with 'strangler route set r --mirror"},
+  });
+  // The idempotent set recorded nothing: one backend.set in the history.
+  Run h = Cli(t, {"history", "a", "--json"});
+  REQUIRE(h.code == 0);
+  Json rows = Json::parse(h.out, nullptr, false);
+  REQUIRE(rows.is_array());
+  int sets = 0;
+  for (const Json& row : rows) sets += row.value("action", "") == "backend.set";
+  CHECK(sets == 1);
+}
+
 }  // namespace
 }  // namespace strangler

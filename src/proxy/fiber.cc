@@ -496,8 +496,6 @@ int WaitAny(const WaitFor* items, int n, int timeout_ms) {
   return tl_worker->WaitAny(items, n, Deadline(timeout_ms));
 }
 
-bool Readable(int fd) { return tl_worker->State(fd)->in_ready; }
-
 void NotReady(int fd, bool read) {
   FdState* st = tl_worker->State(fd);
   (read ? st->in_ready : st->out_ready) = false;

@@ -74,8 +74,6 @@ constexpr int kMaxWaitFor = 4;
 // passes. The index of a ready item (a hint: try the syscall, it may still
 // say EAGAIN), or -1 on timeout.
 int WaitAny(const WaitFor* items, int n, int timeout_ms);
-// Whether the worker last saw fd readable (or has not looked yet).
-bool Readable(int fd);
 // Records that a non-blocking call on fd said EAGAIN, so WaitAny parks.
 void NotReady(int fd, bool read);
 // For a pooled keep-alive connection about to carry a new request: true

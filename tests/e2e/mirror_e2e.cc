@@ -2,6 +2,8 @@
 // client has its answer; the two answers are compared and `strangler diff`
 // reports parity and field-level mismatches. Real backends, a real serve, a
 // real store; results reach the store on serve's tick (about once a second).
+#include <sqlite3.h>
+
 #include <algorithm>
 #include <chrono>
 #include <csignal>
@@ -347,6 +349,165 @@ TEST_CASE("e2e: a request its backend does not answer is not copied; counted as 
   CHECK(s.value("compared", 0) == 0);
   CHECK(s.value("failed", 0) == 0);
   CHECK(fresh.request_count() == 0);
+}
+
+TEST_CASE("e2e: a mirror's own misbehaviour is counted as failed with why; an answer to EOF compares") {
+  // One primary for every route; each route copies to a mirror that fails in
+  // its own way. The client always gets the primary's answer.
+  const std::string same = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nsame";
+  Fixture fx;
+  RawBackend primary("primary"), junk("junk"), slow("slow"), cut("cut"), eof("eof"), huge("huge"),
+      a("a"), b("b");
+  for (RawBackend* be : {&primary, &junk, &slow, &cut, &eof, &huge, &a, &b}) REQUIRE(be->Start());
+  primary.set_response(same);
+  junk.set_response("this is not HTTP\r\n\r\n");
+  junk.set_close_after_response(true);
+  slow.Hold();  // never answers while the test runs: only the mirror's timeout ends the wait
+  cut.set_response("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nsam");
+  cut.set_close_after_response(true);
+  // No length: the answer ends where the connection does, and equals the primary's.
+  eof.set_response("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nsame");
+  eof.set_close_after_response(true);
+  // A head over the mirror's 256 KiB limit.
+  huge.set_response("HTTP/1.1 200 OK\r\nX-Big: " + std::string(300 * 1024, 'h') +
+                    "\r\nContent-Length: 4\r\n\r\nsame");
+  a.set_response(same);
+  b.set_response(same);
+  fx.AddBackend("primary", primary.url());
+  fx.AddBackend("junk", junk.url());
+  fx.AddBackend("slow", slow.url(), {"--timeout-ms", "300"});
+  fx.AddBackend("cut", cut.url());
+  fx.AddBackend("eof", eof.url());
+  fx.AddBackend("huge", huge.url());
+  fx.AddBackend("pair", a.url(), {b.url()});  // two instances, used in turn
+  for (const char* m : {"junk", "slow", "cut", "eof", "huge", "pair"}) {
+    fx.AddRoute(m, {"--to", "primary", "--path", std::string("/") + m, "--mirror", m});
+  }
+  REQUIRE(fx.StartServe());
+  RawClient client;
+  REQUIRE(client.Connect(fx.port()));
+  for (const char* path : {"/junk", "/slow", "/cut", "/eof", "/huge", "/pair", "/pair"}) {
+    INFO(path);
+    HttpResponse r = client.Get(path);
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.status == 200);
+    CHECK(r.body == "same");
+  }
+  for (const char* route : {"junk", "slow", "cut", "eof", "huge"}) WaitForResults(fx, route, 1);
+  Json diff = WaitForResults(fx, "pair", 2);
+  MESSAGE(diff.dump());
+  struct Want {
+    std::string route, error;  // error "": compared and equal
+  };
+  for (const Want& w : std::vector<Want>{{"junk", "sent a malformed answer"},
+                                         {"slow", "did not answer within 300 ms"},
+                                         {"cut", "cut its answer short"},
+                                         {"huge", "sent a response head over 262144 bytes"},
+                                         {"eof", ""}}) {
+    INFO("route " << w.route);
+    Json s = RouteStats(diff, w.route);
+    if (w.error.empty()) {
+      CHECK(s.value("compared", 0) == 1);
+      CHECK(s.value("equal", 0) == 1);
+      CHECK(s.value("failed", 0) == 0);
+      CHECK(Mismatches(diff, w.route).empty());
+      continue;
+    }
+    CHECK(s.value("failed", 0) == 1);
+    CHECK(s.value("compared", 0) == 0);
+    auto mism = Mismatches(diff, w.route);
+    REQUIRE(mism.size() == 1);
+    CHECK_MESSAGE(mism[0]["result"].value("error", "").find(w.error) != std::string::npos,
+                  mism[0].dump());
+  }
+  Json pair = RouteStats(diff, "pair");
+  CHECK(pair.value("compared", 0) == 2);
+  CHECK(pair.value("equal", 0) == 2);
+  // Each instance of the mirror backend got one of the two copies.
+  CHECK(a.request_count() == 1);
+  CHECK(b.request_count() == 1);
+  CHECK(primary.request_count() == 7);
+  slow.Release();
+}
+
+TEST_CASE("e2e: mirror results that meet a locked store are kept and recorded once it is free") {
+  Fixture fx;
+  RawBackend legacy("legacy"), fresh("new");
+  REQUIRE(legacy.Start());
+  REQUIRE(fresh.Start());
+  const std::string same = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nsame";
+  legacy.set_response(same);
+  fresh.set_response(same);
+  fx.AddBackend("legacy", legacy.url());
+  fx.AddBackend("new", fresh.url());
+  fx.AddRoute("r", {"--to", "legacy", "--mirror", "new"});
+  REQUIRE(fx.StartServe());
+  RawClient client;
+  REQUIRE(client.Connect(fx.port()));
+  auto get = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      HttpResponse r = client.Get("/a");
+      REQUIRE_MESSAGE(r.ok, r.error);
+      CHECK(r.body == "same");
+    }
+  };
+  get(2);
+  CHECK(RouteStats(WaitForResults(fx, "r", 2), "r").value("compared", 0) == 2);
+
+  // Another writer holds the store: serve cannot record what it compares.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(fx.db().c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  get(3);
+  REQUIRE(fresh.WaitForRequests(5, kHangGuardMs));
+  const std::string kept = "cannot record mirror results (kept for the next try)";
+  CHECK(PollUntil([&] { return fx.serve()->Stderr().find(kept) != std::string::npos; }));
+  get(2);  // compared while the earlier ones wait for the store
+  REQUIRE(fresh.WaitForRequests(7, kHangGuardMs));
+  REQUIRE(sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+
+  // Nothing was lost or counted twice.
+  Json s = RouteStats(WaitForResults(fx, "r", 7), "r");
+  INFO(s.dump());
+  CHECK(s.value("compared", 0) == 7);
+  CHECK(s.value("equal", 0) == 7);
+  CHECK(s.value("failed", 0) == 0);
+  CHECK(fx.StopServe(SIGTERM) == 0);
+  s = RouteStats(DiffJson(fx), "r");
+  CHECK(s.value("compared", 0) == 7);
+  std::string err = fx.serve()->Stderr();
+  CHECK(err.find(kept) != std::string::npos);
+  CHECK(err.find("locked") != std::string::npos);
+}
+
+TEST_CASE("e2e: a bodiless copy: DELETE and OPTIONS go without a length, an empty POST with 0") {
+  Fixture fx;
+  RawBackend legacy("legacy"), fresh("new");
+  REQUIRE(legacy.Start());
+  REQUIRE(fresh.Start());
+  fx.AddBackend("legacy", legacy.url());
+  fx.AddBackend("new", fresh.url());
+  fx.AddRoute("w", {"--to", "legacy", "--mirror", "new", "--mirror-writes"});
+  REQUIRE(fx.StartServe());
+  RawClient client;
+  REQUIRE(client.Connect(fx.port()));
+  for (const std::string method : {"DELETE", "OPTIONS", "POST"}) {
+    HttpResponse r = client.Request(method, "/w/" + method, {{"Content-Length", "0"}});
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.status == 200);
+  }
+  REQUIRE(fresh.WaitForRequests(3, kHangGuardMs));
+  for (const RecordedRequest& copy : fresh.requests()) {
+    INFO(copy.head);
+    CHECK(copy.target == "/w/" + copy.method);
+    CHECK(copy.body.empty());
+    if (copy.method == "POST") {
+      CHECK(copy.Header("Content-Length") == std::optional<std::string>("0"));
+    } else {
+      CHECK(copy.HeaderCount("Content-Length") == 0);
+    }
+  }
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -63,6 +64,12 @@ bool ScriptConn::ReadBody(size_t n, std::string* body, int timeout_ms) {
 
 bool ScriptConn::Send(const std::string& bytes) { return SendAll(fd_, bytes); }
 
+size_t ScriptConn::Unread() const {
+  int n = 0;
+  if (ioctl(fd_, FIONREAD, &n) != 0 || n < 0) return 0;
+  return static_cast<size_t>(n);
+}
+
 bool ScriptConn::WaitForPeerClose(int timeout_ms) {
   const int64_t deadline = NowMs() + timeout_ms;
   discarded_ += buf_.size();
@@ -83,6 +90,16 @@ void ScriptConn::CloseGracefully(int timeout_ms) {
   shutdown(fd_, SHUT_WR);
   WaitForPeerClose(timeout_ms);
 }
+
+void ScriptConn::Reset() {
+  // connect(AF_UNSPEC) disconnects a TCP socket; Linux sends a reset for an
+  // established connection. (close() would free the fd number too early.)
+  sockaddr sa{};
+  sa.sa_family = AF_UNSPEC;
+  connect(fd_, &sa, sizeof(sa));
+}
+
+void ScriptConn::ShutdownWrite() { shutdown(fd_, SHUT_WR); }
 
 bool ScriptConn::stopping() const { return owner_->stopping(); }
 

@@ -40,7 +40,16 @@ class ScriptConn {
   // Sends FIN, then reads and drops what the peer still sends (up to
   // timeout_ms), so that an answer is not destroyed by a reset.
   void CloseGracefully(int timeout_ms = 2000);
+  // Drops the connection with a reset (RST), as a backend that crashes does.
+  // The fd stays reserved until the backend stops.
+  void Reset();
+  // Sends FIN (shutdown for writing) and nothing else: the script may go on
+  // not reading.
+  void ShutdownWrite();
   size_t discarded() const { return discarded_; }
+  // Bytes the kernel holds for this connection that nobody has read yet
+  // (FIONREAD): how much of a request the script is leaving unread.
+  size_t Unread() const;
   void Sleep(int ms);
   bool stopping() const;  // the backend is stopping: reads give up
 

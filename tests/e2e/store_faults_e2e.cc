@@ -82,6 +82,20 @@ TEST_CASE("e2e: store deleted, corrupted, then replaced under a running serve") 
     REQUIRE(rename(other.c_str(), fx.db().c_str()) == 0);
     CHECK(EventuallyRoutes(c, "/x", "a"));
   }
+  SUBCASE("replaced by a file that is not a store: keeps serving, then takes a good one") {
+    const std::string junk = fx.dir().File("junk.db");
+    {
+      std::ofstream f(junk, std::ios::binary);
+      f << std::string(8192, 'j');
+    }
+    REQUIRE(rename(junk.c_str(), fx.db().c_str()) == 0);
+    const std::string said = "store file " + fx.db() + " was replaced and cannot be opened: ";
+    CHECK(PollUntil([&] { return fx.serve()->Stderr().find(said) != std::string::npos; }));
+    for (int i = 0; i < 20; ++i) CHECK(BackendOf(c, "/x") == "b");
+    CHECK(fx.serve()->Running());
+    REQUIRE(rename(other.c_str(), fx.db().c_str()) == 0);
+    CHECK(EventuallyRoutes(c, "/x", "a"));
+  }
   SUBCASE("corrupted in place, then replaced by a good file") {
     // Every page but the first (the file header and the schema) overwritten,
     // with everything on disk first: the file still opens, its tables are junk.
@@ -121,6 +135,43 @@ TEST_CASE("e2e: store deleted, corrupted, then replaced under a running serve") 
     CHECK(EventuallyRoutes(c, "/x", "a"));
   }
   CHECK(fx.StopServe(SIGTERM) == 0);
+}
+
+// BUG: Reloader::Poll reports the missing or unopenable file (CheckFile), then
+// goes on with the store it still holds open, finds it readable, rebuilds the
+// snapshot ("reloaded rules: ruleset 3 -> 3"), logs "store ... is readable
+// again" and forgets the error, so the next poll reports it again: three log
+// lines every --reload-ms for as long as the file is bad, where the Reloader's
+// comment promises "reported once". Skipped until Poll keeps the error.
+TEST_CASE("e2e: a store file gone or replaced by a bad one is reported once, never as readable" *
+          doctest::skip()) {
+  Fixture fx;
+  RawBackend b("b");
+  REQUIRE(b.Start());
+  fx.AddBackend("b", b.url());
+  REQUIRE(fx.StartServe());
+  std::string said;
+  SUBCASE("deleted") {
+    REQUIRE(unlink(fx.db().c_str()) == 0);
+    unlink((fx.db() + "-wal").c_str());
+    unlink((fx.db() + "-shm").c_str());
+    said = "store file " + fx.db() + " is gone";
+  }
+  SUBCASE("replaced by a file that is not a store") {
+    const std::string junk = fx.dir().File("junk.db");
+    {
+      std::ofstream f(junk, std::ios::binary);
+      f << std::string(8192, 'j');
+    }
+    REQUIRE(rename(junk.c_str(), fx.db().c_str()) == 0);
+    said = "store file " + fx.db() + " was replaced and cannot be opened";
+  }
+  CHECK(PollUntil([&] { return fx.serve()->Stderr().find(said) != std::string::npos; }));
+  CHECK(fx.StopServe(SIGTERM) == 0);  // flushes its log; the file is still bad
+  const std::string err = fx.serve()->Stderr();
+  INFO(err);
+  CHECK(err.find(said) == err.rfind(said));
+  CHECK(err.find("is readable again") == std::string::npos);
 }
 
 }  // namespace

@@ -2,7 +2,10 @@
 // Connection: upgrade and Upgrade: websocket is routed like any other, and a
 // 101 turns both connections into a byte tunnel until either side closes,
 // --tunnel-idle-s passes or the drain ends; one decision line per tunnel.
+#include <unistd.h>
+
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <string>
 #include <thread>
@@ -13,6 +16,7 @@
 #include "harness.h"
 #include "script_backend.h"
 #include "websocket.h"
+#include "wire.h"
 
 namespace strangler {
 namespace e2e {
@@ -293,6 +297,68 @@ TEST_CASE("e2e: websocket: upgrade requests are not mirrored, and HTTP/1.0 canno
   REQUIRE(copies.size() == 1);
   CHECK(copies[0].target == "/live/old");
   CHECK(copies[0].HeaderCount("Upgrade") == 0);
+}
+
+TEST_CASE("e2e: websocket: a client that reads late still gets every byte the backend sent, in order") {
+  // After the 101 the backend sends 64 MiB at once; the client reads none of
+  // it until the backend's sends are stuck behind the router's (the router
+  // cannot pass the bytes on), then reads all of it.
+  const std::string payload = Blob(64u << 20);
+  std::atomic<size_t> pushed{0};
+  ScriptBackend be([&](ScriptConn& conn) {
+    RecordedRequest req;
+    if (!conn.ReadRequest(&req)) return;
+    conn.Send("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              "Sec-WebSocket-Accept: " + WsAcceptKey(req.Header("Sec-WebSocket-Key").value_or("")) +
+              "\r\n\r\n");
+    for (size_t at = 0; at < payload.size(); at += 64 * 1024) {
+      if (!conn.Send(payload.substr(at, 64 * 1024))) return;
+      pushed = at + 64 * 1024;
+    }
+    conn.WaitForPeerClose(kHangGuardMs);
+  });
+  REQUIRE(be.Start());
+  Fixture fx;
+  fx.AddBackend("ws", be.url());
+  REQUIRE(fx.StartServe());
+
+  int fd = ConnectLoopbackWithin(fx.port(), kTimeoutMs);
+  REQUIRE(fd >= 0);
+  REQUIRE(SendAll(fd, "GET /live HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"));
+  // The backend's progress stops short of the end: everything between is full.
+  size_t last = 0;
+  int same = 0;
+  const int64_t deadline = NowMs() + kHangGuardMs;
+  while (same < 10 && NowMs() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const size_t now = pushed.load();
+    same = now > 0 && now == last ? same + 1 : 0;
+    last = now;
+  }
+  CHECK(pushed.load() < payload.size());
+  std::string got;
+  const std::atomic<bool> never{false};
+  const size_t head_end_guard = 4096;
+  size_t head_len = 0;
+  while (NowMs() < deadline) {
+    if (head_len == 0) {
+      size_t he = got.find("\r\n\r\n");
+      if (he != std::string::npos) head_len = he + 4;
+    }
+    if (head_len > 0 && got.size() >= head_len + payload.size()) break;
+    if (head_len == 0 && got.size() > head_end_guard) break;  // no head: fails below
+    if (RecvMore(fd, &got, never, deadline) <= 0) break;
+  }
+  close(fd);
+  REQUIRE(head_len > 0);
+  CHECK(got.rfind("HTTP/1.1 101 ", 0) == 0);
+  REQUIRE(got.size() == head_len + payload.size());
+  CHECK(got.compare(head_len, payload.size(), payload) == 0);
+  auto lines = fx.StopAndReadLog();
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0]["status"] == 101);
+  CHECK(lines[0]["bytes_out"].get<uint64_t>() == got.size());
 }
 
 }  // namespace
