@@ -45,7 +45,11 @@ class Reloader {
   }
 
   void Poll() {
-    CheckFile();
+    // While the path holds no store (gone, or a file that cannot be opened)
+    // the last good rules serve and the store still open is not read: it
+    // is not what the path says any more, and reading it would clear the
+    // error and report it again at the next poll.
+    if (!CheckFile()) return;
     if (!store_) return;
     auto dv = store_->DataVersion();
     if (!dv.ok()) {
@@ -140,29 +144,32 @@ class Reloader {
     return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
   }
 
-  void CheckFile() {
+  // True when the file at db_path_ is the store held open (or was just
+  // opened in its place); false while there is none to read.
+  bool CheckFile() {
     auto id = FileIdentity();
-    if (id == identity_) return;
+    if (id == identity_) return true;
     if (id.second == 0) {
       Report("store file " + db_path_ + " is gone; still serving ruleset " +
              std::to_string(proxy_->snapshot()->table->version()));
-      return;
+      return false;
     }
     // Another file now stands at the path: open it (never creating one; an
     // empty file may be a copy still being written, so wait for content).
     struct stat st {};
-    if (stat(db_path_.c_str(), &st) != 0 || st.st_size == 0) return;
+    if (stat(db_path_.c_str(), &st) != 0 || st.st_size == 0) return false;
     auto reopened = Store::Open(db_path_);
     if (!reopened.ok()) {
       Report("store file " + db_path_ + " was replaced and cannot be opened: " +
              reopened.status().message());
-      return;
+      return false;
     }
     spdlog::info("store file {} was replaced; reading rules from the new file", db_path_);
     store_ = std::move(reopened.value());
     identity_ = id;
     data_version_ = -1;
     force_ = true;
+    return true;
   }
 
   // Tallies kept for a retry are summed per route so they cannot pile up.

@@ -45,6 +45,7 @@ void MessageParser::Reset() {
   in_head_ = false;
   faking_ = false;
   error_ = nullptr;
+  refused_ = nullptr;
   error_code_ = HPE_OK;
   headers_.clear();
 }
@@ -81,8 +82,7 @@ int MessageParser::OnHeaderField(llhttp_t* p, const char* at, size_t len) {
   if (!self->in_head_) {  // a trailer: no offsets, the buffer may have moved
     for (size_t i = 0; i < len; ++i) {
       if (!IsTchar(at[i])) {
-        llhttp_set_error_reason(p, "invalid trailer name");
-        return HPE_USER;
+        return Refuse(p, "invalid trailer name");
       }
     }
     self->trailer_name_len_ += len;
@@ -92,8 +92,7 @@ int MessageParser::OnHeaderField(llhttp_t* p, const char* at, size_t len) {
   if (self->headers_.empty() || self->value_open_ ||
       self->headers_.back().value.off != 0) {
     if (self->headers_.size() >= kMaxHeaders) {
-      llhttp_set_error_reason(p, "too many headers");
-      return HPE_USER;
+      return Refuse(p, "too many headers");
     }
     self->value_open_ = false;
     self->headers_.push_back(HeaderSpan{{off, 0}, {0, 0}});
@@ -119,8 +118,7 @@ int MessageParser::OnHeaderValueComplete(llhttp_t* p) {
     bool named = self->trailer_name_len_ > 0;
     self->trailer_name_len_ = 0;
     if (!named) {
-      llhttp_set_error_reason(p, "invalid trailer name");
-      return HPE_USER;
+      return Refuse(p, "invalid trailer name");
     }
     return 0;
   }
@@ -139,8 +137,7 @@ int MessageParser::OnHeaderValueComplete(llhttp_t* p) {
   bool token = !name.empty();
   for (char c : name) token = token && IsTchar(c);
   if (!token) {
-    llhttp_set_error_reason(p, "invalid header name");
-    return HPE_USER;
+    return Refuse(p, "invalid header name");
   }
   // From the end of the name: a fold right after the colon ("Host:\r\n x")
   // leaves the value's first piece after the line break. (An empty value
@@ -153,8 +150,7 @@ int MessageParser::OnHeaderValueComplete(llhttp_t* p) {
   bool line_break = false;  // (a plain loop: find_first_of calls memchr per byte)
   for (char c : name_to_value_end) line_break = line_break || c == '\r' || c == '\n';
   if (line_break) {
-    llhttp_set_error_reason(p, "obsolete line folding in a header value");
-    return HPE_USER;
+    return Refuse(p, "obsolete line folding in a header value");
   }
   return 0;
 }
@@ -163,13 +159,11 @@ int MessageParser::OnHeadersComplete(llhttp_t* p) {
   MessageParser* self = Self(p);
   self->in_head_ = false;
   if (self->type_ == MessageType::kResponse && self->status() < 100) {
-    llhttp_set_error_reason(p, "status code is not three digits");
-    return -1;
+    return Refuse(p, "status code is not three digits", -1);
   }
   // llhttp takes "CONNECT \r\n" with no target at all.
   if (self->type_ == MessageType::kRequest && self->target_.len == 0) {
-    llhttp_set_error_reason(p, "empty request target");
-    return -1;
+    return Refuse(p, "empty request target", -1);
   }
   int rc = self->handler_->OnHead();
   if (rc != 0) return rc;
@@ -182,8 +176,7 @@ int MessageParser::OnBody(llhttp_t* p, const char* at, size_t len) {
   // bytes; an empty piece means nothing (and re-chunked, "0" would end it).
   if (len == 0) return 0;
   if (!self->handler_->OnBody(at, len)) {
-    llhttp_set_error_reason(p, "body sink failed");
-    return HPE_USER;
+    return Refuse(p, "body sink failed");
   }
   return 0;
 }
@@ -193,8 +186,7 @@ int MessageParser::OnChunkHeader(llhttp_t* p) {
   // refused, as nginx and HAProxy refuse it (else the peer waits for an
   // impossible amount of data).
   if (p->content_length > kMaxChunkBytes) {
-    llhttp_set_error_reason(p, "chunk size too large");
-    return HPE_USER;
+    return Refuse(p, "chunk size too large");
   }
   return 0;
 }
@@ -210,6 +202,16 @@ int MessageParser::OnMessageComplete(llhttp_t* p) {
   }
   self->at_start_ = true;
   return HPE_PAUSED;
+}
+
+int MessageParser::Refuse(llhttp_t* p, const char* why, int rc) {
+  Self(p)->refused_ = why;
+  llhttp_set_error_reason(p, why);
+  return rc;
+}
+
+const char* MessageParser::StopReason() const {
+  return refused_ != nullptr ? refused_ : llhttp_get_error_reason(&parser_);
 }
 
 MessageParser::Event MessageParser::Fail(const char* why, llhttp_errno_t code) {
@@ -249,7 +251,7 @@ MessageParser::Event MessageParser::StartRequest(const char* base, size_t from, 
   base_ = stand_in;
   llhttp_errno_t rc = llhttp_execute(&parser_, stand_in, stand_in_len);
   faking_ = false;
-  if (rc != HPE_OK) return Fail(llhttp_get_error_reason(&parser_), rc);
+  if (rc != HPE_OK) return Fail(StopReason(), rc);
   *used = i + 1 - from;
   return Event::kNeedMore;
 }
@@ -284,14 +286,14 @@ MessageParser::Event MessageParser::Execute(const char* base, size_t from, size_
   if (rc == HPE_PAUSED || rc == HPE_PAUSED_UPGRADE) {
     return in_head_ || !at_start_ ? Event::kHeadDone : Event::kMessageDone;
   }
-  return Fail(llhttp_get_error_reason(&parser_), rc);
+  return Fail(StopReason(), rc);
 }
 
 MessageParser::Event MessageParser::Finish() {
   llhttp_errno_t rc = llhttp_finish(&parser_);
   if (rc == HPE_OK) return at_start_ ? Event::kMessageDone : Event::kNeedMore;
   if (rc == HPE_PAUSED) return Event::kMessageDone;
-  return Fail(llhttp_get_error_reason(&parser_), rc);
+  return Fail(StopReason(), rc);
 }
 
 }  // namespace strangler

@@ -103,6 +103,12 @@ class MessageParser {
   static int OnMessageComplete(llhttp_t* p);
   static int OnChunkHeader(llhttp_t* p);
   Event Fail(const char* why, llhttp_errno_t code);
+  // A callback's refusal: its reason is kept here, since llhttp replaces
+  // the reason a callback sets with its own ("`on_..._complete` callback
+  // error") when the callback returns an error. Returns `rc`.
+  static int Refuse(llhttp_t* p, const char* why, int rc = HPE_USER);
+  // Why llhttp stopped: a callback's own reason first.
+  const char* StopReason() const;
   Event StartRequest(const char* base, size_t from, size_t to, size_t* used);
 
   MessageType type_;
@@ -121,6 +127,7 @@ class MessageParser {
   Span method_, target_, reason_;
   std::vector<HeaderSpan> headers_;
   const char* error_ = nullptr;
+  const char* refused_ = nullptr;  // set by Refuse()
   llhttp_errno_t error_code_ = HPE_OK;
 };
 

@@ -137,14 +137,11 @@ TEST_CASE("e2e: store deleted, corrupted, then replaced under a running serve") 
   CHECK(fx.StopServe(SIGTERM) == 0);
 }
 
-// BUG: Reloader::Poll reports the missing or unopenable file (CheckFile), then
-// goes on with the store it still holds open, finds it readable, rebuilds the
-// snapshot ("reloaded rules: ruleset 3 -> 3"), logs "store ... is readable
-// again" and forgets the error, so the next poll reports it again: three log
-// lines every --reload-ms for as long as the file is bad, where the Reloader's
-// comment promises "reported once". Skipped until Poll keeps the error.
-TEST_CASE("e2e: a store file gone or replaced by a bad one is reported once, never as readable" *
-          doctest::skip()) {
+// Reloader::Poll used to report the missing or unopenable file, then go on
+// with the store it still held open, rebuild the snapshot, log "store ... is
+// readable again" and forget the error: three log lines every --reload-ms
+// for as long as the file was bad. Reported once now, and never "readable".
+TEST_CASE("e2e: a store file gone or replaced by a bad one is reported once, never as readable") {
   Fixture fx;
   RawBackend b("b");
   REQUIRE(b.Start());
