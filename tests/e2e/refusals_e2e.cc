@@ -49,6 +49,9 @@ TEST_CASE("e2e: CONNECT (405) and a body over --max-body-mb (413) reach no backe
   std::map<int, Json> by_status;
   for (const Json& line : fx.StopAndReadLog()) by_status[line["status"].get<int>()] = line;
   REQUIRE(by_status.size() == 3);
+  // (A missing line must fail here, not abort the run on a const lookup.)
+  REQUIRE(by_status.count(405) == 1);
+  REQUIRE(by_status.count(413) == 1);
   CHECK(by_status[405]["method"] == "CONNECT");
   CHECK(by_status[413]["path"] == "/big");
   for (int status : {405, 413}) {
