@@ -37,12 +37,21 @@ Result<std::shared_ptr<const RouteTable>> LoadTable(Store* store) {
 // last good rules keep serving; replaced by another file (a restore, a copy
 // from another host), the new file is opened and its rules take over once
 // they load.
+// (device, inode) of the file at `path`, or (0, 0) when there is none.
+using FileId = std::pair<uint64_t, uint64_t>;
+FileId FileIdentity(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return {0, 0};
+  return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+}
+
 class Reloader {
  public:
-  Reloader(std::unique_ptr<Store> store, Proxy* proxy, std::string db_path)
-      : store_(std::move(store)), proxy_(proxy), db_path_(std::move(db_path)) {
-    identity_ = FileIdentity();
-  }
+  // `identity`: the file's, taken when `store` was opened (a change made
+  // before the Reloader exists must not become its starting point).
+  Reloader(std::unique_ptr<Store> store, Proxy* proxy, std::string db_path, FileId identity)
+      : store_(std::move(store)), proxy_(proxy), db_path_(std::move(db_path)),
+        identity_(identity) {}
 
   void Poll() {
     // While the path holds no store (gone, or a file that cannot be opened)
@@ -137,23 +146,16 @@ class Reloader {
   }
 
  private:
-  // (device, inode) of the file at db_path_, or (0, 0) when there is none.
-  std::pair<uint64_t, uint64_t> FileIdentity() const {
-    struct stat st {};
-    if (stat(db_path_.c_str(), &st) != 0) return {0, 0};
-    return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
-  }
-
   // True when the file at db_path_ is the store held open (or was just
   // opened in its place); false while there is none to read.
   bool CheckFile() {
-    auto id = FileIdentity();
-    if (id == identity_) return true;
+    FileId id = FileIdentity(db_path_);
     if (id.second == 0) {
       Report("store file " + db_path_ + " is gone; still serving ruleset " +
              std::to_string(proxy_->snapshot()->table->version()));
       return false;
     }
+    if (id == identity_) return true;
     // Another file now stands at the path: open it (never creating one; an
     // empty file may be a copy still being written, so wait for content).
     struct stat st {};
@@ -199,7 +201,7 @@ class Reloader {
   std::unique_ptr<Store> store_;
   Proxy* proxy_;
   std::string db_path_;
-  std::pair<uint64_t, uint64_t> identity_;
+  FileId identity_;
   int64_t data_version_ = -1;
   bool failing_ = false;
   bool force_ = false;
@@ -224,6 +226,7 @@ Status RunServe(const ServeOptions& opts) {
   }
   auto store = Store::Open(opts.db_path);
   if (!store.ok()) return store.status();
+  const FileId identity = FileIdentity(opts.db_path);
   auto dv = store.value()->DataVersion();
   auto table = LoadTable(store.value().get());
   if (!table.ok()) {
@@ -267,7 +270,7 @@ Status RunServe(const ServeOptions& opts) {
                LocalPort(listen_fd.value()), opts.db_path, table.value()->version(),
                opts.log_path);
 
-  Reloader reloader(std::move(store.value()), proxy, opts.db_path);
+  Reloader reloader(std::move(store.value()), proxy, opts.db_path, identity);
   if (dv.ok()) reloader.set_data_version(dv.value());
   timespec tick{opts.reload_ms / 1000, static_cast<long>(opts.reload_ms % 1000) * 1000000L};
   while (true) {
