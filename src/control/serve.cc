@@ -31,20 +31,22 @@ Result<std::shared_ptr<const RouteTable>> LoadTable(Store* store) {
   return RouteTable::Compile(rules.value());
 }
 
+// (device, inode) of the file at `path`, or (0, 0) when there is none;
+// *size (when given) its size.
+using FileId = std::pair<uint64_t, uint64_t>;
+FileId FileIdentity(const std::string& path, off_t* size = nullptr) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return {0, 0};
+  if (size != nullptr) *size = st.st_size;
+  return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+}
+
 // Watches the store and swaps in a new snapshot when it changes. A snapshot
 // that fails to build is logged once and the previous one keeps serving. The
 // store file itself is watched too: deleted, it is reported once and the
 // last good rules keep serving; replaced by another file (a restore, a copy
 // from another host), the new file is opened and its rules take over once
 // they load.
-// (device, inode) of the file at `path`, or (0, 0) when there is none.
-using FileId = std::pair<uint64_t, uint64_t>;
-FileId FileIdentity(const std::string& path) {
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0) return {0, 0};
-  return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
-}
-
 class Reloader {
  public:
   // `identity`: the file's, taken when `store` was opened (a change made
@@ -149,7 +151,8 @@ class Reloader {
   // True when the file at db_path_ is the store held open (or was just
   // opened in its place); false while there is none to read.
   bool CheckFile() {
-    FileId id = FileIdentity(db_path_);
+    off_t size = 0;
+    FileId id = FileIdentity(db_path_, &size);
     if (id.second == 0) {
       Report("store file " + db_path_ + " is gone; still serving ruleset " +
              std::to_string(proxy_->snapshot()->table->version()));
@@ -158,8 +161,7 @@ class Reloader {
     if (id == identity_) return true;
     // Another file now stands at the path: open it (never creating one; an
     // empty file may be a copy still being written, so wait for content).
-    struct stat st {};
-    if (stat(db_path_.c_str(), &st) != 0 || st.st_size == 0) return false;
+    if (size == 0) return false;
     auto reopened = Store::Open(db_path_);
     if (!reopened.ok()) {
       Report("store file " + db_path_ + " was replaced and cannot be opened: " +

@@ -206,7 +206,6 @@ int MessageParser::OnMessageComplete(llhttp_t* p) {
 
 int MessageParser::Refuse(llhttp_t* p, const char* why, int rc) {
   Self(p)->refused_ = why;
-  llhttp_set_error_reason(p, why);
   return rc;
 }
 

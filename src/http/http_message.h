@@ -103,9 +103,9 @@ class MessageParser {
   static int OnMessageComplete(llhttp_t* p);
   static int OnChunkHeader(llhttp_t* p);
   Event Fail(const char* why, llhttp_errno_t code);
-  // A callback's refusal: its reason is kept here, since llhttp replaces
-  // the reason a callback sets with its own ("`on_..._complete` callback
-  // error") when the callback returns an error. Returns `rc`.
+  // A callback's refusal: its reason is kept here, not given to llhttp,
+  // which replaces a failing callback's reason with its own ("`on_..._
+  // complete` callback error"). Returns `rc`.
   static int Refuse(llhttp_t* p, const char* why, int rc = HPE_USER);
   // Why llhttp stopped: a callback's own reason first.
   const char* StopReason() const;

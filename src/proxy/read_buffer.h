@@ -50,8 +50,8 @@ class ReadBuffer {
   ReadBuffer(const ReadBuffer&) = delete;
   ReadBuffer& operator=(const ReadBuffer&) = delete;
 
-  // The first two hold no memory until Ensure() or MakeRoom(): data() is
-  // then null and size() 0.
+  // Until Ensure() or MakeRoom() no memory is held: data() is null and
+  // size() 0.
   char* data() { return bytes_; }
   const char* data() const { return bytes_; }
   size_t size() const { return size_; }
