@@ -17,6 +17,8 @@ namespace strangler {
 using Json = nlohmann::json;
 
 inline constexpr int kDefaultTimeoutMs = 30000;
+inline constexpr int kDefaultConnectTimeoutMs = 2000;
+inline constexpr int kDefaultQueueTimeoutMs = 5000;
 inline constexpr int kFullPercentBp = 10000;  // 100.00 % in basis points
 inline constexpr int kDefaultKeepDiffs = 100;
 inline constexpr int kMaxKeepDiffs = 10000;
@@ -25,7 +27,16 @@ struct Backend {
   std::string name;
   std::vector<std::string> urls;  // http://host:port[/base-path], used in turn
   bool is_default = false;
-  int timeout_ms = kDefaultTimeoutMs;
+  int timeout_ms = kDefaultTimeoutMs;  // the whole answer, from the request sent
+  // Protecting the backend (PRODUCT.md "Backends in production"): a connect
+  // must complete within connect_timeout_ms; each instance takes at most
+  // max_conns connections (0: no cap); a request over the cap waits in a
+  // FIFO queue for at most queue_timeout_ms, and at most max_queue requests
+  // wait (0: no bound).
+  int connect_timeout_ms = kDefaultConnectTimeoutMs;
+  int max_conns = 0;
+  int max_queue = 0;
+  int queue_timeout_ms = kDefaultQueueTimeoutMs;
 };
 
 // One instance URL of a backend, split into what the forwarder needs.

@@ -1,0 +1,27 @@
+// How loaded one backend instance is, as one serve process sees it: its
+// upstream connections against the cap and the requests queued for them.
+// Counted by the forwarder, written to the store by serve about once a
+// second, shown by `backend show` (another process).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace strangler {
+
+struct InstanceLoad {
+  std::string backend;   // the backend's name
+  std::string instance;  // host:port ("[::1]:80" for IPv6)
+  int max_conns = 0;     // 0: no cap
+  // Now:
+  int64_t open = 0;      // connections open (idle + in use)
+  int64_t idle = 0;      // pooled, waiting for a request
+  int64_t in_use = 0;    // carrying a request (or a WebSocket tunnel)
+  int64_t queued = 0;    // requests waiting for a connection
+  // Since serve started:
+  int64_t queue_waits = 0;  // requests that waited in the queue
+  int64_t queue_503 = 0;    // of those and others: 503 because the wait ended or the queue was full
+  int64_t connect_failures = 0;  // refused, timed out or unreachable connects
+};
+
+}  // namespace strangler
