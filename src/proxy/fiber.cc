@@ -90,6 +90,21 @@ class Worker {
     (void)n;
   }
 
+  // Ends a Park from any thread (see fio::Unpark).
+  void Unpark(uint64_t token) {
+    if (tl_worker_is(this)) {
+      EndPark(token);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      unparks_.push_back(token);
+    }
+    uint64_t one = 1;
+    ssize_t n = write(wake_, &one, sizeof(one));
+    (void)n;
+  }
+
   void Stop() {
     stop_.store(true);
     uint64_t one = 1;
@@ -142,6 +157,24 @@ class Worker {
     SwitchToScheduler();
     return f->timed_out ? -1 : f->woke;
   }
+  uint64_t NewToken() { return ++next_token_; }
+  // Parks the current fiber until Unpark(token) or the deadline.
+  bool Park(uint64_t token, Clock::time_point deadline) {
+    Fiber* f = current_;
+    f->timed_out = false;
+    f->woke = -1;
+    f->wait_token = token;
+    Waiting& w = waiting_[token];
+    w.fiber = f;
+    w.n = 0;
+    timers_.push({deadline, token});
+    SwitchToScheduler();
+    return !f->timed_out;
+  }
+  void Disown(int fd) {
+    epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
+    if (static_cast<size_t>(fd) < fds_.size()) fds_[static_cast<size_t>(fd)].reset();
+  }
   bool Wait(int fd, bool read, Clock::time_point deadline) {
     fio::WaitFor one{fd, read};
     return WaitAny(&one, 1, deadline) == 0;
@@ -163,6 +196,16 @@ class Worker {
       Fiber*& slot = w.items[i].read ? st->reader : st->writer;
       if (slot == w.fiber) slot = nullptr;
     }
+  }
+
+  static bool tl_worker_is(const Worker* w);
+  void EndPark(uint64_t token) {
+    auto it = waiting_.find(token);
+    if (it == waiting_.end()) return;  // timed out already
+    Fiber* f = it->second.fiber;
+    waiting_.erase(it);
+    f->woke = 0;
+    MakeRunnable(f);
   }
 
   static void Trampoline();
@@ -194,6 +237,7 @@ class Worker {
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::vector<int> inbox_;  // guarded by mu_
+  std::vector<uint64_t> unparks_;  // guarded by mu_: Unpark from other threads
   std::vector<std::unique_ptr<FdState>> fds_;
   std::deque<Fiber*> runnable_;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
@@ -215,6 +259,8 @@ class Worker {
 namespace {
 thread_local Worker* tl_worker = nullptr;
 }  // namespace
+
+bool Worker::tl_worker_is(const Worker* w) { return tl_worker == w; }
 
 void Worker::Trampoline() {
   Worker* w = tl_worker;
@@ -307,6 +353,7 @@ void Worker::Run() {
 #endif
   epoll_event events[256];
   std::vector<int> incoming;
+  std::vector<uint64_t> unparked;
   while (true) {
     while (!runnable_.empty()) {
       Fiber* f = runnable_.front();
@@ -333,9 +380,12 @@ void Worker::Run() {
         {
           std::lock_guard<std::mutex> lock(mu_);
           incoming.swap(inbox_);
+          unparked.swap(unparks_);
         }
         for (int fd : incoming) StartFiber(fd);
         incoming.clear();
+        for (uint64_t token : unparked) EndPark(token);
+        unparked.clear();
         continue;
       }
       int fd = static_cast<int>(events[i].data.u64 - 1);
@@ -410,6 +460,18 @@ int WorkerIndex() { return tl_worker ? tl_worker->index() : 0; }
 void Adopt(int fd) { tl_worker->Adopt(fd); }
 
 void Close(int fd) { tl_worker->Close(fd); }
+
+void Disown(int fd) { tl_worker->Disown(fd); }
+
+Parking PrepareParking() { return {tl_worker, tl_worker->NewToken()}; }
+
+bool Park(const Parking& p, int timeout_ms) {
+  return p.worker->Park(p.token, Clock::now() + std::chrono::milliseconds(timeout_ms));
+}
+
+void Unpark(const Parking& p) {
+  if (p.worker) p.worker->Unpark(p.token);
+}
 
 namespace {
 Clock::time_point Deadline(int timeout_ms) {

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <cstdint>
 #include <condition_variable>
 #include <cstddef>
 #include <functional>
@@ -89,6 +90,25 @@ enum class SendResult { kSent, kAnswered, kError };
 // result. kError sets errno.
 SendResult SendAllOrAnswer(int fd, const char* data, size_t len, int timeout_ms,
                            size_t* sent = nullptr);
+
+// A wait for something other than a socket (a place in a queue), which any
+// thread may end. PrepareParking() readies one for the current fiber; Park()
+// must follow before the fiber waits on anything else. The parking may be
+// handed to another thread before Park() begins: an Unpark() that comes
+// first takes effect when the fiber parks (the fiber's worker runs no other
+// fiber until then).
+struct Parking {
+  Worker* worker = nullptr;
+  uint64_t token = 0;
+};
+Parking PrepareParking();
+// True when Unpark ended the wait, false when timeout_ms passed first.
+bool Park(const Parking& p, int timeout_ms);
+// Any thread. A parking whose wait already ended (timed out) is left alone.
+void Unpark(const Parking& p);
+// Unregisters fd from the current worker without closing it, so that a
+// fiber of another worker can Adopt it. Nothing may be waiting on it.
+void Disown(int fd);
 
 // A new connection registered with the current worker, or -1 with *err.
 int Connect(const ResolvedAddr& addr, int timeout_ms, ConnectError* err);
