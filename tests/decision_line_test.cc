@@ -62,9 +62,11 @@ TEST_CASE("FormatDecision writes the line byte for byte as before") {
         R"("total_ms":0.000,"bytes_in":0,"bytes_out":0,"client":"","ruleset":0})");
 }
 
-TEST_CASE("a line holds the schema's fields in order, fallback only when set") {
+TEST_CASE("a line holds the schema's fields in order, fallback and queue_ms only when set") {
   std::string line;
-  FormatDecision(Full(), &line);
+  DecisionRecord all = Full();
+  all.queue_ms = 12.5;
+  FormatDecision(all, &line);
   size_t at = 0;
   for (std::string_view name : kDecisionFieldNames) {
     INFO(name);
@@ -77,6 +79,21 @@ TEST_CASE("a line holds the schema's fields in order, fallback only when set") {
   line.clear();
   FormatDecision(no_fallback, &line);
   CHECK(line.find("\"fallback\":") == std::string::npos);
+  CHECK(line.find("\"queue_ms\":") == std::string::npos);  // Full() waited in no queue
+  DecisionRecord no_wait = Full();
+  no_wait.queue_ms = 0;  // refused at once: the queue was full
+  line.clear();
+  FormatDecision(no_wait, &line);
+  CHECK(line.find(",\"queue_ms\":0.000}") != std::string::npos);
+  DecisionReader reader;
+  DecisionLine d;
+  REQUIRE(reader.Read(line, &d));
+  CHECK(d.record.queue_ms == 0);
+  all.queue_ms = 5000.25;
+  line.clear();
+  FormatDecision(all, &line);
+  REQUIRE(reader.Read(line, &d));
+  CHECK(d.record.queue_ms == doctest::Approx(5000.25));
 }
 
 TEST_CASE("DecisionReader reads back every field FormatDecision writes") {
@@ -117,6 +134,7 @@ TEST_CASE("DecisionReader reads back every field FormatDecision writes") {
   CHECK(d.record.route.empty());
   CHECK(d.record.bucket == -1);
   CHECK(d.record.fallback.empty());
+  CHECK(d.record.queue_ms < 0);
   CHECK(d.record.ts_ms == kT0);
 }
 

@@ -129,6 +129,7 @@ void FormatDecision(const DecisionRecord& r, std::string* out) {
   text(F::kClient, r.client);
   number(F::kRuleset, static_cast<uint64_t>(r.ruleset < 0 ? 0 : r.ruleset));
   if (!r.fallback.empty()) text(F::kFallback, r.fallback);
+  if (r.queue_ms >= 0) ms(F::kQueueMs, r.queue_ms);
   out->push_back('}');
 }
 
@@ -177,6 +178,7 @@ bool DecisionReader::Read(std::string_view line, DecisionLine* out) {
       case F::kBytesIn: ok = OptionalNumber(&s, &r.bytes_in); break;
       case F::kBytesOut: ok = OptionalNumber(&s, &r.bytes_out); break;
       case F::kRuleset: ok = OptionalNumber(&s, &r.ruleset); break;
+      case F::kQueueMs: ok = OptionalNumber(&s, &r.queue_ms); break;
       default: ok = s.SkipValue(); break;  // a field this schema does not have
     }
     if (text != nullptr) {

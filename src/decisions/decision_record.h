@@ -29,6 +29,7 @@ struct DecisionRecord {
   std::string_view client;
   int64_t ruleset = 0;
   std::string_view fallback;  // why --to was left (reason "fallback"); "" -> no field
+  double queue_ms = -1;  // time waited for a connection under --max-conns; < 0 -> no field
 };
 
 // The fields of a line, in the order a line holds them.
@@ -49,14 +50,16 @@ enum class DecisionField {
   kClient,
   kRuleset,
   kFallback,
+  kQueueMs,
 };
-inline constexpr size_t kDecisionFieldCount = 16;
-static_assert(static_cast<size_t>(DecisionField::kFallback) + 1 == kDecisionFieldCount);
+inline constexpr size_t kDecisionFieldCount = 17;
+static_assert(static_cast<size_t>(DecisionField::kQueueMs) + 1 == kDecisionFieldCount);
 
 // The names of the fields in a line, by DecisionField.
 inline constexpr std::array<std::string_view, kDecisionFieldCount> kDecisionFieldNames = {
     "ts",     "request_id",  "method",   "path",     "route",     "backend", "reason",  "bucket",
     "status", "upstream_ms", "total_ms", "bytes_in", "bytes_out", "client",  "ruleset", "fallback",
+    "queue_ms",
 };
 
 }  // namespace strangler

@@ -249,21 +249,32 @@ void Mirror::Process(MirrorJob& job, ReadBuffer* read_buf) {
       CountDropped(plan.route);
       return;
     }
-    // A pooled connection first (checked open and clean by Acquire), a
+    // A pooled connection first (checked open and clean by Take), a
     // fresh one when that one turned out stale.
-    bool reused = false;
-    ConnectError err = ConnectError::kNone;
-    int fd = t.instance->Acquire(plan.pool_slot, std::max(left_ms(), 1), attempt > 0, &reused, &err);
-    if (fd < 0) {
-      Finish(job, nullptr,
-             err == ConnectError::kTimeout
-                 ? "did not accept a connection within " + std::to_string(plan.timeout_ms) + " ms"
-             : err == ConnectError::kRefused ? std::string("refused the connection")
-                                             : std::string("could not be reached"));
+    // At the instance's connection cap the copy is not sent: requests
+    // come first, and a copy never waits in their queue.
+    int fd = -1;
+    Instance::Got got = t.instance->Take(plan.pool_slot, attempt > 0, &fd);
+    if (got == Instance::Got::kFull) {
+      CountDropped(plan.route);
       return;
     }
+    bool reused = got == Instance::Got::kPooled;
+    if (got == Instance::Got::kSlot) {
+      ConnectError err = ConnectError::kNone;
+      const int connect_ms = std::max(std::min(left_ms(), plan.connect_timeout_ms), 1);
+      fd = t.instance->Connect(connect_ms, &err);
+      if (fd < 0) {
+        Finish(job, nullptr,
+               err == ConnectError::kTimeout
+                   ? "did not accept a connection within " + std::to_string(connect_ms) + " ms"
+               : err == ConnectError::kRefused ? std::string("refused the connection")
+                                               : std::string("could not be reached"));
+        return;
+      }
+    }
     if (!Track(fd)) {  // stopping
-      fio::Close(fd);
+      t.instance->Discard(fd);
       CountDropped(plan.route);
       return;
     }
@@ -283,12 +294,12 @@ void Mirror::Process(MirrorJob& job, ReadBuffer* read_buf) {
       if (relay.Reusable(read_buf->unread())) {
         t.instance->Release(plan.pool_slot, fd);
       } else {
-        fio::Close(fd);
+        t.instance->Discard(fd);
       }
       Finish(job, &capture.response, "");
       return;
     }
-    fio::Close(fd);
+    t.instance->Discard(fd);
     if (Stopping()) {  // cut off by Stop(): not the mirror's failure
       CountDropped(plan.route);
       return;

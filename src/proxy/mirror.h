@@ -71,6 +71,7 @@ struct MirrorPlan {
   std::string backend;          // the mirror backend's name
   std::vector<Target> targets;  // its URLs, used in turn
   int timeout_ms = 0;
+  int connect_timeout_ms = 0;
   int pool_slot = 0;  // the Mirror's own slot in each Instance's pool (see Upstreams)
   int percent_bp = 0;
   bool writes = false;

@@ -49,6 +49,7 @@ struct RequestState {
   // The outcome, as logged.
   int status = 0;
   double upstream_ms = 0;
+  double queue_ms = -1;  // waited for a connection under a backend's cap (< 0: did not)
   uint64_t bytes_in = 0, bytes_out = 0;
 };
 

@@ -439,6 +439,7 @@ bool Session::ClientLeft(ReadResult why) {
   // nginx's client_body_timeout) or 499 for a client that went away.
   if (up_.connected()) {
     st_.status = why == ReadResult::kTimeout ? 408 : 499;
+    NoteQueueWait();
     up_.Close();
     LogRequest();
   }

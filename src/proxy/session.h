@@ -102,6 +102,8 @@ class Session : private MessageHandler, private UpstreamAttempt::Client {
   // Why the attempt failed, as the 502/504 and the log say it.
   std::string FailureText() const;
   // The client gets the attempt's failure as 502 or 504; false.
+  // Keeps the time the attempt waited in a backend's queue for the log.
+  void NoteQueueWait();
   bool AnswerFailure(const std::string& why);
   // An answer the router makes itself, before any backend had the request:
   // logged with reason "refused", no route and no backend; the connection

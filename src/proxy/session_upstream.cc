@@ -154,6 +154,7 @@ bool Session::Idempotent() const {
 // answer reached the client, and the request is idempotent and bodiless, so
 // the client sees one answer; the log says reason "fallback" and why.
 void Session::FallBack(std::string why) {
+  NoteQueueWait();
   st_.fell_back = true;
   st_.fallback_why = std::move(why);
   st_.decision.backend = snap_->table->ElseBackend(st_.decision.route);
@@ -165,8 +166,19 @@ void Session::FallBack(std::string why) {
 
 std::string Session::FailureText() const {
   std::string msg = "backend '" + std::string(st_.backend_name) + "' ";
+  const Backend& b = up_.backend();
   switch (up_.failure()) {
     case Failure::kRefused: return msg + "refused the connection";
+    case Failure::kConnectTimeout:
+      return msg + "did not accept a connection within " +
+             std::to_string(up_.connect_timeout_ms()) + " ms";
+    case Failure::kQueue:
+      return msg + "is saturated: every instance has its " + std::to_string(b.max_conns) +
+             " connections (--max-conns) busy and " +
+             (up_.queue_full() ? "its queue is full (--max-queue " +
+                                     std::to_string(b.max_queue) + ")"
+                               : "the request waited " + std::to_string(b.queue_timeout_ms) +
+                                     " ms in its queue");
     case Failure::kTimeout:
       return msg + "did not answer within " + std::to_string(up_.timeout_ms()) + " ms";
     case Failure::kNone:
@@ -181,8 +193,22 @@ bool Session::AnswerFailure(const std::string& why) {
   up_.Close();
   // If the request body was not read to its end, the connection cannot go on.
   bool close_after = !st_.client_keep_alive || !st_.request_done;
-  SendError(up_.failure() == Failure::kTimeout ? 504 : 502, why, close_after);
+  int status = 502;
+  switch (up_.failure()) {
+    case Failure::kTimeout:
+    case Failure::kConnectTimeout: status = 504; break;
+    case Failure::kQueue:
+      status = 503;
+      st_.reason = "queue";
+      break;
+    default: break;
+  }
+  SendError(status, why, close_after);
   return false;
+}
+
+void Session::NoteQueueWait() {
+  if (up_.queue_ms() >= 0) st_.queue_ms = up_.queue_ms();
 }
 
 bool Session::Refuse(int status, const std::string& message) {
@@ -221,6 +247,7 @@ void Session::SendError(int status, std::string_view message, bool close_after) 
 // --- The record ------------------------------------------------------------
 
 void Session::Conclude() {
+  NoteQueueWait();
   if (st_.decision.route >= 0 && st_.status > 0) CountRequest();
   LogRequest();
 }
@@ -258,6 +285,7 @@ void Session::LogRequest() {
   r.client = client_ip_;
   r.ruleset = snap_ ? snap_->table->version() : 0;
   r.fallback = st_.fallback_why;
+  r.queue_ms = st_.queue_ms;
   proxy_->log()->Write(r);
 }
 

@@ -15,59 +15,224 @@ Instance::~Instance() {
   }
 }
 
-void Instance::Expire(std::deque<Idle>* idle, std::chrono::steady_clock::time_point now) {
+void Instance::ExpireLocked(std::deque<Idle>* idle, std::chrono::steady_clock::time_point now) {
   const auto max_idle = std::chrono::milliseconds(idle_ms_);
   while (!idle->empty() && now - idle->front().since >= max_idle) {
     fio::Close(idle->front().fd);
     idle->pop_front();
+    --idle_n_;
+    --open_;  // nobody is queued while connections sit idle
   }
 }
 
-int Instance::Acquire(int worker, int timeout_ms, bool fresh, bool* reused, ConnectError* err) {
+void Instance::FreeSlotLocked(fio::Parking* wake) {
+  // open_ counts the slot still: it passes to the first queued request as
+  // is, or is given back.
+  if (!queue_.empty() && open_ <= max_conns()) {
+    Waiter* w = queue_.front();
+    queue_.pop_front();
+    queued_.store(static_cast<int64_t>(queue_.size()), std::memory_order_relaxed);
+    w->granted = true;
+    *wake = w->parking;
+    return;
+  }
+  --open_;
+}
+
+void Instance::SetMaxConns(int max) {
+  std::vector<fio::Parking> wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    max_conns_.store(max, std::memory_order_relaxed);
+    // A raised (or removed) cap lets queued requests connect.
+    while (!queue_.empty() && UnderCapLocked()) {
+      Waiter* w = queue_.front();
+      queue_.pop_front();
+      w->granted = true;
+      ++open_;
+      wake.push_back(w->parking);
+    }
+    queued_.store(static_cast<int64_t>(queue_.size()), std::memory_order_relaxed);
+  }
+  for (const fio::Parking& p : wake) fio::Unpark(p);
+}
+
+Instance::Got Instance::Take(int worker, bool fresh, int* fd) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return TakeLocked(worker, fresh, fd);
+}
+
+Instance::Got Instance::TakeLocked(int worker, bool fresh, int* fd) {
   std::deque<Idle>& idle = idle_[static_cast<size_t>(worker)];
   if (!fresh) {
-    Expire(&idle, std::chrono::steady_clock::now());
+    ExpireLocked(&idle, std::chrono::steady_clock::now());
     while (!idle.empty()) {
-      int fd = idle.back().fd;
+      int c = idle.back().fd;
       idle.pop_back();
-      if (!fio::IdleAndClean(fd)) {
-        fio::Close(fd);
-        continue;
+      --idle_n_;
+      if (fio::IdleAndClean(c)) {
+        *fd = c;
+        return Got::kPooled;
       }
-      *reused = true;
-      *err = ConnectError::kNone;
-      return fd;
+      fio::Close(c);
+      --open_;
     }
   }
-  *reused = false;
-  if (!resolved_.load(std::memory_order_acquire)) {
+  if (!queue_.empty()) return Got::kFull;  // first come, first served
+  if (UnderCapLocked()) {
+    ++open_;
+    return Got::kSlot;
+  }
+  // At the cap with connections idle in other workers' pools (a socket is
+  // registered with the worker that pooled it): the oldest is closed and
+  // its slot taken here.
+  for (std::deque<Idle>& other : idle_) {
+    if (other.empty()) continue;
+    // Closed from here: the socket leaves that worker's epoll set with it,
+    // and its table entry, idle, is stale until reused (no fiber waits on it).
+    close(other.front().fd);
+    other.pop_front();
+    --idle_n_;
+    return Got::kSlot;
+  }
+  return Got::kFull;
+}
+
+Instance::Got Instance::Queue(int worker, int timeout_ms, int* fd) {
+  Waiter w;
+  w.worker = worker;
+  w.parking = fio::PrepareParking();
+  {
     std::lock_guard<std::mutex> lock(mu_);
+    Got got = TakeLocked(worker, false, fd);  // room made since Take
+    if (got != Got::kFull) return got;
+    queue_.push_back(&w);
+    queued_.store(static_cast<int64_t>(queue_.size()), std::memory_order_relaxed);
+    queue_waits_.fetch_add(1, std::memory_order_relaxed);
+  }
+  fio::Park(w.parking, timeout_ms);
+  {
+    // Granted or not is decided under the lock: a grant that raced with the
+    // timeout is taken.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!w.granted) {
+      for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+        if (*it == &w) {
+          queue_.erase(it);
+          break;
+        }
+      }
+      queued_.store(static_cast<int64_t>(queue_.size()), std::memory_order_relaxed);
+      queue_503_.fetch_add(1, std::memory_order_relaxed);
+      return Got::kFull;
+    }
+  }
+  if (w.fd < 0) return Got::kSlot;
+  if (w.moved) fio::Adopt(w.fd);
+  // Checked as a pooled one is: a byte the backend sent since its answer
+  // belongs to no request. Closed, its slot stays with this request.
+  if (!fio::IdleAndClean(w.fd)) {
+    fio::Close(w.fd);
+    return Got::kSlot;
+  }
+  *fd = w.fd;
+  return Got::kPooled;
+}
+
+int Instance::Connect(int timeout_ms, ConnectError* err) {
+  int fd = -1;
+  if (!resolved_.load(std::memory_order_acquire)) {
+    std::lock_guard<std::mutex> lock(resolve_mu_);
     if (!resolved_.load(std::memory_order_relaxed)) {
       auto r = Resolve(host_, port_);
-      if (!r.ok()) {
-        *err = ConnectError::kOther;
-        return -1;
+      if (r.ok()) {
+        addr_ = r.value();
+        resolved_.store(true, std::memory_order_release);
       }
-      addr_ = r.value();
-      resolved_.store(true, std::memory_order_release);
     }
   }
-  return fio::Connect(addr_, timeout_ms, err);
+  if (resolved_.load(std::memory_order_acquire)) {
+    fd = fio::Connect(addr_, timeout_ms, err);
+  } else {
+    *err = ConnectError::kOther;
+  }
+  if (fd >= 0) return fd;
+  connect_failures_.fetch_add(1, std::memory_order_relaxed);
+  fio::Parking wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    FreeSlotLocked(&wake);
+  }
+  fio::Unpark(wake);
+  return -1;
 }
 
 void Instance::ExpireIdle(int worker) {
-  Expire(&idle_[static_cast<size_t>(worker)], std::chrono::steady_clock::now());
+  std::lock_guard<std::mutex> lock(mu_);
+  ExpireLocked(&idle_[static_cast<size_t>(worker)], std::chrono::steady_clock::now());
 }
 
 void Instance::Release(int worker, int fd) {
-  std::deque<Idle>& idle = idle_[static_cast<size_t>(worker)];
-  auto now = std::chrono::steady_clock::now();
-  Expire(&idle, now);
-  if (idle.size() < kMaxIdlePerWorker) {
-    idle.push_back({fd, now});
-    return;
+  fio::Parking wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!queue_.empty() && open_ <= max_conns()) {
+      // Straight to the first queued request, on whichever worker it waits.
+      Waiter* w = queue_.front();
+      queue_.pop_front();
+      queued_.store(static_cast<int64_t>(queue_.size()), std::memory_order_relaxed);
+      if (w->worker != worker) {
+        fio::Disown(fd);
+        w->moved = true;
+      }
+      w->granted = true;
+      w->fd = fd;
+      wake = w->parking;
+    } else if (max_conns() > 0 && open_ > max_conns()) {
+      fio::Close(fd);  // the cap was lowered: over it, connections go
+      FreeSlotLocked(&wake);
+    } else {
+      std::deque<Idle>& idle = idle_[static_cast<size_t>(worker)];
+      auto now = std::chrono::steady_clock::now();
+      ExpireLocked(&idle, now);
+      if (idle.size() < kMaxIdlePerWorker) {
+        idle.push_back({fd, now});
+        ++idle_n_;
+      } else {
+        fio::Close(fd);
+        --open_;
+      }
+    }
   }
+  fio::Unpark(wake);
+}
+
+void Instance::Discard(int fd) {
   fio::Close(fd);
+  fio::Parking wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    FreeSlotLocked(&wake);
+  }
+  fio::Unpark(wake);
+}
+
+InstanceLoad Instance::Load() const {
+  InstanceLoad l;
+  bool v6 = host_.find(':') != std::string::npos;
+  l.instance = (v6 ? "[" + host_ + "]" : host_) + ":" + std::to_string(port_);
+  l.max_conns = max_conns();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    l.open = open_;
+    l.idle = idle_n_;
+    l.queued = static_cast<int64_t>(queue_.size());
+  }
+  l.in_use = l.open - l.idle;
+  l.queue_waits = queue_waits_.load(std::memory_order_relaxed);
+  l.queue_503 = queue_503_.load(std::memory_order_relaxed);
+  l.connect_failures = connect_failures_.load(std::memory_order_relaxed);
+  return l;
 }
 
 std::shared_ptr<const ProxySnapshot> Upstreams::MakeSnapshot(
@@ -89,6 +254,22 @@ std::shared_ptr<const ProxySnapshot> Upstreams::MakeSnapshot(
     }
     snap->targets.push_back(std::move(target));
   }
+  // Caps: an instance listed by several backends takes the smallest.
+  std::unordered_map<Instance*, int> caps;
+  for (const auto& target : snap->targets) {
+    for (Instance* i : target->instances) {
+      int max = target->backend->max_conns;
+      auto [it, fresh] = caps.emplace(i, max);
+      if (!fresh && max > 0 && (it->second == 0 || max < it->second)) it->second = max;
+    }
+  }
+  for (auto& [key, instance] : instances_) {
+    auto it = caps.find(instance.get());
+    instance->SetMaxConns(it == caps.end() ? 0 : it->second);
+  }
+  table_instances_.clear();
+  for (const auto& target : snap->targets) table_instances_.push_back(target->instances);
+  table_ = table;
   const std::vector<Backend>& backends = table->backends();
   auto backend_index = [&](const std::string& name) {
     for (size_t i = 0; i < backends.size(); ++i) {
@@ -113,6 +294,7 @@ std::shared_ptr<const ProxySnapshot> Upstreams::MakeSnapshot(
         plan->targets.push_back({target.instances[i], target.base_paths[i]});
       }
       plan->timeout_ms = b.timeout_ms;
+      plan->connect_timeout_ms = b.connect_timeout_ms;
       plan->pool_slot = workers_;
       plan->percent_bp = r.mirror_percent_bp;
       plan->writes = r.mirror_writes;
@@ -132,6 +314,19 @@ std::shared_ptr<const ProxySnapshot> Upstreams::MakeSnapshot(
 void Upstreams::ExpireIdle(int worker) {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& [key, instance] : instances_) instance->ExpireIdle(worker);
+}
+
+std::vector<InstanceLoad> Upstreams::Loads() {
+  std::vector<InstanceLoad> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!table_) return out;
+  for (size_t b = 0; b < table_instances_.size(); ++b) {
+    for (Instance* i : table_instances_[b]) {
+      out.push_back(i->Load());
+      out.back().backend = table_->backends()[b].name;
+    }
+  }
+  return out;
 }
 
 std::vector<std::pair<std::string, RampCounts>> Upstreams::TakeCounts() {

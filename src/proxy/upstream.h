@@ -15,10 +15,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include "proxy/fiber.h"
 #include "proxy/mirror.h"
 #include "proxy/net.h"
 #include "rules/route_table.h"
 #include "rules/rules.h"
+#include "safety/backend_load.h"
 #include "safety/ramp.h"
 
 namespace strangler {
@@ -29,37 +31,92 @@ class Instance {
   Instance(std::string host, uint16_t port, int workers, int idle_ms);
   ~Instance();
 
-  // Call from a fiber of worker `worker`. An idle pooled socket (*reused =
-  // true) unless `fresh`, else a new connection. -1 on failure with *err.
-  // A pooled socket is handed out only when it is still open, has no unread
-  // byte (a late body, an unsolicited answer) and was idle for at most
-  // `idle_ms`; any other is closed, never handed to a request.
-  int Acquire(int worker, int timeout_ms, bool fresh, bool* reused, ConnectError* err);
+  // How a request gets a connection (Take, Queue).
+  enum class Got {
+    kPooled,  // *fd: an idle pooled connection, checked open and clean
+    kSlot,    // room under the cap: the caller connects (Connect)
+    kFull,    // at the cap (Take), or the wait in the queue ended (Queue)
+  };
+
+  // The cap on connections (--max-conns; 0: none). Raising or removing it
+  // lets waiting requests in.
+  void SetMaxConns(int max);
+  int max_conns() const { return max_conns_.load(std::memory_order_relaxed); }
+
+  // Call from a fiber of worker `worker`. An idle pooled connection of this
+  // worker (unless `fresh`), else a slot when under the cap and nobody is
+  // queued before this request; kFull otherwise. A pooled socket is handed
+  // out only when it is still open, has no unread byte (a late body, an
+  // unsolicited answer) and was idle for at most `idle_ms`; any other is
+  // closed, never handed to a request. At the cap, a connection idle in
+  // another worker's pool is closed to make room.
+  Got Take(int worker, bool fresh, int* fd);
+  // After Take said kFull: waits in this instance's FIFO queue, the fiber
+  // parked, for at most timeout_ms. A connection released meanwhile is
+  // handed over (kPooled), or a slot freed by a closed one (kSlot); kFull
+  // when the time ran out.
+  Got Queue(int worker, int timeout_ms, int* fd);
+  // With a slot: a new connection, or -1 with *err (the slot is given back).
+  int Connect(int timeout_ms, ConnectError* err);
   // Returns a socket whose last response completed cleanly, with no byte
-  // after it.
+  // after it: to the first queued request, else to the pool.
   void Release(int worker, int fd);
+  // Closes a connection of this instance; its slot goes to the first
+  // queued request.
+  void Discard(int fd);
   // Closes worker's pooled sockets idle too long. On that worker's thread.
   void ExpireIdle(int worker);
+  // A request refused at once because its backend's queue was full.
+  void CountQueueFull() { queue_503_.fetch_add(1, std::memory_order_relaxed); }
 
+  int64_t queued() const { return queued_.load(std::memory_order_relaxed); }
+  InstanceLoad Load() const;  // backend name left empty
   const std::string& host() const { return host_; }
   uint16_t port() const { return port_; }
 
  private:
   static constexpr size_t kMaxIdlePerWorker = 256;
-  std::string host_;
-  uint16_t port_;
-  std::mutex mu_;  // guards the resolution only
-  std::atomic<bool> resolved_{false};
-  ResolvedAddr addr_;
   struct Idle {
     int fd;
     std::chrono::steady_clock::time_point since;
   };
+  // A request parked in the queue. Lives on its fiber's stack; touched by
+  // others only under mu_.
+  struct Waiter {
+    int worker = 0;
+    fio::Parking parking;
+    bool granted = false;
+    int fd = -1;         // granted a released connection (else a slot)
+    bool moved = false;  // that connection was registered with another worker
+  };
   // Closes the sockets of `idle` that have been idle too long (the oldest
-  // are at the front).
-  void Expire(std::deque<Idle>* idle, std::chrono::steady_clock::time_point now);
+  // are at the front). Under mu_.
+  void ExpireLocked(std::deque<Idle>* idle, std::chrono::steady_clock::time_point now);
+  // One slot fewer in use (a connection closed or never made): it goes to
+  // the first queued request when the cap allows. Under mu_; the parking
+  // to end (after unlocking) in *wake.
+  void FreeSlotLocked(fio::Parking* wake);
+  Got TakeLocked(int worker, bool fresh, int* fd);
+  bool UnderCapLocked() const {
+    int max = max_conns();
+    return max == 0 || open_ < max;
+  }
+
+  std::string host_;
+  uint16_t port_;
   int idle_ms_;
-  std::vector<std::deque<Idle>> idle_;  // per worker; touched only by that worker
+  std::atomic<int> max_conns_{0};
+  std::mutex resolve_mu_;  // guards the resolution only
+  std::atomic<bool> resolved_{false};
+  ResolvedAddr addr_;
+
+  mutable std::mutex mu_;  // guards what follows
+  std::vector<std::deque<Idle>> idle_;  // per worker (and the Mirror's slot)
+  int open_ = 0;    // slots taken: connecting, in use or idle
+  int idle_n_ = 0;  // of those, idle in a pool
+  std::deque<Waiter*> queue_;
+  std::atomic<int64_t> queued_{0};  // queue_.size(), readable without mu_
+  std::atomic<int64_t> queue_waits_{0}, queue_503_{0}, connect_failures_{0};
 };
 
 // A backend as the forwarder sees it: its instances, used in turn.
@@ -106,6 +163,8 @@ class Upstreams {
   // so that they go even when no request comes to their backend any more.
   // On that worker's thread (WorkerPool housekeeping).
   void ExpireIdle(int worker);
+  // The load of every instance, per backend that lists it.
+  std::vector<InstanceLoad> Loads();
   // Counted requests of every route since the last call (routes with none
   // are left out), and the counters reset.
   std::vector<std::pair<std::string, RampCounts>> TakeCounts();
@@ -116,6 +175,8 @@ class Upstreams {
   int idle_ms_ = 30000;
   std::unordered_map<std::string, std::unique_ptr<Instance>> instances_;
   std::unordered_map<std::string, std::unique_ptr<RouteCounters>> counters_;  // by route
+  std::shared_ptr<const RouteTable> table_;  // the latest, for Loads()
+  std::vector<std::vector<Instance*>> table_instances_;  // per backend of table_
 };
 
 }  // namespace strangler

@@ -21,7 +21,7 @@ UpstreamAttempt::~UpstreamAttempt() { Close(); }
 
 void UpstreamAttempt::Close() {
   if (fd_ < 0) return;
-  fio::Close(fd_);
+  instance_->Discard(fd_);
   fd_ = -1;
 }
 
@@ -42,30 +42,87 @@ void UpstreamAttempt::UseInstance(size_t pick) {
   head_len_ = out_.size();
 }
 
-bool UpstreamAttempt::NextInstance() {
-  size_t n = target_->instances.size();
-  if (n < 2 || sent_ > 0) return false;
+void UpstreamAttempt::SwitchInstance(size_t pick) {
   // The head names the instance's base path: rebuilt; body bytes already
   // taken from the client stay behind it.
   std::string body = out_.substr(head_len_);
-  UseInstance((pick_ + 1) % n);
+  UseInstance(pick);
   out_.append(body);
+}
+
+bool UpstreamAttempt::NextInstance() {
+  size_t n = target_->instances.size();
+  if (n < 2 || sent_ > 0) return false;
+  SwitchInstance((pick_ + 1) % n);
   return true;
 }
 
 bool UpstreamAttempt::Connect(bool fresh) {
-  Close();
-  ConnectError err = ConnectError::kNone;
-  bool reused = false;
-  // `fresh` skips the pool: a pooled socket just failed.
-  fd_ = instance_->Acquire(fio::WorkerIndex(), timeout_ms(), fresh, &reused, &err);
-  s_.reused = reused;
-  if (fd_ < 0) {
-    s_.failure = err == ConnectError::kTimeout ? Failure::kTimeout : Failure::kRefused;
-    return false;
+  int fd = -1;
+  Instance::Got got;
+  if (fresh && fd_ >= 0) {
+    // A pooled connection just failed: a new one takes its slot.
+    fio::Close(fd_);
+    fd_ = -1;
+    got = Instance::Got::kSlot;
+  } else {
+    Close();
+    got = fresh ? instance_->Take(fio::WorkerIndex(), true, &fd) : TakeAny(&fd);
+    if (got == Instance::Got::kFull && fresh) {
+      got = instance_->Queue(fio::WorkerIndex(), backend().queue_timeout_ms, &fd);
+    }
+    if (got == Instance::Got::kFull) {
+      s_.failure = Failure::kQueue;
+      return false;
+    }
   }
+  s_.reused = got == Instance::Got::kPooled;
+  if (got == Instance::Got::kSlot) {
+    ConnectError err = ConnectError::kNone;
+    // The answer's timeout bounds the connect too, when it is the shorter.
+    fd = instance_->Connect(connect_timeout_ms(), &err);
+    if (fd < 0) {
+      s_.failure = err == ConnectError::kTimeout ? Failure::kConnectTimeout : Failure::kRefused;
+      return false;
+    }
+  }
+  fd_ = fd;
   s_.connected = true;
   return true;
+}
+
+Instance::Got UpstreamAttempt::TakeAny(int* fd) {
+  const int worker = fio::WorkerIndex();
+  Instance::Got got = instance_->Take(worker, false, fd);
+  if (got != Instance::Got::kFull) return got;
+  const size_t n = target_->instances.size();
+  size_t shortest = pick_;
+  int64_t queued = 0;
+  for (size_t k = 1; k <= n; ++k) {
+    size_t i = (pick_ + k) % n;
+    Instance* other = target_->instances[i];
+    queued += other->queued();
+    if (other->queued() < target_->instances[shortest]->queued()) shortest = i;
+    if (i == pick_ || sent_ > 0) continue;
+    got = other->Take(worker, false, fd);
+    if (got != Instance::Got::kFull) {
+      SwitchInstance(i);
+      return got;
+    }
+  }
+  const int max_queue = backend().max_queue;
+  if (max_queue > 0 && queued >= max_queue) {
+    instance_->CountQueueFull();
+    s_.queue_full = true;
+    s_.queue_ms = 0;
+    return Instance::Got::kFull;
+  }
+  if (shortest != pick_ && sent_ == 0) SwitchInstance(shortest);
+  const Clock::time_point t0 = Clock::now();
+  got = instance_->Queue(worker, backend().queue_timeout_ms, fd);
+  s_.started = Clock::now();  // upstream_ms leaves the wait out: queue_ms says it
+  s_.queue_ms = std::chrono::duration<double, std::milli>(s_.started - t0).count();
+  return got;
 }
 
 fio::SendResult UpstreamAttempt::SendOnce() {
@@ -87,10 +144,12 @@ bool UpstreamAttempt::Send() {
   if (fd_ < 0) {
     s_.started = Clock::now();
     if (!Connect(false)) {
-      // Refused: nothing was sent, so another instance of the same backend
-      // takes the request, whatever its method (as nginx's default
-      // proxy_next_upstream does).
-      if (s_.failure != Failure::kRefused || !NextInstance()) return false;
+      // Refused or not accepted in time: nothing was sent, so another
+      // instance of the same backend takes the request, whatever its method
+      // (as nginx's default proxy_next_upstream does).
+      bool no_connection =
+          s_.failure == Failure::kRefused || s_.failure == Failure::kConnectTimeout;
+      if (!no_connection || !NextInstance()) return false;
       s_.failure = Failure::kNone;
       if (!Connect(false)) return false;
     }

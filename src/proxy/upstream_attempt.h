@@ -10,6 +10,7 @@
 // Lives in a session's fiber; not thread-safe.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <string>
@@ -39,7 +40,14 @@ class UpstreamAttempt {
   };
 
   // Why an attempt got no answer.
-  enum class Failure { kNone, kRefused, kTimeout, kFailed };
+  enum class Failure {
+    kNone,
+    kRefused,         // no connection: refused or unreachable
+    kConnectTimeout,  // no connection within the backend's connect timeout
+    kQueue,           // every instance at its cap: the wait ended or the queue was full
+    kTimeout,         // no (whole) answer within the backend's timeout
+    kFailed,
+  };
 
   // How an attempt ended, once its answer was read.
   enum class Outcome {
@@ -97,6 +105,8 @@ class UpstreamAttempt {
   }
   const BackendTarget* target() const { return target_; }
   int timeout_ms() const { return target_->backend->timeout_ms; }
+  const Backend& backend() const { return *target_->backend; }
+  int connect_timeout_ms() const { return std::min(backend().connect_timeout_ms, timeout_ms()); }
   bool early_answer() const { return s_.early_answer; }
   bool answer_begun() const { return s_.relay_begun; }
   bool delivered() const { return s_.delivered; }  // a byte of the answer reached the client
@@ -107,15 +117,24 @@ class UpstreamAttempt {
   int status() const { return relay_.status(); }
   bool client_keep_alive() const { return relay_.client_keep_alive(); }
   double upstream_ms() const { return s_.upstream_ms; }
+  // Time this attempt waited for a connection under the cap (< 0: none).
+  double queue_ms() const { return s_.queue_ms; }
+  bool queue_full() const { return s_.queue_full; }  // kQueue without a wait
 
  private:
   using Clock = std::chrono::steady_clock;
 
   void UseInstance(size_t pick);
+  // Before anything was sent: instance `pick` instead, its head rebuilt.
+  void SwitchInstance(size_t pick);
   // Before anything was sent: the backend's next instance instead of this
   // one. False when it has no other.
   bool NextInstance();
   bool Connect(bool fresh);
+  // Before anything was sent: a connection of the instance in turn, else
+  // of another instance with room, else a place in the queue of the one
+  // with the fewest waiting. Switches instance_ as needed.
+  Instance::Got TakeAny(int* fd);
   fio::SendResult SendOnce();
   // Starts reading the answer (ResponseRelay::Begin); in() is emptied.
   void BeginAnswer();
@@ -151,6 +170,8 @@ class UpstreamAttempt {
     int refused_status = 0;
     Clock::time_point started;
     double upstream_ms = 0;
+    double queue_ms = -1;
+    bool queue_full = false;
   };
   State s_;
 };

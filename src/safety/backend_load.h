@@ -22,6 +22,14 @@ struct InstanceLoad {
   int64_t queue_waits = 0;  // requests that waited in the queue
   int64_t queue_503 = 0;    // of those and others: 503 because the wait ended or the queue was full
   int64_t connect_failures = 0;  // refused, timed out or unreachable connects
+
+  bool operator==(const InstanceLoad& o) const {
+    return backend == o.backend && instance == o.instance && max_conns == o.max_conns &&
+           open == o.open && idle == o.idle && in_use == o.in_use && queued == o.queued &&
+           queue_waits == o.queue_waits && queue_503 == o.queue_503 &&
+           connect_failures == o.connect_failures;
+  }
+  bool operator!=(const InstanceLoad& o) const { return !(*this == o); }
 };
 
 }  // namespace strangler
