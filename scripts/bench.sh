@@ -26,6 +26,9 @@
 #   --mirror P (this build only: a second route `pages`, /legacy/page to legacy, copies
 #     P% of its requests to the new backend, compared ignoring the `backend` field; the
 #     baseline gets the same route without the mirror),
+#   --max-conns N (this build only: both backends get `--max-conns N`, a cap on connections
+#     per instance with a queue; with --baseline pointing at this same build, the ratios
+#     are what the cap and its queue cost),
 #   --idle N (after the comparison: N keep-alive clients make one request each through a
 #     fresh router and stay open and quiet; prints its resident memory before, while
 #     they are held (per connection) and 5 s after they left; the same for the peer:
@@ -54,6 +57,7 @@ base_bin=""
 ramp=0
 mirror_pct=""
 idle_n=0
+max_conns=""
 
 die_usage() { echo "bench.sh: $*" >&2; echo "try: scripts/bench.sh --help" >&2; exit 2; }
 while (($#)); do
@@ -70,6 +74,7 @@ while (($#)); do
     --baseline) (($# >= 2)) || die_usage "--baseline needs a value"; peer=baseline; base_bin=$2; shift ;;
     --ramp) ramp=1 ;;
     --mirror) (($# >= 2)) || die_usage "--mirror needs a value"; mirror_pct=$2; shift ;;
+    --max-conns) (($# >= 2)) || die_usage "--max-conns needs a value"; max_conns=$2; shift ;;
     --idle) (($# >= 2)) || die_usage "--idle needs a value"; idle_n=$2; shift ;;
     -h|--help) sed -n '2,/^set -euo pipefail/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die_usage "unknown option '$1'" ;;
@@ -272,6 +277,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
   else
     echo "peer: nginx reverse proxy"
   fi
+  [[ -n "$max_conns" ]] && echo "this build: both backends capped at --max-conns $max_conns per instance"
   ((ramp)) && echo "this build: a ramp runs on route orders (--to 100 --step 0.01 --every 1h --max-error-rate 5%)"
   [[ -n "$mirror_pct" ]] && echo "this build: route pages (/legacy/page -> legacy) mirrors ${mirror_pct%\%}% of its requests to new"
   echo "load average before: $LOAD_BEFORE   ($(uptime | sed 's/^ *//'))"
@@ -340,6 +346,10 @@ make_store() {
   in_store "$1" "$2" route add orders --to new --path /api/orders --percent 30 --sticky header:X-User-Id
 }
 make_store "$STRANGLER" "$DB"
+if [[ -n "$max_conns" ]]; then
+  S backend set legacy --max-conns "$max_conns"
+  S backend set new --max-conns "$max_conns"
+fi
 if [[ -n "$mirror_pct" ]]; then
   # A route on the other half of the requests (all to legacy, as without it), copying
   # a few of them to new; the orders requests are never mirrored. The answers differ

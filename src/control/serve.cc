@@ -23,6 +23,16 @@
 namespace strangler {
 namespace {
 
+// "HOSTNAME 127.0.0.1:8080 pid 4242": names this serve in the store's
+// instance_load rows (several serves may share a store).
+std::string ServeId(const std::string& listen_host, uint16_t port) {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) name[0] = '\0';
+  bool v6 = listen_host.find(':') != std::string::npos;
+  return std::string(name[0] ? name : "localhost") + " " + (v6 ? "[" : "") + listen_host +
+         (v6 ? "]:" : ":") + std::to_string(port) + " pid " + std::to_string(getpid());
+}
+
 constexpr int kListenBacklog = 4096;
 
 Result<std::shared_ptr<const RouteTable>> LoadTable(Store* store) {
@@ -144,8 +154,12 @@ class Reloader {
         records_.clear();
       }
     }
+    if (flush) WriteLoad(now, final_flush);
     if (force_) Poll();
   }
+
+  // Who this serve is in the store's instance_load rows.
+  void set_serve_id(std::string id) { serve_id_ = std::move(id); }
 
  private:
   // True when the file at db_path_ is the store held open (or was just
@@ -209,7 +223,32 @@ class Reloader {
   bool force_ = false;
   std::string last_error_;
 
+  // The load of each backend instance, for `backend show` (another
+  // process): written when it changed, and at least every kLoadRefreshMs
+  // so that readers can tell a running serve's rows from a gone one's. A
+  // serve that stops takes its rows away.
+  void WriteLoad(int64_t now, bool final_flush) {
+    if (final_flush) {
+      Status st = store_->DropInstanceLoad(serve_id_);
+      if (!st.ok()) spdlog::warn("cannot remove this serve's instance load: {}", st.message());
+      return;
+    }
+    std::vector<InstanceLoad> load = proxy_->upstreams().Loads();
+    if (load == last_load_ && now < next_load_ms_) return;
+    Status st = store_->WriteInstanceLoad(serve_id_, now, load);
+    if (!st.ok()) {
+      ReportSafety("cannot record instance load: " + st.message());
+      return;
+    }
+    last_load_ = std::move(load);
+    next_load_ms_ = now + kLoadRefreshMs;
+  }
+
   static constexpr int64_t kFlushMs = 1000;
+  static constexpr int64_t kLoadRefreshMs = 3000;
+  std::string serve_id_;
+  std::vector<InstanceLoad> last_load_;
+  int64_t next_load_ms_ = 0;
   std::map<std::string, RampCounts> counts_;
   std::vector<std::pair<std::string, MirrorTally>> tallies_;
   std::vector<DiffRecord> records_;
@@ -274,6 +313,7 @@ Status RunServe(const ServeOptions& opts) {
 
   Reloader reloader(std::move(store.value()), proxy, opts.db_path, identity);
   if (dv.ok()) reloader.set_data_version(dv.value());
+  reloader.set_serve_id(ServeId(hp->host, LocalPort(listen_fd.value())));
   timespec tick{opts.reload_ms / 1000, static_cast<long>(opts.reload_ms % 1000) * 1000000L};
   while (true) {
     int sig = sigtimedwait(&stop_signals, nullptr, &tick);

@@ -20,6 +20,7 @@
 
 #include <doctest/doctest.h>
 
+#include "black_hole.h"
 #include "harness.h"
 #include "wire.h"
 
@@ -111,15 +112,6 @@ TEST_CASE("e2e: promise: HTTP/1.0 clients get an HTTP/1.0 status line and Connec
   CHECK(r.status_line == "HTTP/1.0 405 Method Not Allowed");
 }
 
-// A listening socket that completes no handshake: its accept queue
-// (backlog 0) is filled by connections nobody accepts, so the kernel drops
-// further SYNs and a connect() to it waits until its caller gives up.
-class BlackHole {
- public:
-  BlackHole() {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(fd_ >= 0);
-    sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);

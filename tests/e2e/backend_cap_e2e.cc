@@ -1,0 +1,339 @@
+// Protecting a fragile backend (PRODUCT.md "Backends in production"):
+// --max-conns caps the router's connections to each instance, requests over
+// the cap wait in a FIFO queue (--queue-timeout, --max-queue) and get 503
+// (reason "queue", queue_ms in the log) when the wait ends or the queue is
+// full; --connect-timeout-ms bounds a connect apart from --timeout-ms.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "black_hole.h"
+#include "harness.h"
+
+namespace strangler {
+namespace e2e {
+namespace {
+
+// A legacy monolith in miniature: K worker threads, each serving one
+// keep-alive connection until the client closes it, behind a listen backlog
+// of 1 and an acceptor that takes at most K + kSpare connections (the rest
+// wait in the kernel, or are dropped, as SYNs to a full backlog are). It
+// counts the connections it holds at once: with the router's cap at K, that
+// never passes K.
+class Monolith {
+ public:
+  static constexpr int kSpare = 2;
+  Monolith(int workers, int delay_ms) : workers_(workers), delay_ms_(delay_ms) {}
+  ~Monolith() { Stop(); }
+
+  bool Start() {
+    listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return false;
+    if (listen(listen_fd_, 1) != 0) return false;
+    socklen_t len = sizeof(a);
+    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    threads_.emplace_back([this] { Accept(); });
+    for (int i = 0; i < workers_; ++i) threads_.emplace_back([this] { Work(); });
+    return true;
+  }
+  void Stop() {
+    stop_ = true;
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    for (int fd : pending_) close(fd);
+    pending_.clear();
+    if (listen_fd_ >= 0) close(listen_fd_);
+    listen_fd_ = -1;
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int max_open() const { return max_open_.load(); }
+  int answered() const { return answered_.load(); }
+
+ private:
+  void Accept() {
+    while (!stop_) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait_for(lock, std::chrono::milliseconds(20),
+                     [&] { return stop_ || open_ < workers_ + kSpare; });
+        if (stop_) return;
+        if (open_ >= workers_ + kSpare) continue;
+      }
+      pollfd p{listen_fd_, POLLIN, 0};
+      if (poll(&p, 1, 20) <= 0) continue;
+      int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) continue;
+      std::lock_guard<std::mutex> lock(mu_);
+      ++open_;
+      max_open_ = std::max(max_open_.load(), open_);
+      pending_.push_back(fd);
+      cv_.notify_all();
+    }
+  }
+  void Work() {
+    while (true) {
+      int fd;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || !pending_.empty(); });
+        if (stop_) return;
+        fd = pending_.front();
+        pending_.pop_front();
+      }
+      Serve(fd);
+      close(fd);
+      std::lock_guard<std::mutex> lock(mu_);
+      --open_;
+      cv_.notify_all();
+    }
+  }
+  // GET requests without a body, answered in order, keep-alive.
+  void Serve(int fd) {
+    std::string buf;
+    char chunk[4096];
+    while (!stop_) {
+      size_t end = buf.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        buf.erase(0, end + 4);
+        std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms_));
+        static const std::string kAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        if (send(fd, kAnswer.data(), kAnswer.size(), MSG_NOSIGNAL) != (ssize_t)kAnswer.size()) {
+          return;
+        }
+        ++answered_;
+        continue;
+      }
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+      if (n <= 0) return;
+      buf.append(chunk, static_cast<size_t>(n));
+    }
+  }
+
+  const int workers_;
+  const int delay_ms_;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<int> pending_;  // accepted, waiting for a worker
+  int open_ = 0;             // guarded by mu_
+  std::atomic<int> max_open_{0};
+  std::atomic<int> answered_{0};
+  std::vector<std::thread> threads_;
+};
+
+struct Burst {
+  int ok = 0;
+  std::vector<int> other;  // statuses of the rest (0: no answer)
+};
+
+// n clients at once, one GET each on its own connection.
+Burst SendBurst(uint16_t port, int n, const std::string& path) {
+  std::vector<int> status(static_cast<size_t>(n), 0);
+  std::vector<std::thread> threads;
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
+  for (int i = 0; i < n; ++i) {
+    threads.emplace_back([&, i] {
+      RawClient c;
+      bool connected = c.Connect(port);
+      ++ready;
+      while (!go) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      if (!connected) return;
+      HttpResponse r = c.Get(path + "?i=" + std::to_string(i), {}, kHangGuardMs);
+      status[static_cast<size_t>(i)] = r.ok ? r.status : 0;
+    });
+  }
+  while (ready < n) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  go = true;
+  for (auto& t : threads) t.join();
+  Burst b;
+  for (int s : status) {
+    if (s == 200) {
+      ++b.ok;
+    } else {
+      b.other.push_back(s);
+    }
+  }
+  return b;
+}
+
+int Count(const std::vector<Json>& lines, int status, const std::string& reason) {
+  return static_cast<int>(std::count_if(lines.begin(), lines.end(), [&](const Json& l) {
+    return l["status"] == status && l["reason"] == reason;
+  }));
+}
+
+TEST_CASE("e2e: a burst of 20xK clients through --max-conns K is all answered; without the cap "
+          "it fails as the monolith cannot take it") {
+  constexpr int kWorkers = 4;  // K
+  constexpr int kClients = 20 * kWorkers;
+  Monolith legacy(kWorkers, 20);
+  REQUIRE(legacy.Start());
+
+  SUBCASE("with --max-conns K") {
+    Fixture fx;
+    fx.AddBackend("legacy", legacy.url(),
+                  {"--max-conns", std::to_string(kWorkers), "--timeout-ms", "3000"});
+    REQUIRE(fx.StartServe());
+    Burst b = SendBurst(fx.port(), kClients, "/orders");
+    MESSAGE("capped: " << b.ok << "/" << kClients << " answered 200; the monolith held at most "
+                       << legacy.max_open() << " connections at once (K = " << kWorkers << ")");
+    CHECK(b.ok == kClients);
+    CHECK(b.other.empty());
+    CHECK(legacy.max_open() <= kWorkers);
+    std::vector<Json> lines = fx.StopAndReadLog();
+    REQUIRE(lines.size() == static_cast<size_t>(kClients));
+    int waited = 0;
+    double max_wait = 0;
+    for (const Json& l : lines) {
+      CHECK(l["status"] == 200);
+      if (l.contains("queue_ms")) {
+        ++waited;
+        max_wait = std::max(max_wait, l["queue_ms"].get<double>());
+      }
+    }
+    MESSAGE(waited << " requests waited in the queue, the longest " << max_wait << " ms");
+    CHECK(waited >= kClients - 2 * kWorkers);  // all but those that found room at once
+  }
+
+  SUBCASE("without a cap: the same burst reproduces the failure") {
+    Fixture fx;
+    fx.AddBackend("legacy", legacy.url(), {"--timeout-ms", "3000"});
+    REQUIRE(fx.StartServe());
+    Burst b = SendBurst(fx.port(), kClients, "/orders");
+    std::sort(b.other.begin(), b.other.end());
+    int n502 = static_cast<int>(std::count(b.other.begin(), b.other.end(), 502));
+    int n504 = static_cast<int>(std::count(b.other.begin(), b.other.end(), 504));
+    MESSAGE("uncapped: " << b.ok << "/" << kClients << " answered 200, " << n504 << " got 504, "
+                         << n502 << " got 502; the monolith held " << legacy.max_open()
+                         << " connections at once");
+    CHECK(b.ok < kClients);
+    CHECK(b.ok + n502 + n504 == kClients);
+    CHECK(legacy.max_open() > kWorkers);
+  }
+}
+
+TEST_CASE("e2e: over --max-queue, 503 at once; other backends are served meanwhile; a wait "
+          "ends at --queue-timeout") {
+  TwoBackends t;
+  t.fx.MustCli({"backend", "set", "new", "--max-conns", "2", "--max-queue", "4",
+                "--queue-timeout", "30s"});
+  t.fx.StopServe(SIGTERM);  // started again with the settings in force
+  REQUIRE(t.fx.StartServe());
+
+  t.fresh.Hold();  // every answer of "new" waits until Release
+  constexpr int kClients = 20;
+  std::vector<int> status(kClients, 0);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kClients; ++i) {
+    threads.emplace_back([&, i] {
+      RawClient c;
+      if (!c.Connect(t.fx.port())) return;
+      HttpResponse r = c.Get("/new/x?i=" + std::to_string(i), {}, kHangGuardMs);
+      status[static_cast<size_t>(i)] = r.ok ? r.status : 0;
+    });
+  }
+  // 2 requests at the backend, 4 queued, 14 refused: the refusals are
+  // logged while the backend still holds every answer.
+  REQUIRE(PollUntil([&] { return Count(t.fx.LogLines(), 503, "queue") == 14; }));
+  CHECK(t.fresh.request_count() == 2);
+  // Meanwhile another backend answers as usual.
+  RawClient other;
+  REQUIRE(other.Connect(t.fx.port()));
+  HttpResponse r = other.Get("/elsewhere");
+  CHECK(r.status == 200);
+  CHECK(r.body == "legacy");
+  t.fresh.Release();
+  for (auto& th : threads) th.join();
+  CHECK(std::count(status.begin(), status.end(), 200) == 6);
+  CHECK(std::count(status.begin(), status.end(), 503) == 14);
+  CHECK(t.fresh.request_count() == 6);
+  std::vector<Json> lines = t.fx.StopAndReadLog();
+  for (const Json& l : lines) {
+    if (l["status"] != 503) continue;
+    CHECK(l["reason"] == "queue");
+    CHECK(l["backend"] == "new");
+    CHECK(l["queue_ms"] == 0);
+  }
+
+  SUBCASE("a wait ends at --queue-timeout with 503 and what was waited") {
+    t.fx.MustCli({"backend", "set", "new", "--max-conns", "1", "--queue-timeout", "300ms"});
+    REQUIRE(t.fx.StartServe());
+    t.ClearRequests();
+    t.fresh.Hold();
+    std::thread first([&] {
+      RawClient c;
+      if (c.Connect(t.fx.port())) c.Get("/new/first", {}, kHangGuardMs);
+    });
+    REQUIRE(PollUntil([&] { return t.fresh.request_count() == 1; }));
+    RawClient second;
+    REQUIRE(second.Connect(t.fx.port()));
+    HttpResponse late = second.Get("/new/second", {{"X-Request-Id", "waited"}});
+    CHECK(late.status == 503);
+    CHECK(late.body.find("saturated") != std::string::npos);
+    CHECK(late.body.find("waited 300 ms") != std::string::npos);
+    t.fresh.Release();
+    first.join();
+    auto line = t.fx.LogLineFor("waited");
+    REQUIRE(line);
+    CHECK((*line)["reason"] == "queue");
+    CHECK((*line)["queue_ms"].get<double>() >= 300);
+  }
+}
+
+TEST_CASE("e2e: --connect-timeout-ms: an instance that does not accept in time is passed over "
+          "for the next one; alone it gives 504 well before --timeout-ms") {
+  BlackHole hole;
+  REQUIRE_MESSAGE(hole.full(), "could not fill the listen queue of the black hole");
+  const std::string hole_url = "http://127.0.0.1:" + std::to_string(hole.port());
+  RawBackend live("live");
+  REQUIRE(live.Start());
+  Fixture fx;
+  fx.AddBackend("pair", hole_url, {live.url(), "--connect-timeout-ms", "200", "--default"});
+  fx.AddBackend("solo", hole_url, {"--connect-timeout-ms", "200"});
+  fx.AddRoute("solo", {"--to", "solo", "--path", "/solo"});
+  REQUIRE(fx.StartServe());
+  // Instances in turn: every other request tries the hole first.
+  for (int i = 0; i < 4; ++i) {
+    RawClient c;
+    REQUIRE(c.Connect(fx.port()));
+    HttpResponse r = c.Get("/pair/" + std::to_string(i), {}, kHangGuardMs);
+    CHECK(r.status == 200);
+    CHECK(r.body == "live");
+  }
+  CHECK(live.request_count() == 4);
+  RawClient c;
+  REQUIRE(c.Connect(fx.port()));
+  HttpResponse r = c.Get("/solo/x", {}, kHangGuardMs);
+  CHECK(r.status == 504);
+  CHECK(r.body.find("backend 'solo' did not accept a connection within 200 ms") !=
+        std::string::npos);
+}
+
+}  // namespace
+}  // namespace e2e
+}  // namespace strangler
