@@ -1,5 +1,6 @@
 // The store's side of "Backends in production": backend options in the
-// backends.options column (and a schema-2 store migrated to it).
+// backends.options column (and a schema-2 store migrated to it), and the live
+// instance load each serve writes (instance_load). Time is passed in.
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
@@ -193,6 +194,115 @@ TEST_CASE("store: an options column it cannot read is refused, naming the backen
       CHECK(st.message().rfind(c.error, 0) == 0);
     }
   }
+}
+
+// --- instance load -------------------------------------------------------------
+
+InstanceLoad Load(const std::string& backend, const std::string& instance, int64_t open) {
+  InstanceLoad l;
+  l.backend = backend;
+  l.instance = instance;
+  l.max_conns = 10;
+  l.open = open;
+  l.idle = 1;
+  l.in_use = open - 1;
+  l.queued = 2;
+  l.queue_waits = 30;
+  l.queue_503 = 4;
+  l.connect_failures = 5;
+  return l;
+}
+
+// "serve backend instance open" per row, in the order read.
+std::vector<std::string> Rows(Store& s, const std::string& backend, int64_t since) {
+  auto rows = s.ReadInstanceLoad(backend, since);
+  INFO(rows.status().message());
+  REQUIRE(rows.ok());
+  std::vector<std::string> out;
+  for (const auto& [serve, l] : *rows) {
+    out.push_back(serve + " " + l.backend + " " + l.instance + " " + std::to_string(l.open));
+  }
+  return out;
+}
+
+TEST_CASE("store: instance load: each serve's rows replaced together, read fresh and in order") {
+  TempDir dir;
+  auto s = MustOpen(dir.File("s.db"));
+  const int64_t t = 1'800'000'000'000;
+  RequireOk(s->WriteInstanceLoad(
+      "serve-b", t, {Load("orders", "10.0.0.2:80", 3), Load("orders", "10.0.0.1:80", 5)}));
+  RequireOk(s->WriteInstanceLoad(
+      "serve-a", t + 500, {Load("orders", "10.0.0.1:80", 7), Load("legacy", "10.0.0.9:80", 2)}));
+
+  // By backend, instance, serve; "" = every backend.
+  CHECK(Rows(*s, "", t) ==
+        std::vector<std::string>{"serve-a legacy 10.0.0.9:80 2", "serve-a orders 10.0.0.1:80 7",
+                                 "serve-b orders 10.0.0.1:80 5", "serve-b orders 10.0.0.2:80 3"});
+  CHECK(Rows(*s, "orders", t) == std::vector<std::string>{"serve-a orders 10.0.0.1:80 7",
+                                                          "serve-b orders 10.0.0.1:80 5",
+                                                          "serve-b orders 10.0.0.2:80 3"});
+  CHECK(Rows(*s, "ghost", t).empty());
+  // Freshness: updated at or after fresh_since.
+  CHECK(Rows(*s, "orders", t + 500) == std::vector<std::string>{"serve-a orders 10.0.0.1:80 7"});
+  CHECK(Rows(*s, "orders", t + 501).empty());
+
+  // Every count comes back.
+  auto one = s->ReadInstanceLoad("legacy", t);
+  REQUIRE(one.ok());
+  REQUIRE(one->size() == 1);
+  const InstanceLoad& l = (*one)[0].second;
+  CHECK(l.max_conns == 10);
+  CHECK(l.open == 2);
+  CHECK(l.idle == 1);
+  CHECK(l.in_use == 1);
+  CHECK(l.queued == 2);
+  CHECK(l.queue_waits == 30);
+  CHECK(l.queue_503 == 4);
+  CHECK(l.connect_failures == 5);
+
+  // A serve's next write replaces all of its rows (an instance gone is gone).
+  RequireOk(s->WriteInstanceLoad("serve-b", t + 1000, {Load("orders", "10.0.0.1:80", 9)}));
+  CHECK(Rows(*s, "orders", t) ==
+        std::vector<std::string>{"serve-a orders 10.0.0.1:80 7", "serve-b orders 10.0.0.1:80 9"});
+  // An empty report clears it; Drop removes a serve's rows, others stay.
+  RequireOk(s->WriteInstanceLoad("serve-b", t + 1000, {}));
+  CHECK(Rows(*s, "orders", t) == std::vector<std::string>{"serve-a orders 10.0.0.1:80 7"});
+  RequireOk(s->DropInstanceLoad("serve-a"));
+  RequireOk(s->DropInstanceLoad("never-wrote"));
+  CHECK(Rows(*s, "", 0).empty());
+}
+
+TEST_CASE("store: instance load left by a dead serve is deleted by a write an hour later") {
+  TempDir dir;
+  const std::string path = dir.File("s.db");
+  auto s = MustOpen(path);
+  const int64_t t = 1'800'000'000'000;
+  RequireOk(s->WriteInstanceLoad("dead", t, {Load("orders", "10.0.0.1:80", 1)}));
+  RequireOk(s->WriteInstanceLoad("alive", t + 3600 * 1000, {Load("orders", "10.0.0.1:80", 2)}));
+  CHECK(RawInt(path, "SELECT count(*) FROM instance_load WHERE serve = 'dead'") == 1);
+  RequireOk(s->WriteInstanceLoad("alive", t + 3600 * 1000 + 1, {Load("orders", "10.0.0.1:80", 2)}));
+  CHECK(RawInt(path, "SELECT count(*) FROM instance_load WHERE serve = 'dead'") == 0);
+  CHECK(Rows(*s, "", 0) == std::vector<std::string>{"alive orders 10.0.0.1:80 2"});
+}
+
+// serve's Reloader polls DataVersion() and rebuilds only when
+// RulesetVersion() moved (src/control/serve.cc): load rows must not move it.
+TEST_CASE("store: writing instance load changes no ruleset version and records no history") {
+  TempDir dir;
+  const std::string path = dir.File("s.db");
+  auto serve = MustOpen(path);
+  auto other = MustOpen(path);
+  RequireOk(serve->AddBackend(MakeBackend("orders", 9002), kCtx));
+  const int64_t ruleset = *serve->RulesetVersion();
+  const int64_t own_dv = *serve->DataVersion();
+  const int64_t other_dv = *other->DataVersion();
+  RequireOk(serve->WriteInstanceLoad("s1", 1000, {Load("orders", "127.0.0.1:9002", 1)}));
+  RequireOk(serve->DropInstanceLoad("s1"));
+  CHECK(*serve->RulesetVersion() == ruleset);
+  CHECK(*other->RulesetVersion() == ruleset);
+  CHECK(*serve->DataVersion() == own_dv);     // the writer's own poll sees nothing
+  CHECK(*other->DataVersion() != other_dv);   // another serve's poll sees a commit...
+  CHECK(serve->History("", 0)->size() == 1);  // ...that is no change of the rules
 }
 
 TEST_SUITE_END();
