@@ -98,6 +98,51 @@ TEST_CASE("ApplyBackendFlags merges only what was given") {
     CHECK(ApplyBackendFlags(zero, &b).code() == Code::kUsage);
     CHECK(b.timeout_ms == 1000);
   }
+  SUBCASE("the options of 'Backends in production' change only when given") {
+    b.max_conns = 4;
+    BackendFlags f;
+    f.connect_timeout_ms = 300;
+    f.max_queue = 50;
+    f.queue_timeout = "1m30s";
+    REQUIRE(ApplyBackendFlags(f, &b).ok());
+    CHECK(b.connect_timeout_ms == 300);
+    CHECK(b.max_conns == 4);
+    CHECK(b.max_queue == 50);
+    CHECK(b.queue_timeout_ms == 90000);
+    CHECK(b.timeout_ms == 1000);
+    BackendFlags uncap;
+    uncap.max_conns = 0;
+    REQUIRE(ApplyBackendFlags(uncap, &b).ok());
+    CHECK(b.max_conns == 0);
+    CHECK(b.max_queue == 50);
+  }
+  SUBCASE("bad option values are usage errors naming the flag, the backend unchanged") {
+    struct Bad {
+      BackendFlags f;
+      const char* error;
+    };
+    std::vector<Bad> bad(6);
+    bad[0].f.connect_timeout_ms = 0;
+    bad[0].error = "bad --connect-timeout-ms 0 for backend 'orders': use 1..3600000";
+    bad[1].f.max_conns = 100001;
+    bad[1].error = "bad --max-conns 100001 for backend 'orders': use 0..100000";
+    bad[2].f.max_queue = -1;
+    bad[2].error = "bad --max-queue -1 for backend 'orders': use 0..1000000";
+    bad[3].f.queue_timeout = "5";
+    bad[3].error = "bad --queue-timeout: bad duration '5': give a number and a unit";
+    bad[4].f.queue_timeout = "2h";
+    bad[4].error = "bad --queue-timeout 2h for backend 'orders': use 1ms..1h";
+    bad[5].f.queue_timeout = "1000000000d";
+    bad[5].error = "bad --queue-timeout 2147483647ms for backend 'orders': use 1ms..1h";
+    const Json before = ToJson(b);
+    for (const Bad& row : bad) {
+      CAPTURE(row.error);
+      Status s = ApplyBackendFlags(row.f, &b);
+      CHECK(s.code() == Code::kUsage);
+      CHECK(s.message().rfind(row.error, 0) == 0);
+      CHECK(ToJson(b) == before);
+    }
+  }
 }
 
 Route StoredRoute() {
@@ -533,7 +578,8 @@ TEST_CASE("RunCli: export -> apply -> export keeps every route and backend optio
   const std::vector<std::vector<std::string>> setup = {
       {"backend", "add", "legacy", "http://127.0.0.1:9001", "--timeout-ms", "1234"},
       {"backend", "add", "orders", "http://127.0.0.1:9002", "http://127.0.0.1:9003/base",
-       "--timeout-ms", "500"},
+       "--timeout-ms", "500", "--connect-timeout-ms", "250", "--max-conns", "8", "--max-queue",
+       "64", "--queue-timeout", "1500ms"},
       {"backend", "add", "shadow", "http://127.0.0.1:9004", "--default"},
       {"route", "add", "every", "--to", "orders", "--else", "legacy", "--path", "/api",
        "--method", "GET,POST", "--header", "X-A=1", "--query", "q=1", "--cookie", "c=1",
@@ -591,7 +637,9 @@ TEST_CASE("RunCli: export -> apply -> export keeps every route and backend optio
   CHECK(again.out == exported.out);
   for (const char* field : {"\"fallback\": true", "\"fallback_on_5xx\": true", "\"mirror\": \"shadow\"",
                             "\"mirror_percent\": 5", "\"mirror_writes\": true",
-                            "\"keep_diffs\": 10", "\"a.b[].c\"", "\"Content-Type\""}) {
+                            "\"keep_diffs\": 10", "\"a.b[].c\"", "\"Content-Type\"",
+                            "\"connect_timeout_ms\": 250", "\"max_conns\": 8",
+                            "\"max_queue\": 64", "\"queue_timeout_ms\": 1500"}) {
     CHECK_MESSAGE(exported.out.find(field) != std::string::npos, field);
   }
 }
@@ -960,7 +1008,9 @@ TEST_CASE("RunCli: empty lists, idempotent sets and the hints a missing or taken
       {{"backend", "add", "a", "http://127.0.0.1:9001"}, 0, "added backend a"},
       {{"backend", "add", "a", "http://127.0.0.1:9002"}, 1,
        "backend 'a' already exists (use `strangler backend set`)"},
-      {{"backend", "set", "a"}, 2, "nothing to change for backend 'a'"},
+      {{"backend", "set", "a"}, 2,
+       "nothing to change for backend 'a'; give URLs, --default, --timeout-ms N, "
+       "--connect-timeout-ms N, --max-conns N, --max-queue N or --queue-timeout D"},
       {{"backend", "set", "nope", "--timeout-ms", "5"}, 1,
        "unknown backend 'nope': add it with `strangler backend add nope URL`"},
       {{"backend", "set", "a", "--timeout-ms", "2500"}, 0, "updated backend a"},

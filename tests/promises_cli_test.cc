@@ -12,45 +12,13 @@
 #include <vector>
 
 #include "cli/cli.h"
-#include "test_util.h"
+#include "cli_store.h"
 
 namespace strangler {
 namespace {
 
-struct Out {
-  int code;
-  std::string out;
-  std::string err;
-};
-
-class CliStore {
- public:
-  Out Cli(std::vector<std::string> args) const {
-    args.insert(args.end(), {"--db", dir_.File("t.db"), "--actor", "tester"});
-    std::ostringstream out, err;
-    int code = RunCli(args, out, err);
-    return {code, out.str(), err.str()};
-  }
-  // Fails the test unless the command exits 0.
-  Out Must(const std::vector<std::string>& args) const {
-    Out r = Cli(args);
-    std::string line;
-    for (const auto& a : args) line += a + " ";
-    INFO(line, r.err);
-    REQUIRE(r.code == 0);
-    return r;
-  }
-  Json JsonOf(const std::vector<std::string>& args) const {
-    Out r = Must(args);
-    Json j = Json::parse(r.out, nullptr, false);
-    INFO(r.out);
-    REQUIRE_FALSE(j.is_discarded());
-    return j;
-  }
-
- private:
-  testing::TempDir dir_;
-};
+using testing::CliStore;
+using testing::Out;
 
 // The README's bucket, written independently of src/:
 // fnv1a64(salt, 0x00, key) % 10000.
@@ -73,22 +41,31 @@ TEST_CASE("cli: promise: backend list and backend show print aligned text") {
   s.Must({"backend", "add", "legacy", "http://127.0.0.1:9001", "--default"});
   s.Must({"backend", "add", "b", "http://10.0.0.1:80"});
   // Sorted by name; the default marked; every URL of a backend on its row.
+  s.Must({"backend", "set", "b", "--max-conns", "16"});
   CHECK(s.Must({"backend", "list"}).out ==
-        "NAME    DEFAULT  TIMEOUT  URLS\n"
-        "b                30000ms  http://10.0.0.1:80\n"
-        "legacy  *        30000ms  http://127.0.0.1:9001\n"
-        "orders           2500ms   http://127.0.0.1:9002,http://127.0.0.1:9003/base\n");
+        "NAME    DEFAULT  TIMEOUT  MAX-CONNS  URLS\n"
+        "b                30000ms  16         http://10.0.0.1:80\n"
+        "legacy  *        30000ms  -          http://127.0.0.1:9001\n"
+        "orders           2500ms   -          http://127.0.0.1:9002,http://127.0.0.1:9003/base\n");
   CHECK(s.Must({"backend", "show", "orders"}).out ==
-        "name:     orders\n"
-        "default:  no\n"
-        "timeout:  2500ms\n"
-        "urls:     http://127.0.0.1:9002\n"
-        "          http://127.0.0.1:9003/base\n");
+        "name:      orders\n"
+        "default:   no\n"
+        "timeout:   2500ms\n"
+        "connect:   2000ms timeout\n"
+        "max conns: no cap\n"
+        "queue:     no bound, each at most 5s (unused: no cap)\n"
+        "urls:      http://127.0.0.1:9002\n"
+        "           http://127.0.0.1:9003/base\n"
+        "load:      no running serve has reported this backend\n");
   CHECK(s.Must({"backend", "show", "legacy"}).out ==
-        "name:     legacy\n"
-        "default:  yes\n"
-        "timeout:  30000ms\n"
-        "urls:     http://127.0.0.1:9001\n");
+        "name:      legacy\n"
+        "default:   yes\n"
+        "timeout:   30000ms\n"
+        "connect:   2000ms timeout\n"
+        "max conns: no cap\n"
+        "queue:     no bound, each at most 5s (unused: no cap)\n"
+        "urls:      http://127.0.0.1:9001\n"
+        "load:      no running serve has reported this backend\n");
   Out ghost = s.Cli({"backend", "show", "ghost"});
   CHECK(ghost.code == 1);
   CHECK(ghost.out.empty());

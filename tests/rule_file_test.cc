@@ -191,6 +191,77 @@ TEST_CASE("PlanApply: adds, field-by-field changes, removes only with prune") {
   }
 }
 
+TEST_CASE("rule files carry the backend options: export order, plan lines, problems") {
+  constexpr const char* kWithOptions = R"({
+  "backends": [
+    {"name": "legacy", "urls": ["http://127.0.0.1:9001"], "default": true},
+    {"name": "orders", "urls": ["http://127.0.0.1:9002"], "max_queue": 50,
+     "queue_timeout_ms": 1500, "max_conns": 10, "connect_timeout_ms": 250}
+  ]
+})";
+  RuleFile f = MustParse(kWithOptions);
+  REQUIRE(f.backends.size() == 2);
+  const Backend& orders = f.backends[1];
+  CHECK(orders.connect_timeout_ms == 250);
+  CHECK(orders.max_conns == 10);
+  CHECK(orders.max_queue == 50);
+  CHECK(orders.queue_timeout_ms == 1500);
+  CHECK(f.backends[0].max_conns == 0);
+
+  RuleSet rules{f.backends, {}, 0};
+  std::string out = ExportRuleFile(rules);
+  INFO(out);
+  // In the order of the CLI's options, after timeout_ms; defaults left out.
+  CHECK(out.find(R"("timeout_ms": 30000,
+      "connect_timeout_ms": 250,
+      "max_conns": 10,
+      "max_queue": 50,
+      "queue_timeout_ms": 1500
+    })") != std::string::npos);
+  CHECK(out.find(R"("name": "legacy",
+      "urls": [
+        "http://127.0.0.1:9001"
+      ],
+      "default": true,
+      "timeout_ms": 30000
+    })") != std::string::npos);
+  RuleFile again = MustParse(out);
+  CHECK(ExportRuleFile(RuleSet{again.backends, {}, 0}) == out);
+
+  SUBCASE("an added backend's plan line names the options set") {
+    RuleSet current{{f.backends[0]}, {}, 1};
+    std::string text = FormatPlan(PlanApply(current, f, Prune::kNo));
+    CHECK(text ==
+          "add backend orders: urls [http://127.0.0.1:9002], connect_timeout_ms 250, "
+          "max_conns 10, max_queue 50, queue_timeout_ms 1500\n");
+  }
+  SUBCASE("a change names each option changed") {
+    Backend before = orders;
+    before.max_conns = 20;
+    before.max_queue = 0;
+    RuleSet current{{f.backends[0], before}, {}, 1};
+    ApplyPlan p = PlanApply(current, f, Prune::kNo);
+    CHECK(FormatPlan(p) == "change backend orders: max_conns 20 → 10, max_queue - → 50\n");
+    Json j = PlanJson(p);
+    CHECK(j[0]["fields"][1]["field"] == "max_queue");
+    CHECK(j[0]["fields"][1]["before"].is_null());
+    CHECK(j[0]["fields"][1]["after"] == 50);
+  }
+  SUBCASE("a bad option is a problem naming the backend, the field and the flag") {
+    std::vector<std::string> problems;
+    ParseRuleFile(R"({"backends": [{"name": "a", "urls": ["http://h:1"], "default": true,
+                      "max_conns": -1, "queue_timeout_ms": "5s"}]})",
+                  &problems);
+    std::string all = Joined(problems);
+    INFO(all);
+    CHECK(problems.size() == 2);
+    CHECK(all.find("backends[0] (a): max_conns: bad --max-conns -1 for backend 'a'") !=
+          std::string::npos);
+    CHECK(all.find("backends[0] (a): queue_timeout_ms: field 'queue_timeout_ms' must be an "
+                   "integer") != std::string::npos);
+  }
+}
+
 // --- the store side: apply and revert ---------------------------------------
 
 std::unique_ptr<Store> OpenStore(const TempDir& dir) {

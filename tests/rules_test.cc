@@ -382,6 +382,10 @@ void CheckSameBackend(const Backend& a, const Backend& b) {
   CHECK(a.urls == b.urls);
   CHECK(a.is_default == b.is_default);
   CHECK(a.timeout_ms == b.timeout_ms);
+  CHECK(a.connect_timeout_ms == b.connect_timeout_ms);
+  CHECK(a.max_conns == b.max_conns);
+  CHECK(a.max_queue == b.max_queue);
+  CHECK(a.queue_timeout_ms == b.queue_timeout_ms);
 }
 
 TEST_CASE("rules: Route JSON round trip") {
@@ -544,6 +548,102 @@ TEST_CASE("rules: Backend JSON round trip, defaults and refusals") {
     Result<Backend> got = Backend{};
     CHECK_NOTHROW(got = BackendFromJson(bj));
     CHECK_FALSE(got.ok());
+  }
+}
+
+TEST_CASE("rules: Backend options appear in JSON only when set, and read back") {
+  Backend plain;
+  plain.name = "legacy";
+  plain.urls = {"http://h:80"};
+  // Objects written before the options existed (history rows, rule files,
+  // --json outputs) stay byte for byte the same.
+  CHECK(ToJson(plain).dump() ==
+        R"({"default":false,"name":"legacy","timeout_ms":30000,"urls":["http://h:80"]})");
+  CHECK(BackendOptionsJson(plain) == Json::object());
+
+  Backend b = plain;
+  b.connect_timeout_ms = 250;
+  b.max_conns = 10;
+  b.max_queue = 100;
+  b.queue_timeout_ms = 1500;
+  Json j = ToJson(b);
+  CAPTURE(j.dump());
+  CHECK(j.at("connect_timeout_ms") == 250);
+  CHECK(j.at("max_conns") == 10);
+  CHECK(j.at("max_queue") == 100);
+  CHECK(j.at("queue_timeout_ms") == 1500);
+  auto back = BackendFromJson(j);
+  REQUIRE_MESSAGE(back.ok(), back.status().message());
+  CheckSameBackend(*back, b);
+  CHECK(BackendFields() == std::vector<std::string>{"name", "urls", "default", "timeout_ms",
+                                                    "connect_timeout_ms", "max_conns", "max_queue",
+                                                    "queue_timeout_ms"});
+
+  // One option set: only that one is written.
+  Backend one = plain;
+  one.max_conns = 3;
+  CHECK(BackendOptionsJson(one) == Json{{"max_conns", 3}});
+
+  // The options object alone (the store's backends.options column).
+  Backend read = plain;
+  REQUIRE(ReadBackendOptions(BackendOptionsJson(b), &read).ok());
+  CheckSameBackend(read, b);
+  Backend untouched = b;
+  REQUIRE(ReadBackendOptions(Json::object(), &untouched).ok());
+  CheckSameBackend(untouched, b);
+  for (const char* text :
+       {R"({"timeout_ms": 5})", R"({"health_path": "/h"})", R"({"max_conns": "10"})", R"([])"}) {
+    CAPTURE(text);
+    Backend x = plain;
+    CHECK_FALSE(ReadBackendOptions(Json::parse(text), &x).ok());
+  }
+}
+
+TEST_CASE("rules: ValidateBackend ranges of the backend options name the flag") {
+  struct Row {
+    int Backend::*field;
+    int value;
+    const char* error;  // "" = valid
+  };
+  const std::vector<Row> rows = {
+      {&Backend::timeout_ms, 0, "bad --timeout-ms 0 for backend 'svc': use 1..3600000"},
+      {&Backend::connect_timeout_ms, 1, ""},
+      {&Backend::connect_timeout_ms, 3600000, ""},
+      {&Backend::connect_timeout_ms, 0,
+       "bad --connect-timeout-ms 0 for backend 'svc': use 1..3600000"},
+      {&Backend::connect_timeout_ms, 3600001,
+       "bad --connect-timeout-ms 3600001 for backend 'svc': use 1..3600000"},
+      {&Backend::max_conns, 0, ""},
+      {&Backend::max_conns, 100000, ""},
+      {&Backend::max_conns, -1, "bad --max-conns -1 for backend 'svc': use 0..100000"},
+      {&Backend::max_conns, 100001, "bad --max-conns 100001 for backend 'svc': use 0..100000"},
+      {&Backend::max_queue, 0, ""},
+      {&Backend::max_queue, 1000000, ""},
+      {&Backend::max_queue, -5, "bad --max-queue -5 for backend 'svc': use 0..1000000"},
+      {&Backend::max_queue, 1000001, "bad --max-queue 1000001 for backend 'svc': use 0..1000000"},
+      {&Backend::queue_timeout_ms, 1, ""},
+      {&Backend::queue_timeout_ms, 3600000, ""},
+      {&Backend::queue_timeout_ms, 0, "bad --queue-timeout 0ms for backend 'svc': use 1ms..1h"},
+      {&Backend::queue_timeout_ms, 3601000,
+       "bad --queue-timeout 1h1s for backend 'svc': use 1ms..1h"},
+  };
+  for (const Row& row : rows) {
+    Backend b;
+    b.name = "svc";
+    b.urls = {"http://127.0.0.1:9001"};
+    b.*row.field = row.value;
+    CAPTURE(ToJson(b).dump());
+    Status st = ValidateBackend(b);
+    if (std::string(row.error).empty()) {
+      CHECK_MESSAGE(st.ok(), st.message());
+    } else {
+      CHECK(st.code() == Code::kUsage);
+      CHECK(st.message() == row.error);
+      // A rule file or stored object with that value is refused the same way.
+      Result<Backend> from_json = BackendFromJson(ToJson(b));
+      CHECK_FALSE(from_json.ok());
+      CHECK(from_json.status().message() == row.error);
+    }
   }
 }
 

@@ -21,6 +21,7 @@ namespace {
 
 TEST_SUITE_BEGIN("store");
 
+using testing::RawExec;
 using testing::RawInt;
 using testing::TempDir;
 
@@ -32,18 +33,6 @@ std::string ReadBytes(const std::string& path) {
 void WriteBytes(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);
   out << bytes;
-}
-
-// Runs SQL on the file through a separate raw connection, as another process would.
-void RawExec(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-  char* err = nullptr;
-  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
-  INFO(sql, " -> ", (err ? err : ""));
-  sqlite3_free(err);
-  sqlite3_close(db);
-  REQUIRE(rc == SQLITE_OK);
 }
 
 std::unique_ptr<Store> MustOpen(const std::string& path) {
@@ -103,7 +92,7 @@ TEST_CASE("store: create migrates to the newest version and reopening is idempot
   TempDir dir;
   const std::string path = dir.File("s.db");
   const int newest = Migrations().back().version;
-  CHECK(newest == 2);
+  CHECK(newest == 3);
   {
     auto s = MustOpen(path);
     CHECK(s->schema_version() == newest);

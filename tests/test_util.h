@@ -13,6 +13,8 @@
 
 #include <doctest/doctest.h>
 
+#include "base/status.h"
+
 namespace strangler {
 namespace testing {
 
@@ -48,6 +50,40 @@ inline int64_t RawInt(const std::string& path, const std::string& sql) {
   sqlite3_finalize(st);
   sqlite3_close(db);
   return v;
+}
+
+// The first column of the first row of `sql` as text ("" when there is no
+// row or it is NULL), read past the Store.
+inline std::string RawText(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
+  std::string v;
+  if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != nullptr) {
+    v = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
+
+// Runs SQL on the file through a separate raw connection, as another process would.
+inline void RawExec(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  INFO(sql, " -> ", (err ? err : ""));
+  sqlite3_free(err);
+  sqlite3_close(db);
+  REQUIRE(rc == SQLITE_OK);
+}
+
+// Fails the test with the status's message unless it is ok.
+inline void RequireOk(const Status& st) {
+  INFO(st.message());
+  REQUIRE(st.ok());
 }
 
 // Writes `bytes` to the file at `path`, replacing it.

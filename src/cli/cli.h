@@ -58,6 +58,15 @@ struct BackendFlags {
   std::vector<std::string> urls;  // empty = keep
   bool make_default = false;
   std::optional<int> timeout_ms;
+  std::optional<int> connect_timeout_ms;
+  std::optional<int> max_conns;
+  std::optional<int> max_queue;
+  std::optional<std::string> queue_timeout;  // a duration: "5s", "500ms"
+
+  bool changes_nothing() const {
+    return urls.empty() && !make_default && !timeout_ms && !connect_timeout_ms && !max_conns &&
+           !max_queue && !queue_timeout;
+  }
 };
 // Merges flags onto *b and validates the result (usage error when invalid).
 Status ApplyBackendFlags(const BackendFlags& f, Backend* b);
@@ -132,7 +141,15 @@ std::string SplitSummary(const Route& r);
 std::string ChangeSummary(const Json& before, const Json& after);
 std::string HistoryTable(const std::vector<ChangeRow>& rows);
 Json HistoryJson(const std::vector<ChangeRow>& rows);
-std::string DescribeBackend(const Backend& b);
+// What running serves report of a backend's instances: (serve id, load),
+// as Store::ReadInstanceLoad returns them.
+using LoadRows = std::vector<std::pair<std::string, InstanceLoad>>;
+// The backend's settings, then its load: one row per instance per serve, or
+// a line saying that no running serve reported it.
+std::string DescribeBackend(const Backend& b, const LoadRows& load);
+// [{"serve", "instance", "max_conns", "open", "idle", "in_use", "queued",
+//   "queue_waits", "queue_503", "connect_failures"}]
+Json LoadJson(const LoadRows& load);
 std::string DescribeRoute(const Route& r);
 
 // --- ramps and mirror diffs ------------------------------------------------

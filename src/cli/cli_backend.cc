@@ -1,8 +1,11 @@
 // `strangler backend add|set|list|show|rm`.
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "base/time.h"
 #include "cli/cli.h"
 #include "cli/cli_commands.h"
 
@@ -15,21 +18,43 @@ constexpr const char* kBackendFooter = R"(Backends:
   several URLs are instances of one backend, used in turn. Exactly one backend
   is the default (the monolith): unmatched traffic goes there. The first
   backend added is the default until another is marked with --default.
-  A backend that a route points at (--to or --else) cannot be removed.)";
+  A backend that a route points at (--to or --else) cannot be removed.
+  Protecting a backend: --max-conns caps each instance's upstream connections;
+  a request over the cap waits in the backend's FIFO queue (at most --max-queue
+  requests, each at most --queue-timeout) and is answered 503 when its wait
+  ends or the queue is full. 'backend show' prints what running serves report
+  of each instance: connections open, idle and in use, requests queued.)";
+
+// How recent a serve's report of instance load must be to be shown; serve
+// writes one about once a second.
+constexpr int64_t kLoadFreshMs = 10000;
 
 struct BackendArgs {
   std::string name;
   std::vector<std::string> urls;
   bool make_default = false;
   int timeout_ms = 0;
-  CLI::Option* timeout_opt = nullptr;
+  int connect_timeout_ms = 0;
+  int max_conns = 0;
+  int max_queue = 0;
+  std::string queue_timeout;
   bool json = false;
+  // CLI::Option::count() says whether each was given.
+  std::map<std::string, CLI::Option*> opts;
 
+  bool given(const std::string& o) const {
+    auto it = opts.find(o);
+    return it != opts.end() && it->second->count() > 0;
+  }
   BackendFlags flags() const {
     BackendFlags f;
     f.urls = urls;
     f.make_default = make_default;
-    if (timeout_opt != nullptr && timeout_opt->count() > 0) f.timeout_ms = timeout_ms;
+    if (given("--timeout-ms")) f.timeout_ms = timeout_ms;
+    if (given("--connect-timeout-ms")) f.connect_timeout_ms = connect_timeout_ms;
+    if (given("--max-conns")) f.max_conns = max_conns;
+    if (given("--max-queue")) f.max_queue = max_queue;
+    if (given("--queue-timeout")) f.queue_timeout = queue_timeout;
     return f;
   }
 };
@@ -64,9 +89,10 @@ Status Add(CliContext& ctx, const BackendArgs& a) {
 
 Status Set(CliContext& ctx, const BackendArgs& a) {
   BackendFlags f = a.flags();
-  if (f.urls.empty() && !f.make_default && !f.timeout_ms) {
+  if (f.changes_nothing()) {
     return Status::Usage("nothing to change for backend '" + a.name +
-                         "'; give URLs, --default or --timeout-ms N");
+                         "'; give URLs, --default, --timeout-ms N, --connect-timeout-ms N, "
+                         "--max-conns N, --max-queue N or --queue-timeout D");
   }
   auto store = ctx.OpenStore();
   if (!store.ok()) return store.status();
@@ -106,7 +132,15 @@ Status Show(CliContext& ctx, const BackendArgs& a) {
   if (!store.ok()) return store.status();
   auto b = (*store)->GetBackend(a.name);
   if (!b.ok()) return WithHint(b.status(), "list them with 'strangler backend list'");
-  *ctx.out << (a.json ? ToJson(b.value()).dump(2) + "\n" : DescribeBackend(b.value()));
+  auto load = (*store)->ReadInstanceLoad(a.name, NowUnixMs() - kLoadFreshMs);
+  if (!load.ok()) return load.status();
+  if (a.json) {
+    Json j = ToJson(b.value());
+    j["load"] = LoadJson(load.value());
+    *ctx.out << j.dump(2) << "\n";
+  } else {
+    *ctx.out << DescribeBackend(b.value(), load.value());
+  }
   return Status::Ok();
 }
 
@@ -134,6 +168,28 @@ void OnRun(CLI::App* cmd, CliContext& ctx, std::shared_ptr<BackendArgs> args, Ha
   cmd->callback([&ctx, args, h] { ctx.action = [&ctx, args, h] { return h(ctx, *args); }; });
 }
 
+// The options of `backend add` and `backend set` after the URLs.
+void AddBackendOptions(CLI::App* cmd, BackendArgs* a) {
+  auto add = [&](const char* flag, auto* value, const char* type, const std::string& help) {
+    a->opts[flag] = cmd->add_option(flag, *value, help)->type_name(type);
+  };
+  add("--timeout-ms", &a->timeout_ms, "N",
+      "upstream timeout in ms (default " + std::to_string(kDefaultTimeoutMs) + ")");
+  add("--connect-timeout-ms", &a->connect_timeout_ms, "N",
+      "connect timeout in ms: an upstream connection must be established within N, apart from "
+      "--timeout-ms (default " +
+          std::to_string(kDefaultConnectTimeoutMs) + ")");
+  add("--max-conns", &a->max_conns, "N",
+      "at most N upstream connections per instance; requests beyond wait in the backend's queue "
+      "(default 0: no cap)");
+  add("--max-queue", &a->max_queue, "N",
+      "at most N requests wait in the backend's queue for a connection; one more gets a 503 "
+      "(default 0: no bound)");
+  add("--queue-timeout", &a->queue_timeout, "D",
+      "how long a request may wait in the queue before a 503: 500ms, 5s, 1m (default " +
+          FormatDurationMs(kDefaultQueueTimeoutMs) + ")");
+}
+
 }  // namespace
 
 void RegisterBackendCommands(CLI::App& app, CliContext& ctx) {
@@ -151,9 +207,7 @@ void RegisterBackendCommands(CLI::App& app, CliContext& ctx) {
     cmd->add_option("URL", a->urls, "http://host:port[/base-path]; several = used in turn")
         ->required();
     cmd->add_flag("--default", a->make_default, "make it the default backend (unmatched traffic)");
-    a->timeout_opt = cmd->add_option(
-        "--timeout-ms", a->timeout_ms,
-        "upstream timeout in ms (default " + std::to_string(kDefaultTimeoutMs) + ")");
+    AddBackendOptions(cmd, a.get());
     cmd->footer(kBackendFooter);
     OnRun(cmd, ctx, a, Add);
   }
@@ -165,21 +219,28 @@ void RegisterBackendCommands(CLI::App& app, CliContext& ctx) {
     cmd->add_option("URL", a->urls, "new instance URLs (replace the current ones)");
     cmd->add_flag("--default", a->make_default,
                   "make it the default backend (the previous default stops being one)");
-    a->timeout_opt = cmd->add_option("--timeout-ms", a->timeout_ms, "upstream timeout in ms");
+    AddBackendOptions(cmd, a.get());
     cmd->footer(kBackendFooter);
     OnRun(cmd, ctx, a, Set);
   }
   {
     auto a = std::make_shared<BackendArgs>();
-    CLI::App* cmd = group->add_subcommand("list", "List backends (NAME, DEFAULT, TIMEOUT, URLS)");
+    CLI::App* cmd = group->add_subcommand(
+        "list", "List backends (NAME, DEFAULT, TIMEOUT, MAX-CONNS per instance, URLS)");
     cmd->add_flag("--json", a->json, "print a JSON array of backend objects");
     OnRun(cmd, ctx, a, List);
   }
   {
     auto a = std::make_shared<BackendArgs>();
-    CLI::App* cmd = group->add_subcommand("show", "Show one backend");
+    CLI::App* cmd = group->add_subcommand(
+        "show",
+        "Show one backend: its settings, and the load of each instance as every running serve "
+        "reported it in the last " +
+            FormatDurationMs(kLoadFreshMs));
     name_opt(cmd, a.get());
-    cmd->add_flag("--json", a->json, "print the backend object {name, urls, default, timeout_ms}");
+    cmd->add_flag("--json", a->json,
+                  "print the backend object (as in rule files) with \"load\": one object per "
+                  "instance per running serve");
     OnRun(cmd, ctx, a, Show);
   }
   {

@@ -1,11 +1,15 @@
 // Pure CLI helpers that turn command-line values into rule-model fields:
 // option merging for add/set, method lists, explain targets, -H headers.
+#include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "base/time.h"
 #include "cli/cli.h"
 
 namespace strangler {
@@ -42,6 +46,15 @@ Status ApplyBackendFlags(const BackendFlags& f, Backend* b) {
                            "; give a positive number of milliseconds");
     }
     next.timeout_ms = *f.timeout_ms;
+  }
+  if (f.connect_timeout_ms) next.connect_timeout_ms = *f.connect_timeout_ms;
+  if (f.max_conns) next.max_conns = *f.max_conns;
+  if (f.max_queue) next.max_queue = *f.max_queue;
+  if (f.queue_timeout) {
+    auto ms = ParseDurationMs(*f.queue_timeout);
+    if (!ms.ok()) return Status::Usage("bad --queue-timeout: " + ms.status().message());
+    // Past int's range is past the limit too; ValidateBackend names the limit.
+    next.queue_timeout_ms = static_cast<int>(std::min<int64_t>(*ms, INT_MAX));
   }
   Status v = ValidateBackend(next);
   if (!v.ok()) return UsageFrom(v);

@@ -78,10 +78,10 @@ std::string FormatTable(const std::vector<std::string>& header,
 std::string BackendTable(const std::vector<Backend>& backends) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& b : backends) {
-    rows.push_back(
-        {b.name, b.is_default ? "*" : "", std::to_string(b.timeout_ms) + "ms", Join(b.urls, ",")});
+    rows.push_back({b.name, b.is_default ? "*" : "", std::to_string(b.timeout_ms) + "ms",
+                    b.max_conns > 0 ? std::to_string(b.max_conns) : "-", Join(b.urls, ",")});
   }
-  return FormatTable({"NAME", "DEFAULT", "TIMEOUT", "URLS"}, rows);
+  return FormatTable({"NAME", "DEFAULT", "TIMEOUT", "MAX-CONNS", "URLS"}, rows);
 }
 
 std::string MatchSummary(const Route& r) {
@@ -213,13 +213,80 @@ Json HistoryJson(const std::vector<ChangeRow>& rows) {
   return arr;
 }
 
-std::string DescribeBackend(const Backend& b) {
+namespace {
+
+// The queue as `backend show` says it: its bound and how long a request
+// may wait, and that nothing waits while there is no cap.
+std::string QueueText(const Backend& b) {
+  std::string out =
+      b.max_queue > 0 ? "at most " + std::to_string(b.max_queue) + " waiting" : "no bound";
+  out += ", each at most " + FormatDurationMs(b.queue_timeout_ms);
+  if (b.max_conns == 0) out += " (unused: no cap)";
+  return out;
+}
+
+// One row per instance per serve, under a header, each line starting with
+// `indent`; the counts since each serve started named after the table.
+std::string LoadTable(const LoadRows& load, const std::string& indent) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [serve, l] : load) {
+    std::string open = std::to_string(l.open);
+    if (l.max_conns > 0) open += "/" + std::to_string(l.max_conns);
+    rows.push_back({l.instance, serve, open, std::to_string(l.idle), std::to_string(l.in_use),
+                    std::to_string(l.queued), std::to_string(l.queue_waits),
+                    std::to_string(l.queue_503), std::to_string(l.connect_failures)});
+  }
+  std::string table = FormatTable(
+      {"INSTANCE", "SERVE", "OPEN", "IDLE", "IN-USE", "QUEUED", "WAITED", "503S", "CONNECT-FAILS"},
+      rows);
+  table += "(OPEN/cap and QUEUED now; WAITED, 503S and CONNECT-FAILS since that serve started)\n";
+  std::string out;
+  size_t start = 0;
+  for (size_t nl = table.find('\n'); nl != std::string::npos; nl = table.find('\n', start)) {
+    out += indent + table.substr(start, nl + 1 - start);
+    start = nl + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string DescribeBackend(const Backend& b, const LoadRows& load) {
+  const std::string indent(11, ' ');
   std::ostringstream o;
-  o << "name:     " << b.name << "\n"
-    << "default:  " << (b.is_default ? "yes" : "no") << "\n"
-    << "timeout:  " << b.timeout_ms << "ms\n"
-    << "urls:     " << Join(b.urls, "\n          ") << "\n";
+  o << "name:      " << b.name << "\n"
+    << "default:   " << (b.is_default ? "yes" : "no") << "\n"
+    << "timeout:   " << b.timeout_ms << "ms\n"
+    << "connect:   " << b.connect_timeout_ms << "ms timeout\n"
+    << "max conns: "
+    << (b.max_conns > 0 ? std::to_string(b.max_conns) + " per instance" : std::string("no cap"))
+    << "\n"
+    << "queue:     " << QueueText(b) << "\n"
+    << "urls:      " << Join(b.urls, "\n" + indent) << "\n";
+  if (load.empty()) {
+    o << "load:      no running serve has reported this backend\n";
+  } else {
+    std::string table = LoadTable(load, indent);
+    o << "load:" << table.substr(5);  // the label over the indent of its first line
+  }
   return o.str();
+}
+
+Json LoadJson(const LoadRows& load) {
+  Json arr = Json::array();
+  for (const auto& [serve, l] : load) {
+    arr.push_back({{"serve", serve},
+                   {"instance", l.instance},
+                   {"max_conns", l.max_conns},
+                   {"open", l.open},
+                   {"idle", l.idle},
+                   {"in_use", l.in_use},
+                   {"queued", l.queued},
+                   {"queue_waits", l.queue_waits},
+                   {"queue_503", l.queue_503},
+                   {"connect_failures", l.connect_failures}});
+  }
+  return arr;
 }
 
 std::string DescribeRoute(const Route& r) {

@@ -77,8 +77,11 @@ struct ApplyPlan {
 // changed to non-default (the store allows one default).
 ApplyPlan PlanApply(const RuleSet& current, const RuleFile& file, Prune prune);
 
-// Human form, one line per step:
-//   add backend orders: urls [http://127.0.0.1:9002], default false, timeout_ms 30000
+// Human form, one line per step (an add names the fields that differ from a
+// new object's defaults, a change the fields that differ; "-" is an option
+// not set, i.e. at its default):
+//   add backend orders: urls [http://127.0.0.1:9002], timeout_ms 5000, max_conns 10
+//   change backend orders: max_conns 10 → 20, max_queue - → 100
 //   change route orders: percent 5 → 30
 //   remove route old-beta
 //   keep route legacy-x (not in file; --prune removes)

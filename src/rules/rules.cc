@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <set>
 
+#include "base/time.h"
+
 namespace strangler {
 namespace {
 
@@ -329,6 +331,47 @@ Result<std::string> ParseMethod(std::string_view text) {
   return m;
 }
 
+namespace {
+
+constexpr int kMaxTimeoutMs = 3600 * 1000;
+
+// How a field's value is written in messages: as given to its flag.
+enum class Unit { kNumber, kDuration };
+
+// The integer fields of a backend: JSON key, the flag that sets it, its
+// default and range.
+struct IntField {
+  const char* key;
+  const char* flag;
+  int Backend::*member;
+  int fallback;
+  int min;
+  int max;
+  Unit unit;
+};
+
+// timeout_ms is always written (and has a column of its own in the store).
+constexpr IntField kTimeoutField = {
+    "timeout_ms",  "--timeout-ms", &Backend::timeout_ms, kDefaultTimeoutMs, 1,
+    kMaxTimeoutMs, Unit::kNumber};
+// The options: written only when they differ from their defaults.
+constexpr IntField kOptionFields[] = {
+    {"connect_timeout_ms", "--connect-timeout-ms", &Backend::connect_timeout_ms,
+     kDefaultConnectTimeoutMs, 1, kMaxTimeoutMs, Unit::kNumber},
+    {"max_conns", "--max-conns", &Backend::max_conns, 0, 0, 100000, Unit::kNumber},
+    {"max_queue", "--max-queue", &Backend::max_queue, 0, 0, 1000000, Unit::kNumber},
+    {"queue_timeout_ms", "--queue-timeout", &Backend::queue_timeout_ms, kDefaultQueueTimeoutMs, 1,
+     kMaxTimeoutMs, Unit::kDuration},
+};
+
+std::vector<const IntField*> AllIntFields() {
+  std::vector<const IntField*> all = {&kTimeoutField};
+  for (const IntField& f : kOptionFields) all.push_back(&f);
+  return all;
+}
+
+}  // namespace
+
 Status ValidateBackend(const Backend& b) {
   STRANGLER_RETURN_IF_ERROR(ValidateName("backend", b.name));
   if (b.urls.empty()) {
@@ -338,9 +381,14 @@ Status ValidateBackend(const Backend& b) {
     auto parsed = ParseUrl(u);
     if (!parsed.ok()) return parsed.status();
   }
-  if (b.timeout_ms <= 0 || b.timeout_ms > 3600 * 1000) {
-    return Status::Usage("bad --timeout-ms " + std::to_string(b.timeout_ms) +
-                         " for backend '" + b.name + "': use 1..3600000");
+  for (const IntField* f : AllIntFields()) {
+    const int v = b.*f->member;
+    if (v >= f->min && v <= f->max) continue;
+    auto show = [f](int n) {
+      return f->unit == Unit::kDuration ? FormatDurationMs(n) : std::to_string(n);
+    };
+    return Status::Usage("bad " + std::string(f->flag) + " " + show(v) + " for backend '" + b.name +
+                         "': use " + show(f->min) + ".." + show(f->max));
   }
   return Status::Ok();
 }
@@ -489,6 +537,14 @@ Status ReadBool(const Json& j, const char* key, bool* out) {
   return Status::Ok();
 }
 
+// Reads the backend options `j` holds; the others are left as they are.
+Status ReadOptionFields(const Json& j, Backend* b) {
+  for (const IntField& f : kOptionFields) {
+    STRANGLER_RETURN_IF_ERROR(ReadInt(j, f.key, &(b->*f.member)));
+  }
+  return Status::Ok();
+}
+
 Status CheckKnownFields(const Json& j, const char* what, const std::vector<std::string>& known) {
   if (!j.is_object()) return Status::Invalid(std::string(what) + " must be a JSON object");
   for (auto it = j.begin(); it != j.end(); ++it) {
@@ -501,9 +557,35 @@ Status CheckKnownFields(const Json& j, const char* what, const std::vector<std::
 
 }  // namespace
 
-const std::vector<std::string>& BackendFields() {
-  static const std::vector<std::string> kFields = {"name", "urls", "default", "timeout_ms"};
+const std::vector<std::string>& BackendOptionFields() {
+  static const std::vector<std::string> kFields = [] {
+    std::vector<std::string> keys;
+    for (const IntField& f : kOptionFields) keys.push_back(f.key);
+    return keys;
+  }();
   return kFields;
+}
+
+const std::vector<std::string>& BackendFields() {
+  static const std::vector<std::string> kFields = [] {
+    std::vector<std::string> keys = {"name", "urls", "default", kTimeoutField.key};
+    for (const std::string& k : BackendOptionFields()) keys.push_back(k);
+    return keys;
+  }();
+  return kFields;
+}
+
+Json BackendOptionsJson(const Backend& b) {
+  Json j = Json::object();
+  for (const IntField& f : kOptionFields) {
+    if (b.*f.member != f.fallback) j[f.key] = b.*f.member;
+  }
+  return j;
+}
+
+Status ReadBackendOptions(const Json& j, Backend* b) {
+  STRANGLER_RETURN_IF_ERROR(CheckKnownFields(j, "backend options", BackendOptionFields()));
+  return ReadOptionFields(j, b);
 }
 
 const std::vector<std::string>& RouteFields() {
@@ -517,10 +599,12 @@ const std::vector<std::string>& RouteFields() {
 }
 
 Json ToJson(const Backend& b) {
-  return Json{{"name", b.name},
-              {"urls", b.urls},
-              {"default", b.is_default},
-              {"timeout_ms", b.timeout_ms}};
+  Json j = Json{{"name", b.name},
+                {"urls", b.urls},
+                {"default", b.is_default},
+                {kTimeoutField.key, b.timeout_ms}};
+  j.update(BackendOptionsJson(b));
+  return j;
 }
 
 Json ToJson(const Route& r) {
@@ -557,7 +641,8 @@ Result<Backend> BackendFromJson(const Json& j) {
   STRANGLER_RETURN_IF_ERROR(ReadString(j, "name", &b.name));
   STRANGLER_RETURN_IF_ERROR(ReadStringList(j, "urls", &b.urls));
   STRANGLER_RETURN_IF_ERROR(ReadBool(j, "default", &b.is_default));
-  STRANGLER_RETURN_IF_ERROR(ReadInt(j, "timeout_ms", &b.timeout_ms));
+  STRANGLER_RETURN_IF_ERROR(ReadInt(j, kTimeoutField.key, &b.timeout_ms));
+  STRANGLER_RETURN_IF_ERROR(ReadOptionFields(j, &b));
   Status st = ValidateBackend(b);
   if (!st.ok()) return Status::Invalid(st.message());
   return b;

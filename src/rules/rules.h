@@ -153,6 +153,9 @@ Status ValidateRoute(const Route& r);
 Status ValidateRuleSet(const RuleSet& rules);
 
 // --- JSON (rule files, --json output, history before/after) ---------------
+// A backend's options (every field but name, urls, default and timeout_ms)
+// appear only when they differ from their defaults, so that objects written
+// before an option existed read and compare the same.
 Json ToJson(const Backend& b);
 Json ToJson(const Route& r);
 // Omitted fields take the CLI's defaults; unknown fields are refused.
@@ -162,5 +165,14 @@ Result<Route> RouteFromJson(const Json& j);
 // above take exactly these; rule files and `export` use the same lists.
 const std::vector<std::string>& BackendFields();
 const std::vector<std::string>& RouteFields();
+
+// A backend's options alone, as the store keeps them in one column
+// (backends.options): BackendOptionsJson has those that differ from their
+// defaults; ReadBackendOptions sets the options such an object holds (the
+// others are left as they are) and refuses a field that is not an option.
+// Neither validates (ValidateBackend does).
+const std::vector<std::string>& BackendOptionFields();
+Json BackendOptionsJson(const Backend& b);
+Status ReadBackendOptions(const Json& j, Backend* b);
 
 }  // namespace strangler

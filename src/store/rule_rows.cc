@@ -1,5 +1,6 @@
 #include "store/rule_rows.h"
 
+#include <algorithm>
 #include <string_view>
 #include <utility>
 
@@ -9,8 +10,36 @@ namespace strangler {
 namespace store_internal {
 namespace {
 
-constexpr char kSelectBackends[] = "SELECT name, urls, is_default, timeout_ms FROM backends";
+constexpr char kSelectBackends[] =
+    "SELECT name, urls, is_default, timeout_ms, options FROM backends";
 constexpr char kSelectRoutes[] = "SELECT name, spec FROM routes";
+
+// backends.options: an object of the options that differ from their
+// defaults. An option this binary does not know was written by a newer one,
+// which added it without a migration: refused like a newer schema, so that
+// no write of ours drops it.
+Status ReadOptionsColumn(const std::string& text, Backend* b) {
+  Json options = Json::parse(text, nullptr, false);
+  if (options.is_discarded() || !options.is_object()) {
+    return Status::Internal("store is damaged: options of backend '" + b->name +
+                            "' is not a JSON object");
+  }
+  const std::vector<std::string>& known = BackendOptionFields();
+  for (auto it = options.begin(); it != options.end(); ++it) {
+    if (std::find(known.begin(), known.end(), it.key()) == known.end()) {
+      return Status::Invalid("backend '" + b->name + "' has option '" + it.key() +
+                             "', which this strangler does not know (a newer strangler wrote "
+                             "it): upgrade strangler");
+    }
+  }
+  Status st = ReadBackendOptions(options, b);
+  if (st.ok()) st = ValidateBackend(*b);
+  if (!st.ok()) {
+    return Status::Internal("store is damaged: options of backend '" + b->name +
+                            "': " + st.message());
+  }
+  return Status::Ok();
+}
 
 Result<Backend> BackendFromRow(const Stmt& s) {
   Backend b;
@@ -29,6 +58,7 @@ Result<Backend> BackendFromRow(const Stmt& s) {
   }
   b.is_default = s.Int(2) != 0;
   b.timeout_ms = static_cast<int>(s.Int(3));
+  STRANGLER_RETURN_IF_ERROR(ReadOptionsColumn(s.Text(4), &b));
   return b;
 }
 
@@ -91,17 +121,18 @@ Result<std::optional<Route>> FindRoute(sqlite3* db, const std::string& name) {
 
 Status WriteBackendRow(Write* w, const Backend& b, RowWrite how) {
   Stmt s;
-  STRANGLER_RETURN_IF_ERROR(s.Prepare(
-      w->db, how == RowWrite::kInsert
-                 ? "INSERT INTO backends (name, urls, is_default, timeout_ms, created_at, "
-                   "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)"
-                 : "UPDATE backends SET urls = ?2, is_default = ?3, timeout_ms = ?4, "
-                   "updated_at = ?5 WHERE name = ?1"));
+  STRANGLER_RETURN_IF_ERROR(
+      s.Prepare(w->db, how == RowWrite::kInsert
+                           ? "INSERT INTO backends (name, urls, is_default, timeout_ms, options, "
+                             "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?6, ?5, ?5)"
+                           : "UPDATE backends SET urls = ?2, is_default = ?3, timeout_ms = ?4, "
+                             "options = ?6, updated_at = ?5 WHERE name = ?1"));
   s.Bind(1, b.name);
   s.Bind(2, Json(b.urls).dump());
   s.Bind(3, int64_t{b.is_default ? 1 : 0});
   s.Bind(4, int64_t{b.timeout_ms});
   s.Bind(5, w->ts);
+  s.Bind(6, BackendOptionsJson(b).dump());
   return s.Run();
 }
 

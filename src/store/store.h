@@ -2,7 +2,8 @@
 // not thread-safe (use one per thread). Every write runs in one transaction
 // that also appends its row(s) to the change history and bumps the ruleset
 // version when it changed a rule; on any error nothing is written. Ramp
-// bookkeeping and mirror results change no rule and leave the version alone.
+// bookkeeping, mirror results and instance load change no rule and leave the
+// version alone.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +17,7 @@
 #include "base/status.h"
 #include "rules/rule_file.h"
 #include "rules/rules.h"
+#include "safety/backend_load.h"
 #include "safety/mirror_results.h"
 #include "safety/ramp.h"
 
@@ -160,6 +162,24 @@ class Store {
   Result<std::vector<DiffStats>> ListDiffStats(const std::string& route);
   // Newest first, at most `limit` (<= 0: all); `route` "" = all routes.
   Result<std::vector<DiffRecord>> LatestDiffs(const std::string& route, int limit);
+
+  // Live load of backend instances, reported by each running serve
+  // (`serve_id`, unique per process) about once a second and read by
+  // `backend show`. WriteInstanceLoad replaces every row of that serve with
+  // `rows`, stamped now_ms (a backend and instance given twice: the last
+  // row), and deletes any serve's rows older than an hour (left by a serve
+  // that died), in one transaction. No history row, no ruleset bump:
+  // another connection's DataVersion() changes, its RulesetVersion() does
+  // not (serve's Reloader rebuilds nothing for it). Waits for another writer
+  // like every write (the 5 s busy timeout).
+  Status WriteInstanceLoad(const std::string& serve_id, int64_t now_ms,
+                           const std::vector<InstanceLoad>& rows);
+  // Deletes every row of that serve (serve calls it on exit).
+  Status DropInstanceLoad(const std::string& serve_id);
+  // Rows (serve id, load) of `backend` ("" = all) updated at or after
+  // fresh_since_ms, by backend, instance, serve.
+  Result<std::vector<std::pair<std::string, InstanceLoad>>> ReadInstanceLoad(
+      const std::string& backend, int64_t fresh_since_ms);
 
  private:
   explicit Store(sqlite3* db);
