@@ -111,10 +111,11 @@ TEST_CASE("cli: backend show prints each live serve's load of each instance, fre
   s.Must({"backend", "add", "orders", "http://127.0.0.1:9002", "http://127.0.0.1:9003",
           "--max-conns", "10"});
   const int64_t now = NowUnixMs();
-  Report(s, "web1:4711", now,
+  Report(s, "web1 0.0.0.0:8080 pid 4711", now,
          {Instance("127.0.0.1:9002", 10, 10, 0, 3, 120, 4, 0),
           Instance("127.0.0.1:9003", 10, 2, 2, 0, 0, 0, 1)});
-  Report(s, "web2:815", now - 1000, {Instance("127.0.0.1:9002", 10, 7, 1, 0, 12, 0, 0)});
+  Report(s, "web2 0.0.0.0:8080 pid 815", now - 1000,
+         {Instance("127.0.0.1:9002", 10, 7, 1, 0, 12, 0, 0)});
   // A serve that stopped reporting a minute ago is not shown.
   Report(s, "gone:1", now - 60000, {Instance("127.0.0.1:9002", 10, 1, 1, 0, 0, 0, 0)});
   // Nor are other backends' rows.
@@ -132,17 +133,20 @@ TEST_CASE("cli: backend show prints each live serve's load of each instance, fre
         "queue:     no bound, each at most 5s\n"
         "urls:      http://127.0.0.1:9002\n"
         "           http://127.0.0.1:9003\n"
-        "load:      INSTANCE        SERVE      OPEN   IDLE  IN-USE  QUEUED  WAITED  503S  "
-        "CONNECT-FAILS\n"
-        "           127.0.0.1:9002  web1:4711  10/10  0     10      3       120     4     0\n"
-        "           127.0.0.1:9002  web2:815   7/10   1     6       0       12      0     0\n"
-        "           127.0.0.1:9003  web1:4711  2/10   2     0       0       0       0     1\n"
+        "load:      INSTANCE        OPEN   IDLE  IN-USE  QUEUED  WAITED  503S  CONNECT-FAILS  "
+        "SERVE\n"
+        "           127.0.0.1:9002  10/10  0     10      3       120     4     0              "
+        "web1 0.0.0.0:8080 pid 4711\n"
+        "           127.0.0.1:9002  7/10   1     6       0       12      0     0              "
+        "web2 0.0.0.0:8080 pid 815\n"
+        "           127.0.0.1:9003  2/10   2     0       0       0       0     1              "
+        "web1 0.0.0.0:8080 pid 4711\n"
         "           (OPEN/cap and QUEUED now; WAITED, 503S and CONNECT-FAILS since that serve "
         "started)\n");
 
   Json j = Json::parse(s.Must({"backend", "show", "orders", "--json"}).out);
   REQUIRE(j["load"].size() == 3);
-  CHECK(j["load"][0] == Json{{"serve", "web1:4711"},
+  CHECK(j["load"][0] == Json{{"serve", "web1 0.0.0.0:8080 pid 4711"},
                              {"instance", "127.0.0.1:9002"},
                              {"max_conns", 10},
                              {"open", 10},
@@ -152,7 +156,7 @@ TEST_CASE("cli: backend show prints each live serve's load of each instance, fre
                              {"queue_waits", 120},
                              {"queue_503", 4},
                              {"connect_failures", 0}});
-  CHECK(j["load"][1]["serve"] == "web2:815");
+  CHECK(j["load"][1]["serve"] == "web2 0.0.0.0:8080 pid 815");
   CHECK(j["load"][2]["instance"] == "127.0.0.1:9003");
   // Without the load, the object is the backend as rule files hold it.
   j.erase("load");
@@ -161,14 +165,13 @@ TEST_CASE("cli: backend show prints each live serve's load of each instance, fre
   CHECK(back->max_conns == 10);
 
   // An uncapped serve's view shows the open count alone.
-  Report(s, "web1:4711", now, {Instance("127.0.0.1:9002", 0, 3, 3, 0, 0, 0, 0)});
-  Report(s, "web2:815", now, {});
+  Report(s, "web1 0.0.0.0:8080 pid 4711", now, {Instance("127.0.0.1:9002", 0, 3, 3, 0, 0, 0, 0)});
+  Report(s, "web2 0.0.0.0:8080 pid 815", now, {});
   CHECK(s.Must({"backend", "show", "orders"})
-            .out.find(
-                "load:      INSTANCE        SERVE      OPEN  IDLE  IN-USE  QUEUED  WAITED  503S  "
-                "CONNECT-FAILS\n"
-                "           127.0.0.1:9002  web1:4711  3     3     0       0       0       0     "
-                "0\n") != std::string::npos);
+            .out.find("load:      INSTANCE        OPEN  IDLE  IN-USE  QUEUED  WAITED  503S  "
+                      "CONNECT-FAILS  SERVE\n"
+                      "           127.0.0.1:9002  3     3     0       0       0       0     0    "
+                      "          web1 0.0.0.0:8080 pid 4711\n") != std::string::npos);
 }
 
 }  // namespace

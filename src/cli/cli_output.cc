@@ -232,12 +232,13 @@ std::string LoadTable(const LoadRows& load, const std::string& indent) {
   for (const auto& [serve, l] : load) {
     std::string open = std::to_string(l.open);
     if (l.max_conns > 0) open += "/" + std::to_string(l.max_conns);
-    rows.push_back({l.instance, serve, open, std::to_string(l.idle), std::to_string(l.in_use),
+    // The serve last: its id may hold spaces ("web1 0.0.0.0:8080 pid 4711").
+    rows.push_back({l.instance, open, std::to_string(l.idle), std::to_string(l.in_use),
                     std::to_string(l.queued), std::to_string(l.queue_waits),
-                    std::to_string(l.queue_503), std::to_string(l.connect_failures)});
+                    std::to_string(l.queue_503), std::to_string(l.connect_failures), serve});
   }
   std::string table = FormatTable(
-      {"INSTANCE", "SERVE", "OPEN", "IDLE", "IN-USE", "QUEUED", "WAITED", "503S", "CONNECT-FAILS"},
+      {"INSTANCE", "OPEN", "IDLE", "IN-USE", "QUEUED", "WAITED", "503S", "CONNECT-FAILS", "SERVE"},
       rows);
   table += "(OPEN/cap and QUEUED now; WAITED, 503S and CONNECT-FAILS since that serve started)\n";
   std::string out;
