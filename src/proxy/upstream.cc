@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <vector>
+
 #include "proxy/fiber.h"
 
 namespace strangler {
@@ -44,6 +46,8 @@ void Instance::SetMaxConns(int max) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     max_conns_.store(max, std::memory_order_relaxed);
+    // A lowered cap bites at once: idle connections over it are closed.
+    CloseOverCapLocked();
     // A raised (or removed) cap lets queued requests connect.
     while (!queue_.empty() && UnderCapLocked()) {
       Waiter* w = queue_.front();
@@ -62,7 +66,24 @@ Instance::Got Instance::Take(int worker, bool fresh, int* fd) {
   return TakeLocked(worker, fresh, fd);
 }
 
+void Instance::CloseOverCapLocked() {
+  const int max = max_conns();
+  while (max > 0 && open_ > max && idle_n_ > 0) {
+    std::deque<Idle>* oldest = nullptr;
+    for (std::deque<Idle>& list : idle_) {
+      if (!list.empty() && (!oldest || list.front().since < oldest->front().since)) oldest = &list;
+    }
+    // Closed from here, whichever thread this is (the reload's, when the
+    // cap changed): see Take.
+    close(oldest->front().fd);
+    oldest->pop_front();
+    --idle_n_;
+    --open_;
+  }
+}
+
 Instance::Got Instance::TakeLocked(int worker, bool fresh, int* fd) {
+  CloseOverCapLocked();
   std::deque<Idle>& idle = idle_[static_cast<size_t>(worker)];
   if (!fresh) {
     ExpireLocked(&idle, std::chrono::steady_clock::now());
@@ -168,8 +189,27 @@ int Instance::Connect(int timeout_ms, ConnectError* err) {
 }
 
 void Instance::ExpireIdle(int worker) {
-  std::lock_guard<std::mutex> lock(mu_);
-  ExpireLocked(&idle_[static_cast<size_t>(worker)], std::chrono::steady_clock::now());
+  std::vector<fio::Parking> wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::deque<Idle>& idle = idle_[static_cast<size_t>(worker)];
+    ExpireLocked(&idle, std::chrono::steady_clock::now());
+    // Connections the backend closed (or wrote to) while they idled go now,
+    // not when a request would have taken them: they count against the cap
+    // and sit in CLOSE_WAIT until closed.
+    for (auto it = idle.begin(); it != idle.end();) {
+      if (fio::IdleAndClean(it->fd)) {
+        ++it;
+        continue;
+      }
+      fio::Close(it->fd);
+      it = idle.erase(it);
+      --idle_n_;
+      wake.emplace_back();
+      FreeSlotLocked(&wake.back());
+    }
+  }
+  for (const fio::Parking& p : wake) fio::Unpark(p);
 }
 
 void Instance::Release(int worker, int fd) {

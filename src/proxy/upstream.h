@@ -64,7 +64,8 @@ class Instance {
   // Closes a connection of this instance; its slot goes to the first
   // queued request.
   void Discard(int fd);
-  // Closes worker's pooled sockets idle too long. On that worker's thread.
+  // Closes worker's pooled sockets idle too long, and those the backend
+  // closed or wrote to while they idled. On that worker's thread.
   void ExpireIdle(int worker);
   // A request refused at once because its backend's queue was full.
   void CountQueueFull() { queue_503_.fetch_add(1, std::memory_order_relaxed); }
@@ -97,6 +98,9 @@ class Instance {
   // to end (after unlocking) in *wake.
   void FreeSlotLocked(fio::Parking* wake);
   Got TakeLocked(int worker, bool fresh, int* fd);
+  // While more connections are open than the cap allows, idle ones are
+  // closed (the cap was lowered). Under mu_; on any thread.
+  void CloseOverCapLocked();
   bool UnderCapLocked() const {
     int max = max_conns();
     return max == 0 || open_ < max;

@@ -101,6 +101,7 @@ Instance::Got UpstreamAttempt::TakeAny(int* fd) {
   for (size_t k = 1; k <= n; ++k) {
     size_t i = (pick_ + k) % n;
     Instance* other = target_->instances[i];
+    if (other == s_.failed_instance) continue;  // its connect just failed
     queued += other->queued();
     if (other->queued() < target_->instances[shortest]->queued()) shortest = i;
     if (i == pick_ || sent_ > 0) continue;
@@ -149,7 +150,10 @@ bool UpstreamAttempt::Send() {
       // (as nginx's default proxy_next_upstream does).
       bool no_connection =
           s_.failure == Failure::kRefused || s_.failure == Failure::kConnectTimeout;
-      if (!no_connection || !NextInstance()) return false;
+      if (!no_connection) return false;
+      // Not that one again, even when it has room and the others none.
+      s_.failed_instance = instance_;
+      if (!NextInstance()) return false;
       s_.failure = Failure::kNone;
       if (!Connect(false)) return false;
     }

@@ -172,6 +172,7 @@ class UpstreamAttempt {
     double upstream_ms = 0;
     double queue_ms = -1;
     bool queue_full = false;
+    const Instance* failed_instance = nullptr;  // whose connect failed (not tried again)
   };
   State s_;
 };

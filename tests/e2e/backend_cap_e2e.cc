@@ -24,6 +24,7 @@
 
 #include "black_hole.h"
 #include "harness.h"
+#include "script_backend.h"
 
 namespace strangler {
 namespace e2e {
@@ -181,6 +182,44 @@ Burst SendBurst(uint16_t port, int n, const std::string& path) {
   return b;
 }
 
+// The load the running serve last reported for `backend`'s first instance
+// (`backend show --json`); null until it has reported.
+Json ShownLoad(Fixture& fx, const std::string& backend) {
+  RunResult r = fx.Cli({"backend", "show", backend, "--json"});
+  if (r.exit_code != 0) return nullptr;
+  Json j = Json::parse(r.out, nullptr, false);
+  if (j.is_discarded() || !j.contains("load") || j["load"].empty()) return nullptr;
+  return j["load"][0];
+}
+
+// n GETs of `path` at once, each on its own connection, in threads; their
+// statuses (0: no answer) once joined.
+class Concurrent {
+ public:
+  Concurrent(uint16_t port, int n, const std::string& path) : status_(static_cast<size_t>(n)) {
+    for (int i = 0; i < n; ++i) {
+      threads_.emplace_back([this, port, path, i] {
+        RawClient c;
+        if (!c.Connect(port)) return;
+        HttpResponse r = c.Get(path + "?i=" + std::to_string(i), {}, kHangGuardMs);
+        status_[static_cast<size_t>(i)] = r.ok ? r.status : 0;
+      });
+    }
+  }
+  std::vector<int> Join() {
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    return status_;
+  }
+  ~Concurrent() {
+    for (auto& t : threads_) t.join();
+  }
+
+ private:
+  std::vector<int> status_;
+  std::vector<std::thread> threads_;
+};
+
 int Count(const std::vector<Json>& lines, int status, const std::string& reason) {
   return static_cast<int>(std::count_if(lines.begin(), lines.end(), [&](const Json& l) {
     return l["status"] == status && l["reason"] == reason;
@@ -332,6 +371,100 @@ TEST_CASE("e2e: --connect-timeout-ms: an instance that does not accept in time i
   CHECK(r.status == 504);
   CHECK(r.body.find("backend 'solo' did not accept a connection within 200 ms") !=
         std::string::npos);
+}
+
+TEST_CASE("e2e: a lowered --max-conns bites at once: idle connections over it are closed") {
+  TwoBackends t;
+  t.fx.MustCli({"backend", "set", "legacy", "--max-conns", "4"});
+  t.fx.StopServe(SIGTERM);
+  REQUIRE(t.fx.StartServe());
+  // Four connections, pooled once answered.
+  t.legacy.Hold();
+  {
+    Concurrent four(t.fx.port(), 4, "/a");
+    REQUIRE(PollUntil([&] { return t.legacy.request_count() == 4; }));
+    t.legacy.Release();
+    for (int s : four.Join()) CHECK(s == 200);
+  }
+  REQUIRE(PollUntil([&] {
+    Json l = ShownLoad(t.fx, "legacy");
+    return l.is_object() && l["idle"] == 4;
+  }));
+  t.fx.MustCli({"backend", "set", "legacy", "--max-conns", "1"});
+  REQUIRE(PollUntil([&] {
+    Json l = ShownLoad(t.fx, "legacy");
+    return l.is_object() && l["max_conns"] == 1;
+  }));
+  // The next burst meets the new cap: one request at the backend at a time.
+  t.ClearRequests();
+  t.legacy.Hold();
+  Concurrent burst(t.fx.port(), 4, "/b");
+  REQUIRE(PollUntil([&] { return t.legacy.request_count() >= 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // room for a wrong second one
+  CHECK(t.legacy.request_count() == 1);
+  t.legacy.Release();
+  for (int s : burst.Join()) CHECK(s == 200);
+  CHECK(t.legacy.request_count() == 4);
+}
+
+TEST_CASE("e2e: an instance whose connect timed out is not tried again: the request waits for "
+          "the backend's other instance") {
+  BlackHole hole;
+  REQUIRE_MESSAGE(hole.full(), "could not fill the listen queue of the black hole");
+  RawBackend live("live");
+  REQUIRE(live.Start());
+  Fixture fx;
+  fx.AddBackend("be", "http://127.0.0.1:" + std::to_string(hole.port()),
+                {live.url(), "--default", "--max-conns", "1", "--connect-timeout-ms", "300"});
+  REQUIRE(fx.StartServe());
+  live.Hold();
+  Concurrent first(fx.port(), 1, "/first");
+  REQUIRE(PollUntil([&] { return live.request_count() == 1; }));
+  // Whichever instance is their turn, both end up waiting for "live": the
+  // black hole's slot is free, but its connect just failed.
+  Concurrent more(fx.port(), 2, "/more");
+  REQUIRE(PollUntil([&] {
+    RunResult r = fx.Cli({"backend", "show", "be", "--json"});
+    Json j = Json::parse(r.out, nullptr, false);
+    if (j.is_discarded() || !j.contains("load")) return false;
+    int64_t queued = 0;
+    for (const Json& row : j["load"]) queued += row["queued"].get<int64_t>();
+    return queued == 2;
+  }));
+  live.Release();
+  for (int s : first.Join()) CHECK(s == 200);
+  for (int s : more.Join()) CHECK(s == 200);
+  CHECK(live.request_count() == 3);
+}
+
+TEST_CASE("e2e: pooled connections the backend closed are let go within seconds, not at the "
+          "idle expiry: they no longer count against the cap") {
+  std::atomic<int> arrived{0};
+  // Each connection answers once three requests are in, then closes 50 ms
+  // later without saying so (no Connection: close).
+  ScriptBackend be([&](ScriptConn& conn) {
+    RecordedRequest req;
+    if (!conn.ReadRequest(&req, false, kHangGuardMs)) return;
+    ++arrived;
+    while (arrived < 3 && !conn.stopping()) conn.Sleep(5);
+    conn.Send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    conn.Sleep(50);
+  });
+  REQUIRE(be.Start());
+  Fixture fx;
+  fx.AddBackend("be", be.url(), {"--default", "--max-conns", "3"});
+  REQUIRE(fx.StartServe());
+  {
+    Concurrent three(fx.port(), 3, "/x");
+    for (int s : three.Join()) CHECK(s == 200);
+  }
+  REQUIRE(PollUntil([&] { return be.open_connections() == 0; }));
+  // The router notices at its next housekeeping (each second) and reports
+  // within a few more: before, they stayed "open" until --upstream-idle-s.
+  CHECK(PollUntil([&] {
+    Json l = ShownLoad(fx, "be");
+    return l.is_object() && l["open"] == 0;
+  }, 10000));
 }
 
 }  // namespace
