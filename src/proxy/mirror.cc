@@ -56,7 +56,19 @@ void ResponseCapture::OnBodyPiece(const char* data, size_t len) {
 
 Mirror::Mirror(int in_flight, size_t max_jobs, size_t max_bytes)
     : in_flight_(in_flight), max_jobs_(max_jobs), max_bytes_(max_bytes),
-      pool_(std::make_unique<WorkerPool>(1, [this](int) { Drain(); })) {}
+      pool_(std::make_unique<WorkerPool>(1, [this](int) { Drain(); }, [this](int) {
+        std::function<void()> fn;
+        {
+          std::lock_guard<std::mutex> lock(housekeeping_mu_);
+          fn = housekeeping_;
+        }
+        if (fn) fn();
+      })) {}
+
+void Mirror::SetHousekeeping(std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(housekeeping_mu_);
+  housekeeping_ = std::move(fn);
+}
 
 Mirror::~Mirror() { Stop(); }
 

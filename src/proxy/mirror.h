@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -104,6 +105,10 @@ class Mirror {
   ~Mirror();
   Mirror(const Mirror&) = delete;
   Mirror& operator=(const Mirror&) = delete;
+  // Runs `fn` about once a second on the Mirror's own thread (outside any
+  // fiber), as the workers' housekeeping: the pooled connections of the
+  // Mirror's pool slot are expired there.
+  void SetHousekeeping(std::function<void()> fn);
 
   // Never blocks. False (and the copy counted as dropped) when the queue is
   // full or the Mirror is stopping.
@@ -145,6 +150,8 @@ class Mirror {
   std::map<std::string, MirrorTally> tallies_;  // guarded by results_mu_
   std::vector<DiffRecord> records_;             // guarded by results_mu_
   std::mutex results_mu_;
+  std::mutex housekeeping_mu_;
+  std::function<void()> housekeeping_;  // guarded by housekeeping_mu_
   std::unique_ptr<WorkerPool> pool_;
 };
 

@@ -71,6 +71,8 @@ void Proxy::Start(int listen_fd) {
     upstreams_.ExpireIdle(worker);
     BufferCache::Local().Trim();  // the read buffers no connection took for a second
   });
+  // The Mirror's pooled connections (its pool slot follows the workers').
+  mirror_.SetHousekeeping([this] { upstreams_.ExpireIdle(opts_.workers); });
   acceptor_ = std::thread([this] { AcceptLoop(); });
 }
 

@@ -303,10 +303,9 @@ std::shared_ptr<const ProxySnapshot> Upstreams::MakeSnapshot(
       if (!fresh && max > 0 && (it->second == 0 || max < it->second)) it->second = max;
     }
   }
-  for (auto& [key, instance] : instances_) {
-    auto it = caps.find(instance.get());
-    instance->SetMaxConns(it == caps.end() ? 0 : it->second);
-  }
+  // An instance no backend lists any more keeps its cap: requests queued
+  // for it (their snapshot still lists it) go on waiting their turn.
+  for (auto& [instance, max] : caps) instance->SetMaxConns(max);
   table_instances_.clear();
   for (const auto& target : snap->targets) table_instances_.push_back(target->instances);
   table_ = table;

@@ -467,6 +467,61 @@ TEST_CASE("e2e: pooled connections the backend closed are let go within seconds,
   }, 10000));
 }
 
+TEST_CASE("e2e: the mirror's pooled connections the backend closed are let go too") {
+  // Answers, then closes 50 ms later without saying so.
+  ScriptBackend copies([&](ScriptConn& conn) {
+    RecordedRequest req;
+    if (!conn.ReadRequest(&req, false, kHangGuardMs)) return;
+    conn.Send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    conn.Sleep(50);
+  });
+  REQUIRE(copies.Start());
+  RawBackend legacy("legacy");
+  REQUIRE(legacy.Start());
+  Fixture fx;
+  fx.AddBackend("legacy", legacy.url());
+  fx.AddBackend("copies", copies.url(), {"--max-conns", "2"});
+  fx.AddRoute("r", {"--to", "legacy", "--path", "/r", "--mirror", "copies"});
+  REQUIRE(fx.StartServe());
+  RawClient c;
+  REQUIRE(c.Connect(fx.port()));
+  CHECK(c.Get("/r/1").status == 200);
+  REQUIRE(PollUntil([&] { return copies.request_count() == 1; }));
+  REQUIRE(PollUntil([&] { return copies.open_connections() == 0; }));
+  CHECK(PollUntil([&] {
+    Json l = ShownLoad(fx, "copies");
+    return l.is_object() && l["open"] == 0;
+  }, 10000));
+}
+
+TEST_CASE("e2e: requests queued for an instance its backend no longer lists keep its cap") {
+  RawBackend old_be("old"), new_be("new");
+  REQUIRE(old_be.Start());
+  REQUIRE(new_be.Start());
+  Fixture fx;
+  fx.AddBackend("be", old_be.url(), {"--default", "--max-conns", "1", "--queue-timeout", "30s"});
+  REQUIRE(fx.StartServe());
+  old_be.Hold();
+  Concurrent three(fx.port(), 3, "/x");
+  REQUIRE(PollUntil([&] { return old_be.request_count() == 1; }));
+  fx.MustCli({"backend", "set", "be", new_be.url()});
+  // Reloaded: serve reports the new instance (a request sent before would
+  // queue behind the others).
+  const std::string new_instance = "127.0.0.1:" + std::to_string(new_be.port());
+  REQUIRE(PollUntil([&] {
+    Json l = ShownLoad(fx, "be");
+    return l.is_object() && l["instance"] == new_instance;
+  }));
+  RawClient c;
+  REQUIRE(c.Connect(fx.port()));
+  CHECK(c.Get("/probe").body == "new");  // new requests go to the new URL
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // room for a wrong release
+  CHECK(old_be.request_count() == 1);  // the two queued for it still wait their turn
+  old_be.Release();
+  for (int s : three.Join()) CHECK(s == 200);
+  CHECK(old_be.request_count() == 3);
+}
+
 }  // namespace
 }  // namespace e2e
 }  // namespace strangler
