@@ -74,8 +74,10 @@ Result<std::unique_ptr<DecisionLog>> DecisionLog::Open(const std::string& path,
     }
   }
   try {
-    // 8192 queued lines: ample for bursts, and the queue's memory stays ~3 MiB.
-    if (!spdlog::thread_pool()) spdlog::init_thread_pool(8192, 1);
+    // 8192 queued batches, one writer thread. The log's own pool (not
+    // spdlog's global one), so that its thread is joined before the logger
+    // and its sinks are destroyed.
+    auto pool = std::make_shared<spdlog::details::thread_pool>(8192, 1);
     std::shared_ptr<spdlog::sinks::sink> sink;
     if (path == "-") {
       sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
@@ -84,7 +86,7 @@ Result<std::unique_ptr<DecisionLog>> DecisionLog::Open(const std::string& path,
     }
     sink = std::make_shared<GuardedSink>(std::move(sink));
     auto logger = std::make_shared<spdlog::async_logger>(
-        "decisions", sink, spdlog::thread_pool(), spdlog::async_overflow_policy::overrun_oldest);
+        "decisions", sink, pool, spdlog::async_overflow_policy::overrun_oldest);
     logger->set_pattern("%v");
     logger->set_level(spdlog::level::info);
     logger->flush_on(spdlog::level::err);
@@ -92,13 +94,15 @@ Result<std::unique_ptr<DecisionLog>> DecisionLog::Open(const std::string& path,
     // within a second, for `tail -f` and `audit` on a live log.
     spdlog::drop("decisions");
     spdlog::register_logger(logger);
-    return std::unique_ptr<DecisionLog>(new DecisionLog(std::move(logger)));
+    return std::unique_ptr<DecisionLog>(new DecisionLog(std::move(logger), std::move(pool)));
   } catch (const std::exception& e) {
     return Status::Io("cannot open decision log '" + path + "': " + e.what());
   }
 }
 
-DecisionLog::DecisionLog(std::shared_ptr<spdlog::logger> logger) : logger_(std::move(logger)) {
+DecisionLog::DecisionLog(std::shared_ptr<spdlog::logger> logger,
+                         std::shared_ptr<spdlog::details::thread_pool> pool)
+    : logger_(std::move(logger)), pool_(std::move(pool)) {
   flusher_ = std::thread([this] {
     std::unique_lock<std::mutex> lock(batch_mu_);
     while (!stop_) {
@@ -122,6 +126,9 @@ DecisionLog::~DecisionLog() {
   if (flusher_.joinable()) flusher_.join();
   Flush();
   spdlog::drop("decisions");
+  // Joins the writer thread (it ends after the messages still queued), so
+  // that nothing of the logger is in use when it is destroyed here.
+  pool_.reset();
 }
 
 void DecisionLog::Emit(std::string* batch) {
@@ -156,8 +163,7 @@ void DecisionLog::Flush() {
   // An async logger's flush() is itself queued; the flush is done when the
   // pool has drained the queue up to it. Wait for that.
   logger_->flush();
-  auto pool = spdlog::thread_pool();
-  for (int i = 0; pool && i < 2000 && pool->queue_size() > 0; ++i) {
+  for (int i = 0; i < 2000 && pool_->queue_size() > 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   for (auto& sink : logger_->sinks()) sink->flush();

@@ -21,6 +21,9 @@
 
 namespace spdlog {
 class logger;
+namespace details {
+class thread_pool;
+}  // namespace details
 }
 
 namespace strangler {
@@ -41,10 +44,12 @@ class DecisionLog {
   static constexpr size_t kBatchBytes = 64 * 1024;
   static constexpr int kBatchMs = 20;
 
-  explicit DecisionLog(std::shared_ptr<spdlog::logger> logger);
+  DecisionLog(std::shared_ptr<spdlog::logger> logger,
+              std::shared_ptr<spdlog::details::thread_pool> pool);
   void Emit(std::string* batch);
 
   std::shared_ptr<spdlog::logger> logger_;
+  std::shared_ptr<spdlog::details::thread_pool> pool_;  // the logger's writer thread
   std::mutex batch_mu_;
   std::string batch_;  // lines joined by '\n'; guarded by batch_mu_
   bool stop_ = false;  // guarded by batch_mu_
