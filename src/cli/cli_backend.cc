@@ -20,8 +20,9 @@ constexpr const char* kBackendFooter = R"(Backends:
   backend added is the default until another is marked with --default.
   A backend that a route points at (--to or --else) cannot be removed.
   Protecting a backend: --max-conns caps each instance's upstream connections;
-  a request over the cap waits in the backend's FIFO queue (at most --max-queue
-  requests, each at most --queue-timeout) and is answered 503 when its wait
+  a request that finds every instance at its cap waits in a FIFO queue (one per
+  instance; at most --max-queue requests for the backend, each at most
+  --queue-timeout) and is answered 503 when its wait
   ends or the queue is full. 'backend show' prints what running serves report
   of each instance: connections open, idle and in use, requests queued.)";
 
@@ -176,14 +177,15 @@ void AddBackendOptions(CLI::App* cmd, BackendArgs* a) {
   add("--timeout-ms", &a->timeout_ms, "N",
       "upstream timeout in ms (default " + std::to_string(kDefaultTimeoutMs) + ")");
   add("--connect-timeout-ms", &a->connect_timeout_ms, "N",
-      "connect timeout in ms: an upstream connection must be established within N, apart from "
-      "--timeout-ms (default " +
+      "connect timeout in ms: an upstream connection must be established within N (or "
+      "--timeout-ms when that is shorter); one not made in time is tried on the next instance "
+      "(default " +
           std::to_string(kDefaultConnectTimeoutMs) + ")");
   add("--max-conns", &a->max_conns, "N",
-      "at most N upstream connections per instance; requests beyond wait in the backend's queue "
+      "at most N upstream connections per instance; requests beyond wait in a FIFO queue "
       "(default 0: no cap)");
   add("--max-queue", &a->max_queue, "N",
-      "at most N requests wait in the backend's queue for a connection; one more gets a 503 "
+      "at most N requests wait in the backend's queues for a connection; one more gets a 503 "
       "(default 0: no bound)");
   add("--queue-timeout", &a->queue_timeout, "D",
       "how long a request may wait in the queue before a 503: 500ms, 5s, 1m (default " +

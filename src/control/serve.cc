@@ -28,9 +28,8 @@ namespace {
 std::string ServeId(const std::string& listen_host, uint16_t port) {
   char name[256] = {};
   if (gethostname(name, sizeof(name) - 1) != 0) name[0] = '\0';
-  bool v6 = listen_host.find(':') != std::string::npos;
-  return std::string(name[0] ? name : "localhost") + " " + (v6 ? "[" : "") + listen_host +
-         (v6 ? "]:" : ":") + std::to_string(port) + " pid " + std::to_string(getpid());
+  return std::string(name[0] ? name : "localhost") + " " + HostPortText(listen_host, port) +
+         " pid " + std::to_string(getpid());
 }
 
 constexpr int kListenBacklog = 4096;
@@ -233,7 +232,7 @@ class Reloader {
       if (!st.ok()) spdlog::warn("cannot remove this serve's instance load: {}", st.message());
       return;
     }
-    std::vector<InstanceLoad> load = proxy_->upstreams().Loads();
+    std::vector<InstanceLoad> load = Upstreams::Loads(*proxy_->snapshot());
     if (load == last_load_ && now < next_load_ms_) return;
     Status st = store_->WriteInstanceLoad(serve_id_, now, load);
     if (!st.ok()) {

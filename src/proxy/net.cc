@@ -111,4 +111,9 @@ std::string PeerAddress(int fd) {
   return buf;
 }
 
+std::string HostPortText(const std::string& host, uint16_t port) {
+  bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]:" : host + ":") + std::to_string(port);
+}
+
 }  // namespace strangler

@@ -36,6 +36,9 @@ enum class ConnectError { kNone, kRefused, kTimeout, kOther };
 
 void SetNoDelay(int fd);
 
+// "host:port", "[::1]:port" for an IPv6 address.
+std::string HostPortText(const std::string& host, uint16_t port);
+
 // Peer address as text ("127.0.0.1", "::1"); IPv4-mapped IPv6 shown as IPv4.
 std::string PeerAddress(int fd);
 

@@ -69,12 +69,7 @@ void Session::AppendForwardedHeaders(std::string* out, const std::string& host, 
     AppendHeader(out, "X-Forwarded-Host", st_.host);
   } else {
     // HTTP/1.0 clients may send no Host; HTTP/1.1 backends need one.
-    bool v6 = host.find(':') != std::string::npos;
-    out->append(v6 ? "Host: [" : "Host: ");
-    out->append(host);
-    out->append(v6 ? "]:" : ":");
-    out->append(std::to_string(port));
-    out->append("\r\n");
+    AppendHeader(out, "Host", HostPortText(host, port));
   }
   if (!st_.has_request_id) AppendHeader(out, "X-Request-Id", st_.request_id);
 }

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "proxy/fiber.h"
@@ -27,15 +28,24 @@ void Instance::ExpireLocked(std::deque<Idle>* idle, std::chrono::steady_clock::t
   }
 }
 
+fio::Parking Instance::GrantFirstLocked(int worker, int fd) {
+  Waiter* w = queue_.front();
+  queue_.pop_front();
+  queued_.store(static_cast<int64_t>(queue_.size()), std::memory_order_relaxed);
+  if (fd >= 0 && w->worker != worker) {
+    fio::Disown(fd);
+    w->moved = true;
+  }
+  w->granted = true;
+  w->fd = fd;
+  return w->parking;
+}
+
 void Instance::FreeSlotLocked(fio::Parking* wake) {
   // open_ counts the slot still: it passes to the first queued request as
   // is, or is given back.
   if (!queue_.empty() && open_ <= max_conns()) {
-    Waiter* w = queue_.front();
-    queue_.pop_front();
-    queued_.store(static_cast<int64_t>(queue_.size()), std::memory_order_relaxed);
-    w->granted = true;
-    *wake = w->parking;
+    *wake = GrantFirstLocked(-1, -1);
     return;
   }
   --open_;
@@ -50,13 +60,9 @@ void Instance::SetMaxConns(int max) {
     CloseOverCapLocked();
     // A raised (or removed) cap lets queued requests connect.
     while (!queue_.empty() && UnderCapLocked()) {
-      Waiter* w = queue_.front();
-      queue_.pop_front();
-      w->granted = true;
       ++open_;
-      wake.push_back(w->parking);
+      wake.push_back(GrantFirstLocked(-1, -1));
     }
-    queued_.store(static_cast<int64_t>(queue_.size()), std::memory_order_relaxed);
   }
   for (const fio::Parking& p : wake) fio::Unpark(p);
 }
@@ -137,12 +143,7 @@ Instance::Got Instance::Queue(int worker, int timeout_ms, int* fd) {
     // timeout is taken.
     std::lock_guard<std::mutex> lock(mu_);
     if (!w.granted) {
-      for (auto it = queue_.begin(); it != queue_.end(); ++it) {
-        if (*it == &w) {
-          queue_.erase(it);
-          break;
-        }
-      }
+      queue_.erase(std::find(queue_.begin(), queue_.end(), &w));
       queued_.store(static_cast<int64_t>(queue_.size()), std::memory_order_relaxed);
       queue_503_.fetch_add(1, std::memory_order_relaxed);
       return Got::kFull;
@@ -218,16 +219,7 @@ void Instance::Release(int worker, int fd) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!queue_.empty() && open_ <= max_conns()) {
       // Straight to the first queued request, on whichever worker it waits.
-      Waiter* w = queue_.front();
-      queue_.pop_front();
-      queued_.store(static_cast<int64_t>(queue_.size()), std::memory_order_relaxed);
-      if (w->worker != worker) {
-        fio::Disown(fd);
-        w->moved = true;
-      }
-      w->granted = true;
-      w->fd = fd;
-      wake = w->parking;
+      wake = GrantFirstLocked(worker, fd);
     } else if (max_conns() > 0 && open_ > max_conns()) {
       fio::Close(fd);  // the cap was lowered: over it, connections go
       FreeSlotLocked(&wake);
@@ -259,8 +251,7 @@ void Instance::Discard(int fd) {
 
 InstanceLoad Instance::Load() const {
   InstanceLoad l;
-  bool v6 = host_.find(':') != std::string::npos;
-  l.instance = (v6 ? "[" + host_ + "]" : host_) + ":" + std::to_string(port_);
+  l.instance = HostPortText(host_, port_);
   l.max_conns = max_conns();
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -306,9 +297,6 @@ std::shared_ptr<const ProxySnapshot> Upstreams::MakeSnapshot(
   // An instance no backend lists any more keeps its cap: requests queued
   // for it (their snapshot still lists it) go on waiting their turn.
   for (auto& [instance, max] : caps) instance->SetMaxConns(max);
-  table_instances_.clear();
-  for (const auto& target : snap->targets) table_instances_.push_back(target->instances);
-  table_ = table;
   const std::vector<Backend>& backends = table->backends();
   auto backend_index = [&](const std::string& name) {
     for (size_t i = 0; i < backends.size(); ++i) {
@@ -355,14 +343,12 @@ void Upstreams::ExpireIdle(int worker) {
   for (auto& [key, instance] : instances_) instance->ExpireIdle(worker);
 }
 
-std::vector<InstanceLoad> Upstreams::Loads() {
+std::vector<InstanceLoad> Upstreams::Loads(const ProxySnapshot& snap) {
   std::vector<InstanceLoad> out;
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!table_) return out;
-  for (size_t b = 0; b < table_instances_.size(); ++b) {
-    for (Instance* i : table_instances_[b]) {
+  for (const auto& target : snap.targets) {
+    for (const Instance* i : target->instances) {
       out.push_back(i->Load());
-      out.back().backend = table_->backends()[b].name;
+      out.back().backend = target->backend->name;
     }
   }
   return out;

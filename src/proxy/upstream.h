@@ -97,6 +97,10 @@ class Instance {
   // the first queued request when the cap allows. Under mu_; the parking
   // to end (after unlocking) in *wake.
   void FreeSlotLocked(fio::Parking* wake);
+  // Pops the first queued request, granted a slot (fd < 0) or the
+  // connection `fd` of worker `worker`. Under mu_; the parking to end once
+  // unlocked.
+  fio::Parking GrantFirstLocked(int worker, int fd);
   Got TakeLocked(int worker, bool fresh, int* fd);
   // While more connections are open than the cap allows, idle ones are
   // closed (the cap was lowered). Under mu_; on any thread.
@@ -167,8 +171,8 @@ class Upstreams {
   // so that they go even when no request comes to their backend any more.
   // On that worker's thread (WorkerPool housekeeping).
   void ExpireIdle(int worker);
-  // The load of every instance, per backend that lists it.
-  std::vector<InstanceLoad> Loads();
+  // The load of every instance of `snap`, per backend that lists it.
+  static std::vector<InstanceLoad> Loads(const ProxySnapshot& snap);
   // Counted requests of every route since the last call (routes with none
   // are left out), and the counters reset.
   std::vector<std::pair<std::string, RampCounts>> TakeCounts();
@@ -179,8 +183,6 @@ class Upstreams {
   int idle_ms_ = 30000;
   std::unordered_map<std::string, std::unique_ptr<Instance>> instances_;
   std::unordered_map<std::string, std::unique_ptr<RouteCounters>> counters_;  // by route
-  std::shared_ptr<const RouteTable> table_;  // the latest, for Loads()
-  std::vector<std::vector<Instance*>> table_instances_;  // per backend of table_
 };
 
 }  // namespace strangler

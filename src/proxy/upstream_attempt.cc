@@ -59,18 +59,14 @@ bool UpstreamAttempt::NextInstance() {
 
 bool UpstreamAttempt::Connect(bool fresh) {
   int fd = -1;
-  Instance::Got got;
+  Instance::Got got = Instance::Got::kSlot;
   if (fresh && fd_ >= 0) {
     // A pooled connection just failed: a new one takes its slot.
     fio::Close(fd_);
     fd_ = -1;
-    got = Instance::Got::kSlot;
   } else {
     Close();
-    got = fresh ? instance_->Take(fio::WorkerIndex(), true, &fd) : TakeAny(&fd);
-    if (got == Instance::Got::kFull && fresh) {
-      got = instance_->Queue(fio::WorkerIndex(), backend().queue_timeout_ms, &fd);
-    }
+    got = TakeAny(&fd);
     if (got == Instance::Got::kFull) {
       s_.failure = Failure::kQueue;
       return false;
@@ -104,7 +100,7 @@ Instance::Got UpstreamAttempt::TakeAny(int* fd) {
     if (other == s_.failed_instance) continue;  // its connect just failed
     queued += other->queued();
     if (other->queued() < target_->instances[shortest]->queued()) shortest = i;
-    if (i == pick_ || sent_ > 0) continue;
+    if (i == pick_) continue;
     got = other->Take(worker, false, fd);
     if (got != Instance::Got::kFull) {
       SwitchInstance(i);
@@ -118,7 +114,7 @@ Instance::Got UpstreamAttempt::TakeAny(int* fd) {
     s_.queue_ms = 0;
     return Instance::Got::kFull;
   }
-  if (shortest != pick_ && sent_ == 0) SwitchInstance(shortest);
+  if (shortest != pick_) SwitchInstance(shortest);
   const Clock::time_point t0 = Clock::now();
   got = instance_->Queue(worker, backend().queue_timeout_ms, fd);
   s_.started = Clock::now();  // upstream_ms leaves the wait out: queue_ms says it
