@@ -52,6 +52,8 @@ bool HasEncodedSlash(std::string_view path) {
   return false;
 }
 
+bool HasEncodedNul(std::string_view path) { return path.find("%00") != std::string_view::npos; }
+
 TargetParts SplitTarget(std::string_view target, std::string* scratch) {
   TargetParts out;
   out.path_and_query = target;

@@ -573,6 +573,13 @@ bool IdleAndClean(int fd) {
   return false;  // unread bytes (n > 0), closed (0) or failed
 }
 
+bool QuietUntil(int fd, Clock::time_point until) {
+  if (!IdleAndClean(fd)) return false;
+  if (Clock::now() >= until) return true;
+  tl_worker->Wait(fd, true, until);  // ready or not, the probe decides
+  return IdleAndClean(fd);
+}
+
 SendResult SendAllOrAnswer(int fd, const char* data, size_t len, int timeout_ms, size_t* sent) {
   return SendLoop(fd, data, len, timeout_ms, true, sent);
 }

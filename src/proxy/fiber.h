@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <condition_variable>
 #include <cstddef>
@@ -82,6 +83,9 @@ void NotReady(int fd, bool read);
 // answer. Bytes waiting there belong to no request; handing them to the
 // next one is how one client gets another's answer.
 bool IdleAndClean(int fd);
+// IdleAndClean, and still so at `until` (the fiber waits till then, or
+// until a byte or the peer's close comes first).
+bool QuietUntil(int fd, std::chrono::steady_clock::time_point until);
 
 enum class SendResult { kSent, kAnswered, kError };
 // SendAll for a request body: when the peer stops reading and has bytes for

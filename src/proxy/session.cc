@@ -246,7 +246,10 @@ bool Session::HandleRequest() {
   served_any_ = true;
   BeginRequest();
   const char* bad_head = nullptr;
-  if (!AnalyseHead(&bad_head)) return Refuse(400, std::string("malformed request: ") + bad_head);
+  int bad_status = 400;
+  if (!AnalyseHead(&bad_status, &bad_head)) {
+    return Refuse(bad_status, std::string(bad_status == 400 ? "malformed request: " : "") + bad_head);
+  }
   return Decide() && Admit() && ReadBody() && Forward();
 }
 
@@ -275,11 +278,12 @@ void Session::BeginRequest() {
   st_.bytes_in = in_.rpos - req_.head_start();
 }
 
-bool Session::AnalyseHead(const char** why) {
+bool Session::AnalyseHead(int* status, const char** why) {
   const char* base = in_.data();
   header_views_.clear();
   conn_tokens_.Reset();
-  int hosts = 0;
+  int hosts = 0, codings = 0;
+  bool only_chunked = true, last_chunked = false;
   bool empty_host = false, bad_host = false, upgrade_websocket = false;
   *why = nullptr;
   for (const HeaderSpan& h : req_.headers()) {
@@ -302,6 +306,13 @@ bool Session::AnalyseHead(const char** why) {
       ++hosts;
     } else if (IEquals(name, "upgrade")) {
       upgrade_websocket = upgrade_websocket || ListsToken(value, "websocket");
+    } else if (IEquals(name, "transfer-encoding")) {
+      ++codings;
+      while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+      only_chunked = only_chunked && IEquals(value, "chunked");
+      std::string_view last = value.substr(value.rfind(',') + 1);  // npos + 1: all of it
+      while (!last.empty() && (last.front() == ' ' || last.front() == '\t')) last.remove_prefix(1);
+      last_chunked = IEquals(last, "chunked");
     } else if (IEquals(name, "x-forwarded-for")) {
       if (!st_.xff.empty()) st_.xff.append(", ");
       st_.xff.append(value);
@@ -324,6 +335,20 @@ bool Session::AnalyseHead(const char** why) {
   if (const char* named = conn_tokens_.NamesFraming()) {
     scratch_ = std::string("Connection header names ") + named;
     *why = scratch_.c_str();
+  }
+  // The body is forwarded re-chunked under the router's own
+  // Transfer-Encoding: any other coding ("gzip, chunked", "identity,
+  // chunked") would be lost on the way, so it is refused as nginx does (RFC
+  // 9112 6.1: 501 for a coding the server does not understand). One that
+  // does not end in chunked leaves the body's length unknowable, and an
+  // HTTP/1.0 request has no Transfer-Encoding: 400 (RFC 9112 6.1, 6.3).
+  if (codings > 0 && st_.http10) {
+    *why = "HTTP/1.0 request with Transfer-Encoding";
+  } else if (codings > 0 && !last_chunked) {
+    *why = "Transfer-Encoding does not end in chunked: the body's length is unknowable";
+  } else if (codings > 1 || !only_chunked) {
+    *status = 501;
+    *why = "Transfer-Encoding other than a single 'chunked' is not supported";
   }
   // WebSocket (RFC 6455 4.1): an HTTP/1.1 GET with Connection: upgrade.
   st_.websocket = upgrade_websocket && req_.upgrade() && !st_.http10 && st_.method_is("GET");
@@ -350,6 +375,9 @@ bool Session::Decide() {
   std::string_view raw_path = path_and_query.substr(0, q);
   std::string_view query =
       q == std::string_view::npos ? std::string_view() : path_and_query.substr(q + 1);
+  // A backend that decodes the path may cut it at a NUL: "/admin%00/x"
+  // would be "/admin" there while it is routed as "/admin%00/x" here.
+  if (HasEncodedNul(raw_path)) return Refuse(400, "malformed request: an encoded NUL (%00) in the path");
   if (proxy_->options().reject_encoded_slash && HasEncodedSlash(raw_path)) {
     return Refuse(400,
                   "malformed request: an encoded '/' or '\\' in the path (--encoded-slash reject)");

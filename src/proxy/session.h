@@ -68,9 +68,9 @@ class Session : private MessageHandler, private UpstreamAttempt::Client {
   // A fresh RequestState, its clock started.
   void StartClock();
   void BeginRequest();
-  // Collects what the proxy needs from the head; false (with *why) for a
-  // head that must be refused with 400.
-  bool AnalyseHead(const char** why);
+  // Collects what the proxy needs from the head; false (with *why, and
+  // *status when it is not 400) for a head that must be refused.
+  bool AnalyseHead(int* status, const char** why);
   // The target split and its path normalised (400 when that is not safe),
   // then the rules' decision, and the attempt aimed at its backend.
   bool Decide();

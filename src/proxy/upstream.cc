@@ -18,7 +18,7 @@ Instance::~Instance() {
   }
 }
 
-void Instance::ExpireLocked(std::deque<Idle>* idle, std::chrono::steady_clock::time_point now) {
+void Instance::ExpireLocked(std::deque<Idle>* idle, Clock::time_point now) {
   const auto max_idle = std::chrono::milliseconds(idle_ms_);
   while (!idle->empty() && now - idle->front().since >= max_idle) {
     fio::Close(idle->front().fd);
@@ -30,6 +30,7 @@ void Instance::ExpireLocked(std::deque<Idle>* idle, std::chrono::steady_clock::t
 
 fio::Parking Instance::GrantFirstLocked(int worker, int fd) {
   Waiter* w = queue_.front();
+  w->released = Clock::now();
   queue_.pop_front();
   queued_.store(static_cast<int64_t>(queue_.size()), std::memory_order_relaxed);
   if (fd >= 0 && w->worker != worker) {
@@ -68,8 +69,22 @@ void Instance::SetMaxConns(int max) {
 }
 
 Instance::Got Instance::Take(int worker, bool fresh, int* fd) {
-  std::lock_guard<std::mutex> lock(mu_);
-  return TakeLocked(worker, fresh, fd);
+  Clock::time_point released;
+  Got got;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    got = TakeLocked(worker, fresh, fd, &released);
+  }
+  return got == Got::kPooled ? Settled(released, fd) : got;
+}
+
+Instance::Got Instance::Settled(Clock::time_point released, int* fd) {
+  if (fio::QuietUntil(*fd, released + kSettle)) return Got::kPooled;
+  // Bytes came after all: the connection is closed and its slot stays with
+  // this request, which connects anew.
+  fio::Close(*fd);
+  *fd = -1;
+  return Got::kSlot;
 }
 
 void Instance::CloseOverCapLocked() {
@@ -88,21 +103,40 @@ void Instance::CloseOverCapLocked() {
   }
 }
 
-Instance::Got Instance::TakeLocked(int worker, bool fresh, int* fd) {
+Instance::Got Instance::TakeLocked(int worker, bool fresh, int* fd, Clock::time_point* released) {
   CloseOverCapLocked();
   std::deque<Idle>& idle = idle_[static_cast<size_t>(worker)];
   if (!fresh) {
-    ExpireLocked(&idle, std::chrono::steady_clock::now());
-    while (!idle.empty()) {
-      int c = idle.back().fd;
-      idle.pop_back();
+    const auto now = Clock::now();
+    ExpireLocked(&idle, now);
+    // The back holds the youngest. The youngest that has been quiet for
+    // kSettle since its answer; at the cap, the oldest younger one once it
+    // has. (Not even the client that a young one just served takes it at
+    // once: behind a load balancer one client connection carries many
+    // users' requests.)
+    auto young = [&] {
+      auto it = idle.end();
+      while (it != idle.begin() && now - std::prev(it)->since < kSettle) --it;
+      return it;
+    };
+    auto take = [&](std::deque<Idle>::iterator it) {
+      int c = it->fd;
+      idle.erase(it);
       --idle_n_;
-      if (fio::IdleAndClean(c)) {
-        *fd = c;
-        return Got::kPooled;
-      }
+      if (fio::IdleAndClean(c)) return c;
       fio::Close(c);
       --open_;
+      return -1;
+    };
+    for (auto it = young(); it != idle.begin(); it = young()) {
+      if ((*fd = take(std::prev(it))) >= 0) {
+        *released = now - kSettle;  // nothing to wait for
+        return Got::kPooled;
+      }
+    }
+    if (!idle.empty() && (!queue_.empty() || !UnderCapLocked())) {
+      *released = idle.front().since;
+      if ((*fd = take(idle.begin())) >= 0) return Got::kPooled;
     }
   }
   if (!queue_.empty()) return Got::kFull;  // first come, first served
@@ -130,9 +164,13 @@ Instance::Got Instance::Queue(int worker, int timeout_ms, int* fd) {
   w.worker = worker;
   w.parking = fio::PrepareParking();
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    Got got = TakeLocked(worker, false, fd);  // room made since Take
-    if (got != Got::kFull) return got;
+    std::unique_lock<std::mutex> lock(mu_);
+    Clock::time_point released;
+    Got got = TakeLocked(worker, false, fd, &released);  // room made since Take
+    if (got != Got::kFull) {
+      lock.unlock();
+      return got == Got::kPooled ? Settled(released, fd) : got;
+    }
     queue_.push_back(&w);
     queued_.store(static_cast<int64_t>(queue_.size()), std::memory_order_relaxed);
     queue_waits_.fetch_add(1, std::memory_order_relaxed);
@@ -151,14 +189,10 @@ Instance::Got Instance::Queue(int worker, int timeout_ms, int* fd) {
   }
   if (w.fd < 0) return Got::kSlot;
   if (w.moved) fio::Adopt(w.fd);
-  // Checked as a pooled one is: a byte the backend sent since its answer
-  // belongs to no request. Closed, its slot stays with this request.
-  if (!fio::IdleAndClean(w.fd)) {
-    fio::Close(w.fd);
-    return Got::kSlot;
-  }
+  // Checked as a pooled one is, after the same quiet time: a byte the
+  // backend sent since its answer belongs to no request.
   *fd = w.fd;
-  return Got::kPooled;
+  return Settled(w.released, fd);
 }
 
 int Instance::Connect(int timeout_ms, ConnectError* err) {
@@ -194,7 +228,7 @@ void Instance::ExpireIdle(int worker) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     std::deque<Idle>& idle = idle_[static_cast<size_t>(worker)];
-    ExpireLocked(&idle, std::chrono::steady_clock::now());
+    ExpireLocked(&idle, Clock::now());
     // Connections the backend closed (or wrote to) while they idled go now,
     // not when a request would have taken them: they count against the cap
     // and sit in CLOSE_WAIT until closed.
@@ -225,7 +259,7 @@ void Instance::Release(int worker, int fd) {
       FreeSlotLocked(&wake);
     } else {
       std::deque<Idle>& idle = idle_[static_cast<size_t>(worker)];
-      auto now = std::chrono::steady_clock::now();
+      auto now = Clock::now();
       ExpireLocked(&idle, now);
       if (idle.size() < kMaxIdlePerWorker) {
         idle.push_back({fd, now});

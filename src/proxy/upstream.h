@@ -43,18 +43,26 @@ class Instance {
   void SetMaxConns(int max);
   int max_conns() const { return max_conns_.load(std::memory_order_relaxed); }
 
+  // A connection is reused only once it has been quiet this long since its
+  // last answer ended. A backend that writes more than it was asked for (a
+  // second answer, a longer body than it announced) tends to do it at once;
+  // a connection handed on sooner would carry those bytes to the next
+  // client as the answer to its request.
+  static constexpr std::chrono::milliseconds kSettle{1};
+
   // Call from a fiber of worker `worker`. An idle pooled connection of this
-  // worker (unless `fresh`), else a slot when under the cap and nobody is
-  // queued before this request; kFull otherwise. A pooled socket is handed
-  // out only when it is still open, has no unread byte (a late body, an
-  // unsolicited answer) and was idle for at most `idle_ms`; any other is
-  // closed, never handed to a request. At the cap, a connection idle in
-  // another worker's pool is closed to make room.
+  // worker (unless `fresh`) that has settled (kSettle), else a slot when
+  // under the cap and nobody is queued before this request; at the cap, a
+  // pooled connection once it has settled; kFull otherwise. A pooled socket
+  // is handed out only when it is still open, has no unread byte (a late
+  // body, an unsolicited answer) and was idle for at most `idle_ms`; any
+  // other is closed, never handed to a request. At the cap, a connection
+  // idle in another worker's pool is closed to make room.
   Got Take(int worker, bool fresh, int* fd);
   // After Take said kFull: waits in this instance's FIFO queue, the fiber
   // parked, for at most timeout_ms. A connection released meanwhile is
-  // handed over (kPooled), or a slot freed by a closed one (kSlot); kFull
-  // when the time ran out.
+  // handed over once it has settled (kPooled), or a slot freed by a closed
+  // one (kSlot); kFull when the time ran out.
   Got Queue(int worker, int timeout_ms, int* fd);
   // With a slot: a new connection, or -1 with *err (the slot is given back).
   int Connect(int timeout_ms, ConnectError* err);
@@ -76,10 +84,11 @@ class Instance {
   uint16_t port() const { return port_; }
 
  private:
+  using Clock = std::chrono::steady_clock;
   static constexpr size_t kMaxIdlePerWorker = 256;
   struct Idle {
     int fd;
-    std::chrono::steady_clock::time_point since;
+    Clock::time_point since;  // its last answer ended
   };
   // A request parked in the queue. Lives on its fiber's stack; touched by
   // others only under mu_.
@@ -89,10 +98,11 @@ class Instance {
     bool granted = false;
     int fd = -1;         // granted a released connection (else a slot)
     bool moved = false;  // that connection was registered with another worker
+    Clock::time_point released;
   };
   // Closes the sockets of `idle` that have been idle too long (the oldest
   // are at the front). Under mu_.
-  void ExpireLocked(std::deque<Idle>* idle, std::chrono::steady_clock::time_point now);
+  void ExpireLocked(std::deque<Idle>* idle, Clock::time_point now);
   // One slot fewer in use (a connection closed or never made): it goes to
   // the first queued request when the cap allows. Under mu_; the parking
   // to end (after unlocking) in *wake.
@@ -101,7 +111,12 @@ class Instance {
   // connection `fd` of worker `worker`. Under mu_; the parking to end once
   // unlocked.
   fio::Parking GrantFirstLocked(int worker, int fd);
-  Got TakeLocked(int worker, bool fresh, int* fd);
+  // Take under mu_. kPooled with *released: the time its answer ended, for
+  // Settled (after unlocking).
+  Got TakeLocked(int worker, bool fresh, int* fd, Clock::time_point* released);
+  // *fd, pooled, once it has been quiet until released + kSettle: kPooled,
+  // or kSlot when bytes came (closed; the caller connects in its slot).
+  Got Settled(Clock::time_point released, int* fd);
   // While more connections are open than the cap allows, idle ones are
   // closed (the cap was lowered). Under mu_; on any thread.
   void CloseOverCapLocked();

@@ -28,6 +28,11 @@ std::string Answer(const std::string& id, const std::string& status = "200 OK") 
 // The last path segment of a target: the id a test client put there.
 std::string IdOf(const std::string& target) { return target.substr(target.rfind('/') + 1); }
 
+// A pooled connection is reused once it has been quiet for 1 ms after its
+// answer (README, "Bytes in flight"); a test that needs the next request to
+// take the pooled one lets that pass first.
+void SettlePool() { std::this_thread::sleep_for(std::chrono::milliseconds(20)); }
+
 TEST_CASE("e2e: wire safety: Connection cannot take Host or the framing away (400, nothing forwarded)") {
   TwoBackends t;
   const std::vector<Refusal> cases = {
@@ -64,6 +69,22 @@ TEST_CASE("e2e: wire safety: Connection cannot take Host or the framing away (40
        400},
       {"fragment in the target", "GET /admin#x HTTP/1.1\r\nHost: x\r\n\r\n", 400},
       {"control byte in the target", "GET /a\x01z HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      // A backend that decodes the path may end it at the NUL: /admin there.
+      {"encoded NUL in the path", "GET /admin%00/x HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      // Codings the router would drop when it re-chunks the body (nginx:
+      // 501; HAProxy: 422 or 400).
+      {"identity before chunked",
+       "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n",
+       501},
+      {"gzip before chunked",
+       "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+       501},
+      {"chunked twice (llhttp refuses it)",
+       "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked"
+       "\r\n\r\n0\r\n\r\n",
+       400},
+      {"HTTP/1.0 with Transfer-Encoding (RFC 9112 6.1: faulty framing)",
+       "POST / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
   };
   ExpectRefused(t, cases);  // each logged as refused, with no backend
   // Every line is a refusal, and every refusal is one line.
@@ -171,6 +192,105 @@ TEST_CASE("e2e: wire safety: bytes a backend sends while its connection idles ne
     REQUIRE_MESSAGE(again.ok, again.error);
     CHECK(again.body == "A2");
   }
+}
+
+TEST_CASE("e2e: wire safety: a second answer written right after the first never reaches the "
+          "next client, queued at --max-conns or right behind without a cap") {
+  // A backend that writes a second answer a moment after the first (a
+  // separate write, when the first is relayed already) must not have it
+  // taken as the answer of the request the connection carries next: one
+  // waiting for it in the queue (a capped instance hands a released
+  // connection straight on), or one that comes right behind. The backend
+  // writes it when the next request comes within 1 ms of the answer: from
+  // the router's side the same bytes as a late write that crossed that
+  // request, without depending on how this machine schedules a sleep.
+  std::atomic<bool> answer_a{true};
+  ScriptBackend be([&](ScriptConn& conn) {
+    RecordedRequest req;
+    std::string owed;  // the second answer of the last "A" request, if any
+    int64_t answered_us = 0;
+    auto now_us = [] {
+      return std::chrono::duration_cast<std::chrono::microseconds>(
+                 std::chrono::steady_clock::now().time_since_epoch())
+          .count();
+    };
+    while (conn.ReadRequest(&req)) {
+      if (!owed.empty() && now_us() - answered_us < 1000 && !conn.Send(owed)) return;
+      owed.clear();
+      const std::string id = IdOf(req.target);
+      if (id.rfind("A", 0) == 0) {
+        while (!answer_a.load() && !conn.stopping()) conn.Sleep(5);
+        owed = Answer("EVIL-" + id);
+      }
+      // Timed before the answer is written: the router cannot have had it
+      // sooner, so a gap under 1 ms here is one under 1 ms there.
+      answered_us = now_us();
+      if (!conn.Send(Answer(id))) return;
+    }
+  });
+  REQUIRE(be.Start());
+  Fixture fx;
+  int wrong = 0;
+  auto expect = [&](const std::string& want, const std::string& got) {
+    if (got == want) return;
+    ++wrong;
+    MESSAGE(want << " got '" << got << "'");
+  };
+  auto get = [&](RawClient& c, const std::string& id) {
+    HttpResponse r = c.Get("/id/" + id, {}, kHangGuardMs);
+    return r.ok ? r.body : "(no answer: " + r.error + ")";
+  };
+
+  SUBCASE("queued at --max-conns 1") {
+    fx.AddBackend("be", be.url(), {"--max-conns", "1"});
+    REQUIRE(fx.StartServe());
+    constexpr int kRounds = 4, kWaiting = 4;
+    for (int round = 0; round < kRounds; ++round) {
+      answer_a = false;
+      const std::string a_id = "A" + std::to_string(round);
+      std::string got_a;
+      std::thread a([&] {
+        RawClient c;
+        if (c.Connect(fx.port())) got_a = get(c, a_id);
+      });
+      std::vector<std::string> got(kWaiting);
+      std::vector<std::thread> waiting;
+      for (int i = 0; i < kWaiting; ++i) {
+        waiting.emplace_back([&, i] {
+          RawClient c;
+          if (c.Connect(fx.port())) {
+            got[static_cast<size_t>(i)] = get(c, "r" + std::to_string(round) + "w" + std::to_string(i));
+          }
+        });
+      }
+      // The waiting requests are in the queue by now (the cap of 1 is A's);
+      // one that is not yet takes the connection later: the same case.
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      answer_a = true;
+      a.join();
+      for (auto& t : waiting) t.join();
+      expect(a_id, got_a);
+      for (int i = 0; i < kWaiting; ++i) {
+        expect("r" + std::to_string(round) + "w" + std::to_string(i), got[static_cast<size_t>(i)]);
+      }
+    }
+  }
+
+  SUBCASE("without a cap, the next client right behind (one worker: one pool)") {
+    fx.AddBackend("be", be.url());
+    REQUIRE(fx.StartServe({"--threads", "1"}));
+    constexpr int kRounds = 8;
+    for (int round = 0; round < kRounds; ++round) {
+      RawClient a, b;
+      REQUIRE(a.Connect(fx.port()));
+      REQUIRE(b.Connect(fx.port()));
+      const std::string a_id = "A" + std::to_string(round), b_id = "B" + std::to_string(round);
+      expect(a_id, get(a, a_id));
+      expect(b_id, get(b, b_id));  // sent as soon as A's answer is in
+      expect(a_id + "n", get(a, a_id + "n"));
+    }
+  }
+  CHECK(wrong == 0);
 }
 
 TEST_CASE("e2e: wire safety: bodiless answers that carry a length do not stall or desync the client") {
@@ -315,6 +435,7 @@ TEST_CASE("e2e: wire safety: a POST on a pooled connection the backend dropped i
   RawClient warm;
   REQUIRE(warm.Connect(fx.port()));
   REQUIRE(warm.Get("/warm/w").ok);
+  SettlePool();
   RawClient c;
   REQUIRE(c.Connect(fx.port()));
   REQUIRE(c.Send("POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n"));
@@ -368,6 +489,7 @@ TEST_CASE("e2e: wire safety: a request the backend took whole and dropped is sen
     INFO(step.method << " " << step.target);
     HttpResponse warm = c.Get("/warm/" + std::to_string(++n));  // a pooled connection to reuse
     REQUIRE_MESSAGE(warm.ok, warm.error);
+    SettlePool();
     HttpResponse r = c.Request(step.method, step.target, step.headers, "body");
     REQUIRE_MESSAGE(r.ok, r.error);
     CHECK(r.status == step.status);
