@@ -130,6 +130,7 @@ class Worker {
     ev.data.u64 = static_cast<uint64_t>(fd) + 1;
     epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev);
   }
+  int poll_set() const { return epoll_; }
   void Close(int fd) {
     if (static_cast<size_t>(fd) < fds_.size()) fds_[static_cast<size_t>(fd)].reset();
     close(fd);  // also leaves the epoll set
@@ -462,6 +463,15 @@ void Adopt(int fd) { tl_worker->Adopt(fd); }
 void Close(int fd) { tl_worker->Close(fd); }
 
 void Disown(int fd) { tl_worker->Disown(fd); }
+
+int PollSet() { return tl_worker->poll_set(); }
+
+void AdoptFrom(int poll_set, int fd) {
+  // The other worker's table entry for fd stays, stale, until it registers
+  // that number again: an event it had already taken for fd wakes nobody.
+  if (poll_set != tl_worker->poll_set()) epoll_ctl(poll_set, EPOLL_CTL_DEL, fd, nullptr);
+  tl_worker->Adopt(fd);
+}
 
 Parking PrepareParking() { return {tl_worker, tl_worker->NewToken()}; }
 

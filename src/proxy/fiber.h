@@ -113,6 +113,12 @@ void Unpark(const Parking& p);
 // Unregisters fd from the current worker without closing it, so that a
 // fiber of another worker can Adopt it. Nothing may be waiting on it.
 void Disown(int fd);
+// The current worker's poll set, to name where a socket is registered.
+int PollSet();
+// Registers with the current worker a socket registered with another
+// worker's poll set (PollSet() there), without that worker's thread:
+// nothing may be waiting on it there (an idle pooled connection).
+void AdoptFrom(int poll_set, int fd);
 
 // A new connection registered with the current worker, or -1 with *err.
 int Connect(const ResolvedAddr& addr, int timeout_ms, ConnectError* err);

@@ -145,16 +145,22 @@ Instance::Got Instance::TakeLocked(int worker, bool fresh, int* fd, Clock::time_
     return Got::kSlot;
   }
   // At the cap with connections idle in other workers' pools (a socket is
-  // registered with the worker that pooled it): the oldest is closed and
-  // its slot taken here.
+  // registered with the worker that pooled it): the youngest moves here,
+  // rather than be closed for a new one (a fragile backend pays for every
+  // connect).
   for (std::deque<Idle>& other : idle_) {
     if (other.empty()) continue;
-    // Closed from here: the socket leaves that worker's epoll set with it,
-    // and its table entry, idle, is stale until reused (no fiber waits on it).
-    close(other.front().fd);
-    other.pop_front();
+    const Idle moved = other.back();
+    other.pop_back();
     --idle_n_;
-    return Got::kSlot;
+    if (fresh || Clock::now() - moved.since >= std::chrono::milliseconds(idle_ms_)) {
+      close(moved.fd);  // leaves that worker's poll set with it; its slot is taken here
+      return Got::kSlot;
+    }
+    fio::AdoptFrom(moved.poll_set, moved.fd);
+    *fd = moved.fd;
+    *released = moved.since;
+    return Got::kPooled;
   }
   return Got::kFull;
 }
@@ -262,7 +268,7 @@ void Instance::Release(int worker, int fd) {
       auto now = Clock::now();
       ExpireLocked(&idle, now);
       if (idle.size() < kMaxIdlePerWorker) {
-        idle.push_back({fd, now});
+        idle.push_back({fd, now, fio::PollSet()});
         ++idle_n_;
       } else {
         fio::Close(fd);

@@ -57,7 +57,7 @@ class Instance {
   // is handed out only when it is still open, has no unread byte (a late
   // body, an unsolicited answer) and was idle for at most `idle_ms`; any
   // other is closed, never handed to a request. At the cap, a connection
-  // idle in another worker's pool is closed to make room.
+  // idle in another worker's pool is moved to this worker.
   Got Take(int worker, bool fresh, int* fd);
   // After Take said kFull: waits in this instance's FIFO queue, the fiber
   // parked, for at most timeout_ms. A connection released meanwhile is
@@ -89,6 +89,7 @@ class Instance {
   struct Idle {
     int fd;
     Clock::time_point since;  // its last answer ended
+    int poll_set;             // of the worker it is registered with
   };
   // A request parked in the queue. Lives on its fiber's stack; touched by
   // others only under mu_.

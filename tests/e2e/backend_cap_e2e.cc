@@ -522,6 +522,37 @@ TEST_CASE("e2e: requests queued for an instance its backend no longer lists keep
   CHECK(old_be.request_count() == 3);
 }
 
+TEST_CASE("e2e: at --max-conns, keep-alive clients on both workers reuse the capped connections "
+          "instead of closing and opening new ones") {
+  // A request on one worker that finds the cap taken by a connection idle
+  // in the other worker's pool moves it over; it used to close it and
+  // connect anew, and a fragile backend pays for every connect.
+  RawBackend be("be");
+  REQUIRE(be.Start());
+  Fixture fx;
+  fx.AddBackend("be", be.url(), {"--max-conns", "2"});
+  REQUIRE(fx.StartServe({"--threads", "2"}));
+  constexpr int kClients = 4, kRequests = 50;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < kClients; ++t) {
+    clients.emplace_back([&, t] {
+      RawClient c;  // connections go to the workers in turn: two on each
+      if (!c.Connect(fx.port())) return;
+      for (int i = 0; i < kRequests; ++i) {
+        HttpResponse r = c.Get("/c" + std::to_string(t) + "/" + std::to_string(i), {}, kHangGuardMs);
+        if (r.ok && r.status == 200) ++ok;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  MESSAGE(ok.load() << " of " << kClients * kRequests << " answered; backend connections opened: "
+                    << be.connections_accepted());
+  CHECK(ok.load() == kClients * kRequests);
+  CHECK(be.connections_accepted() <= 2);
+}
+
 }  // namespace
 }  // namespace e2e
 }  // namespace strangler
