@@ -30,6 +30,17 @@ TEST_CASE("request target: ValidHost takes host[:port] and nothing else") {
   }
 }
 
+TEST_CASE("request target: HasEncodedControl finds %00-%1F and %7F, not other escapes") {
+  for (const char* p : {"/a%00", "/a%0a", "/a%0D/b", "/%09", "/a%1f", "/a%7F", "/x%41%7f"}) {
+    INFO(p);
+    CHECK(HasEncodedControl(p));
+  }
+  for (const char* p : {"/a%20", "/a%2F", "/a%41", "/a%", "/a%0", "/a%0g", "/a%g0", "/a%80", "/a0a"}) {
+    INFO(p);
+    CHECK_FALSE(HasEncodedControl(p));
+  }
+}
+
 TEST_CASE("request target: HasEncodedSlash finds %2F and %5C in any case") {
   CHECK(HasEncodedSlash("/a%2Fb"));
   CHECK(HasEncodedSlash("/a%2fb"));

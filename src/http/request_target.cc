@@ -52,7 +52,20 @@ bool HasEncodedSlash(std::string_view path) {
   return false;
 }
 
-bool HasEncodedNul(std::string_view path) { return path.find("%00") != std::string_view::npos; }
+bool HasEncodedControl(std::string_view path) {
+  auto hex = [](char c) {
+    c = static_cast<char>(c | 0x20);
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+  };
+  for (size_t i = path.find('%'); i != std::string_view::npos && i + 2 < path.size();
+       i = path.find('%', i + 1)) {
+    int hi = hex(path[i + 1]), lo = hex(path[i + 2]);
+    if (hi < 0 || lo < 0) continue;
+    int byte = hi * 16 + lo;
+    if (byte < 0x20 || byte == 0x7f) return true;
+  }
+  return false;
+}
 
 TargetParts SplitTarget(std::string_view target, std::string* scratch) {
   TargetParts out;

@@ -20,8 +20,8 @@ bool ValidHost(std::string_view host);
 
 // True when a path holds an encoded '/' or '\' (%2F, %5C, any case).
 bool HasEncodedSlash(std::string_view path);
-// True when a path holds an encoded NUL (%00).
-bool HasEncodedNul(std::string_view path);
+// True when a path holds an encoded control byte (%00-%1F, %7F).
+bool HasEncodedControl(std::string_view path);
 
 // A request target split for forwarding: routed on its path, forwarded in
 // origin-form. An absolute-form target ("http://host/p?q") gives its

@@ -6,6 +6,32 @@
 
 namespace strangler {
 
+namespace {
+
+// Appends the codings of one Transfer-Encoding value to *out, ", "-separated.
+void AppendCodings(std::string_view value, std::string* out) {
+  size_t start = 0;
+  while (start <= value.size()) {
+    size_t comma = value.find(',', start);
+    std::string_view c = value.substr(start, comma - start);  // npos: to the end
+    while (!c.empty() && (c.front() == ' ' || c.front() == '\t')) c.remove_prefix(1);
+    while (!c.empty() && (c.back() == ' ' || c.back() == '\t')) c.remove_suffix(1);
+    if (!c.empty()) {
+      if (!out->empty()) out->append(", ");
+      out->append(c);
+    }
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+}
+
+void DropLastCoding(std::string* codings) {
+  size_t comma = codings->rfind(", ");
+  codings->resize(comma == std::string::npos ? 0 : comma);
+}
+
+}  // namespace
+
 ResponseRelay::ResponseRelay() : handler_(this), parser_(MessageType::kResponse, &handler_) {}
 
 void ResponseRelay::Begin(const RelayRequest& req, RelayObserver* observer) {
@@ -83,8 +109,10 @@ int ResponseRelay::OnHead() {
     if (IEquals(h.name.in(base), "connection")) tokens.Add(h.value.in(base));
   }
   upstream_has_rid_ = false;
+  std::string codings;  // transfer codings the router does not undo, in order
   for (const HeaderSpan& h : parser_.headers()) {
     std::string_view name = h.name.in(base);
+    if (IEquals(name, "transfer-encoding")) AppendCodings(h.value.in(base), &codings);
     // Content-Length is written from what was parsed (below), so that a
     // Connection header naming it cannot leave an answer unframed.
     if (IsHopByHop(name) || tokens.Names(name) || IEquals(name, "content-length")) continue;
@@ -119,7 +147,12 @@ int ResponseRelay::OnHead() {
     if (req_.http10) {
       client_keep_alive_ = false;  // the end of the body is the end of the connection
     } else {
-      out_.append("Transfer-Encoding: chunked\r\n");
+      // The body is passed on re-chunked; a coding the backend applied
+      // before chunked (gzip, chunked) is still on it and stays named.
+      if (parser_.chunked()) DropLastCoding(&codings);  // undone by the parser
+      out_.append("Transfer-Encoding: ");
+      if (!codings.empty()) out_.append(codings).append(", ");
+      out_.append("chunked\r\n");
       rechunk_ = true;
     }
   }

@@ -375,9 +375,12 @@ bool Session::Decide() {
   std::string_view raw_path = path_and_query.substr(0, q);
   std::string_view query =
       q == std::string_view::npos ? std::string_view() : path_and_query.substr(q + 1);
-  // A backend that decodes the path may cut it at a NUL: "/admin%00/x"
-  // would be "/admin" there while it is routed as "/admin%00/x" here.
-  if (HasEncodedNul(raw_path)) return Refuse(400, "malformed request: an encoded NUL (%00) in the path");
+  // A backend that decodes the path may cut it at a NUL or trim a control
+  // byte: "/admin%00/x" or "/admin%0a" would be "/admin" there while they
+  // are routed as other paths here. No real path holds one.
+  if (HasEncodedControl(raw_path)) {
+    return Refuse(400, "malformed request: an encoded control byte (%00-%1F, %7F) in the path");
+  }
   if (proxy_->options().reject_encoded_slash && HasEncodedSlash(raw_path)) {
     return Refuse(400,
                   "malformed request: an encoded '/' or '\\' in the path (--encoded-slash reject)");

@@ -71,6 +71,10 @@ TEST_CASE("e2e: wire safety: Connection cannot take Host or the framing away (40
       {"control byte in the target", "GET /a\x01z HTTP/1.1\r\nHost: x\r\n\r\n", 400},
       // A backend that decodes the path may end it at the NUL: /admin there.
       {"encoded NUL in the path", "GET /admin%00/x HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      // ... or trim a trailing control byte after decoding.
+      {"encoded LF in the path", "GET /admin%0a HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      {"encoded TAB in the path", "GET /admin%09 HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+      {"encoded DEL in the path", "GET /admin%7F HTTP/1.1\r\nHost: x\r\n\r\n", 400},
       // Codings the router would drop when it re-chunks the body (nginx:
       // 501; HAProxy: 422 or 400).
       {"identity before chunked",
@@ -334,6 +338,39 @@ TEST_CASE("e2e: wire safety: bodiless answers that carry a length do not stall o
     HttpResponse next = c.Get("/id/n" + id);
     REQUIRE_MESSAGE(next.ok, next.error);
     CHECK(next.body == "n" + id);
+  }
+}
+
+TEST_CASE("e2e: wire safety: an answer's transfer codings other than chunked stay named") {
+  // The router re-chunks what it relays; a coding the backend applied
+  // before chunked is still on those bytes, so the client must be told.
+  ScriptBackend be([](ScriptConn& conn) {
+    RecordedRequest req;
+    while (conn.ReadRequest(&req)) {
+      const std::string te = req.target == "/gzip" ? "gzip, chunked"
+                             : req.target == "/two" ? "gzip\r\nTransfer-Encoding: chunked"
+                                                    : "chunked";
+      if (!conn.Send("HTTP/1.1 200 OK\r\nTransfer-Encoding: " + te +
+                     "\r\n\r\n5\r\nbytes\r\n0\r\n\r\n")) {
+        return;
+      }
+    }
+  });
+  REQUIRE(be.Start());
+  Fixture fx;
+  fx.AddBackend("be", be.url());
+  REQUIRE(fx.StartServe());
+  RawClient c;
+  REQUIRE(c.Connect(fx.port()));
+  for (const auto& want : std::vector<std::pair<std::string, std::string>>{
+           {"/gzip", "gzip, chunked"}, {"/two", "gzip, chunked"}, {"/plain", "chunked"}}) {
+    INFO("target " << want.first);
+    HttpResponse r = c.Get(want.first);
+    REQUIRE_MESSAGE(r.ok, r.error);
+    CHECK(r.status == 200);
+    CHECK(r.HeaderCount("Transfer-Encoding") == 1);
+    CHECK(r.Header("Transfer-Encoding") == std::optional<std::string>(want.second));
+    CHECK(r.body == "bytes");
   }
 }
 
