@@ -29,6 +29,8 @@
 #   --max-conns N (this build only: both backends get `--max-conns N`, a cap on connections
 #     per instance with a queue; with --baseline pointing at this same build, the ratios
 #     are what the cap and its queue cost),
+#   --reuse-quiet-ms N (this build only: both backends get `--reuse-quiet-ms N`, how long a
+#     pooled connection must have been quiet since its answer before it is reused),
 #   --idle N (after the comparison: N keep-alive clients make one request each through a
 #     fresh router and stay open and quiet; prints its resident memory before, while
 #     they are held (per connection) and 5 s after they left; the same for the peer:
@@ -58,6 +60,7 @@ ramp=0
 mirror_pct=""
 idle_n=0
 max_conns=""
+reuse_quiet=""
 
 die_usage() { echo "bench.sh: $*" >&2; echo "try: scripts/bench.sh --help" >&2; exit 2; }
 while (($#)); do
@@ -75,6 +78,7 @@ while (($#)); do
     --ramp) ramp=1 ;;
     --mirror) (($# >= 2)) || die_usage "--mirror needs a value"; mirror_pct=$2; shift ;;
     --max-conns) (($# >= 2)) || die_usage "--max-conns needs a value"; max_conns=$2; shift ;;
+    --reuse-quiet-ms) (($# >= 2)) || die_usage "--reuse-quiet-ms needs a value"; reuse_quiet=$2; shift ;;
     --idle) (($# >= 2)) || die_usage "--idle needs a value"; idle_n=$2; shift ;;
     -h|--help) sed -n '2,/^set -euo pipefail/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die_usage "unknown option '$1'" ;;
@@ -278,6 +282,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
     echo "peer: nginx reverse proxy"
   fi
   [[ -n "$max_conns" ]] && echo "this build: both backends capped at --max-conns $max_conns per instance"
+  [[ -n "$reuse_quiet" ]] && echo "this build: both backends reuse a pooled connection after --reuse-quiet-ms $reuse_quiet"
   ((ramp)) && echo "this build: a ramp runs on route orders (--to 100 --step 0.01 --every 1h --max-error-rate 5%)"
   [[ -n "$mirror_pct" ]] && echo "this build: route pages (/legacy/page -> legacy) mirrors ${mirror_pct%\%}% of its requests to new"
   echo "load average before: $LOAD_BEFORE   ($(uptime | sed 's/^ *//'))"
@@ -349,6 +354,10 @@ make_store "$STRANGLER" "$DB"
 if [[ -n "$max_conns" ]]; then
   S backend set legacy --max-conns "$max_conns"
   S backend set new --max-conns "$max_conns"
+fi
+if [[ -n "$reuse_quiet" ]]; then
+  S backend set legacy --reuse-quiet-ms "$reuse_quiet"
+  S backend set new --reuse-quiet-ms "$reuse_quiet"
 fi
 if [[ -n "$mirror_pct" ]]; then
   # A route on the other half of the requests (all to legacy, as without it), copying

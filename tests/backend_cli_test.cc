@@ -56,6 +56,7 @@ TEST_CASE("cli: backend add and set take the backend options; show prints them")
         "connect:   500ms timeout\n"
         "max conns: 10 per instance\n"
         "queue:     at most 100 waiting, each at most 2s\n"
+        "reuse:     after 1ms quiet\n"
         "urls:      http://127.0.0.1:9002\n"
         "load:      no running serve has reported this backend\n");
   // set changes only what it is given, and says what changed.
@@ -75,6 +76,12 @@ TEST_CASE("cli: backend add and set take the backend options; show prints them")
   Json h = Json::parse(s.Must({"history", "orders", "--json", "--limit", "1"}).out);
   CHECK(h[0]["before"]["max_queue"] == 100);
   CHECK_FALSE(h[0]["after"].contains("max_queue"));
+  // --reuse-quiet-ms: "-" is the default (1 ms), written only once changed.
+  CHECK(s.Must({"backend", "set", "orders", "--reuse-quiet-ms", "0"}).out ==
+        "updated backend orders: reuse_quiet_ms -→0\n");
+  CHECK(Json::parse(s.Must({"backend", "show", "orders", "--json"}).out)["reuse_quiet_ms"] == 0);
+  CHECK(s.Must({"backend", "show", "orders"}).out.find("reuse:     after 0ms quiet\n") !=
+        std::string::npos);
 
   // Bad values: exit 2, one line naming the flag, nothing written.
   struct Bad {
@@ -88,6 +95,9 @@ TEST_CASE("cli: backend add and set take the backend options; show prints them")
        "bad --connect-timeout-ms 0 for backend 'orders': use 1..3600000"},
       {{"--queue-timeout", "0s"}, "bad --queue-timeout 0ms for backend 'orders': use 1ms..1h"},
       {{"--queue-timeout", "soon"}, "bad --queue-timeout: bad duration 'soon'"},
+      {{"--reuse-quiet-ms", "1001"},
+       "bad --reuse-quiet-ms 1001 for backend 'orders': use 0..1000"},
+      {{"--reuse-quiet-ms", "-1"}, "bad --reuse-quiet-ms -1 for backend 'orders': use 0..1000"},
   };
   const std::string before = s.Must({"backend", "show", "orders", "--json"}).out;
   for (const Bad& b : bad) {
@@ -131,6 +141,7 @@ TEST_CASE("cli: backend show prints each live serve's load of each instance, fre
         "connect:   2000ms timeout\n"
         "max conns: 10 per instance\n"
         "queue:     no bound, each at most 5s\n"
+        "reuse:     after 1ms quiet\n"
         "urls:      http://127.0.0.1:9002\n"
         "           http://127.0.0.1:9003\n"
         "load:      INSTANCE        OPEN   IDLE  IN-USE  QUEUED  WAITED  503S  CONNECT-FAILS  "

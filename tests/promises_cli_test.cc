@@ -54,6 +54,7 @@ TEST_CASE("cli: promise: backend list and backend show print aligned text") {
         "connect:   2000ms timeout\n"
         "max conns: no cap\n"
         "queue:     no bound, each at most 5s (unused: no cap)\n"
+        "reuse:     after 1ms quiet\n"
         "urls:      http://127.0.0.1:9002\n"
         "           http://127.0.0.1:9003/base\n"
         "load:      no running serve has reported this backend\n");
@@ -64,6 +65,7 @@ TEST_CASE("cli: promise: backend list and backend show print aligned text") {
         "connect:   2000ms timeout\n"
         "max conns: no cap\n"
         "queue:     no bound, each at most 5s (unused: no cap)\n"
+        "reuse:     after 1ms quiet\n"
         "urls:      http://127.0.0.1:9001\n"
         "load:      no running serve has reported this backend\n");
   Out ghost = s.Cli({"backend", "show", "ghost"});

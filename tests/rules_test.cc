@@ -386,6 +386,7 @@ void CheckSameBackend(const Backend& a, const Backend& b) {
   CHECK(a.max_conns == b.max_conns);
   CHECK(a.max_queue == b.max_queue);
   CHECK(a.queue_timeout_ms == b.queue_timeout_ms);
+  CHECK(a.reuse_quiet_ms == b.reuse_quiet_ms);
 }
 
 TEST_CASE("rules: Route JSON round trip") {
@@ -566,18 +567,20 @@ TEST_CASE("rules: Backend options appear in JSON only when set, and read back") 
   b.max_conns = 10;
   b.max_queue = 100;
   b.queue_timeout_ms = 1500;
+  b.reuse_quiet_ms = 0;
   Json j = ToJson(b);
   CAPTURE(j.dump());
   CHECK(j.at("connect_timeout_ms") == 250);
   CHECK(j.at("max_conns") == 10);
   CHECK(j.at("max_queue") == 100);
   CHECK(j.at("queue_timeout_ms") == 1500);
+  CHECK(j.at("reuse_quiet_ms") == 0);
   auto back = BackendFromJson(j);
   REQUIRE_MESSAGE(back.ok(), back.status().message());
   CheckSameBackend(*back, b);
   CHECK(BackendFields() == std::vector<std::string>{"name", "urls", "default", "timeout_ms",
                                                     "connect_timeout_ms", "max_conns", "max_queue",
-                                                    "queue_timeout_ms"});
+                                                    "queue_timeout_ms", "reuse_quiet_ms"});
 
   // One option set: only that one is written.
   Backend one = plain;
@@ -626,6 +629,11 @@ TEST_CASE("rules: ValidateBackend ranges of the backend options name the flag") 
       {&Backend::queue_timeout_ms, 0, "bad --queue-timeout 0ms for backend 'svc': use 1ms..1h"},
       {&Backend::queue_timeout_ms, 3601000,
        "bad --queue-timeout 1h1s for backend 'svc': use 1ms..1h"},
+      {&Backend::reuse_quiet_ms, 0, ""},
+      {&Backend::reuse_quiet_ms, 1000, ""},
+      {&Backend::reuse_quiet_ms, -1, "bad --reuse-quiet-ms -1 for backend 'svc': use 0..1000"},
+      {&Backend::reuse_quiet_ms, 1001,
+       "bad --reuse-quiet-ms 1001 for backend 'svc': use 0..1000"},
   };
   for (const Row& row : rows) {
     Backend b;

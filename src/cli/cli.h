@@ -62,10 +62,11 @@ struct BackendFlags {
   std::optional<int> max_conns;
   std::optional<int> max_queue;
   std::optional<std::string> queue_timeout;  // a duration: "5s", "500ms"
+  std::optional<int> reuse_quiet_ms;
 
   bool changes_nothing() const {
     return urls.empty() && !make_default && !timeout_ms && !connect_timeout_ms && !max_conns &&
-           !max_queue && !queue_timeout;
+           !max_queue && !queue_timeout && !reuse_quiet_ms;
   }
 };
 // Merges flags onto *b and validates the result (usage error when invalid).

@@ -23,8 +23,10 @@ constexpr const char* kBackendFooter = R"(Backends:
   a request that finds every instance at its cap waits in a FIFO queue (one per
   instance; at most --max-queue requests for the backend, each at most
   --queue-timeout) and is answered 503 when its wait
-  ends or the queue is full. 'backend show' prints what running serves report
-  of each instance: connections open, idle and in use, requests queued.)";
+  ends or the queue is full. A pooled connection carries another request only
+  once it has been quiet --reuse-quiet-ms since its answer (default 1 ms).
+  'backend show' prints what running serves report of each instance:
+  connections open, idle and in use, requests queued.)";
 
 // How recent a serve's report of instance load must be to be shown; serve
 // writes one about once a second.
@@ -39,6 +41,7 @@ struct BackendArgs {
   int max_conns = 0;
   int max_queue = 0;
   std::string queue_timeout;
+  int reuse_quiet_ms = 0;
   bool json = false;
   // CLI::Option::count() says whether each was given.
   std::map<std::string, CLI::Option*> opts;
@@ -56,6 +59,7 @@ struct BackendArgs {
     if (given("--max-conns")) f.max_conns = max_conns;
     if (given("--max-queue")) f.max_queue = max_queue;
     if (given("--queue-timeout")) f.queue_timeout = queue_timeout;
+    if (given("--reuse-quiet-ms")) f.reuse_quiet_ms = reuse_quiet_ms;
     return f;
   }
 };
@@ -93,7 +97,7 @@ Status Set(CliContext& ctx, const BackendArgs& a) {
   if (f.changes_nothing()) {
     return Status::Usage("nothing to change for backend '" + a.name +
                          "'; give URLs, --default, --timeout-ms N, --connect-timeout-ms N, "
-                         "--max-conns N, --max-queue N or --queue-timeout D");
+                         "--max-conns N, --max-queue N, --queue-timeout D or --reuse-quiet-ms N");
   }
   auto store = ctx.OpenStore();
   if (!store.ok()) return store.status();
@@ -190,6 +194,12 @@ void AddBackendOptions(CLI::App* cmd, BackendArgs* a) {
   add("--queue-timeout", &a->queue_timeout, "D",
       "how long a request may wait in the queue before a 503: 500ms, 5s, 1m (default " +
           FormatDurationMs(kDefaultQueueTimeoutMs) + ")");
+  add("--reuse-quiet-ms", &a->reuse_quiet_ms, "N",
+      "a pooled connection carries another request only once it has been quiet N ms since its "
+      "answer, so that bytes the backend writes just after an answer close it instead of "
+      "reaching the next client; 0 reuses at once (a backend trusted never to write past an "
+      "answer: more throughput at a saturated --max-conns) (default " +
+          std::to_string(kDefaultReuseQuietMs) + ", at most 1000)");
 }
 
 }  // namespace

@@ -50,6 +50,7 @@ Status ApplyBackendFlags(const BackendFlags& f, Backend* b) {
   if (f.connect_timeout_ms) next.connect_timeout_ms = *f.connect_timeout_ms;
   if (f.max_conns) next.max_conns = *f.max_conns;
   if (f.max_queue) next.max_queue = *f.max_queue;
+  if (f.reuse_quiet_ms) next.reuse_quiet_ms = *f.reuse_quiet_ms;
   if (f.queue_timeout) {
     auto ms = ParseDurationMs(*f.queue_timeout);
     if (!ms.ok()) return Status::Usage("bad --queue-timeout: " + ms.status().message());

@@ -263,6 +263,7 @@ std::string DescribeBackend(const Backend& b, const LoadRows& load) {
     << (b.max_conns > 0 ? std::to_string(b.max_conns) + " per instance" : std::string("no cap"))
     << "\n"
     << "queue:     " << QueueText(b) << "\n"
+    << "reuse:     after " << b.reuse_quiet_ms << "ms quiet\n"
     << "urls:      " << Join(b.urls, "\n" + indent) << "\n";
   if (load.empty()) {
     o << "load:      no running serve has reported this backend\n";

@@ -115,7 +115,7 @@ class Worker {
   void Run();
   // epoll_wait until the first timer is due (at most 250 ms), to the
   // microsecond where the kernel can (epoll_pwait2, Linux 5.11): a
-  // connection settling for 1 ms (Instance::kSettle) waits 1 ms, not 2.
+  // connection settling for 1 ms (Instance::settle) waits 1 ms, not 2.
   int WaitEvents(epoll_event* events, int max) {
     auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::milliseconds(250));
     if (!timers_.empty()) {

@@ -68,6 +68,10 @@ void Instance::SetMaxConns(int max) {
   for (const fio::Parking& p : wake) fio::Unpark(p);
 }
 
+void Instance::SetSettle(std::chrono::milliseconds settle) {
+  settle_us_.store(std::chrono::microseconds(settle).count(), std::memory_order_relaxed);
+}
+
 Instance::Got Instance::Take(int worker, bool fresh, int* fd) {
   Clock::time_point released;
   Got got;
@@ -79,7 +83,8 @@ Instance::Got Instance::Take(int worker, bool fresh, int* fd) {
 }
 
 Instance::Got Instance::Settled(Clock::time_point released, int* fd) {
-  if (fio::QuietUntil(*fd, released + kSettle)) return Got::kPooled;
+  const auto settle = this->settle();
+  if (settle.count() == 0 || fio::QuietUntil(*fd, released + settle)) return Got::kPooled;
   // Bytes came after all: the connection is closed and its slot stays with
   // this request, which connects anew.
   fio::Close(*fd);
@@ -108,15 +113,16 @@ Instance::Got Instance::TakeLocked(int worker, bool fresh, int* fd, Clock::time_
   std::deque<Idle>& idle = idle_[static_cast<size_t>(worker)];
   if (!fresh) {
     const auto now = Clock::now();
+    const auto settle = this->settle();
     ExpireLocked(&idle, now);
     // The back holds the youngest. The youngest that has been quiet for
-    // kSettle since its answer; at the cap, the oldest younger one once it
+    // settle() since its answer; at the cap, the oldest younger one once it
     // has. (Not even the client that a young one just served takes it at
     // once: behind a load balancer one client connection carries many
     // users' requests.)
     auto young = [&] {
       auto it = idle.end();
-      while (it != idle.begin() && now - std::prev(it)->since < kSettle) --it;
+      while (it != idle.begin() && now - std::prev(it)->since < settle) --it;
       return it;
     };
     auto take = [&](std::deque<Idle>::iterator it) {
@@ -130,7 +136,7 @@ Instance::Got Instance::TakeLocked(int worker, bool fresh, int* fd, Clock::time_
     };
     for (auto it = young(); it != idle.begin(); it = young()) {
       if ((*fd = take(std::prev(it))) >= 0) {
-        *released = now - kSettle;  // nothing to wait for
+        *released = now - settle;  // nothing to wait for
         return Got::kPooled;
       }
     }
@@ -337,6 +343,16 @@ std::shared_ptr<const ProxySnapshot> Upstreams::MakeSnapshot(
   // An instance no backend lists any more keeps its cap: requests queued
   // for it (their snapshot still lists it) go on waiting their turn.
   for (auto& [instance, max] : caps) instance->SetMaxConns(max);
+  // Quiet before reuse: an instance listed by several backends waits the
+  // longest any of them asks for.
+  std::unordered_map<Instance*, int> quiet;
+  for (const auto& target : snap->targets) {
+    for (Instance* i : target->instances) {
+      int& q = quiet.emplace(i, 0).first->second;
+      q = std::max(q, target->backend->reuse_quiet_ms);
+    }
+  }
+  for (auto& [instance, ms] : quiet) instance->SetSettle(std::chrono::milliseconds(ms));
   const std::vector<Backend>& backends = table->backends();
   auto backend_index = [&](const std::string& name) {
     for (size_t i = 0; i < backends.size(); ++i) {

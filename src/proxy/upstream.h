@@ -44,14 +44,17 @@ class Instance {
   int max_conns() const { return max_conns_.load(std::memory_order_relaxed); }
 
   // A connection is reused only once it has been quiet this long since its
-  // last answer ended. A backend that writes more than it was asked for (a
-  // second answer, a longer body than it announced) tends to do it at once;
-  // a connection handed on sooner would carry those bytes to the next
-  // client as the answer to its request.
-  static constexpr std::chrono::milliseconds kSettle{1};
+  // last answer ended (--reuse-quiet-ms; 0: at once). A backend that writes
+  // more than it was asked for (a second answer, a longer body than it
+  // announced) tends to do it at once; a connection handed on sooner would
+  // carry those bytes to the next client as the answer to its request.
+  void SetSettle(std::chrono::milliseconds settle);
+  std::chrono::microseconds settle() const {
+    return std::chrono::microseconds(settle_us_.load(std::memory_order_relaxed));
+  }
 
   // Call from a fiber of worker `worker`. An idle pooled connection of this
-  // worker (unless `fresh`) that has settled (kSettle), else a slot when
+  // worker (unless `fresh`) that has settled (settle()), else a slot when
   // under the cap and nobody is queued before this request; at the cap, a
   // pooled connection once it has settled; kFull otherwise. A pooled socket
   // is handed out only when it is still open, has no unread byte (a late
@@ -115,7 +118,7 @@ class Instance {
   // Take under mu_. kPooled with *released: the time its answer ended, for
   // Settled (after unlocking).
   Got TakeLocked(int worker, bool fresh, int* fd, Clock::time_point* released);
-  // *fd, pooled, once it has been quiet until released + kSettle: kPooled,
+  // *fd, pooled, once it has been quiet until released + settle(): kPooled,
   // or kSlot when bytes came (closed; the caller connects in its slot).
   Got Settled(Clock::time_point released, int* fd);
   // While more connections are open than the cap allows, idle ones are
@@ -130,6 +133,7 @@ class Instance {
   uint16_t port_;
   int idle_ms_;
   std::atomic<int> max_conns_{0};
+  std::atomic<int64_t> settle_us_{1000};
   std::mutex resolve_mu_;  // guards the resolution only
   std::atomic<bool> resolved_{false};
   ResolvedAddr addr_;

@@ -362,6 +362,8 @@ constexpr IntField kOptionFields[] = {
     {"max_queue", "--max-queue", &Backend::max_queue, 0, 0, 1000000, Unit::kNumber},
     {"queue_timeout_ms", "--queue-timeout", &Backend::queue_timeout_ms, kDefaultQueueTimeoutMs, 1,
      kMaxTimeoutMs, Unit::kDuration},
+    {"reuse_quiet_ms", "--reuse-quiet-ms", &Backend::reuse_quiet_ms, kDefaultReuseQuietMs, 0, 1000,
+     Unit::kNumber},
 };
 
 std::vector<const IntField*> AllIntFields() {

@@ -19,6 +19,7 @@ using Json = nlohmann::json;
 inline constexpr int kDefaultTimeoutMs = 30000;
 inline constexpr int kDefaultConnectTimeoutMs = 2000;
 inline constexpr int kDefaultQueueTimeoutMs = 5000;
+inline constexpr int kDefaultReuseQuietMs = 1;
 inline constexpr int kFullPercentBp = 10000;  // 100.00 % in basis points
 inline constexpr int kDefaultKeepDiffs = 100;
 inline constexpr int kMaxKeepDiffs = 10000;
@@ -37,6 +38,9 @@ struct Backend {
   int max_conns = 0;
   int max_queue = 0;
   int queue_timeout_ms = kDefaultQueueTimeoutMs;
+  // A pooled connection is reused once it has been quiet this long since
+  // its answer (0: at once, for a backend trusted never to write past one).
+  int reuse_quiet_ms = kDefaultReuseQuietMs;
 };
 
 // One instance URL of a backend, split into what the forwarder needs.

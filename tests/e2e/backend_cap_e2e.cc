@@ -553,6 +553,31 @@ TEST_CASE("e2e: at --max-conns, keep-alive clients on both workers reuse the cap
   CHECK(be.connections_accepted() <= 2);
 }
 
+TEST_CASE("e2e: --reuse-quiet-ms 0: a keep-alive client's back-to-back requests ride one "
+          "backend connection") {
+  // By default a pooled connection waits 1 ms after its answer before it
+  // carries another request, and a request that comes sooner without a
+  // cap connects anew. A backend trusted never to write past an answer can
+  // be given 0: the connection is reused at once, whatever the timing.
+  RawBackend be("be");
+  REQUIRE(be.Start());
+  Fixture fx;
+  fx.AddBackend("be", be.url(), {"--reuse-quiet-ms", "0"});
+  REQUIRE(fx.StartServe({"--threads", "1"}));
+  constexpr int kRequests = 50;
+  RawClient c;
+  REQUIRE(c.Connect(fx.port()));
+  int ok = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    HttpResponse r = c.Get("/seq/" + std::to_string(i), {}, kHangGuardMs);
+    if (r.ok && r.status == 200) ++ok;
+  }
+  MESSAGE(ok << " of " << kRequests << " answered; backend connections opened: "
+             << be.connections_accepted());
+  CHECK(ok == kRequests);
+  CHECK(be.connections_accepted() == 1);
+}
+
 }  // namespace
 }  // namespace e2e
 }  // namespace strangler
