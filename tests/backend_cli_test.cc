@@ -57,6 +57,8 @@ TEST_CASE("cli: backend add and set take the backend options; show prints them")
         "max conns: 10 per instance\n"
         "queue:     at most 100 waiting, each at most 2s\n"
         "reuse:     after 1ms quiet\n"
+        "checks:    none\n"
+        "eject:     after 5 failures in a row, for 10s (doubling, at most 5m)\n"
         "urls:      http://127.0.0.1:9002\n"
         "load:      no running serve has reported this backend\n");
   // set changes only what it is given, and says what changed.
@@ -82,6 +84,14 @@ TEST_CASE("cli: backend add and set take the backend options; show prints them")
   CHECK(Json::parse(s.Must({"backend", "show", "orders", "--json"}).out)["reuse_quiet_ms"] == 0);
   CHECK(s.Must({"backend", "show", "orders"}).out.find("reuse:     after 0ms quiet\n") !=
         std::string::npos);
+  // Active checks: set, shown, cleared with an empty path.
+  CHECK(s.Must({"backend", "set", "orders", "--health-path", "/healthz", "--health-every", "2s"})
+            .out == "updated backend orders: health_every_ms -→2000, health_path -→/healthz\n");
+  CHECK(s.Must({"backend", "show", "orders"}).out.find("checks:    GET /healthz every 2s\n") !=
+        std::string::npos);
+  CHECK(s.Must({"backend", "set", "orders", "--health-path", ""}).out ==
+        "updated backend orders: health_path /healthz→-\n");
+  CHECK(s.Must({"backend", "show", "orders"}).out.find("checks:    none\n") != std::string::npos);
 
   // Bad values: exit 2, one line naming the flag, nothing written.
   struct Bad {
@@ -98,6 +108,12 @@ TEST_CASE("cli: backend add and set take the backend options; show prints them")
       {{"--reuse-quiet-ms", "1001"},
        "bad --reuse-quiet-ms 1001 for backend 'orders': use 0..1000"},
       {{"--reuse-quiet-ms", "-1"}, "bad --reuse-quiet-ms -1 for backend 'orders': use 0..1000"},
+      {{"--eject-for", "10m"}, "bad --eject-for 10m for backend 'orders': use 100ms..5m"},
+      {{"--health-every", "soon"}, "bad --health-every: bad duration 'soon'"},
+      {{"--health-path", "healthz"},
+       "bad --health-path 'healthz' for backend 'orders': give a path such as /healthz"},
+      {{"--health-path", "/a b"},
+       "bad --health-path '/a b' for backend 'orders': give a path such as /healthz"},
   };
   const std::string before = s.Must({"backend", "show", "orders", "--json"}).out;
   for (const Bad& b : bad) {
@@ -121,9 +137,15 @@ TEST_CASE("cli: backend show prints each live serve's load of each instance, fre
   s.Must({"backend", "add", "orders", "http://127.0.0.1:9002", "http://127.0.0.1:9003",
           "--max-conns", "10"});
   const int64_t now = NowUnixMs();
+  // 9003 is ejected for 30 s more (less a moment: shown rounded up).
+  InstanceLoad ejected = Instance("127.0.0.1:9003", 10, 2, 2, 0, 0, 0, 5);
+  ejected.ejected = true;
+  ejected.ejected_until_ms = now + 29500;
+  ejected.failures = 4;
+  ejected.ejections = 1;
+  ejected.last_failure = "connection refused";
   Report(s, "web1 0.0.0.0:8080 pid 4711", now,
-         {Instance("127.0.0.1:9002", 10, 10, 0, 3, 120, 4, 0),
-          Instance("127.0.0.1:9003", 10, 2, 2, 0, 0, 0, 1)});
+         {Instance("127.0.0.1:9002", 10, 10, 0, 3, 120, 4, 0), ejected});
   Report(s, "web2 0.0.0.0:8080 pid 815", now - 1000,
          {Instance("127.0.0.1:9002", 10, 7, 1, 0, 12, 0, 0)});
   // A serve that stopped reporting a minute ago is not shown.
@@ -142,18 +164,22 @@ TEST_CASE("cli: backend show prints each live serve's load of each instance, fre
         "max conns: 10 per instance\n"
         "queue:     no bound, each at most 5s\n"
         "reuse:     after 1ms quiet\n"
+        "checks:    none\n"
+        "eject:     after 5 failures in a row, for 10s (doubling, at most 5m)\n"
         "urls:      http://127.0.0.1:9002\n"
         "           http://127.0.0.1:9003\n"
-        "load:      INSTANCE        OPEN   IDLE  IN-USE  QUEUED  WAITED  503S  CONNECT-FAILS  "
-        "SERVE\n"
-        "           127.0.0.1:9002  10/10  0     10      3       120     4     0              "
-        "web1 0.0.0.0:8080 pid 4711\n"
-        "           127.0.0.1:9002  7/10   1     6       0       12      0     0              "
-        "web2 0.0.0.0:8080 pid 815\n"
-        "           127.0.0.1:9003  2/10   2     0       0       0       0     1              "
-        "web1 0.0.0.0:8080 pid 4711\n"
-        "           (OPEN/cap and QUEUED now; WAITED, 503S and CONNECT-FAILS since that serve "
-        "started)\n");
+        "load:      INSTANCE        STATE              OPEN   IDLE  IN-USE  QUEUED  WAITED  503S  "
+        "CONNECT-FAILS  SERVE\n"
+        "           127.0.0.1:9002  up                 10/10  0     10      3       120     4     "
+        "0              web1 0.0.0.0:8080 pid 4711\n"
+        "           127.0.0.1:9002  up                 7/10   1     6       0       12      0     "
+        "0              web2 0.0.0.0:8080 pid 815\n"
+        "           127.0.0.1:9003  ejected, 30s left  2/10   2     0       0       0       0     "
+        "5              web1 0.0.0.0:8080 pid 4711\n"
+        "           (STATE, OPEN/cap and QUEUED now; WAITED, 503S and CONNECT-FAILS since that "
+        "serve started)\n"
+        "           127.0.0.1:9003: 4 failures in a row, ejected 1x in a row; last: connection "
+        "refused (web1 0.0.0.0:8080 pid 4711)\n");
 
   Json j = Json::parse(s.Must({"backend", "show", "orders", "--json"}).out);
   REQUIRE(j["load"].size() == 3);
@@ -166,9 +192,21 @@ TEST_CASE("cli: backend show prints each live serve's load of each instance, fre
                              {"queued", 3},
                              {"queue_waits", 120},
                              {"queue_503", 4},
-                             {"connect_failures", 0}});
+                             {"connect_failures", 0},
+                             {"ejected", false},
+                             {"ejected_until_ms", nullptr},
+                             {"failures", 0},
+                             {"ejections", 0},
+                             {"last_failure", nullptr},
+                             {"checked", false},
+                             {"check_down", false},
+                             {"last_check", nullptr},
+                             {"last_check_ms", nullptr}});
   CHECK(j["load"][1]["serve"] == "web2 0.0.0.0:8080 pid 815");
   CHECK(j["load"][2]["instance"] == "127.0.0.1:9003");
+  CHECK(j["load"][2]["ejected"] == true);
+  CHECK(j["load"][2]["ejected_until_ms"] == now + 29500);
+  CHECK(j["load"][2]["last_failure"] == "connection refused");
   // Without the load, the object is the backend as rule files hold it.
   j.erase("load");
   auto back = BackendFromJson(j);
@@ -179,10 +217,10 @@ TEST_CASE("cli: backend show prints each live serve's load of each instance, fre
   Report(s, "web1 0.0.0.0:8080 pid 4711", now, {Instance("127.0.0.1:9002", 0, 3, 3, 0, 0, 0, 0)});
   Report(s, "web2 0.0.0.0:8080 pid 815", now, {});
   CHECK(s.Must({"backend", "show", "orders"})
-            .out.find("load:      INSTANCE        OPEN  IDLE  IN-USE  QUEUED  WAITED  503S  "
+            .out.find("load:      INSTANCE        STATE  OPEN  IDLE  IN-USE  QUEUED  WAITED  503S  "
                       "CONNECT-FAILS  SERVE\n"
-                      "           127.0.0.1:9002  3     3     0       0       0       0     0    "
-                      "          web1 0.0.0.0:8080 pid 4711\n") != std::string::npos);
+                      "           127.0.0.1:9002  up     3     3     0       0       0       0     "
+                      "0              web1 0.0.0.0:8080 pid 4711\n") != std::string::npos);
 }
 
 }  // namespace

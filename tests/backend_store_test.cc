@@ -71,9 +71,9 @@ TEST_CASE("store: a schema-2 store migrates to 3 and keeps its backends, routes 
   TempDir dir;
   const std::string path = dir.File("s.db");
   WriteSchema2Store(path);
-  REQUIRE(Migrations().back().version == 3);
+  REQUIRE(Migrations().back().version >= 3);
   auto s = MustOpen(path);
-  CHECK(s->schema_version() == 3);
+  CHECK(s->schema_version() == Migrations().back().version);
   CHECK(RawText(path, "SELECT name FROM schema_migrations WHERE version = 3") ==
         "0003_backend_options_and_load");
   auto rules = s->Load();
@@ -119,7 +119,8 @@ TEST_CASE("store: a store this build wrote is refused by a binary that knows sch
   sqlite3_close(db);
   REQUIRE_FALSE(old.ok());
   CHECK(old.status().message() == "store " + path +
-                                      " has schema version 3, newer than this strangler (knows "
+                                      " has schema version " + std::to_string(Migrations().back().version) +
+                                      ", newer than this strangler (knows "
                                       "up to 2): upgrade strangler");
   CHECK(ReadFile(path) == before);
 }
@@ -176,8 +177,8 @@ TEST_CASE("store: an options column it cannot read is refused, naming the backen
       {R"({"max_conns": "3"})",
        "store is damaged: options of backend 'orders': field 'max_conns' must be an integer"},
       // Written by a newer strangler that added an option without a migration.
-      {R"({"max_conns": 3, "health_path": "/health"})",
-       "backend 'orders' has option 'health_path', which this strangler does not know (a newer "
+      {R"({"max_conns": 3, "tls_ca": "/ca.pem"})",
+       "backend 'orders' has option 'tls_ca', which this strangler does not know (a newer "
        "strangler wrote it): upgrade strangler"},
   };
   for (const Case& c : cases) {

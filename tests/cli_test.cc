@@ -579,7 +579,8 @@ TEST_CASE("RunCli: export -> apply -> export keeps every route and backend optio
       {"backend", "add", "legacy", "http://127.0.0.1:9001", "--timeout-ms", "1234"},
       {"backend", "add", "orders", "http://127.0.0.1:9002", "http://127.0.0.1:9003/base",
        "--timeout-ms", "500", "--connect-timeout-ms", "250", "--max-conns", "8", "--max-queue",
-       "64", "--queue-timeout", "1500ms", "--reuse-quiet-ms", "0"},
+       "64", "--queue-timeout", "1500ms", "--reuse-quiet-ms", "0", "--eject-after", "3",
+       "--eject-for", "30s", "--health-path", "/healthz", "--health-every", "2s"},
       {"backend", "add", "shadow", "http://127.0.0.1:9004", "--default"},
       {"route", "add", "every", "--to", "orders", "--else", "legacy", "--path", "/api",
        "--method", "GET,POST", "--header", "X-A=1", "--query", "q=1", "--cookie", "c=1",
@@ -1010,8 +1011,9 @@ TEST_CASE("RunCli: empty lists, idempotent sets and the hints a missing or taken
        "backend 'a' already exists (use `strangler backend set`)"},
       {{"backend", "set", "a"}, 2,
        "nothing to change for backend 'a'; give URLs, --default, --timeout-ms N, "
-       "--connect-timeout-ms N, --max-conns N, --max-queue N, --queue-timeout D or "
-       "--reuse-quiet-ms N"},
+       "--connect-timeout-ms N, --max-conns N, --max-queue N, --queue-timeout D, "
+       "--reuse-quiet-ms N, --eject-after N, --eject-for D, --health-path P or "
+       "--health-every D"},
       {{"backend", "set", "nope", "--timeout-ms", "5"}, 1,
        "unknown backend 'nope': add it with `strangler backend add nope URL`"},
       {{"backend", "set", "a", "--timeout-ms", "2500"}, 0, "updated backend a"},

@@ -62,10 +62,12 @@ TEST_CASE("FormatDecision writes the line byte for byte as before") {
         R"("total_ms":0.000,"bytes_in":0,"bytes_out":0,"client":"","ruleset":0})");
 }
 
-TEST_CASE("a line holds the schema's fields in order, fallback and queue_ms only when set") {
+TEST_CASE("a line holds the schema's fields in order, fallback, queue_ms and instances only "
+          "when set") {
   std::string line;
   DecisionRecord all = Full();
   all.queue_ms = 12.5;
+  all.instances = "all_down";
   FormatDecision(all, &line);
   size_t at = 0;
   for (std::string_view name : kDecisionFieldNames) {
@@ -80,6 +82,7 @@ TEST_CASE("a line holds the schema's fields in order, fallback and queue_ms only
   FormatDecision(no_fallback, &line);
   CHECK(line.find("\"fallback\":") == std::string::npos);
   CHECK(line.find("\"queue_ms\":") == std::string::npos);  // Full() waited in no queue
+  CHECK(line.find("\"instances\":") == std::string::npos);
   DecisionRecord no_wait = Full();
   no_wait.queue_ms = 0;  // refused at once: the queue was full
   line.clear();
@@ -94,6 +97,8 @@ TEST_CASE("a line holds the schema's fields in order, fallback and queue_ms only
   FormatDecision(all, &line);
   REQUIRE(reader.Read(line, &d));
   CHECK(d.record.queue_ms == doctest::Approx(5000.25));
+  CHECK(line.find(",\"instances\":\"all_down\"}") != std::string::npos);
+  CHECK(d.record.instances == "all_down");
 }
 
 TEST_CASE("DecisionReader reads back every field FormatDecision writes") {

@@ -55,6 +55,8 @@ TEST_CASE("cli: promise: backend list and backend show print aligned text") {
         "max conns: no cap\n"
         "queue:     no bound, each at most 5s (unused: no cap)\n"
         "reuse:     after 1ms quiet\n"
+        "checks:    none\n"
+        "eject:     after 5 failures in a row, for 10s (doubling, at most 5m)\n"
         "urls:      http://127.0.0.1:9002\n"
         "           http://127.0.0.1:9003/base\n"
         "load:      no running serve has reported this backend\n");
@@ -66,6 +68,8 @@ TEST_CASE("cli: promise: backend list and backend show print aligned text") {
         "max conns: no cap\n"
         "queue:     no bound, each at most 5s (unused: no cap)\n"
         "reuse:     after 1ms quiet\n"
+        "checks:    none\n"
+        "eject:     after 5 failures in a row, for 10s (doubling, at most 5m)\n"
         "urls:      http://127.0.0.1:9001\n"
         "load:      no running serve has reported this backend\n");
   Out ghost = s.Cli({"backend", "show", "ghost"});

@@ -387,6 +387,10 @@ void CheckSameBackend(const Backend& a, const Backend& b) {
   CHECK(a.max_queue == b.max_queue);
   CHECK(a.queue_timeout_ms == b.queue_timeout_ms);
   CHECK(a.reuse_quiet_ms == b.reuse_quiet_ms);
+  CHECK(a.eject_after == b.eject_after);
+  CHECK(a.eject_for_ms == b.eject_for_ms);
+  CHECK(a.health_path == b.health_path);
+  CHECK(a.health_every_ms == b.health_every_ms);
 }
 
 TEST_CASE("rules: Route JSON round trip") {
@@ -568,6 +572,7 @@ TEST_CASE("rules: Backend options appear in JSON only when set, and read back") 
   b.max_queue = 100;
   b.queue_timeout_ms = 1500;
   b.reuse_quiet_ms = 0;
+  b.health_path = "/healthz?deep=1";
   Json j = ToJson(b);
   CAPTURE(j.dump());
   CHECK(j.at("connect_timeout_ms") == 250);
@@ -575,12 +580,15 @@ TEST_CASE("rules: Backend options appear in JSON only when set, and read back") 
   CHECK(j.at("max_queue") == 100);
   CHECK(j.at("queue_timeout_ms") == 1500);
   CHECK(j.at("reuse_quiet_ms") == 0);
+  CHECK(j.at("health_path") == "/healthz?deep=1");
   auto back = BackendFromJson(j);
   REQUIRE_MESSAGE(back.ok(), back.status().message());
   CheckSameBackend(*back, b);
   CHECK(BackendFields() == std::vector<std::string>{"name", "urls", "default", "timeout_ms",
                                                     "connect_timeout_ms", "max_conns", "max_queue",
-                                                    "queue_timeout_ms", "reuse_quiet_ms"});
+                                                    "queue_timeout_ms", "reuse_quiet_ms", "eject_after",
+                                                    "eject_for_ms", "health_every_ms",
+                                                    "health_path"});
 
   // One option set: only that one is written.
   Backend one = plain;
@@ -595,7 +603,8 @@ TEST_CASE("rules: Backend options appear in JSON only when set, and read back") 
   REQUIRE(ReadBackendOptions(Json::object(), &untouched).ok());
   CheckSameBackend(untouched, b);
   for (const char* text :
-       {R"({"timeout_ms": 5})", R"({"health_path": "/h"})", R"({"max_conns": "10"})", R"([])"}) {
+       {R"({"timeout_ms": 5})", R"({"tls_ca": "/h"})", R"({"max_conns": "10"})",
+        R"({"health_path": 5})", R"([])"}) {
     CAPTURE(text);
     Backend x = plain;
     CHECK_FALSE(ReadBackendOptions(Json::parse(text), &x).ok());
@@ -634,6 +643,11 @@ TEST_CASE("rules: ValidateBackend ranges of the backend options name the flag") 
       {&Backend::reuse_quiet_ms, -1, "bad --reuse-quiet-ms -1 for backend 'svc': use 0..1000"},
       {&Backend::reuse_quiet_ms, 1001,
        "bad --reuse-quiet-ms 1001 for backend 'svc': use 0..1000"},
+      {&Backend::eject_after, 0, ""},
+      {&Backend::eject_after, 1001, "bad --eject-after 1001 for backend 'svc': use 0..1000"},
+      {&Backend::eject_for_ms, 99, "bad --eject-for 99ms for backend 'svc': use 100ms..5m"},
+      {&Backend::eject_for_ms, 300000, ""},
+      {&Backend::health_every_ms, 99, "bad --health-every 99ms for backend 'svc': use 100ms..1h"},
   };
   for (const Row& row : rows) {
     Backend b;

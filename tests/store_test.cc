@@ -92,7 +92,7 @@ TEST_CASE("store: create migrates to the newest version and reopening is idempot
   TempDir dir;
   const std::string path = dir.File("s.db");
   const int newest = Migrations().back().version;
-  CHECK(newest == 3);
+  CHECK(newest == 4);
   {
     auto s = MustOpen(path);
     CHECK(s->schema_version() == newest);

@@ -63,10 +63,15 @@ struct BackendFlags {
   std::optional<int> max_queue;
   std::optional<std::string> queue_timeout;  // a duration: "5s", "500ms"
   std::optional<int> reuse_quiet_ms;
+  std::optional<int> eject_after;
+  std::optional<std::string> eject_for;  // a duration
+  std::optional<std::string> health_path;  // "" turns checks off
+  std::optional<std::string> health_every;  // a duration
 
   bool changes_nothing() const {
     return urls.empty() && !make_default && !timeout_ms && !connect_timeout_ms && !max_conns &&
-           !max_queue && !queue_timeout && !reuse_quiet_ms;
+           !max_queue && !queue_timeout && !reuse_quiet_ms && !eject_after && !eject_for &&
+           !health_path && !health_every;
   }
 };
 // Merges flags onto *b and validates the result (usage error when invalid).

@@ -25,6 +25,15 @@ constexpr const char* kBackendFooter = R"(Backends:
   --queue-timeout) and is answered 503 when its wait
   ends or the queue is full. A pooled connection carries another request only
   once it has been quiet --reuse-quiet-ms since its answer (default 1 ms).
+  Requests go to a backend's instances in turn, skipping ejected ones: after
+  --eject-after consecutive failures (refused, reset or timed out) an instance
+  is out for --eject-for, doubling while it keeps failing (at most 5m). When
+  every instance is out, requests go to all of them in turn again (panic mode,
+  logged as "instances":"all_down"); a --fallback route goes to --else at once.
+  A connect that fails is tried once on another instance, whatever the method.
+  With --health-path, each instance is also checked off the request path:
+  3 failing checks take it out, 2 passing ones bring it back (also from an
+  ejection).
   'backend show' prints what running serves report of each instance:
   connections open, idle and in use, requests queued.)";
 
@@ -42,6 +51,10 @@ struct BackendArgs {
   int max_queue = 0;
   std::string queue_timeout;
   int reuse_quiet_ms = 0;
+  int eject_after = 0;
+  std::string eject_for;
+  std::string health_path;
+  std::string health_every;
   bool json = false;
   // CLI::Option::count() says whether each was given.
   std::map<std::string, CLI::Option*> opts;
@@ -60,6 +73,10 @@ struct BackendArgs {
     if (given("--max-queue")) f.max_queue = max_queue;
     if (given("--queue-timeout")) f.queue_timeout = queue_timeout;
     if (given("--reuse-quiet-ms")) f.reuse_quiet_ms = reuse_quiet_ms;
+    if (given("--eject-after")) f.eject_after = eject_after;
+    if (given("--eject-for")) f.eject_for = eject_for;
+    if (given("--health-path")) f.health_path = health_path;
+    if (given("--health-every")) f.health_every = health_every;
     return f;
   }
 };
@@ -97,7 +114,9 @@ Status Set(CliContext& ctx, const BackendArgs& a) {
   if (f.changes_nothing()) {
     return Status::Usage("nothing to change for backend '" + a.name +
                          "'; give URLs, --default, --timeout-ms N, --connect-timeout-ms N, "
-                         "--max-conns N, --max-queue N, --queue-timeout D or --reuse-quiet-ms N");
+                         "--max-conns N, --max-queue N, --queue-timeout D, --reuse-quiet-ms N, "
+                         "--eject-after N, --eject-for D, --health-path P or "
+                         "--health-every D");
   }
   auto store = ctx.OpenStore();
   if (!store.ok()) return store.status();
@@ -200,6 +219,22 @@ void AddBackendOptions(CLI::App* cmd, BackendArgs* a) {
       "reaching the next client; 0 reuses at once (a backend trusted never to write past an "
       "answer: more throughput at a saturated --max-conns) (default " +
           std::to_string(kDefaultReuseQuietMs) + ", at most 1000)");
+  add("--eject-after", &a->eject_after, "N",
+      "N consecutive connection failures, resets or timeouts of an instance take it out of "
+      "rotation for --eject-for (default " +
+          std::to_string(kDefaultEjectAfter) + "; 0: never, at most 1000)");
+  add("--eject-for", &a->eject_for, "D",
+      "how long an ejected instance stays out; doubled each time it fails again once back, at "
+      "most 5m (default " +
+          FormatDurationMs(kDefaultEjectForMs) + ")");
+  add("--health-path", &a->health_path, "P",
+      "active checks: GET P on each instance every --health-every; 3 failing checks in a row "
+      "(refused, no status line in time, a status outside 2xx/3xx) take it out of rotation, "
+      "2 passing ones bring it back ('' turns checks off; default none)");
+  add("--health-every", &a->health_every, "D",
+      "how often each instance is checked; a check has at most that long, or --timeout-ms when "
+      "shorter (default " +
+          FormatDurationMs(kDefaultHealthEveryMs) + ")");
 }
 
 }  // namespace

@@ -51,12 +51,20 @@ Status ApplyBackendFlags(const BackendFlags& f, Backend* b) {
   if (f.max_conns) next.max_conns = *f.max_conns;
   if (f.max_queue) next.max_queue = *f.max_queue;
   if (f.reuse_quiet_ms) next.reuse_quiet_ms = *f.reuse_quiet_ms;
-  if (f.queue_timeout) {
-    auto ms = ParseDurationMs(*f.queue_timeout);
-    if (!ms.ok()) return Status::Usage("bad --queue-timeout: " + ms.status().message());
-    // Past int's range is past the limit too; ValidateBackend names the limit.
-    next.queue_timeout_ms = static_cast<int>(std::min<int64_t>(*ms, INT_MAX));
-  }
+  if (f.eject_after) next.eject_after = *f.eject_after;
+  // Durations past int's range are past the limit too; ValidateBackend
+  // names the limit.
+  auto duration = [](const std::optional<std::string>& text, const char* flag, int* out) {
+    if (!text) return Status::Ok();
+    auto ms = ParseDurationMs(*text);
+    if (!ms.ok()) return Status::Usage(std::string("bad ") + flag + ": " + ms.status().message());
+    *out = static_cast<int>(std::min<int64_t>(*ms, INT_MAX));
+    return Status::Ok();
+  };
+  STRANGLER_RETURN_IF_ERROR(duration(f.queue_timeout, "--queue-timeout", &next.queue_timeout_ms));
+  STRANGLER_RETURN_IF_ERROR(duration(f.eject_for, "--eject-for", &next.eject_for_ms));
+  STRANGLER_RETURN_IF_ERROR(duration(f.health_every, "--health-every", &next.health_every_ms));
+  if (f.health_path) next.health_path = *f.health_path;
   Status v = ValidateBackend(next);
   if (!v.ok()) return UsageFrom(v);
   *b = std::move(next);

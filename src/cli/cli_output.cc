@@ -229,18 +229,43 @@ std::string QueueText(const Backend& b) {
 // `indent`; the counts since each serve started named after the table.
 std::string LoadTable(const LoadRows& load, const std::string& indent) {
   std::vector<std::vector<std::string>> rows;
+  std::string failures;  // the last failure of each instance that has one
+  const int64_t now = NowUnixMs();
   for (const auto& [serve, l] : load) {
+    std::string state = "up";
+    if (l.check_down) {
+      state = "down (checks)";
+    } else if (l.ejected) {
+      // Whole seconds left, rounded up (at least 1s: it was out when reported).
+      const int64_t left_s = std::max<int64_t>(1, (l.ejected_until_ms - now + 999) / 1000);
+      state = "ejected, " + FormatDurationMs(left_s * 1000) + " left";
+    }
+    if (!l.last_failure.empty()) {
+      failures += l.instance + ": " + std::to_string(l.failures) + " failure" +
+                  (l.failures == 1 ? "" : "s") + " in a row" +
+                  (l.ejections > 0 ? ", ejected " + std::to_string(l.ejections) + "x in a row"
+                                   : std::string()) +
+                  "; last: " + l.last_failure + " (" + serve + ")\n";
+    }
+    if (!l.last_check.empty()) {
+      failures += l.instance + ": last check " + l.last_check + ", " +
+                  FormatDurationMs(std::max<int64_t>(0, (now - l.last_check_ms) / 1000) * 1000) +
+                  " ago (" + serve + ")\n";
+    }
     std::string open = std::to_string(l.open);
     if (l.max_conns > 0) open += "/" + std::to_string(l.max_conns);
     // The serve last: its id may hold spaces ("web1 0.0.0.0:8080 pid 4711").
-    rows.push_back({l.instance, open, std::to_string(l.idle), std::to_string(l.in_use),
+    rows.push_back({l.instance, state, open, std::to_string(l.idle), std::to_string(l.in_use),
                     std::to_string(l.queued), std::to_string(l.queue_waits),
                     std::to_string(l.queue_503), std::to_string(l.connect_failures), serve});
   }
   std::string table = FormatTable(
-      {"INSTANCE", "OPEN", "IDLE", "IN-USE", "QUEUED", "WAITED", "503S", "CONNECT-FAILS", "SERVE"},
+      {"INSTANCE", "STATE", "OPEN", "IDLE", "IN-USE", "QUEUED", "WAITED", "503S", "CONNECT-FAILS",
+       "SERVE"},
       rows);
-  table += "(OPEN/cap and QUEUED now; WAITED, 503S and CONNECT-FAILS since that serve started)\n";
+  table += "(STATE, OPEN/cap and QUEUED now; WAITED, 503S and CONNECT-FAILS since that serve "
+           "started)\n";
+  table += failures;
   std::string out;
   size_t start = 0;
   for (size_t nl = table.find('\n'); nl != std::string::npos; nl = table.find('\n', start)) {
@@ -264,6 +289,16 @@ std::string DescribeBackend(const Backend& b, const LoadRows& load) {
     << "\n"
     << "queue:     " << QueueText(b) << "\n"
     << "reuse:     after " << b.reuse_quiet_ms << "ms quiet\n"
+    << "checks:    "
+    << (b.health_path.empty() ? std::string("none")
+                              : "GET " + b.health_path + " every " +
+                                    FormatDurationMs(b.health_every_ms))
+    << "\n"
+    << "eject:     "
+    << (b.eject_after > 0 ? "after " + std::to_string(b.eject_after) + " failures in a row, for " +
+                                FormatDurationMs(b.eject_for_ms) + " (doubling, at most 5m)"
+                          : std::string("never"))
+    << "\n"
     << "urls:      " << Join(b.urls, "\n" + indent) << "\n";
   if (load.empty()) {
     o << "load:      no running serve has reported this backend\n";
@@ -286,7 +321,16 @@ Json LoadJson(const LoadRows& load) {
                    {"queued", l.queued},
                    {"queue_waits", l.queue_waits},
                    {"queue_503", l.queue_503},
-                   {"connect_failures", l.connect_failures}});
+                   {"connect_failures", l.connect_failures},
+                   {"ejected", l.ejected},
+                   {"ejected_until_ms", l.ejected ? Json(l.ejected_until_ms) : Json(nullptr)},
+                   {"failures", l.failures},
+                   {"ejections", l.ejections},
+                   {"last_failure", l.last_failure.empty() ? Json(nullptr) : Json(l.last_failure)},
+                   {"checked", l.checked},
+                   {"check_down", l.check_down},
+                   {"last_check", l.last_check.empty() ? Json(nullptr) : Json(l.last_check)},
+                   {"last_check_ms", l.last_check.empty() ? Json(nullptr) : Json(l.last_check_ms)}});
   }
   return arr;
 }

@@ -322,6 +322,7 @@ Status RunServe(const ServeOptions& opts) {
     }
     reloader.Poll();
     reloader.SafetyTick(false);
+    proxy->upstreams().HealthTick();  // ejections and returns, to stderr
   }
   bool drained = proxy->Shutdown(opts.drain_s * 1000);
   reloader.SafetyTick(true);

@@ -130,6 +130,7 @@ void FormatDecision(const DecisionRecord& r, std::string* out) {
   number(F::kRuleset, static_cast<uint64_t>(r.ruleset < 0 ? 0 : r.ruleset));
   if (!r.fallback.empty()) text(F::kFallback, r.fallback);
   if (r.queue_ms >= 0) ms(F::kQueueMs, r.queue_ms);
+  if (!r.instances.empty()) text(F::kInstances, r.instances);
   out->push_back('}');
 }
 
@@ -168,6 +169,7 @@ bool DecisionReader::Read(std::string_view line, DecisionLine* out) {
       case F::kReason: text = &r.reason; break;
       case F::kClient: text = &r.client; break;
       case F::kFallback: text = &r.fallback; break;
+      case F::kInstances: text = &r.instances; break;
       case F::kStatus:
         ok = Number(s.Scalar(), &r.status);
         has_status = true;

@@ -30,6 +30,9 @@ struct DecisionRecord {
   int64_t ruleset = 0;
   std::string_view fallback;  // why --to was left (reason "fallback"); "" -> no field
   double queue_ms = -1;  // time waited for a connection under --max-conns; < 0 -> no field
+  // "all_down": every instance of the backend was out of rotation, so the
+  // request went to them in turn anyway (panic mode); "" -> no field.
+  std::string_view instances;
 };
 
 // The fields of a line, in the order a line holds them.
@@ -51,15 +54,16 @@ enum class DecisionField {
   kRuleset,
   kFallback,
   kQueueMs,
+  kInstances,
 };
-inline constexpr size_t kDecisionFieldCount = 17;
-static_assert(static_cast<size_t>(DecisionField::kQueueMs) + 1 == kDecisionFieldCount);
+inline constexpr size_t kDecisionFieldCount = 18;
+static_assert(static_cast<size_t>(DecisionField::kInstances) + 1 == kDecisionFieldCount);
 
 // The names of the fields in a line, by DecisionField.
 inline constexpr std::array<std::string_view, kDecisionFieldCount> kDecisionFieldNames = {
     "ts",     "request_id",  "method",   "path",     "route",     "backend", "reason",  "bucket",
     "status", "upstream_ms", "total_ms", "bytes_in", "bytes_out", "client",  "ruleset", "fallback",
-    "queue_ms",
+    "queue_ms", "instances",
 };
 
 }  // namespace strangler

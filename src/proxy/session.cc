@@ -425,6 +425,12 @@ bool Session::Admit() {
   if (max_body > 0 && req_.has_content_length() && req_.content_length() > max_body) {
     return Refuse(413, "request body over the limit of " + std::to_string(max_body) + " bytes");
   }
+  // A --fallback route whose --to backend has every instance out of
+  // rotation goes to --else at once, rather than wait on instances known
+  // to fail.
+  if (up_.all_down() && FallbackAllowed()) {
+    FallBack("all instances down");
+  }
   if (st_.expect_continue && st_.has_body && !st_.http10) {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     if (!fio::SendAll(fd_, kContinue.data(), kContinue.size(), SendTimeout())) return false;

@@ -93,6 +93,9 @@ class Session : private MessageHandler, private UpstreamAttempt::Client {
   void UseBackend(int index);
   // --fallback: may this failed request go to the route's else backend?
   bool CanFallback() const;
+  // The route falls back and this request may go to --else (an idempotent
+  // bodiless method, not fallen back yet), whatever the attempt did.
+  bool FallbackAllowed() const;
   bool FallbackOn5xx() const;
   // May the request be sent twice? Idempotent methods (RFC 9110 9.2.2), or
   // any request with an Idempotency-Key header.

@@ -119,10 +119,12 @@ bool Session::Deliver(const std::string& bytes) {
 // --- Failures and fallback -------------------------------------------------
 
 bool Session::CanFallback() const {
+  return !up_.delivered() && st_.request_done && FallbackAllowed();
+}
+
+bool Session::FallbackAllowed() const {
   const int route = st_.decision.route;
-  if (st_.fell_back || route < 0 || up_.delivered() || !st_.request_done || st_.has_body) {
-    return false;
-  }
+  if (st_.fell_back || route < 0 || st_.has_body) return false;
   if (!snap_->table->routes()[static_cast<size_t>(route)].fallback) return false;
   if (!st_.method_is("GET") && !st_.method_is("HEAD") && !st_.method_is("OPTIONS")) return false;
   int other = snap_->table->ElseBackend(route);
@@ -281,6 +283,7 @@ void Session::LogRequest() {
   r.ruleset = snap_ ? snap_->table->version() : 0;
   r.fallback = st_.fallback_why;
   r.queue_ms = st_.queue_ms;
+  if (up_.target() != nullptr && up_.all_down()) r.instances = "all_down";
   proxy_->log()->Write(r);
 }
 

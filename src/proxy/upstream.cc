@@ -10,7 +10,12 @@
 namespace strangler {
 
 Instance::Instance(std::string host, uint16_t port, int workers, int idle_ms)
-    : host_(std::move(host)), port_(port), idle_ms_(idle_ms), idle_(static_cast<size_t>(workers)) {}
+    : host_(std::move(host)),
+      port_(port),
+      idle_ms_(idle_ms),
+      health_(HostPortText(host_, port_)),
+      probe_(host_, port_, &health_),
+      idle_(static_cast<size_t>(workers)) {}
 
 Instance::~Instance() {
   for (auto& list : idle_) {
@@ -226,6 +231,9 @@ int Instance::Connect(int timeout_ms, ConnectError* err) {
   }
   if (fd >= 0) return fd;
   connect_failures_.fetch_add(1, std::memory_order_relaxed);
+  health_.Failed(*err == ConnectError::kTimeout ? "connect timed out"
+                 : resolved_.load(std::memory_order_acquire) ? "connection refused"
+                                                               : "name not resolved");
   fio::Parking wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -309,7 +317,44 @@ InstanceLoad Instance::Load() const {
   l.queue_waits = queue_waits_.load(std::memory_order_relaxed);
   l.queue_503 = queue_503_.load(std::memory_order_relaxed);
   l.connect_failures = connect_failures_.load(std::memory_order_relaxed);
+  HealthView h = health_.View(InstanceHealth::Clock::now());
+  l.ejected = h.ejected;
+  l.failures = h.failures;
+  l.ejections = h.ejections;
+  l.ejected_until_ms = h.ejected_until_ms;
+  l.last_failure = std::move(h.last_failure);
+  l.checked = h.checked;
+  l.check_down = h.check_down;
+  l.last_check = std::move(h.last_check);
+  l.last_check_ms = h.last_check_ms;
   return l;
+}
+
+size_t BackendTarget::Pick(size_t from, const Instance* skip, bool* all_down) const {
+  const size_t n = instances.size();
+  const auto now = InstanceHealth::Clock::now();
+  size_t skipped = n;
+  for (size_t k = 0; k < n; ++k) {
+    size_t i = (from + k) % n;
+    if (!instances[i]->health().Usable(now)) continue;
+    if (instances[i] != skip) return i;
+    skipped = i;
+  }
+  if (skipped < n) return skipped;
+  *all_down = true;
+  return from % n;
+}
+
+bool BackendTarget::AllDown() const {
+  bool all_down = false;
+  Pick(0, nullptr, &all_down);
+  return all_down;
+}
+
+void Upstreams::HealthTick() {
+  const auto now = InstanceHealth::Clock::now();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [key, instance] : instances_) instance->health().Tick(now);
 }
 
 std::shared_ptr<const ProxySnapshot> Upstreams::MakeSnapshot(
@@ -353,6 +398,48 @@ std::shared_ptr<const ProxySnapshot> Upstreams::MakeSnapshot(
     }
   }
   for (auto& [instance, ms] : quiet) instance->SetSettle(std::chrono::milliseconds(ms));
+  // Ejection: an instance listed by several backends takes the strictest
+  // (the fewest failures, the longest time out).
+  std::unordered_map<Instance*, std::pair<int, int>> eject;
+  for (const auto& target : snap->targets) {
+    const Backend& b = *target->backend;
+    for (Instance* i : target->instances) {
+      auto [it, fresh] = eject.emplace(i, std::make_pair(b.eject_after, b.eject_for_ms));
+      if (fresh) continue;
+      auto& [after, for_ms] = it->second;
+      if (b.eject_after > 0 && (after == 0 || b.eject_after < after)) after = b.eject_after;
+      for_ms = std::max(for_ms, b.eject_for_ms);
+    }
+  }
+  for (auto& [instance, p] : eject) instance->health().SetPolicy(p.first, p.second);
+  // Active checks: the first backend listing the instance with a
+  // --health-path names it; the shortest interval, and a check has at most
+  // that long (or the backend's --timeout-ms when shorter).
+  struct Check {
+    std::string path;
+    int every_ms = 0, timeout_ms = 0;
+  };
+  std::unordered_map<Instance*, Check> checks;
+  for (const auto& target : snap->targets) {
+    const Backend& b = *target->backend;
+    for (Instance* i : target->instances) {
+      Check& c = checks[i];
+      if (b.health_path.empty()) continue;
+      if (c.path.empty()) c.path = b.health_path;
+      c.every_ms = c.every_ms == 0 ? b.health_every_ms : std::min(c.every_ms, b.health_every_ms);
+      int t = std::min(b.health_every_ms, b.timeout_ms);
+      c.timeout_ms = c.timeout_ms == 0 ? t : std::min(c.timeout_ms, t);
+    }
+  }
+  // Instances no backend lists any more stop being checked.
+  for (auto& [key, instance] : instances_) {
+    auto it = checks.find(instance.get());
+    if (it == checks.end()) {
+      instance->ConfigureChecks("", 0, 0);
+    } else {
+      instance->ConfigureChecks(it->second.path, it->second.every_ms, it->second.timeout_ms);
+    }
+  }
   const std::vector<Backend>& backends = table->backends();
   auto backend_index = [&](const std::string& name) {
     for (size_t i = 0; i < backends.size(); ++i) {

@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "proxy/fiber.h"
+#include "proxy/health_probe.h"
+#include "proxy/instance_health.h"
 #include "proxy/mirror.h"
 #include "proxy/net.h"
 #include "rules/route_table.h"
@@ -83,6 +85,13 @@ class Instance {
 
   int64_t queued() const { return queued_.load(std::memory_order_relaxed); }
   InstanceLoad Load() const;  // backend name left empty
+  // Whether it takes requests (passive ejection); outcomes are reported to it.
+  InstanceHealth& health() { return health_; }
+  const InstanceHealth& health() const { return health_; }
+  // Active checks (--health-path; "" for none).
+  void ConfigureChecks(const std::string& path, int every_ms, int timeout_ms) {
+    probe_.Configure(path, every_ms, timeout_ms);
+  }
   const std::string& host() const { return host_; }
   uint16_t port() const { return port_; }
 
@@ -132,6 +141,8 @@ class Instance {
   std::string host_;
   uint16_t port_;
   int idle_ms_;
+  InstanceHealth health_;
+  HealthProbe probe_;  // after health_, which it reports to
   std::atomic<int> max_conns_{0};
   std::atomic<int64_t> settle_us_{1000};
   std::mutex resolve_mu_;  // guards the resolution only
@@ -153,6 +164,13 @@ struct BackendTarget {
   std::vector<Instance*> instances;
   std::vector<std::string> base_paths;  // parallel to instances
   mutable std::atomic<uint32_t> next{0};
+
+  // The index of the first instance in rotation from `from` on (in turn);
+  // `from` itself, with *all_down, when every instance is out (panic mode:
+  // they take requests in turn anyway). `skip` is passed over unless it is
+  // the only one in rotation.
+  size_t Pick(size_t from, const Instance* skip, bool* all_down) const;
+  bool AllDown() const;
 };
 
 // Requests of one route by where they went, for ramps (serve reads and
@@ -193,6 +211,8 @@ class Upstreams {
   void ExpireIdle(int worker);
   // The load of every instance of `snap`, per backend that lists it.
   static std::vector<InstanceLoad> Loads(const ProxySnapshot& snap);
+  // Logs instances ejected or back since the last call (serve's thread).
+  void HealthTick();
   // Counted requests of every route since the last call (routes with none
   // are left out), and the counters reset.
   std::vector<std::pair<std::string, RampCounts>> TakeCounts();

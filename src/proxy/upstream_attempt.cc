@@ -30,7 +30,8 @@ void UpstreamAttempt::Begin(const BackendTarget* target) {
   target_ = target;
   s_ = State{};
   size_t n = target->instances.size();
-  UseInstance(n == 1 ? 0 : target->next.fetch_add(1, std::memory_order_relaxed) % n);
+  size_t from = n == 1 ? 0 : target->next.fetch_add(1, std::memory_order_relaxed) % n;
+  UseInstance(target->Pick(from, nullptr, &s_.all_down));
 }
 
 void UpstreamAttempt::UseInstance(size_t pick) {
@@ -53,8 +54,44 @@ void UpstreamAttempt::SwitchInstance(size_t pick) {
 bool UpstreamAttempt::NextInstance() {
   size_t n = target_->instances.size();
   if (n < 2 || sent_ > 0) return false;
-  SwitchInstance((pick_ + 1) % n);
+  bool all_down = false;
+  size_t next = target_->Pick(pick_ + 1, instance_, &all_down);
+  // Only this one in rotation: the next in turn all the same.
+  SwitchInstance(next == pick_ ? (pick_ + 1) % n : next);
   return true;
+}
+
+bool UpstreamAttempt::Reconnect() {
+  sent_ = 0;
+  if (Connect(true)) return true;
+  // The instance is gone (killed, restarting): nothing was sent on this
+  // connection, so another instance takes the request.
+  if (s_.failure != Failure::kRefused && s_.failure != Failure::kConnectTimeout) return false;
+  s_.failed_instance = instance_;
+  if (!NextInstance()) return false;
+  s_.failure = Failure::kNone;
+  return Connect(false);
+}
+
+void UpstreamAttempt::Judge() {
+  Instance* instance = instance_;
+  if (instance == nullptr) return;
+  switch (s_.failure) {
+    case Failure::kNone: instance->health().Answered(); break;
+    case Failure::kTimeout: instance->health().Failed("no answer in time"); break;
+    case Failure::kFailed:
+      // A 5xx refused for a fallback is an answer; a client that went away
+      // says nothing of the backend.
+      if (s_.refused_status != 0) {
+        instance->health().Answered();
+      } else if (s_.connected) {
+        instance->health().Failed("connection reset or closed before an answer");
+      }
+      break;
+    case Failure::kRefused:         // counted by Instance::Connect
+    case Failure::kConnectTimeout:  // likewise
+    case Failure::kQueue: break;
+  }
 }
 
 bool UpstreamAttempt::Connect(bool fresh) {
@@ -98,6 +135,8 @@ Instance::Got UpstreamAttempt::TakeAny(int* fd) {
     size_t i = (pick_ + k) % n;
     Instance* other = target_->instances[i];
     if (other == s_.failed_instance) continue;  // its connect just failed
+    // Out of rotation: not even when it has room (unless all are out).
+    if (!s_.all_down && !other->health().Usable(InstanceHealth::Clock::now())) continue;
     queued += other->queued();
     if (other->queued() < target_->instances[shortest]->queued()) shortest = i;
     if (i == pick_) continue;
@@ -170,11 +209,11 @@ bool UpstreamAttempt::Send() {
       // The pooled connection was closed by the backend while idle: all of
       // the request so far goes again, on a fresh connection.
       s_.retried = true;
-      if (!Connect(true)) return false;
-      sent_ = 0;
+      if (!Reconnect()) return false;
       continue;
     }
     s_.failure = timed_out ? Failure::kTimeout : Failure::kFailed;
+    Judge();
     return false;
   }
 }
@@ -185,9 +224,7 @@ bool UpstreamAttempt::Resend() {
     return false;
   }
   s_.retried = true;
-  bool connected = Connect(true);
-  sent_ = 0;
-  if (!connected || !Send()) {
+  if (!Reconnect() || !Send()) {
     if (s_.failure == Failure::kNone) s_.failure = Failure::kFailed;
     return false;
   }
@@ -296,10 +333,7 @@ UpstreamAttempt::Outcome UpstreamAttempt::ReadAnswer(bool request_done, bool ide
         // request was still being sent is retried whatever the method: the
         // backend never had the whole request.)
         s_.retried = true;
-        if (Connect(true)) {
-          sent_ = 0;
-          if (SendOnce() == fio::SendResult::kSent) continue;
-        }
+        if (Reconnect() && SendOnce() == fio::SendResult::kSent) continue;
         if (s_.failure == Failure::kNone) s_.failure = Failure::kFailed;
         break;
       }
@@ -326,6 +360,10 @@ UpstreamAttempt::Outcome UpstreamAttempt::ReadAnswer(bool request_done, bool ide
     s_.refused_status = relay_.status();
     s_.failure = Failure::kFailed;
   }
+  if (ev != Event::kDone && !s_.delivered && s_.failure == Failure::kNone) {
+    s_.failure = Failure::kFailed;
+  }
+  Judge();
   if (ev == Event::kDone) {
     Deliver();
     if (relay_.tunnel()) return Outcome::kTunnel;  // the tunnel takes the connection on

@@ -120,6 +120,9 @@ class UpstreamAttempt {
   // Time this attempt waited for a connection under the cap (< 0: none).
   double queue_ms() const { return s_.queue_ms; }
   bool queue_full() const { return s_.queue_full; }  // kQueue without a wait
+  // Every instance of the backend was out of rotation when the attempt
+  // began: it went to one anyway (panic mode).
+  bool all_down() const { return s_.all_down; }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -131,6 +134,10 @@ class UpstreamAttempt {
   // one. False when it has no other.
   bool NextInstance();
   bool Connect(bool fresh);
+  // A pooled connection failed before any answer: all of the request goes
+  // again (from its first byte) on a fresh connection, of another instance
+  // when this one refuses. False (failure() set) when there is none.
+  bool Reconnect();
   // Before anything was sent: a connection of the instance in turn, else
   // of another instance with room, else a place in the queue of the one
   // with the fewest waiting. Switches instance_ as needed.
@@ -173,7 +180,10 @@ class UpstreamAttempt {
     double queue_ms = -1;
     bool queue_full = false;
     const Instance* failed_instance = nullptr;  // whose connect failed (not tried again)
+    bool all_down = false;
   };
+  // Tells the instance how the attempt went (passive ejection).
+  void Judge();
   State s_;
 };
 

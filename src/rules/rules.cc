@@ -364,7 +364,16 @@ constexpr IntField kOptionFields[] = {
      kMaxTimeoutMs, Unit::kDuration},
     {"reuse_quiet_ms", "--reuse-quiet-ms", &Backend::reuse_quiet_ms, kDefaultReuseQuietMs, 0, 1000,
      Unit::kNumber},
+    {"eject_after", "--eject-after", &Backend::eject_after, kDefaultEjectAfter, 0, 1000,
+     Unit::kNumber},
+    {"eject_for_ms", "--eject-for", &Backend::eject_for_ms, kDefaultEjectForMs, 100,
+     kMaxEjectForMs, Unit::kDuration},
+    {"health_every_ms", "--health-every", &Backend::health_every_ms, kDefaultHealthEveryMs, 100,
+     kMaxTimeoutMs, Unit::kDuration},
 };
+// The one string option: written only when set.
+constexpr const char* kHealthPathKey = "health_path";
+constexpr size_t kMaxHealthPath = 1024;
 
 std::vector<const IntField*> AllIntFields() {
   std::vector<const IntField*> all = {&kTimeoutField};
@@ -391,6 +400,16 @@ Status ValidateBackend(const Backend& b) {
     };
     return Status::Usage("bad " + std::string(f->flag) + " " + show(v) + " for backend '" + b.name +
                          "': use " + show(f->min) + ".." + show(f->max));
+  }
+  const std::string& hp = b.health_path;
+  bool printable = std::all_of(hp.begin(), hp.end(), [](char c) {
+    return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f &&
+           c != '#';
+  });
+  if (!hp.empty() && (hp[0] != '/' || !printable || hp.size() > kMaxHealthPath)) {
+    return Status::Usage("bad --health-path '" + hp + "' for backend '" + b.name +
+                         "': give a path such as /healthz (a '/' first, no space, control byte "
+                         "or '#', at most " + std::to_string(kMaxHealthPath) + " bytes)");
   }
   return Status::Ok();
 }
@@ -544,7 +563,7 @@ Status ReadOptionFields(const Json& j, Backend* b) {
   for (const IntField& f : kOptionFields) {
     STRANGLER_RETURN_IF_ERROR(ReadInt(j, f.key, &(b->*f.member)));
   }
-  return Status::Ok();
+  return ReadString(j, kHealthPathKey, &b->health_path);
 }
 
 Status CheckKnownFields(const Json& j, const char* what, const std::vector<std::string>& known) {
@@ -563,6 +582,7 @@ const std::vector<std::string>& BackendOptionFields() {
   static const std::vector<std::string> kFields = [] {
     std::vector<std::string> keys;
     for (const IntField& f : kOptionFields) keys.push_back(f.key);
+    keys.push_back(kHealthPathKey);
     return keys;
   }();
   return kFields;
@@ -582,6 +602,7 @@ Json BackendOptionsJson(const Backend& b) {
   for (const IntField& f : kOptionFields) {
     if (b.*f.member != f.fallback) j[f.key] = b.*f.member;
   }
+  if (!b.health_path.empty()) j[kHealthPathKey] = b.health_path;
   return j;
 }
 

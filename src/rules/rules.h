@@ -20,6 +20,10 @@ inline constexpr int kDefaultTimeoutMs = 30000;
 inline constexpr int kDefaultConnectTimeoutMs = 2000;
 inline constexpr int kDefaultQueueTimeoutMs = 5000;
 inline constexpr int kDefaultReuseQuietMs = 1;
+inline constexpr int kDefaultEjectAfter = 5;
+inline constexpr int kDefaultEjectForMs = 10000;
+inline constexpr int kMaxEjectForMs = 5 * 60 * 1000;  // also the cap of the doubling
+inline constexpr int kDefaultHealthEveryMs = 5000;
 inline constexpr int kFullPercentBp = 10000;  // 100.00 % in basis points
 inline constexpr int kDefaultKeepDiffs = 100;
 inline constexpr int kMaxKeepDiffs = 10000;
@@ -41,6 +45,16 @@ struct Backend {
   // A pooled connection is reused once it has been quiet this long since
   // its answer (0: at once, for a backend trusted never to write past one).
   int reuse_quiet_ms = kDefaultReuseQuietMs;
+  // Passive ejection: eject_after consecutive connection failures, resets or
+  // timeouts take an instance out of rotation for eject_for_ms, doubling
+  // each time it fails again once back, at most kMaxEjectForMs (0: never).
+  int eject_after = kDefaultEjectAfter;
+  int eject_for_ms = kDefaultEjectForMs;
+  // Active checks: GET health_path on each instance every health_every_ms
+  // ("": none). 3 failing checks in a row take an instance out of rotation,
+  // 2 passing ones bring it back.
+  std::string health_path;
+  int health_every_ms = kDefaultHealthEveryMs;
 };
 
 // One instance URL of a backend, split into what the forwarder needs.

@@ -2,9 +2,11 @@
 // rows replaced together, read back by `backend show`. Bookkeeping beside
 // the rules, like mirror results: no history, no ruleset version.
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "rules/rules.h"
 #include "store/sql.h"
 #include "store/store.h"
 
@@ -18,7 +20,56 @@ constexpr int64_t kForgetLoadAfterMs = 3600 * 1000;
 
 constexpr char kSelectLoad[] =
     "SELECT serve, backend, instance, max_conns, open, idle, in_use, queued, queue_waits, "
-    "queue_503, connect_failures FROM instance_load";
+    "queue_503, connect_failures, health FROM instance_load";
+
+// The health fields as the row's JSON column (migration 0004).
+std::string HealthJson(const InstanceLoad& l) {
+  Json j = Json::object();
+  if (l.ejected) {
+    j["ejected"] = true;
+    j["ejected_until_ms"] = l.ejected_until_ms;
+  }
+  if (l.failures > 0) j["failures"] = l.failures;
+  if (l.ejections > 0) j["ejections"] = l.ejections;
+  if (!l.last_failure.empty()) j["last_failure"] = l.last_failure;
+  if (l.checked) {
+    j["checked"] = true;
+    if (l.check_down) j["check_down"] = true;
+    if (!l.last_check.empty()) {
+      j["last_check"] = l.last_check;
+      j["last_check_ms"] = l.last_check_ms;
+    }
+  }
+  return j.dump();
+}
+
+// Reads what HealthJson wrote; a field missing or of another type (a newer
+// serve's, say) is left at its default.
+void ReadHealthJson(const std::string& text, InstanceLoad* l) {
+  Json j = Json::parse(text, nullptr, false);
+  if (!j.is_object()) return;
+  auto get = [&j](const char* key, auto* out) {
+    auto it = j.find(key);
+    using T = std::remove_pointer_t<decltype(out)>;
+    if (it == j.end()) return;
+    if constexpr (std::is_same_v<T, bool>) {
+      if (it->is_boolean()) *out = it->template get<bool>();
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      if (it->is_string()) *out = it->template get<std::string>();
+    } else {
+      if (it->is_number_integer()) *out = it->template get<T>();
+    }
+  };
+  get("ejected", &l->ejected);
+  get("ejected_until_ms", &l->ejected_until_ms);
+  get("failures", &l->failures);
+  get("ejections", &l->ejections);
+  get("last_failure", &l->last_failure);
+  get("checked", &l->checked);
+  get("check_down", &l->check_down);
+  get("last_check", &l->last_check);
+  get("last_check_ms", &l->last_check_ms);
+}
 
 Status DeleteServeRows(sqlite3* db, const std::string& serve_id) {
   Stmt s;
@@ -32,8 +83,8 @@ Status InsertLoad(sqlite3* db, const std::string& serve_id, int64_t now_ms, cons
   STRANGLER_RETURN_IF_ERROR(
       s.Prepare(db,
                 "INSERT OR REPLACE INTO instance_load (serve, backend, instance, max_conns, open, "
-                "idle, in_use, queued, queue_waits, queue_503, connect_failures, updated_ms) "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"));
+                "idle, in_use, queued, queue_waits, queue_503, connect_failures, updated_ms, health) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"));
   s.Bind(1, serve_id);
   s.Bind(2, l.backend);
   s.Bind(3, l.instance);
@@ -46,6 +97,7 @@ Status InsertLoad(sqlite3* db, const std::string& serve_id, int64_t now_ms, cons
   s.Bind(10, l.queue_503);
   s.Bind(11, l.connect_failures);
   s.Bind(12, now_ms);
+  s.Bind(13, HealthJson(l));
   return s.Run();
 }
 
@@ -61,6 +113,7 @@ Result<std::pair<std::string, InstanceLoad>> LoadFromRow(const Stmt& s) {
   l.queue_waits = s.Int(8);
   l.queue_503 = s.Int(9);
   l.connect_failures = s.Int(10);
+  ReadHealthJson(s.Text(11), &l);
   return std::make_pair(s.Text(0), std::move(l));
 }
 

@@ -1,0 +1,51 @@
+// Active health checks of one backend instance (--health-path): a thread of
+// its own, off the request path, that sends `GET path` every `every_ms` on a
+// new connection and reports each result to the instance's InstanceHealth.
+// A check passes on a 2xx or 3xx status line within `timeout_ms` of its
+// start (connect included); a refusal, a timeout, or anything else fails it.
+// The thread starts with the first Configure that names a path and idles
+// while none does. Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "proxy/instance_health.h"
+
+namespace strangler {
+
+class HealthProbe {
+ public:
+  HealthProbe(std::string host, uint16_t port, InstanceHealth* health);
+  ~HealthProbe();  // stops the thread (a check in progress ends within 100 ms)
+  HealthProbe(const HealthProbe&) = delete;
+  HealthProbe& operator=(const HealthProbe&) = delete;
+
+  // From the backends that list the instance (each reload); "" stops checks.
+  void Configure(const std::string& path, int every_ms, int timeout_ms);
+
+  // One check, as the thread runs it: passed, and what it saw in *what.
+  // Ends early (failed) when *stop becomes true.
+  static bool CheckOnce(const std::string& host, uint16_t port, const std::string& path,
+                        int timeout_ms, const std::atomic<bool>* stop, std::string* what);
+
+ private:
+  void Run();
+
+  const std::string host_;
+  const uint16_t port_;
+  InstanceHealth* const health_;
+  std::mutex mu_;  // guards what follows
+  std::condition_variable cv_;
+  std::string path_;
+  int every_ms_ = 0;
+  int timeout_ms_ = 0;
+  std::atomic<bool> stop_{false};  // also read by a check in progress
+  std::thread thread_;
+};
+
+}  // namespace strangler

@@ -1,0 +1,136 @@
+#include "proxy/instance_health.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "base/time.h"
+#include "rules/rules.h"
+
+namespace strangler {
+namespace {
+
+int64_t ToUnixMs(InstanceHealth::Clock::time_point t, InstanceHealth::Clock::time_point now) {
+  return NowUnixMs() + std::chrono::duration_cast<std::chrono::milliseconds>(t - now).count();
+}
+
+}  // namespace
+
+void InstanceHealth::SetPolicy(int eject_after, int eject_for_ms) {
+  eject_after_.store(eject_after, std::memory_order_relaxed);
+  eject_for_ms_.store(eject_for_ms, std::memory_order_relaxed);
+}
+
+void InstanceHealth::EndRun() {
+  std::lock_guard<std::mutex> lock(mu_);
+  failures_.store(0, std::memory_order_relaxed);
+  ejections_ = 0;
+}
+
+void InstanceHealth::Failed(const char* what) {
+  const Clock::time_point now = Clock::now();
+  std::lock_guard<std::mutex> lock(mu_);
+  last_failure_ = what;
+  const int failures = failures_.load(std::memory_order_relaxed) + 1;
+  failures_.store(failures, std::memory_order_relaxed);
+  const int after = eject_after_.load(std::memory_order_relaxed);
+  // Requests still reach an ejected instance when every instance of its
+  // backend is out (panic mode): their failures do not lengthen the
+  // ejection.
+  if (after <= 0 || failures < after ||
+      now.time_since_epoch().count() < ejected_until_.load(std::memory_order_relaxed)) {
+    return;
+  }
+  ++ejections_;
+  int64_t ms = eject_for_ms_.load(std::memory_order_relaxed);
+  for (int i = 1; i < ejections_ && ms < kMaxEjectForMs; ++i) ms *= 2;
+  ms = std::min<int64_t>(ms, kMaxEjectForMs);
+  ejected_until_.store((now + std::chrono::milliseconds(ms)).time_since_epoch().count(),
+                       std::memory_order_relaxed);
+  // Once back, the next failure takes it out again.
+  failures_.store(after - 1, std::memory_order_relaxed);
+  ++ejection_serial_;
+  ejection_text_ = "instance " + label_ + " ejected for " + FormatDurationMs(ms) + " after " +
+                   std::to_string(failures) + " consecutive failure" +
+                   (failures == 1 ? "" : "s") + " (last: " + what + ")" +
+                   (ejections_ > 1 ? ", ejection " + std::to_string(ejections_) + " in a row"
+                                   : std::string());
+}
+
+void InstanceHealth::Tick(Clock::time_point now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (logged_ejection_ != ejection_serial_) {
+    logged_ejection_ = ejection_serial_;
+    spdlog::warn("{}", ejection_text_);
+    logged_out_ = true;
+  }
+  if (logged_out_ &&
+      now.time_since_epoch().count() >= ejected_until_.load(std::memory_order_relaxed)) {
+    logged_out_ = false;
+    spdlog::info("instance {} back in rotation (its ejection ran out)", label_);
+  }
+}
+
+void InstanceHealth::SetChecked(bool checked) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (checked_ == checked) return;
+  checked_ = checked;
+  passes_ = fails_ = 0;
+  if (!checked && check_down_.load(std::memory_order_relaxed)) {
+    check_down_.store(false, std::memory_order_relaxed);
+    spdlog::info("instance {} back in rotation (no longer checked)", label_);
+  }
+}
+
+void InstanceHealth::CheckResult(bool passed, const std::string& what) {
+  constexpr int kPassesToUp = 2, kFailsToDown = 3;
+  std::lock_guard<std::mutex> lock(mu_);
+  last_check_ = what;
+  last_check_ms_ = NowUnixMs();
+  if (!passed) {
+    passes_ = 0;
+    if (++fails_ >= kFailsToDown && !check_down_.load(std::memory_order_relaxed)) {
+      check_down_.store(true, std::memory_order_relaxed);
+      spdlog::warn("instance {} down: {} checks failed in a row (last: {})", label_, fails_, what);
+    }
+    return;
+  }
+  fails_ = 0;
+  if (++passes_ < kPassesToUp) return;
+  if (check_down_.load(std::memory_order_relaxed)) {
+    check_down_.store(false, std::memory_order_relaxed);
+    spdlog::info("instance {} up: {} checks passed in a row ({})", label_, passes_, what);
+  }
+  // Passing checks end an ejection too: the instance answers again. One
+  // more failure takes it out again (for twice as long).
+  const Clock::time_point now = Clock::now();
+  if (ejected_until_.load(std::memory_order_relaxed) <= now.time_since_epoch().count()) return;
+  ejected_until_.store(0, std::memory_order_relaxed);
+  if (logged_ejection_ != ejection_serial_) {  // not told yet: first the ejection
+    logged_ejection_ = ejection_serial_;
+    spdlog::warn("{}", ejection_text_);
+  }
+  logged_out_ = false;
+  spdlog::info("instance {} back in rotation: {} checks passed in a row ({})", label_, passes_,
+               what);
+}
+
+HealthView InstanceHealth::View(Clock::time_point now) const {
+  HealthView v;
+  std::lock_guard<std::mutex> lock(mu_);
+  v.ejected = now.time_since_epoch().count() < ejected_until_.load(std::memory_order_relaxed);
+  v.failures = failures_.load(std::memory_order_relaxed);
+  v.ejections = ejections_;
+  if (v.ejected) {
+    Clock::time_point until{Clock::duration(ejected_until_.load(std::memory_order_relaxed))};
+    v.ejected_until_ms = ToUnixMs(until, now);
+  }
+  v.last_failure = last_failure_;
+  v.checked = checked_;
+  v.check_down = check_down_.load(std::memory_order_relaxed);
+  v.last_check = last_check_;
+  v.last_check_ms = last_check_ms_;
+  return v;
+}
+
+}  // namespace strangler
