@@ -181,6 +181,9 @@ TEST_CASE("cli: backend show prints each live serve's load of each instance, fre
         "           127.0.0.1:9003: 4 failures in a row, ejected 1x in a row; last: connection "
         "refused (web1 0.0.0.0:8080 pid 4711)\n");
 
+  // backend list counts what is in rotation across the serves: 9003 is out.
+  CHECK(s.Must({"backend", "list"}).out.find("10         1/2          http://127.0.0.1:9002") !=
+        std::string::npos);
   Json j = Json::parse(s.Must({"backend", "show", "orders", "--json"}).out);
   REQUIRE(j["load"].size() == 3);
   CHECK(j["load"][0] == Json{{"serve", "web1 0.0.0.0:8080 pid 4711"},

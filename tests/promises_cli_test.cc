@@ -43,10 +43,11 @@ TEST_CASE("cli: promise: backend list and backend show print aligned text") {
   // Sorted by name; the default marked; every URL of a backend on its row.
   s.Must({"backend", "set", "b", "--max-conns", "16"});
   CHECK(s.Must({"backend", "list"}).out ==
-        "NAME    DEFAULT  TIMEOUT  MAX-CONNS  URLS\n"
-        "b                30000ms  16         http://10.0.0.1:80\n"
-        "legacy  *        30000ms  -          http://127.0.0.1:9001\n"
-        "orders           2500ms   -          http://127.0.0.1:9002,http://127.0.0.1:9003/base\n");
+        "NAME    DEFAULT  TIMEOUT  MAX-CONNS  IN-ROTATION  URLS\n"
+        "b                30000ms  16         -            http://10.0.0.1:80\n"
+        "legacy  *        30000ms  -          -            http://127.0.0.1:9001\n"
+        "orders           2500ms   -          -            "
+        "http://127.0.0.1:9002,http://127.0.0.1:9003/base\n");
   CHECK(s.Must({"backend", "show", "orders"}).out ==
         "name:      orders\n"
         "default:   no\n"

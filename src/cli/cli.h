@@ -136,7 +136,12 @@ std::string FormatExplanation(const Json& j);
 // Left-aligned columns separated by two spaces; the last column is not padded.
 std::string FormatTable(const std::vector<std::string>& header,
                         const std::vector<std::vector<std::string>>& rows);
-std::string BackendTable(const std::vector<Backend>& backends);
+// What running serves report of backends' instances: (serve id, load), as
+// Store::ReadInstanceLoad returns them.
+using LoadRows = std::vector<std::pair<std::string, InstanceLoad>>;
+// One row per backend; IN-ROTATION counts the instances no running serve
+// reports out (ejected or down by checks), "-" when no serve reports it.
+std::string BackendTable(const std::vector<Backend>& backends, const LoadRows& load);
 std::string RoutesTable(const std::vector<Route>& routes);
 // "/api/orders GET,POST header:X-Beta=1" or "*" when the route matches all.
 std::string MatchSummary(const Route& r);
@@ -147,14 +152,11 @@ std::string SplitSummary(const Route& r);
 std::string ChangeSummary(const Json& before, const Json& after);
 std::string HistoryTable(const std::vector<ChangeRow>& rows);
 Json HistoryJson(const std::vector<ChangeRow>& rows);
-// What running serves report of a backend's instances: (serve id, load),
-// as Store::ReadInstanceLoad returns them.
-using LoadRows = std::vector<std::pair<std::string, InstanceLoad>>;
 // The backend's settings, then its load: one row per instance per serve, or
 // a line saying that no running serve reported it.
 std::string DescribeBackend(const Backend& b, const LoadRows& load);
 // [{"serve", "instance", "max_conns", "open", "idle", "in_use", "queued",
-//   "queue_waits", "queue_503", "connect_failures"}]
+//   "queue_waits", "queue_503", "connect_failures", and the health fields}]
 Json LoadJson(const LoadRows& load);
 std::string DescribeRoute(const Route& r);
 

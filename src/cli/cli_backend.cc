@@ -146,7 +146,9 @@ Status List(CliContext& ctx, const BackendArgs& a) {
   } else if (list->empty()) {
     *ctx.out << "no backends yet; add one with 'strangler backend add NAME URL'\n";
   } else {
-    *ctx.out << BackendTable(list.value());
+    auto load = (*store)->ReadInstanceLoad("", NowUnixMs() - kLoadFreshMs);
+    if (!load.ok()) return load.status();
+    *ctx.out << BackendTable(list.value(), load.value());
   }
   return Status::Ok();
 }
@@ -273,7 +275,9 @@ void RegisterBackendCommands(CLI::App& app, CliContext& ctx) {
   {
     auto a = std::make_shared<BackendArgs>();
     CLI::App* cmd = group->add_subcommand(
-        "list", "List backends (NAME, DEFAULT, TIMEOUT, MAX-CONNS per instance, URLS)");
+        "list",
+        "List backends (NAME, DEFAULT, TIMEOUT, MAX-CONNS per instance, IN-ROTATION: instances "
+        "no running serve reports ejected or down, URLS)");
     cmd->add_flag("--json", a->json, "print a JSON array of backend objects");
     OnRun(cmd, ctx, a, List);
   }

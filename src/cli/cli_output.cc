@@ -2,6 +2,7 @@
 // as JSON. No I/O: callers print the returned strings.
 #include <algorithm>
 #include <cstdio>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -75,13 +76,26 @@ std::string FormatTable(const std::vector<std::string>& header,
   return out;
 }
 
-std::string BackendTable(const std::vector<Backend>& backends) {
+std::string BackendTable(const std::vector<Backend>& backends, const LoadRows& load) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& b : backends) {
+    std::set<std::string> reported, out;
+    for (const auto& [serve, l] : load) {
+      if (l.backend != b.name) continue;
+      reported.insert(l.instance);
+      if (l.ejected || l.check_down) out.insert(l.instance);
+    }
+    std::string rotation = "-";
+    if (!reported.empty()) {
+      rotation = std::to_string(reported.size() - out.size()) + "/" +
+                 std::to_string(reported.size());
+      if (out.size() == reported.size()) rotation += " (all out)";
+    }
     rows.push_back({b.name, b.is_default ? "*" : "", std::to_string(b.timeout_ms) + "ms",
-                    b.max_conns > 0 ? std::to_string(b.max_conns) : "-", Join(b.urls, ",")});
+                    b.max_conns > 0 ? std::to_string(b.max_conns) : "-", rotation,
+                    Join(b.urls, ",")});
   }
-  return FormatTable({"NAME", "DEFAULT", "TIMEOUT", "MAX-CONNS", "URLS"}, rows);
+  return FormatTable({"NAME", "DEFAULT", "TIMEOUT", "MAX-CONNS", "IN-ROTATION", "URLS"}, rows);
 }
 
 std::string MatchSummary(const Route& r) {

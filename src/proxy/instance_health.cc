@@ -24,11 +24,15 @@ void InstanceHealth::SetPolicy(int eject_after, int eject_for_ms) {
 void InstanceHealth::EndRun() {
   std::lock_guard<std::mutex> lock(mu_);
   failures_.store(0, std::memory_order_relaxed);
-  ejections_ = 0;
+  ejections_.store(0, std::memory_order_relaxed);
 }
 
-void InstanceHealth::Failed(const char* what) {
-  const Clock::time_point now = Clock::now();
+void InstanceHealth::LogReturnLocked(const std::string& why) {
+  logged_out_ = false;
+  spdlog::info("instance {} back in rotation ({})", label_, why);
+}
+
+bool InstanceHealth::Failed(const char* what, Clock::time_point now) {
   std::lock_guard<std::mutex> lock(mu_);
   last_failure_ = what;
   const int failures = failures_.load(std::memory_order_relaxed) + 1;
@@ -37,37 +41,31 @@ void InstanceHealth::Failed(const char* what) {
   // Requests still reach an ejected instance when every instance of its
   // backend is out (panic mode): their failures do not lengthen the
   // ejection.
-  if (after <= 0 || failures < after ||
-      now.time_since_epoch().count() < ejected_until_.load(std::memory_order_relaxed)) {
-    return;
-  }
-  ++ejections_;
+  const Clock::rep until = ejected_until_.load(std::memory_order_relaxed);
+  if (after <= 0 || failures < after || now.time_since_epoch().count() < until) return false;
+  const int ejections = ejections_.load(std::memory_order_relaxed) + 1;
+  ejections_.store(ejections, std::memory_order_relaxed);
   int64_t ms = eject_for_ms_.load(std::memory_order_relaxed);
-  for (int i = 1; i < ejections_ && ms < kMaxEjectForMs; ++i) ms *= 2;
+  for (int i = 1; i < ejections && ms < kMaxEjectForMs; ++i) ms *= 2;
   ms = std::min<int64_t>(ms, kMaxEjectForMs);
   ejected_until_.store((now + std::chrono::milliseconds(ms)).time_since_epoch().count(),
                        std::memory_order_relaxed);
   // Once back, the next failure takes it out again.
   failures_.store(after - 1, std::memory_order_relaxed);
-  ++ejection_serial_;
-  ejection_text_ = "instance " + label_ + " ejected for " + FormatDurationMs(ms) + " after " +
-                   std::to_string(failures) + " consecutive failure" +
-                   (failures == 1 ? "" : "s") + " (last: " + what + ")" +
-                   (ejections_ > 1 ? ", ejection " + std::to_string(ejections_) + " in a row"
-                                   : std::string());
+  if (logged_out_) LogReturnLocked("its ejection ran out");  // Tick had not said so yet
+  logged_out_ = true;
+  spdlog::warn("instance {} ejected for {} after {} consecutive failure{} (last: {}){}", label_,
+               FormatDurationMs(ms), failures, failures == 1 ? "" : "s", what,
+               ejections > 1 ? ", ejection " + std::to_string(ejections) + " in a row"
+                             : std::string());
+  return true;
 }
 
 void InstanceHealth::Tick(Clock::time_point now) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (logged_ejection_ != ejection_serial_) {
-    logged_ejection_ = ejection_serial_;
-    spdlog::warn("{}", ejection_text_);
-    logged_out_ = true;
-  }
   if (logged_out_ &&
       now.time_since_epoch().count() >= ejected_until_.load(std::memory_order_relaxed)) {
-    logged_out_ = false;
-    spdlog::info("instance {} back in rotation (its ejection ran out)", label_);
+    LogReturnLocked("its ejection ran out");
   }
 }
 
@@ -106,13 +104,7 @@ void InstanceHealth::CheckResult(bool passed, const std::string& what) {
   const Clock::time_point now = Clock::now();
   if (ejected_until_.load(std::memory_order_relaxed) <= now.time_since_epoch().count()) return;
   ejected_until_.store(0, std::memory_order_relaxed);
-  if (logged_ejection_ != ejection_serial_) {  // not told yet: first the ejection
-    logged_ejection_ = ejection_serial_;
-    spdlog::warn("{}", ejection_text_);
-  }
-  logged_out_ = false;
-  spdlog::info("instance {} back in rotation: {} checks passed in a row ({})", label_, passes_,
-               what);
+  LogReturnLocked(std::to_string(passes_) + " checks passed in a row: " + what);
 }
 
 HealthView InstanceHealth::View(Clock::time_point now) const {
@@ -120,7 +112,7 @@ HealthView InstanceHealth::View(Clock::time_point now) const {
   std::lock_guard<std::mutex> lock(mu_);
   v.ejected = now.time_since_epoch().count() < ejected_until_.load(std::memory_order_relaxed);
   v.failures = failures_.load(std::memory_order_relaxed);
-  v.ejections = ejections_;
+  v.ejections = ejections_.load(std::memory_order_relaxed);
   if (v.ejected) {
     Clock::time_point until{Clock::duration(ejected_until_.load(std::memory_order_relaxed))};
     v.ejected_until_ms = ToUnixMs(until, now);

@@ -57,23 +57,32 @@ class InstanceHealth {
   }
   // An answer came (whatever its status).
   void Answered() {
-    if (failures_.load(std::memory_order_relaxed) != 0) EndRun();
+    if (failures_.load(std::memory_order_relaxed) != 0 ||
+        ejections_.load(std::memory_order_relaxed) != 0) {
+      EndRun();
+    }
   }
   // The instance could not be reached or did not answer: `what` says how.
-  void Failed(const char* what);
+  // True when this failure ejected it (its queued requests should go
+  // elsewhere).
+  bool Failed(const char* what, Clock::time_point now = Clock::now());
 
   // Active checks: whether they run (an instance no backend checks any more
   // is marked up), and each result. `what` describes it ("GET /h: 503").
   void SetChecked(bool checked);
   void CheckResult(bool passed, const std::string& what);
 
-  // Logs (to stderr, through spdlog) an ejection or a return to rotation
-  // not logged yet. On serve's thread, about once a tick.
+  // Logs (to stderr, through spdlog) the return of an instance whose
+  // ejection ran out, once. On serve's thread, about once a tick. (An
+  // ejection is logged when it happens, preceded by the return from the
+  // one before when Tick had not logged that yet: one line per event, in
+  // order.)
   void Tick(Clock::time_point now);
   HealthView View(Clock::time_point now) const;
 
  private:
   void EndRun();
+  void LogReturnLocked(const std::string& why);  // under mu_
 
   const std::string label_;  // host:port, for the log
   std::atomic<int> eject_after_{0};
@@ -82,14 +91,11 @@ class InstanceHealth {
   std::atomic<Clock::rep> ejected_until_{0};  // steady clock ticks
   std::atomic<bool> check_down_{false};
 
+  std::atomic<int> ejections_{0};  // in a row; written under mu_
+
   mutable std::mutex mu_;  // guards what follows
-  int ejections_ = 0;
   std::string last_failure_;
-  // For Tick: the ejection it has logged (0: none), and the one to log.
-  int64_t logged_ejection_ = 0;
-  int64_t ejection_serial_ = 0;
-  std::string ejection_text_;
-  bool logged_out_ = false;
+  bool logged_out_ = false;  // an ejection was logged, its end not yet
   // Active checks.
   bool checked_ = false;
   int passes_ = 0, fails_ = 0;  // in a row

@@ -280,8 +280,9 @@ void Mirror::Process(MirrorJob& job, ReadBuffer* read_buf) {
         Finish(job, nullptr,
                err == ConnectError::kTimeout
                    ? "did not accept a connection within " + std::to_string(connect_ms) + " ms"
-               : err == ConnectError::kRefused ? std::string("refused the connection")
-                                               : std::string("could not be reached"));
+               : err == ConnectError::kRefused    ? std::string("refused the connection")
+               : err == ConnectError::kUnresolved ? "has no address: " + t.instance->ResolveError()
+                                                  : std::string("could not be reached"));
         return;
       }
     }

@@ -41,6 +41,11 @@ Result<HostPort> ParseHostPort(std::string_view text) {
   return hp;
 }
 
+bool IsAddressLiteral(const std::string& host) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
 Result<ResolvedAddr> Resolve(const std::string& host, uint16_t port) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;

@@ -32,7 +32,10 @@ struct ResolvedAddr {
 Result<ResolvedAddr> Resolve(const std::string& host, uint16_t port);
 
 // Why a connection attempt failed (fio::Connect).
-enum class ConnectError { kNone, kRefused, kTimeout, kOther };
+enum class ConnectError { kNone, kRefused, kTimeout, kUnresolved, kOther };
+
+// True when `host` is an IPv4 or IPv6 address literal (no lookup needed).
+bool IsAddressLiteral(const std::string& host);
 
 void SetNoDelay(int fd);
 

@@ -166,6 +166,7 @@ std::string Session::FailureText() const {
   const Backend& b = up_.backend();
   switch (up_.failure()) {
     case Failure::kRefused: return msg + "refused the connection";
+    case Failure::kUnresolved: return msg + "has no address: " + up_.resolve_error();
     case Failure::kConnectTimeout:
       return msg + "did not accept a connection within " +
              std::to_string(up_.connect_timeout_ms()) + " ms";

@@ -15,7 +15,42 @@ Instance::Instance(std::string host, uint16_t port, int workers, int idle_ms)
       idle_ms_(idle_ms),
       health_(HostPortText(host_, port_)),
       probe_(host_, port_, &health_),
-      idle_(static_cast<size_t>(workers)) {}
+      idle_(static_cast<size_t>(workers)) {
+  // An address literal needs no lookup (getaddrinfo does not block on one).
+  if (IsAddressLiteral(host_)) {
+    auto r = Resolve(host_, port_);
+    if (r.ok()) {
+      addr_ = r.value();
+      has_addr_ = true;
+      literal_ = true;
+    }
+  }
+}
+
+void Instance::RefreshAddress(std::chrono::steady_clock::time_point now) {
+  {
+    std::lock_guard<std::mutex> lock(addr_mu_);
+    if (literal_ || now < next_resolve_) return;
+  }
+  auto r = Resolve(host_, port_);  // may block: not under the lock
+  std::lock_guard<std::mutex> lock(addr_mu_);
+  if (r.ok()) {
+    addr_ = r.value();
+    has_addr_ = true;
+    resolve_error_.clear();
+    next_resolve_ = now + std::chrono::seconds(30);
+  } else {
+    // The last address (if any) stays in use until a lookup succeeds.
+    resolve_error_ = r.status().message();
+    next_resolve_ = now + std::chrono::seconds(5);
+  }
+}
+
+std::string Instance::ResolveError() const {
+  std::lock_guard<std::mutex> lock(addr_mu_);
+  if (has_addr_) return "";
+  return resolve_error_.empty() ? "'" + host_ + "' not looked up yet" : resolve_error_;
+}
 
 Instance::~Instance() {
   for (auto& list : idle_) {
@@ -204,6 +239,7 @@ Instance::Got Instance::Queue(int worker, int timeout_ms, int* fd) {
       return Got::kFull;
     }
   }
+  if (w.ejected) return Got::kEjected;
   if (w.fd < 0) return Got::kSlot;
   if (w.moved) fio::Adopt(w.fd);
   // Checked as a pooled one is, after the same quiet time: a byte the
@@ -214,26 +250,26 @@ Instance::Got Instance::Queue(int worker, int timeout_ms, int* fd) {
 
 int Instance::Connect(int timeout_ms, ConnectError* err) {
   int fd = -1;
-  if (!resolved_.load(std::memory_order_acquire)) {
-    std::lock_guard<std::mutex> lock(resolve_mu_);
-    if (!resolved_.load(std::memory_order_relaxed)) {
-      auto r = Resolve(host_, port_);
-      if (r.ok()) {
-        addr_ = r.value();
-        resolved_.store(true, std::memory_order_release);
-      }
-    }
+  ResolvedAddr addr;
+  bool has_addr;
+  {
+    std::lock_guard<std::mutex> lock(addr_mu_);
+    has_addr = has_addr_;
+    addr = addr_;
   }
-  if (resolved_.load(std::memory_order_acquire)) {
-    fd = fio::Connect(addr_, timeout_ms, err);
+  if (has_addr) {
+    fd = fio::Connect(addr, timeout_ms, err);
   } else {
-    *err = ConnectError::kOther;
+    *err = ConnectError::kUnresolved;  // the resolver thread has no address (yet)
   }
   if (fd >= 0) return fd;
   connect_failures_.fetch_add(1, std::memory_order_relaxed);
-  health_.Failed(*err == ConnectError::kTimeout ? "connect timed out"
-                 : resolved_.load(std::memory_order_acquire) ? "connection refused"
-                                                               : "name not resolved");
+  // Before the slot goes back: the waiters an ejection wakes leave the
+  // queue, so the slot is not granted to one of them.
+  ReportFailure(*err == ConnectError::kTimeout      ? "connect timed out"
+                : *err == ConnectError::kUnresolved ? "name not resolved"
+                : *err == ConnectError::kRefused    ? "connection refused"
+                                                    : "connect failed");
   fio::Parking wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -330,19 +366,45 @@ InstanceLoad Instance::Load() const {
   return l;
 }
 
-size_t BackendTarget::Pick(size_t from, const Instance* skip, bool* all_down) const {
+size_t BackendTarget::Pick(uint32_t turn, const Instance* skip, bool* all_down) const {
   const size_t n = instances.size();
   const auto now = InstanceHealth::Clock::now();
-  size_t skipped = n;
-  for (size_t k = 0; k < n; ++k) {
-    size_t i = (from + k) % n;
-    if (!instances[i]->health().Usable(now)) continue;
-    if (instances[i] != skip) return i;
-    skipped = i;
+  auto in_rotation = [&](size_t i) {
+    return instances[i] != skip && instances[i]->health().Usable(now);
+  };
+  size_t usable = 0;
+  for (size_t i = 0; i < n; ++i) usable += in_rotation(i);
+  if (usable == 0) {
+    for (size_t i = 0; i < n; ++i) {
+      if (instances[i] == skip && skip->health().Usable(now)) return i;
+    }
+    *all_down = true;
+    return turn % n;
   }
-  if (skipped < n) return skipped;
-  *all_down = true;
-  return from % n;
+  // The (turn % usable)-th instance in rotation.
+  size_t k = turn % usable;
+  for (size_t i = 0; i < n; ++i) {
+    if (in_rotation(i) && k-- == 0) return i;
+  }
+  return turn % n;  // not reached
+}
+
+void Instance::ReportFailure(const char* what) {
+  if (!health_.Failed(what)) return;
+  // Ejected: its waiting requests pick again among those still in rotation
+  // rather than wait for a slot here.
+  std::vector<fio::Parking> wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Waiter* w : queue_) {
+      w->granted = true;
+      w->ejected = true;
+      wake.push_back(w->parking);
+    }
+    queue_.clear();
+    queued_.store(0, std::memory_order_relaxed);
+  }
+  for (const fio::Parking& p : wake) fio::Unpark(p);
 }
 
 bool BackendTarget::AllDown() const {
@@ -357,10 +419,34 @@ void Upstreams::HealthTick() {
   for (auto& [key, instance] : instances_) instance->health().Tick(now);
 }
 
+Upstreams::~Upstreams() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_resolver_ = true;
+  }
+  resolve_cv_.notify_all();
+  if (resolver_.joinable()) resolver_.join();
+}
+
+void Upstreams::ResolveLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_resolver_) {
+    std::vector<Instance*> all;
+    for (auto& [key, instance] : instances_) all.push_back(instance.get());
+    lock.unlock();
+    // Instances live as long as this object; lookups block here only.
+    for (Instance* i : all) i->RefreshAddress(std::chrono::steady_clock::now());
+    lock.lock();
+    resolve_cv_.wait_for(lock, std::chrono::milliseconds(250), [this] { return stop_resolver_; });
+  }
+}
+
 std::shared_ptr<const ProxySnapshot> Upstreams::MakeSnapshot(
     std::shared_ptr<const RouteTable> table) {
   auto snap = std::make_shared<ProxySnapshot>();
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!resolver_.joinable()) resolver_ = std::thread([this] { ResolveLoop(); });
+  std::vector<Instance*> fresh;  // made now: looked up before the snapshot is used
   for (const Backend& b : table->backends()) {
     auto target = std::make_unique<BackendTarget>();
     target->backend = &b;
@@ -370,7 +456,10 @@ std::shared_ptr<const ProxySnapshot> Upstreams::MakeSnapshot(
       std::string key = url->host + "|" + std::to_string(url->port);
       auto& slot = instances_[key];
       // One pool slot per worker, and the Mirror's after them.
-      if (!slot) slot = std::make_unique<Instance>(url->host, url->port, workers_ + 1, idle_ms_);
+      if (!slot) {
+        slot = std::make_unique<Instance>(url->host, url->port, workers_ + 1, idle_ms_);
+        fresh.push_back(slot.get());
+      }
       target->instances.push_back(slot.get());
       target->base_paths.push_back(url->base_path);
     }
@@ -478,6 +567,11 @@ std::shared_ptr<const ProxySnapshot> Upstreams::MakeSnapshot(
     snap->routes.push_back(std::move(extras));
   }
   snap->table = std::move(table);
+  // The first lookup of a new instance's name, on the caller's thread
+  // (serve's, at start and reload), outside the lock that workers' housekeeping
+  // takes; the resolver thread keeps it fresh from then on.
+  lock.unlock();
+  for (Instance* i : fresh) i->RefreshAddress(std::chrono::steady_clock::now());
   return snap;
 }
 

@@ -10,8 +10,10 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <condition_variable>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -38,6 +40,7 @@ class Instance {
     kPooled,  // *fd: an idle pooled connection, checked open and clean
     kSlot,    // room under the cap: the caller connects (Connect)
     kFull,    // at the cap (Take), or the wait in the queue ended (Queue)
+    kEjected, // (Queue) the instance was ejected while the request waited
   };
 
   // The cap on connections (--max-conns; 0: none). Raising or removing it
@@ -85,13 +88,23 @@ class Instance {
 
   int64_t queued() const { return queued_.load(std::memory_order_relaxed); }
   InstanceLoad Load() const;  // backend name left empty
-  // Whether it takes requests (passive ejection); outcomes are reported to it.
+  // Whether it takes requests (passive ejection); answers are reported to
+  // it, failures through ReportFailure.
   InstanceHealth& health() { return health_; }
+  // A failure (`what`: how). When it ejects the instance, the requests
+  // queued for it are woken to go elsewhere (Queue says kEjected).
+  void ReportFailure(const char* what);
   const InstanceHealth& health() const { return health_; }
   // Active checks (--health-path; "" for none).
   void ConfigureChecks(const std::string& path, int every_ms, int timeout_ms) {
     probe_.Configure(path, every_ms, timeout_ms);
   }
+  // Looks the host name up again when due: 30 s after a success, 5 s after
+  // a failure (the last address is kept meanwhile). Blocks in the
+  // resolver: call from Upstreams' resolver thread only.
+  void RefreshAddress(std::chrono::steady_clock::time_point now);
+  // Why the host has no address yet ("" when it has one).
+  std::string ResolveError() const;
   const std::string& host() const { return host_; }
   uint16_t port() const { return port_; }
 
@@ -111,6 +124,7 @@ class Instance {
     bool granted = false;
     int fd = -1;         // granted a released connection (else a slot)
     bool moved = false;  // that connection was registered with another worker
+    bool ejected = false;  // woken without a grant: the instance was ejected
     Clock::time_point released;
   };
   // Closes the sockets of `idle` that have been idle too long (the oldest
@@ -145,9 +159,13 @@ class Instance {
   HealthProbe probe_;  // after health_, which it reports to
   std::atomic<int> max_conns_{0};
   std::atomic<int64_t> settle_us_{1000};
-  std::mutex resolve_mu_;  // guards the resolution only
-  std::atomic<bool> resolved_{false};
+  // The address, resolved off the request path (RefreshAddress).
+  mutable std::mutex addr_mu_;  // guards what follows
+  bool has_addr_ = false;
   ResolvedAddr addr_;
+  std::string resolve_error_;  // the last lookup's failure ("" after a success)
+  Clock::time_point next_resolve_{};  // due at once
+  bool literal_ = false;  // an address literal: never looked up again
 
   mutable std::mutex mu_;  // guards what follows
   std::vector<std::deque<Idle>> idle_;  // per worker (and the Mirror's slot)
@@ -165,11 +183,12 @@ struct BackendTarget {
   std::vector<std::string> base_paths;  // parallel to instances
   mutable std::atomic<uint32_t> next{0};
 
-  // The index of the first instance in rotation from `from` on (in turn);
-  // `from` itself, with *all_down, when every instance is out (panic mode:
-  // they take requests in turn anyway). `skip` is passed over unless it is
-  // the only one in rotation.
-  size_t Pick(size_t from, const Instance* skip, bool* all_down) const;
+  // The instance for request number `turn`: the instances in rotation
+  // take turns evenly (an instance out of rotation does not hand its turns
+  // to its neighbour); turn % n, with *all_down, when every instance is out
+  // (panic mode: they take requests in turn anyway). `skip` is passed over
+  // unless it is the only one in rotation.
+  size_t Pick(uint32_t turn, const Instance* skip, bool* all_down) const;
   bool AllDown() const;
 };
 
@@ -198,6 +217,7 @@ struct ProxySnapshot {
 class Upstreams {
  public:
   Upstreams() = default;
+  ~Upstreams();  // stops the resolver thread before the instances go
   Upstreams(const Upstreams&) = delete;
   Upstreams& operator=(const Upstreams&) = delete;
   // Before the first MakeSnapshot.
@@ -223,6 +243,12 @@ class Upstreams {
   int idle_ms_ = 30000;
   std::unordered_map<std::string, std::unique_ptr<Instance>> instances_;
   std::unordered_map<std::string, std::unique_ptr<RouteCounters>> counters_;  // by route
+  // Looks host names up off the request path (Instance::RefreshAddress),
+  // started with the first snapshot that names one.
+  void ResolveLoop();
+  std::condition_variable resolve_cv_;  // with mu_
+  bool stop_resolver_ = false;          // guarded by mu_
+  std::thread resolver_;
 };
 
 }  // namespace strangler

@@ -30,8 +30,8 @@ void UpstreamAttempt::Begin(const BackendTarget* target) {
   target_ = target;
   s_ = State{};
   size_t n = target->instances.size();
-  size_t from = n == 1 ? 0 : target->next.fetch_add(1, std::memory_order_relaxed) % n;
-  UseInstance(target->Pick(from, nullptr, &s_.all_down));
+  uint32_t turn = n == 1 ? 0 : target->next.fetch_add(1, std::memory_order_relaxed);
+  UseInstance(target->Pick(turn, nullptr, &s_.all_down));
 }
 
 void UpstreamAttempt::UseInstance(size_t pick) {
@@ -55,7 +55,7 @@ bool UpstreamAttempt::NextInstance() {
   size_t n = target_->instances.size();
   if (n < 2 || sent_ > 0) return false;
   bool all_down = false;
-  size_t next = target_->Pick(pick_ + 1, instance_, &all_down);
+  size_t next = target_->Pick(static_cast<uint32_t>(pick_ + 1), instance_, &all_down);
   // Only this one in rotation: the next in turn all the same.
   SwitchInstance(next == pick_ ? (pick_ + 1) % n : next);
   return true;
@@ -66,10 +66,27 @@ bool UpstreamAttempt::Reconnect() {
   if (Connect(true)) return true;
   // The instance is gone (killed, restarting): nothing was sent on this
   // connection, so another instance takes the request.
-  if (s_.failure != Failure::kRefused && s_.failure != Failure::kConnectTimeout) return false;
+  if (s_.failure != Failure::kRefused && s_.failure != Failure::kConnectTimeout &&
+      s_.failure != Failure::kUnresolved) {
+    return false;
+  }
   s_.failed_instance = instance_;
   if (!NextInstance()) return false;
+  s_.moved = true;
   s_.failure = Failure::kNone;
+  return Connect(false);
+}
+
+bool UpstreamAttempt::ToAnotherInstance() {
+  instance_->ReportFailure("connection reset or closed before an answer");
+  Close();
+  sent_ = 0;
+  s_.failed_instance = instance_;
+  if (!NextInstance()) {
+    s_.failure = Failure::kFailed;
+    return false;
+  }
+  s_.moved = true;
   return Connect(false);
 }
 
@@ -78,18 +95,19 @@ void UpstreamAttempt::Judge() {
   if (instance == nullptr) return;
   switch (s_.failure) {
     case Failure::kNone: instance->health().Answered(); break;
-    case Failure::kTimeout: instance->health().Failed("no answer in time"); break;
+    case Failure::kTimeout: instance->ReportFailure("no answer in time"); break;
     case Failure::kFailed:
       // A 5xx refused for a fallback is an answer; a client that went away
       // says nothing of the backend.
       if (s_.refused_status != 0) {
         instance->health().Answered();
       } else if (s_.connected) {
-        instance->health().Failed("connection reset or closed before an answer");
+        instance->ReportFailure("connection reset or closed before an answer");
       }
       break;
     case Failure::kRefused:         // counted by Instance::Connect
     case Failure::kConnectTimeout:  // likewise
+    case Failure::kUnresolved:      // likewise
     case Failure::kQueue: break;
   }
 }
@@ -115,7 +133,9 @@ bool UpstreamAttempt::Connect(bool fresh) {
     // The answer's timeout bounds the connect too, when it is the shorter.
     fd = instance_->Connect(connect_timeout_ms(), &err);
     if (fd < 0) {
-      s_.failure = err == ConnectError::kTimeout ? Failure::kConnectTimeout : Failure::kRefused;
+      s_.failure = err == ConnectError::kTimeout      ? Failure::kConnectTimeout
+                   : err == ConnectError::kUnresolved ? Failure::kUnresolved
+                                                      : Failure::kRefused;
       return false;
     }
   }
@@ -126,39 +146,58 @@ bool UpstreamAttempt::Connect(bool fresh) {
 
 Instance::Got UpstreamAttempt::TakeAny(int* fd) {
   const int worker = fio::WorkerIndex();
-  Instance::Got got = instance_->Take(worker, false, fd);
-  if (got != Instance::Got::kFull) return got;
-  const size_t n = target_->instances.size();
-  size_t shortest = pick_;
-  int64_t queued = 0;
-  for (size_t k = 1; k <= n; ++k) {
-    size_t i = (pick_ + k) % n;
-    Instance* other = target_->instances[i];
-    if (other == s_.failed_instance) continue;  // its connect just failed
-    // Out of rotation: not even when it has room (unless all are out).
-    if (!s_.all_down && !other->health().Usable(InstanceHealth::Clock::now())) continue;
-    queued += other->queued();
-    if (other->queued() < target_->instances[shortest]->queued()) shortest = i;
-    if (i == pick_) continue;
-    got = other->Take(worker, false, fd);
-    if (got != Instance::Got::kFull) {
-      SwitchInstance(i);
-      return got;
-    }
-  }
-  const int max_queue = backend().max_queue;
-  if (max_queue > 0 && queued >= max_queue) {
-    instance_->CountQueueFull();
-    s_.queue_full = true;
-    s_.queue_ms = 0;
-    return Instance::Got::kFull;
-  }
-  if (shortest != pick_) SwitchInstance(shortest);
   const Clock::time_point t0 = Clock::now();
-  got = instance_->Queue(worker, backend().queue_timeout_ms, fd);
-  s_.started = Clock::now();  // upstream_ms leaves the wait out: queue_ms says it
-  s_.queue_ms = std::chrono::duration<double, std::milli>(s_.started - t0).count();
-  return got;
+  bool waited = false;
+  auto done = [&](Instance::Got got) {
+    if (waited) {
+      s_.started = Clock::now();  // upstream_ms leaves the wait out: queue_ms says it
+      s_.queue_ms = std::chrono::duration<double, std::milli>(s_.started - t0).count();
+    }
+    return got;
+  };
+  while (true) {
+    Instance::Got got = instance_->Take(worker, false, fd);
+    if (got != Instance::Got::kFull) return done(got);
+    const size_t n = target_->instances.size();
+    size_t shortest = pick_;
+    int64_t queued = 0;
+    for (size_t k = 1; k <= n; ++k) {
+      size_t i = (pick_ + k) % n;
+      Instance* other = target_->instances[i];
+      if (other == s_.failed_instance) continue;  // its connect just failed
+      // Out of rotation: not even when it has room (unless all are out).
+      if (!s_.all_down && !other->health().Usable(InstanceHealth::Clock::now())) continue;
+      queued += other->queued();
+      if (other->queued() < target_->instances[shortest]->queued()) shortest = i;
+      if (i == pick_) continue;
+      got = other->Take(worker, false, fd);
+      if (got != Instance::Got::kFull) {
+        SwitchInstance(i);
+        return done(got);
+      }
+    }
+    const int max_queue = backend().max_queue;
+    if (max_queue > 0 && queued >= max_queue) {
+      instance_->CountQueueFull();
+      s_.queue_full = true;
+      s_.queue_ms = 0;
+      return Instance::Got::kFull;
+    }
+    if (shortest != pick_) SwitchInstance(shortest);
+    // The whole wait, over instances, is bounded by --queue-timeout.
+    const int64_t left_ms =
+        backend().queue_timeout_ms -
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+    got = instance_->Queue(worker, static_cast<int>(std::max<int64_t>(left_ms, 1)), fd);
+    waited = true;
+    if (got != Instance::Got::kEjected) return done(got);
+    // The instance was ejected while the request waited: it picks again
+    // among the instances still in rotation.
+    bool all_down = false;
+    size_t next = target_->Pick(static_cast<uint32_t>(pick_ + 1), instance_, &all_down);
+    if (all_down) s_.all_down = true;
+    if (next != pick_) SwitchInstance(next);
+  }
 }
 
 fio::SendResult UpstreamAttempt::SendOnce() {
@@ -183,8 +222,9 @@ bool UpstreamAttempt::Send() {
       // Refused or not accepted in time: nothing was sent, so another
       // instance of the same backend takes the request, whatever its method
       // (as nginx's default proxy_next_upstream does).
-      bool no_connection =
-          s_.failure == Failure::kRefused || s_.failure == Failure::kConnectTimeout;
+      bool no_connection = s_.failure == Failure::kRefused ||
+                           s_.failure == Failure::kConnectTimeout ||
+                           s_.failure == Failure::kUnresolved;
       if (!no_connection) return false;
       // Not that one again, even when it has room and the others none.
       s_.failed_instance = instance_;
@@ -322,18 +362,27 @@ UpstreamAttempt::Outcome UpstreamAttempt::ReadAnswer(bool request_done, bool ide
                              : fio::Recv(fd_, in_.tail(), in_.room(), static_cast<int>(left_ms));
     if (n <= 0) {
       bool timed_out = n < 0 && errno == ETIMEDOUT;
-      if (!any_byte && !timed_out && s_.reused && s_.replayable && request_done && !s_.retried &&
+      // (Each at most once: a pooled connection's retry, and a move to
+      // another instance.)
+      const bool again = s_.reused && !s_.retried;
+      const bool elsewhere = !s_.reused && !s_.moved && target_->instances.size() > 1;
+      if (!any_byte && !timed_out && (again || elsewhere) && s_.replayable && request_done &&
           idempotent) {
-        // The pooled connection was closed by the backend before any byte
-        // of an answer, after the whole request was sent: most likely it was
-        // closed while idle, but the backend may also have acted on the
-        // request and died. Sent again, once, on a fresh connection only
-        // when doing it twice is harmless (RFC 9110 9.2.2); a POST gets 502,
-        // as from nginx and HAProxy. (A connection that failed while the
+        // The connection was closed by the backend before any byte of an
+        // answer, after the whole request was sent. A pooled one was most
+        // likely closed while idle: sent again on a fresh connection. A
+        // fresh one means this instance is failing: sent to another one (as
+        // nginx's proxy_next_upstream error does). The backend may also have
+        // acted on the request and died, so either only once, and only when
+        // doing it twice is harmless (RFC 9110 9.2.2); a POST gets 502, as
+        // from nginx and HAProxy. (A connection that failed while the
         // request was still being sent is retried whatever the method: the
         // backend never had the whole request.)
-        s_.retried = true;
-        if (Reconnect() && SendOnce() == fio::SendResult::kSent) continue;
+        if (again) s_.retried = true;
+        if ((again ? Reconnect() : ToAnotherInstance()) &&
+            SendOnce() == fio::SendResult::kSent) {
+          continue;
+        }
         if (s_.failure == Failure::kNone) s_.failure = Failure::kFailed;
         break;
       }

@@ -44,6 +44,7 @@ class UpstreamAttempt {
     kNone,
     kRefused,         // no connection: refused or unreachable
     kConnectTimeout,  // no connection within the backend's connect timeout
+    kUnresolved,      // no address for the instance's host name
     kQueue,           // every instance at its cap: the wait ended or the queue was full
     kTimeout,         // no (whole) answer within the backend's timeout
     kFailed,
@@ -120,6 +121,8 @@ class UpstreamAttempt {
   // Time this attempt waited for a connection under the cap (< 0: none).
   double queue_ms() const { return s_.queue_ms; }
   bool queue_full() const { return s_.queue_full; }  // kQueue without a wait
+  // Why the instance tried last has no address (kUnresolved).
+  std::string resolve_error() const { return instance_->ResolveError(); }
   // Every instance of the backend was out of rotation when the attempt
   // began: it went to one anyway (panic mode).
   bool all_down() const { return s_.all_down; }
@@ -138,6 +141,10 @@ class UpstreamAttempt {
   // again (from its first byte) on a fresh connection, of another instance
   // when this one refuses. False (failure() set) when there is none.
   bool Reconnect();
+  // A fresh connection closed before any answer: all of the (idempotent,
+  // whole) request goes to another instance; the failure is counted
+  // against this one. False (failure() set) when there is none.
+  bool ToAnotherInstance();
   // Before anything was sent: a connection of the instance in turn, else
   // of another instance with room, else a place in the queue of the one
   // with the fewest waiting. Switches instance_ as needed.
@@ -167,6 +174,7 @@ class UpstreamAttempt {
   struct State {
     Failure failure = Failure::kNone;
     bool connected = false, reused = false, retried = false;
+    bool moved = false;  // sent again to another instance after a connection dropped
     bool replayable = true;      // the whole request so far is in out_
     bool early_answer = false;   // the backend answered before the body was all sent
     bool relay_begun = false;    // BeginAnswer() ran

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <csignal>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -13,6 +14,7 @@
 #include <doctest/doctest.h>
 
 #include "harness.h"
+#include "script_backend.h"
 
 namespace strangler {
 namespace e2e {
@@ -67,6 +69,8 @@ struct Load {
   std::atomic<bool> stop{false};
   std::atomic<int> ok{0}, failed{0}, from_a{0};
   std::vector<std::thread> threads;
+  std::mutex mu;
+  std::vector<std::string> failures;  // the first few, for the message
   Load(uint16_t port, int clients) {
     for (int t = 0; t < clients; ++t) {
       threads.emplace_back([this, port] {
@@ -79,6 +83,10 @@ struct Load {
           HttpResponse r = c.Get("/load", {}, kHangGuardMs);
           if (!r.ok || r.status != 200) {
             ++failed;
+            {
+              std::lock_guard<std::mutex> l(mu);
+              if (failures.size() < 5) failures.push_back(r.ok ? r.body : r.error);
+            }
             c.Close();
             continue;
           }
@@ -126,7 +134,8 @@ TEST_CASE("e2e: an instance killed mid-load is ejected (no failed GET), and back
     row = ShownInstance(fx, "be", a.instance());
     return row.is_object() && row["last_failure"].is_string();
   }));
-  CHECK(row["last_failure"] == "connection refused");
+  CHECK((row["last_failure"] == "connection refused" ||
+         row["last_failure"] == "connection reset or closed before an answer"));
 
   // Its checks fail too: down.
   REQUIRE(PollUntil([&] {
@@ -141,12 +150,21 @@ TEST_CASE("e2e: an instance killed mid-load is ejected (no failed GET), and back
   load.Stop();
   CHECK(StderrHas(fx, "instance " + a.instance() + " up: 2 checks passed in a row (GET /healthz: "
                      "200)"));
-  CHECK(StderrHas(fx, "instance " + a.instance() + " back in rotation: 2 checks passed in a row"));
+  CHECK(StderrHas(fx, "instance " + a.instance() +
+                         " back in rotation (2 checks passed in a row: GET /healthz: 200)"));
   MESSAGE("answered " << load.ok.load() << "; not 200: " << failed_before_kill
                       << " before the kill, " << failed_at_ejection - failed_before_kill
                       << " between the kill and the ejection, " << failed_while_out
                       << " while a was out, " << load.failed.load() - failed_at_ejection
                       << " from the ejection on");
+  for (const std::string& f : load.failures) {
+    MESSAGE("not 200: " << f);
+    auto at = f.find("request_id\":\"");
+    if (at != std::string::npos) {
+      auto line = fx.LogLineFor(f.substr(at + 13, 32));
+      if (line) MESSAGE("  logged: " << line->dump());
+    }
+  }
   CHECK(failed_before_kill == 0);
   CHECK(load.failed.load() == failed_at_ejection);  // none once it was ejected
   CHECK(fx.serve()->Stderr().find("all instances") == std::string::npos);
@@ -346,6 +364,149 @@ TEST_CASE("e2e: all instances down: requests still go to them (logged all_down);
   Json p1_row = ShownInstance(fx, "gone", "127.0.0.1:" + std::to_string(p1.port()));
   Json p2_row = ShownInstance(fx, "gone", "127.0.0.1:" + std::to_string(p2.port()));
   CHECK(p1_row["connect_failures"].get<int>() + p2_row["connect_failures"].get<int>() == 4);
+}
+
+TEST_CASE("e2e: host names are looked up off the request path: a name that resolves serves, one "
+          "that does not answers 502 saying so, and is retried on another instance") {
+  RawBackend be("be");
+  REQUIRE(be.Start());
+  Fixture fx;
+  const std::string by_name = "http://localhost:" + std::to_string(be.port());
+  const std::string ghost = "http://nonexistent.invalid:" + std::to_string(be.port());
+  fx.AddBackend("named", by_name, {});
+  fx.AddBackend("ghost", ghost, {});
+  fx.AddBackend("half", ghost, {});
+  fx.MustCli({"backend", "set", "half", ghost, by_name});
+  fx.AddRoute("g", {"--to", "ghost", "--path", "/g"});
+  fx.AddRoute("h", {"--to", "half", "--path", "/h"});
+  REQUIRE(fx.StartServe({"--threads", "1"}));
+  RawClient c;
+  REQUIRE(c.Connect(fx.port()));
+  HttpResponse named = c.Get("/n", {}, kHangGuardMs);
+  REQUIRE(named.ok);
+  CHECK(named.status == 200);
+  HttpResponse g = c.Get("/g", {}, kHangGuardMs);
+  REQUIRE(g.ok);
+  CHECK(g.status == 502);
+  CHECK(g.body.find("backend 'ghost' has no address: cannot resolve 'nonexistent.invalid'") !=
+        std::string::npos);
+  if (!c.connected()) REQUIRE(c.Connect(fx.port()));
+  // An instance without an address is passed over like one that refuses.
+  for (int i = 0; i < 4; ++i) {
+    HttpResponse h = c.Get("/h/" + std::to_string(i), {}, kHangGuardMs);
+    REQUIRE(h.ok);
+    CHECK(h.status == 200);
+  }
+  Json row;
+  REQUIRE(PollUntil([&] {
+    row = ShownInstance(fx, "half", "nonexistent.invalid:" + std::to_string(be.port()));
+    return row.is_object() && row["last_failure"].is_string();
+  }));
+  CHECK(row["last_failure"] == "name not resolved");
+}
+
+TEST_CASE("e2e: the instances left in rotation share an ejected one's turns evenly") {
+  RawBackend a("a"), b("b");
+  REQUIRE(a.Start());
+  REQUIRE(b.Start());
+  ClosedPort gone;
+  Fixture fx;
+  fx.AddBackend("be", a.url(), {});
+  fx.MustCli({"backend", "set", "be", a.url(), b.url(), gone.url(), "--eject-after", "1",
+              "--eject-for", "5m"});
+  REQUIRE(fx.StartServe({"--threads", "1"}));
+  RawClient c;
+  REQUIRE(c.Connect(fx.port()));
+  for (int i = 0; i < 300; ++i) REQUIRE(c.Get("/e/" + std::to_string(i), {}, kHangGuardMs).status == 200);
+  MESSAGE("a " << a.request_count() << ", b " << b.request_count());
+  CHECK(a.request_count() + b.request_count() == 300);
+  // (Before: the instance after the ejected one took its turns, 200 to 100.)
+  CHECK(a.request_count() >= 148);
+  CHECK(b.request_count() >= 148);
+}
+
+TEST_CASE("e2e: requests queued at an instance that is ejected go to one still in rotation") {
+  // Both instances capped at 1 connection and both busy (one hangs, one
+  // takes 300 ms an answer): requests wait in their queues. When the
+  // instance that hangs is ejected (its request timed out), its waiters
+  // move to the other one instead of taking the hanging instance's freed
+  // connection and timing out there too.
+  RawBackend hang("hang"), fine("fine");
+  REQUIRE(hang.Start());
+  REQUIRE(fine.Start());
+  hang.Hold();
+  fine.set_delay_ms(300);
+  Fixture fx;
+  fx.AddBackend("be", hang.url(), {});
+  fx.MustCli({"backend", "set", "be", hang.url(), fine.url(), "--max-conns", "1", "--timeout-ms",
+              "3000", "--queue-timeout", "1m", "--eject-after", "1", "--eject-for", "5m"});
+  REQUIRE(fx.StartServe({"--threads", "1"}));
+  std::vector<int> status(6, 0);
+  std::vector<std::string> by(6);
+  std::vector<std::thread> clients;
+  auto send = [&](int i) {
+    clients.emplace_back([&, i] {
+      RawClient c;
+      if (!c.Connect(fx.port())) return;
+      HttpResponse r = c.Get("/q/" + std::to_string(i), {}, kHangGuardMs);
+      status[static_cast<size_t>(i)] = r.ok ? r.status : -1;
+      by[static_cast<size_t>(i)] = r.Header("X-Backend").value_or("");
+    });
+  };
+  send(0);
+  send(1);
+  REQUIRE(PollUntil([&] { return hang.request_count() == 1 && fine.request_count() == 1; }));
+  for (int i = 2; i < 6; ++i) send(i);
+  for (auto& t : clients) t.join();
+  hang.Release();
+  int to_fine = 0, timed_out = 0;
+  for (size_t i = 0; i < status.size(); ++i) {
+    if (status[i] == 200 && by[i] == "fine") ++to_fine;
+    if (status[i] == 504) ++timed_out;
+  }
+  MESSAGE(to_fine << " answered by fine, " << timed_out << " timed out; hang got "
+                  << hang.request_count());
+  CHECK(timed_out == 1);  // the one that hung
+  CHECK(to_fine == 5);
+  CHECK(hang.request_count() == 1);
+}
+
+TEST_CASE("e2e: a GET whose fresh connection is dropped before an answer goes to another "
+          "instance; a POST does not") {
+  // An instance that reads each request and closes without answering.
+  ScriptBackend dropper([](ScriptConn& conn) {
+    RecordedRequest req;
+    conn.ReadRequest(&req);
+  });
+  REQUIRE(dropper.Start());
+  RawBackend fine("fine");
+  REQUIRE(fine.Start());
+  Fixture fx;
+  fx.AddBackend("be", dropper.url(), {});
+  fx.MustCli({"backend", "set", "be", dropper.url(), fine.url(), "--eject-after", "0"});
+  REQUIRE(fx.StartServe({"--threads", "1"}));
+  RawClient c;
+  REQUIRE(c.Connect(fx.port()));
+  int ok = 0;
+  for (int i = 0; i < 10; ++i) {
+    HttpResponse r = c.Get("/g/" + std::to_string(i), {}, kHangGuardMs);
+    REQUIRE(r.ok);
+    ok += r.status == 200;
+  }
+  CHECK(ok == 10);
+  CHECK(fine.request_count() == 10);
+  CHECK(dropper.connections_accepted() == 5);  // every other turn was its
+  // A POST is not sent twice: 502 when its turn is the dropper's.
+  int bad_gateway = 0;
+  for (int i = 0; i < 4; ++i) {
+    if (!c.connected()) REQUIRE(c.Connect(fx.port()));
+    HttpResponse r = c.Request("POST", "/p/" + std::to_string(i), {}, "hi",
+                               kHangGuardMs);
+    REQUIRE(r.ok);
+    bad_gateway += r.status == 502;
+  }
+  CHECK(bad_gateway == 2);
+  CHECK(fine.request_count() == 12);
 }
 
 }  // namespace
