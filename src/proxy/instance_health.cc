@@ -63,10 +63,10 @@ bool InstanceHealth::Failed(const char* what, Clock::time_point now) {
 
 void InstanceHealth::Tick(Clock::time_point now) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (logged_out_ &&
-      now.time_since_epoch().count() >= ejected_until_.load(std::memory_order_relaxed)) {
-    LogReturnLocked("its ejection ran out");
-  }
+  const Clock::rep until = ejected_until_.load(std::memory_order_relaxed);
+  if (until == 0 || now.time_since_epoch().count() < until) return;
+  ejected_until_.store(0, std::memory_order_relaxed);  // Usable() need not read the clock
+  if (logged_out_) LogReturnLocked("its ejection ran out");
 }
 
 void InstanceHealth::SetChecked(bool checked) {

@@ -50,7 +50,13 @@ class InstanceHealth {
   void SetPolicy(int eject_after, int eject_for_ms);
 
   // In rotation: not marked down by checks, not ejected (or the ejection
-  // has run out).
+  // has run out). Reads the clock only while an ejection is on record
+  // (Tick clears one that ran out).
+  bool Usable() const {
+    if (check_down_.load(std::memory_order_relaxed)) return false;
+    const Clock::rep until = ejected_until_.load(std::memory_order_relaxed);
+    return until == 0 || Clock::now().time_since_epoch().count() >= until;
+  }
   bool Usable(Clock::time_point now) const {
     return !check_down_.load(std::memory_order_relaxed) &&
            now.time_since_epoch().count() >= ejected_until_.load(std::memory_order_relaxed);
@@ -88,7 +94,7 @@ class InstanceHealth {
   std::atomic<int> eject_after_{0};
   std::atomic<int> eject_for_ms_{0};
   std::atomic<int> failures_{0};
-  std::atomic<Clock::rep> ejected_until_{0};  // steady clock ticks
+  std::atomic<Clock::rep> ejected_until_{0};  // steady clock ticks; 0: none
   std::atomic<bool> check_down_{false};
 
   std::atomic<int> ejections_{0};  // in a row; written under mu_

@@ -368,15 +368,18 @@ InstanceLoad Instance::Load() const {
 
 size_t BackendTarget::Pick(uint32_t turn, const Instance* skip, bool* all_down) const {
   const size_t n = instances.size();
-  const auto now = InstanceHealth::Clock::now();
+  if (n == 1) {  // the common case: one instance, nothing to choose
+    *all_down = !instances[0]->health().Usable();
+    return 0;
+  }
   auto in_rotation = [&](size_t i) {
-    return instances[i] != skip && instances[i]->health().Usable(now);
+    return instances[i] != skip && instances[i]->health().Usable();
   };
   size_t usable = 0;
   for (size_t i = 0; i < n; ++i) usable += in_rotation(i);
   if (usable == 0) {
     for (size_t i = 0; i < n; ++i) {
-      if (instances[i] == skip && skip->health().Usable(now)) return i;
+      if (instances[i] == skip && skip->health().Usable()) return i;
     }
     *all_down = true;
     return turn % n;

@@ -146,7 +146,7 @@ bool UpstreamAttempt::Connect(bool fresh) {
 
 Instance::Got UpstreamAttempt::TakeAny(int* fd) {
   const int worker = fio::WorkerIndex();
-  const Clock::time_point t0 = Clock::now();
+  Clock::time_point t0;  // when the first wait began
   bool waited = false;
   auto done = [&](Instance::Got got) {
     if (waited) {
@@ -166,7 +166,7 @@ Instance::Got UpstreamAttempt::TakeAny(int* fd) {
       Instance* other = target_->instances[i];
       if (other == s_.failed_instance) continue;  // its connect just failed
       // Out of rotation: not even when it has room (unless all are out).
-      if (!s_.all_down && !other->health().Usable(InstanceHealth::Clock::now())) continue;
+      if (!s_.all_down && !other->health().Usable()) continue;
       queued += other->queued();
       if (other->queued() < target_->instances[shortest]->queued()) shortest = i;
       if (i == pick_) continue;
@@ -185,11 +185,14 @@ Instance::Got UpstreamAttempt::TakeAny(int* fd) {
     }
     if (shortest != pick_) SwitchInstance(shortest);
     // The whole wait, over instances, is bounded by --queue-timeout.
+    if (!waited) {
+      t0 = Clock::now();
+      waited = true;
+    }
     const int64_t left_ms =
         backend().queue_timeout_ms -
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
     got = instance_->Queue(worker, static_cast<int>(std::max<int64_t>(left_ms, 1)), fd);
-    waited = true;
     if (got != Instance::Got::kEjected) return done(got);
     // The instance was ejected while the request waited: it picks again
     // among the instances still in rotation.
