@@ -323,6 +323,7 @@ Status RunServe(const ServeOptions& opts) {
     reloader.Poll();
     reloader.SafetyTick(false);
     proxy->upstreams().HealthTick();  // ejections and returns, to stderr
+    proxy->TrimAfterBurst();          // a burst's memory back to the system
   }
   bool drained = proxy->Shutdown(opts.drain_s * 1000);
   reloader.SafetyTick(true);

@@ -1,11 +1,12 @@
 #include "proxy/proxy.h"
 
+#include <malloc.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <algorithm>
 #include <cstring>
 #include <random>
 #include <string>
@@ -101,9 +102,22 @@ void Proxy::AcceptLoop() {
         continue;
       }
       ++sessions_;
+      peak_sessions_ = std::max(peak_sessions_, sessions_);
     }
     pool_->Submit(fd);
   }
+}
+
+bool Proxy::TrimAfterBurst() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (peak_sessions_ - sessions_ < kTrimAfterDrop || sessions_ > peak_sessions_ / 2) {
+      return false;
+    }
+    peak_sessions_ = sessions_;
+  }
+  malloc_trim(0);
+  return true;
 }
 
 void Proxy::SessionEnded() {

@@ -68,6 +68,14 @@ class Proxy {
   DecisionLog* log() const { return log_; }
   void SessionEnded();
 
+  // After a burst of clients has left (the open connections fell to half
+  // their peak since the last call that trimmed, and by at least
+  // kTrimAfterDrop), hands the allocator's free memory back to the system
+  // (glibc's malloc_trim, all arenas). It walks the heap: call from serve's
+  // thread, never a worker's. True when it trimmed.
+  bool TrimAfterBurst();
+  static constexpr int kTrimAfterDrop = 256;
+
  private:
   void AcceptLoop();
 
@@ -86,6 +94,7 @@ class Proxy {
   std::mutex mu_;
   std::condition_variable cv_;
   int sessions_ = 0;  // guarded by mu_
+  int peak_sessions_ = 0;  // since the last trim; guarded by mu_
 };
 
 }  // namespace strangler
