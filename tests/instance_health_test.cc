@@ -2,6 +2,11 @@
 // (proxy/instance_health.h), on a clock the test moves.
 #include "proxy/instance_health.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <doctest/doctest.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
@@ -10,6 +15,9 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
+
+#include "proxy/health_probe.h"
 
 namespace strangler {
 namespace {
@@ -119,8 +127,8 @@ TEST_CASE("failing checks mark an instance down, passing ones up, ending an ejec
         "instance 10.0.0.1:80 down: 3 checks failed in a row (last: GET /h: connection refused)\n"
         "instance 10.0.0.1:80 ejected for 1m after 1 consecutive failure (last: connection "
         "refused)\n"
-        "instance 10.0.0.1:80 up: 2 checks passed in a row (GET /h: 200)\n"
-        "instance 10.0.0.1:80 back in rotation (2 checks passed in a row: GET /h: 200)\n");
+        "instance 10.0.0.1:80 up: 2 checks passed in a row (GET /h: 200), and its ejection "
+        "ended\n");
   // Checks turned off while down: back in rotation.
   h.CheckResult(false, "x");
   h.CheckResult(false, "x");
@@ -128,6 +136,101 @@ TEST_CASE("failing checks mark an instance down, passing ones up, ending an ejec
   CHECK_FALSE(h.Usable(Clock::now()));
   h.SetChecked(false);
   CHECK(h.Usable(Clock::now()));
+}
+
+TEST_CASE("only checks passed after an ejection end it; one that runs out while checks hold the "
+          "instance down says nothing") {
+  CapturedLog log;
+  InstanceHealth h("10.0.0.1:80");
+  h.SetPolicy(1, 1000);
+  h.SetChecked(true);
+  h.CheckResult(true, "GET /h: 200");
+  h.CheckResult(true, "GET /h: 200");
+  const Clock::time_point t0 = Clock::now();
+  REQUIRE(h.Failed("connection reset or closed before an answer", t0));
+  h.CheckResult(true, "GET /h: 200");  // the passes before the ejection do not count
+  CHECK_FALSE(h.Usable(t0));
+  h.CheckResult(true, "GET /h: 200");
+  CHECK(h.Usable(t0));
+  CHECK(log.text().substr(log.text().find('\n') + 1) ==
+        "instance 10.0.0.1:80 back in rotation (2 checks passed in a row: GET /h: 200)\n");
+
+  // Ejected, then down by checks; the ejection runs out: still out, no line.
+  InstanceHealth g("10.0.0.2:80");
+  g.SetPolicy(1, 1000);
+  g.SetChecked(true);
+  const Clock::time_point t1 = Clock::now();
+  REQUIRE(g.Failed("connection refused", t1));
+  for (int i = 0; i < 3; ++i) g.CheckResult(false, "GET /h: connection refused");
+  g.Tick(t1 + milliseconds(1500));
+  CHECK_FALSE(g.Usable(t1 + milliseconds(1500)));
+  CHECK(log.text().find("10.0.0.2:80 back in rotation") == std::string::npos);
+  // Checks turned off then: back.
+  g.SetChecked(false);
+  CHECK(g.Usable(t1 + milliseconds(1500)));
+  CHECK(log.text().find("instance 10.0.0.2:80 back in rotation (no longer checked)") !=
+        std::string::npos);
+}
+
+// Runs one health check against a loopback socket that answers `answer`
+// (then closes); what the check said in *what.
+bool CheckAgainst(const std::string& answer, std::string* what) {
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  REQUIRE(bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+  REQUIRE(listen(lfd, 1) == 0);
+  getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+  std::thread server([&] {
+    int c = accept(lfd, nullptr, nullptr);
+    if (c < 0) return;
+    char buf[1024];
+    ssize_t got = recv(c, buf, sizeof(buf), 0);  // the request head
+    (void)got;
+    ssize_t sent = send(c, answer.data(), answer.size(), MSG_NOSIGNAL);
+    (void)sent;
+    close(c);
+  });
+  bool passed = HealthProbe::CheckOnce("127.0.0.1", ntohs(a.sin_port), "/healthz", 10000,
+                                       [] { return false; }, what);
+  server.join();
+  close(lfd);
+  return passed;
+}
+
+TEST_CASE("a check passes on a final 2xx or 3xx status line, interim answers passed over") {
+  struct Case {
+    const char* answer;
+    bool passed;
+    const char* what;
+  };
+  const Case cases[] = {
+      {"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true, "200"},
+      {"HTTP/1.1 302 Found\r\n\r\n", true, "302"},
+      {"HTTP/1.0 204\r\n\r\n", true, "204"},
+      {"HTTP/1.1 204 No Content\n\n", true, "204"},  // bare LF
+      {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n", true, "200"},
+      {"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 503 x\r\n\r\n", false,
+       "503"},
+      {"HTTP/1.1 503 Service Unavailable\r\n\r\n", false, "503"},
+      {"HTTP/1.1 404 Not Found\r\n\r\n", false, "404"},
+      {"HTTP/1.1 2000 OK\r\n\r\n", false, "not an HTTP/1 answer"},
+      {"HTTP/1.1 20 OK\r\n\r\n", false, "not an HTTP/1 answer"},
+      {"SSH-2.0-OpenSSH\r\n", false, "not an HTTP/1 answer"},
+      {"HTTP/1.1 200 O", false, "closed before a status line"},
+      {"", false, "closed before a status line"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.answer);
+    std::string what;
+    CHECK(CheckAgainst(c.answer, &what) == c.passed);
+    CHECK(what == c.what);
+  }
+  std::string what;
+  CHECK_FALSE(CheckAgainst("HTTP/1.1 200 " + std::string(20000, 'x'), &what));
+  CHECK(what == "no status line in 16384 bytes");
 }
 
 TEST_SUITE_END();

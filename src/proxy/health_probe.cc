@@ -5,9 +5,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <string_view>
 
 #include "proxy/net.h"
 
@@ -18,11 +20,11 @@ using Clock = std::chrono::steady_clock;
 
 // Waits for `events` on fd until the deadline, in slices of at most 100 ms
 // so that a stop is seen soon. False on timeout or stop (*what says which).
-bool WaitFor(int fd, short events, Clock::time_point deadline, const std::atomic<bool>* stop,
-             int timeout_ms, std::string* what) {
+bool WaitFor(int fd, short events, Clock::time_point deadline,
+             const std::function<bool()>& cancelled, int timeout_ms, std::string* what) {
   while (true) {
-    if (stop->load(std::memory_order_relaxed)) {
-      *what = "stopped";
+    if (cancelled()) {
+      *what = "cancelled";
       return false;
     }
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
@@ -40,15 +42,31 @@ bool WaitFor(int fd, short events, Clock::time_point deadline, const std::atomic
   }
 }
 
-// The status of an HTTP/1.x status line at the start of `head`, or -1.
-int StatusOf(const std::string& head) {
-  if (head.size() < 12 || head.compare(0, 7, "HTTP/1.") != 0 || head[8] != ' ') return -1;
+// The status of an HTTP/1.x status line (its CR, if any, included), or -1:
+// "HTTP/1.x", a space, three digits, then the end or a space.
+int StatusOf(std::string_view line) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (line.size() < 12 || line.compare(0, 7, "HTTP/1.") != 0 || line[7] < '0' || line[7] > '9' ||
+      line[8] != ' ' || (line.size() > 12 && line[12] != ' ')) {
+    return -1;
+  }
   int status = 0;
   for (size_t i = 9; i < 12; ++i) {
-    if (head[i] < '0' || head[i] > '9') return -1;
-    status = status * 10 + (head[i] - '0');
+    if (line[i] < '0' || line[i] > '9') return -1;
+    status = status * 10 + (line[i] - '0');
   }
   return status;
+}
+
+// Where the head that starts at `from` ends (after its empty line, CRLF or
+// bare LF line ends), or npos while it is not all in.
+size_t HeadEnd(const std::string& in, size_t from) {
+  for (size_t nl = in.find('\n', from); nl != std::string::npos; nl = in.find('\n', nl + 1)) {
+    size_t next = nl + 1;
+    if (next < in.size() && in[next] == '\n') return next + 1;
+    if (next + 1 < in.size() && in[next] == '\r' && in[next + 1] == '\n') return next + 2;
+  }
+  return std::string::npos;
 }
 
 class Fd {
@@ -65,8 +83,9 @@ class Fd {
 
 }  // namespace
 
-HealthProbe::HealthProbe(std::string host, uint16_t port, InstanceHealth* health)
-    : host_(std::move(host)), port_(port), health_(health) {}
+HealthProbe::HealthProbe(std::string host, uint16_t port, InstanceHealth* health,
+                         std::function<void()> on_down)
+    : host_(std::move(host)), port_(port), health_(health), on_down_(std::move(on_down)) {}
 
 HealthProbe::~HealthProbe() {
   {
@@ -84,6 +103,7 @@ void HealthProbe::Configure(const std::string& path, int every_ms, int timeout_m
     path_ = path;
     every_ms_ = every_ms;
     timeout_ms_ = timeout_ms;
+    generation_.fetch_add(1, std::memory_order_relaxed);
     if (!path.empty() && !thread_.joinable()) thread_ = std::thread([this] { Run(); });
   }
   health_->SetChecked(!path.empty());
@@ -99,11 +119,19 @@ void HealthProbe::Run() {
     }
     const std::string path = path_;
     const int every_ms = every_ms_, timeout_ms = timeout_ms_;
+    const uint64_t generation = generation_.load(std::memory_order_relaxed);
     const Clock::time_point next = Clock::now() + std::chrono::milliseconds(every_ms);
     lock.unlock();
+    auto cancelled = [&] {
+      return stop_.load(std::memory_order_relaxed) ||
+             generation_.load(std::memory_order_relaxed) != generation;
+    };
     std::string what;
-    bool passed = CheckOnce(host_, port_, path, timeout_ms, &stop_, &what);
-    if (!stop_) health_->CheckResult(passed, "GET " + path + ": " + what);
+    bool passed = CheckOnce(host_, port_, path, timeout_ms, cancelled, &what);
+    // A check cut short by new settings or a stop says nothing.
+    if (!cancelled() && health_->CheckResult(passed, "GET " + path + ": " + what) && on_down_) {
+      on_down_();
+    }
     lock.lock();
     // Until the next check is due, or the configuration changes.
     cv_.wait_until(lock, next, [&] {
@@ -113,7 +141,8 @@ void HealthProbe::Run() {
 }
 
 bool HealthProbe::CheckOnce(const std::string& host, uint16_t port, const std::string& path,
-                            int timeout_ms, const std::atomic<bool>* stop, std::string* what) {
+                            int timeout_ms, const std::function<bool()>& cancelled,
+                            std::string* what) {
   const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   auto addr = Resolve(host, port);
   if (!addr.ok()) {
@@ -130,7 +159,7 @@ bool HealthProbe::CheckOnce(const std::string& host, uint16_t port, const std::s
     *what = errno == ECONNREFUSED ? "connection refused" : std::strerror(errno);
     return false;
   }
-  if (!WaitFor(fd.get(), POLLOUT, deadline, stop, timeout_ms, what)) return false;
+  if (!WaitFor(fd.get(), POLLOUT, deadline, cancelled, timeout_ms, what)) return false;
   int err = 0;
   socklen_t len = sizeof(err);
   getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
@@ -148,33 +177,50 @@ bool HealthProbe::CheckOnce(const std::string& host, uint16_t port, const std::s
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-      if (!WaitFor(fd.get(), POLLOUT, deadline, stop, timeout_ms, what)) return false;
+      if (!WaitFor(fd.get(), POLLOUT, deadline, cancelled, timeout_ms, what)) return false;
       continue;
     }
     *what = std::string("send: ") + std::strerror(errno);
     return false;
   }
-  // The status line is all a check needs.
-  std::string head;
-  char buf[512];
-  while (head.find("\r\n") == std::string::npos && head.size() < 4096) {
-    if (!WaitFor(fd.get(), POLLIN, deadline, stop, timeout_ms, what)) return false;
-    ssize_t n = recv(fd.get(), buf, sizeof(buf), 0);
+  // The final status line is all a check needs (interim 1xx heads are
+  // passed over); at most kMaxBytes are read for it.
+  constexpr size_t kMaxBytes = 16 * 1024;
+  std::string in;
+  size_t head = 0;  // where the head being read begins
+  char buf[1024];
+  while (true) {
+    const size_t eol = in.find('\n', head);
+    if (eol != std::string::npos) {
+      const int status = StatusOf(std::string_view(in).substr(head, eol - head));
+      if (status < 0) {
+        *what = "not an HTTP/1 answer";
+        return false;
+      }
+      if (status >= 200 || status == 101) {
+        *what = std::to_string(status);
+        return status >= 200 && status < 400;
+      }
+      const size_t end = HeadEnd(in, eol);
+      if (end != std::string::npos) {
+        head = end;
+        continue;
+      }
+    }
+    if (in.size() >= kMaxBytes) {
+      *what = "no status line in " + std::to_string(kMaxBytes) + " bytes";
+      return false;
+    }
+    if (!WaitFor(fd.get(), POLLIN, deadline, cancelled, timeout_ms, what)) return false;
+    ssize_t n = recv(fd.get(), buf, std::min(sizeof(buf), kMaxBytes - in.size()), 0);
     if (n > 0) {
-      head.append(buf, static_cast<size_t>(n));
+      in.append(buf, static_cast<size_t>(n));
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
     *what = n == 0 ? "closed before a status line" : std::string("recv: ") + std::strerror(errno);
     return false;
   }
-  const int status = StatusOf(head);
-  if (status < 0) {
-    *what = "not an HTTP/1 answer";
-    return false;
-  }
-  *what = std::to_string(status);
-  return status >= 200 && status < 400;
 }
 
 }  // namespace strangler

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -20,18 +21,24 @@ namespace strangler {
 
 class HealthProbe {
  public:
-  HealthProbe(std::string host, uint16_t port, InstanceHealth* health);
+  // `on_down`: called (on the probe's thread) when a check took the
+  // instance down.
+  HealthProbe(std::string host, uint16_t port, InstanceHealth* health,
+              std::function<void()> on_down);
   ~HealthProbe();  // stops the thread (a check in progress ends within 100 ms)
   HealthProbe(const HealthProbe&) = delete;
   HealthProbe& operator=(const HealthProbe&) = delete;
 
   // From the backends that list the instance (each reload); "" stops checks.
+  // A check under way with other settings is cut short: the new ones apply
+  // at once.
   void Configure(const std::string& path, int every_ms, int timeout_ms);
 
   // One check, as the thread runs it: passed, and what it saw in *what.
-  // Ends early (failed) when *stop becomes true.
+  // Ends early (failed) as soon as cancelled() says so (polled every 100 ms).
   static bool CheckOnce(const std::string& host, uint16_t port, const std::string& path,
-                        int timeout_ms, const std::atomic<bool>* stop, std::string* what);
+                        int timeout_ms, const std::function<bool()>& cancelled,
+                        std::string* what);
 
  private:
   void Run();
@@ -39,12 +46,14 @@ class HealthProbe {
   const std::string host_;
   const uint16_t port_;
   InstanceHealth* const health_;
+  const std::function<void()> on_down_;
   std::mutex mu_;  // guards what follows
   std::condition_variable cv_;
   std::string path_;
   int every_ms_ = 0;
   int timeout_ms_ = 0;
-  std::atomic<bool> stop_{false};  // also read by a check in progress
+  std::atomic<bool> stop_{false};          // also read by a check in progress
+  std::atomic<uint64_t> generation_{0};    // bumped by each new configuration
   std::thread thread_;
 };
 

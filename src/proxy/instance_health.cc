@@ -27,9 +27,18 @@ void InstanceHealth::EndRun() {
   ejections_.store(0, std::memory_order_relaxed);
 }
 
-void InstanceHealth::LogReturnLocked(const std::string& why) {
+bool InstanceHealth::Ejected(Clock::time_point now) const {
+  return now.time_since_epoch().count() < ejected_until_.load(std::memory_order_relaxed);
+}
+
+void InstanceHealth::EjectionOverLocked(const std::string& why) {
+  ejected_until_.store(0, std::memory_order_relaxed);  // Usable() need not read the clock
+  if (!logged_out_) return;
   logged_out_ = false;
-  spdlog::info("instance {} back in rotation ({})", label_, why);
+  // Still down by its checks: their "up" line will say when it is back.
+  if (!check_down_.load(std::memory_order_relaxed)) {
+    spdlog::info("instance {} back in rotation ({})", label_, why);
+  }
 }
 
 bool InstanceHealth::Failed(const char* what, Clock::time_point now) {
@@ -41,8 +50,11 @@ bool InstanceHealth::Failed(const char* what, Clock::time_point now) {
   // Requests still reach an ejected instance when every instance of its
   // backend is out (panic mode): their failures do not lengthen the
   // ejection.
-  const Clock::rep until = ejected_until_.load(std::memory_order_relaxed);
-  if (after <= 0 || failures < after || now.time_since_epoch().count() < until) return false;
+  if (after <= 0 || failures < after || Ejected(now)) return false;
+  // The one before ran out and Tick has not said so yet: first that.
+  if (ejected_until_.load(std::memory_order_relaxed) != 0) {
+    EjectionOverLocked("its ejection ran out");
+  }
   const int ejections = ejections_.load(std::memory_order_relaxed) + 1;
   ejections_.store(ejections, std::memory_order_relaxed);
   int64_t ms = eject_for_ms_.load(std::memory_order_relaxed);
@@ -52,7 +64,8 @@ bool InstanceHealth::Failed(const char* what, Clock::time_point now) {
                        std::memory_order_relaxed);
   // Once back, the next failure takes it out again.
   failures_.store(after - 1, std::memory_order_relaxed);
-  if (logged_out_) LogReturnLocked("its ejection ran out");  // Tick had not said so yet
+  // Only checks passed after this ejection may end it.
+  passes_ = 0;
   logged_out_ = true;
   spdlog::warn("instance {} ejected for {} after {} consecutive failure{} (last: {}){}", label_,
                FormatDurationMs(ms), failures, failures == 1 ? "" : "s", what,
@@ -65,8 +78,7 @@ void InstanceHealth::Tick(Clock::time_point now) {
   std::lock_guard<std::mutex> lock(mu_);
   const Clock::rep until = ejected_until_.load(std::memory_order_relaxed);
   if (until == 0 || now.time_since_epoch().count() < until) return;
-  ejected_until_.store(0, std::memory_order_relaxed);  // Usable() need not read the clock
-  if (logged_out_) LogReturnLocked("its ejection ran out");
+  EjectionOverLocked("its ejection ran out");
 }
 
 void InstanceHealth::SetChecked(bool checked) {
@@ -76,35 +88,46 @@ void InstanceHealth::SetChecked(bool checked) {
   passes_ = fails_ = 0;
   if (!checked && check_down_.load(std::memory_order_relaxed)) {
     check_down_.store(false, std::memory_order_relaxed);
-    spdlog::info("instance {} back in rotation (no longer checked)", label_);
+    if (Ejected(Clock::now())) {
+      spdlog::info("instance {} no longer checked (still ejected)", label_);
+    } else {
+      spdlog::info("instance {} back in rotation (no longer checked)", label_);
+    }
   }
 }
 
-void InstanceHealth::CheckResult(bool passed, const std::string& what) {
+bool InstanceHealth::CheckResult(bool passed, const std::string& what) {
   constexpr int kPassesToUp = 2, kFailsToDown = 3;
   std::lock_guard<std::mutex> lock(mu_);
   last_check_ = what;
   last_check_ms_ = NowUnixMs();
   if (!passed) {
     passes_ = 0;
-    if (++fails_ >= kFailsToDown && !check_down_.load(std::memory_order_relaxed)) {
-      check_down_.store(true, std::memory_order_relaxed);
-      spdlog::warn("instance {} down: {} checks failed in a row (last: {})", label_, fails_, what);
-    }
-    return;
+    if (++fails_ < kFailsToDown || check_down_.load(std::memory_order_relaxed)) return false;
+    check_down_.store(true, std::memory_order_relaxed);
+    spdlog::warn("instance {} down: {} checks failed in a row (last: {})", label_, fails_, what);
+    return true;
   }
   fails_ = 0;
-  if (++passes_ < kPassesToUp) return;
-  if (check_down_.load(std::memory_order_relaxed)) {
-    check_down_.store(false, std::memory_order_relaxed);
-    spdlog::info("instance {} up: {} checks passed in a row ({})", label_, passes_, what);
+  if (++passes_ < kPassesToUp) return false;
+  // Up, and an ejection (made before these passes) ends too: the instance
+  // answers again. One more failure takes it out again, for twice as long.
+  const bool was_down = check_down_.load(std::memory_order_relaxed);
+  const bool was_ejected = Ejected(Clock::now());
+  if (!was_down && !was_ejected) return false;
+  check_down_.store(false, std::memory_order_relaxed);
+  if (was_ejected) {
+    ejected_until_.store(0, std::memory_order_relaxed);
+    logged_out_ = false;
   }
-  // Passing checks end an ejection too: the instance answers again. One
-  // more failure takes it out again (for twice as long).
-  const Clock::time_point now = Clock::now();
-  if (ejected_until_.load(std::memory_order_relaxed) <= now.time_since_epoch().count()) return;
-  ejected_until_.store(0, std::memory_order_relaxed);
-  LogReturnLocked(std::to_string(passes_) + " checks passed in a row: " + what);
+  if (was_down) {
+    spdlog::info("instance {} up: {} checks passed in a row ({}){}", label_, passes_, what,
+                 was_ejected ? ", and its ejection ended" : "");
+  } else {
+    spdlog::info("instance {} back in rotation ({} checks passed in a row: {})", label_, passes_,
+                 what);
+  }
+  return false;
 }
 
 HealthView InstanceHealth::View(Clock::time_point now) const {

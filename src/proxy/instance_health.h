@@ -76,7 +76,9 @@ class InstanceHealth {
   // Active checks: whether they run (an instance no backend checks any more
   // is marked up), and each result. `what` describes it ("GET /h: 503").
   void SetChecked(bool checked);
-  void CheckResult(bool passed, const std::string& what);
+  // True when this check took the instance down (its queued requests
+  // should go elsewhere).
+  bool CheckResult(bool passed, const std::string& what);
 
   // Logs (to stderr, through spdlog) the return of an instance whose
   // ejection ran out, once. On serve's thread, about once a tick. (An
@@ -88,7 +90,10 @@ class InstanceHealth {
 
  private:
   void EndRun();
-  void LogReturnLocked(const std::string& why);  // under mu_
+  bool Ejected(Clock::time_point now) const;
+  // An ejection ended (ran out, or its return was due before a new one):
+  // logged when the instance is back in rotation. Under mu_.
+  void EjectionOverLocked(const std::string& why);
 
   const std::string label_;  // host:port, for the log
   std::atomic<int> eject_after_{0};

@@ -14,7 +14,7 @@ Instance::Instance(std::string host, uint16_t port, int workers, int idle_ms)
       port_(port),
       idle_ms_(idle_ms),
       health_(HostPortText(host_, port_)),
-      probe_(host_, port_, &health_),
+      probe_(host_, port_, &health_, [this] { SendWaitersElsewhere(); }),
       idle_(static_cast<size_t>(workers)) {
   // An address literal needs no lookup (getaddrinfo does not block on one).
   if (IsAddressLiteral(host_)) {
@@ -393,9 +393,12 @@ size_t BackendTarget::Pick(uint32_t turn, const Instance* skip, bool* all_down) 
 }
 
 void Instance::ReportFailure(const char* what) {
-  if (!health_.Failed(what)) return;
-  // Ejected: its waiting requests pick again among those still in rotation
-  // rather than wait for a slot here.
+  if (health_.Failed(what)) SendWaitersElsewhere();
+}
+
+void Instance::SendWaitersElsewhere() {
+  // Out of rotation: its waiting requests pick again among those still in
+  // rotation rather than wait for a slot here.
   std::vector<fio::Parking> wake;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -94,6 +94,9 @@ class Instance {
   // A failure (`what`: how). When it ejects the instance, the requests
   // queued for it are woken to go elsewhere (Queue says kEjected).
   void ReportFailure(const char* what);
+  // Wakes the requests queued here to pick again (Queue says kEjected): the
+  // instance left rotation (ejected, or down by its checks).
+  void SendWaitersElsewhere();
   const InstanceHealth& health() const { return health_; }
   // Active checks (--health-path; "" for none).
   void ConfigureChecks(const std::string& path, int every_ms, int timeout_ms) {

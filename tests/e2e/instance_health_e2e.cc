@@ -149,9 +149,7 @@ TEST_CASE("e2e: an instance killed mid-load is ejected (no failed GET), and back
   REQUIRE(PollUntil([&] { return load.from_a.load() >= from_a_dead + 20; }));
   load.Stop();
   CHECK(StderrHas(fx, "instance " + a.instance() + " up: 2 checks passed in a row (GET /healthz: "
-                     "200)"));
-  CHECK(StderrHas(fx, "instance " + a.instance() +
-                         " back in rotation (2 checks passed in a row: GET /healthz: 200)"));
+                     "200), and its ejection ended"));
   MESSAGE("answered " << load.ok.load() << "; not 200: " << failed_before_kill
                       << " before the kill, " << failed_at_ejection - failed_before_kill
                       << " between the kill and the ejection, " << failed_while_out
@@ -425,6 +423,41 @@ TEST_CASE("e2e: the instances left in rotation share an ejected one's turns even
   CHECK(b.request_count() >= 148);
 }
 
+// GETs of /q/I, each on its own connection in a thread of its own: the
+// status (-1: no answer) and the X-Backend that answered, by I, once joined.
+class Gets {
+ public:
+  Gets(uint16_t port, int n) : port_(port), status_(static_cast<size_t>(n)), by_(status_.size()) {}
+  ~Gets() { Join(); }
+  void Send(int i) {
+    threads_.emplace_back([this, i] {
+      RawClient c;
+      if (!c.Connect(port_)) return;
+      HttpResponse r = c.Get("/q/" + std::to_string(i), {}, kHangGuardMs);
+      status_[static_cast<size_t>(i)] = r.ok ? r.status : -1;
+      by_[static_cast<size_t>(i)] = r.Header("X-Backend").value_or("");
+    });
+  }
+  void Join() {
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+  // Answers with `status` from backend `by` ("" for any).
+  int Count(int status, const std::string& by = "") const {
+    int n = 0;
+    for (size_t i = 0; i < status_.size(); ++i) {
+      n += status_[i] == status && (by.empty() || by_[i] == by);
+    }
+    return n;
+  }
+
+ private:
+  uint16_t port_;
+  std::vector<int> status_;
+  std::vector<std::string> by_;
+  std::vector<std::thread> threads_;
+};
+
 TEST_CASE("e2e: requests queued at an instance that is ejected go to one still in rotation") {
   // Both instances capped at 1 connection and both busy (one hangs, one
   // takes 300 ms an answer): requests wait in their queues. When the
@@ -441,29 +474,14 @@ TEST_CASE("e2e: requests queued at an instance that is ejected go to one still i
   fx.MustCli({"backend", "set", "be", hang.url(), fine.url(), "--max-conns", "1", "--timeout-ms",
               "3000", "--queue-timeout", "1m", "--eject-after", "1", "--eject-for", "5m"});
   REQUIRE(fx.StartServe({"--threads", "1"}));
-  std::vector<int> status(6, 0);
-  std::vector<std::string> by(6);
-  std::vector<std::thread> clients;
-  auto send = [&](int i) {
-    clients.emplace_back([&, i] {
-      RawClient c;
-      if (!c.Connect(fx.port())) return;
-      HttpResponse r = c.Get("/q/" + std::to_string(i), {}, kHangGuardMs);
-      status[static_cast<size_t>(i)] = r.ok ? r.status : -1;
-      by[static_cast<size_t>(i)] = r.Header("X-Backend").value_or("");
-    });
-  };
-  send(0);
-  send(1);
+  Gets gets(fx.port(), 6);
+  gets.Send(0);
+  gets.Send(1);
   REQUIRE(PollUntil([&] { return hang.request_count() == 1 && fine.request_count() == 1; }));
-  for (int i = 2; i < 6; ++i) send(i);
-  for (auto& t : clients) t.join();
+  for (int i = 2; i < 6; ++i) gets.Send(i);
+  gets.Join();
   hang.Release();
-  int to_fine = 0, timed_out = 0;
-  for (size_t i = 0; i < status.size(); ++i) {
-    if (status[i] == 200 && by[i] == "fine") ++to_fine;
-    if (status[i] == 504) ++timed_out;
-  }
+  const int to_fine = gets.Count(200, "fine"), timed_out = gets.Count(504);
   MESSAGE(to_fine << " answered by fine, " << timed_out << " timed out; hang got "
                   << hang.request_count());
   CHECK(timed_out == 1);  // the one that hung
@@ -507,6 +525,43 @@ TEST_CASE("e2e: a GET whose fresh connection is dropped before an answer goes to
   }
   CHECK(bad_gateway == 2);
   CHECK(fine.request_count() == 12);
+}
+
+TEST_CASE("e2e: requests queued at an instance its checks take down go to one still in "
+          "rotation") {
+  // As with an ejection, but the instance leaves rotation by its checks
+  // (which time out: it answers nothing) while a request holds its only
+  // connection; no passive ejection here.
+  RawBackend hang("hang"), fine("fine");
+  REQUIRE(hang.Start());
+  REQUIRE(fine.Start());
+  hang.Hold();
+  fine.set_delay_ms(300);
+  Fixture fx;
+  fx.AddBackend("be", hang.url(), {});
+  fx.MustCli({"backend", "set", "be", hang.url(), fine.url(), "--max-conns", "1", "--timeout-ms",
+              "5000", "--queue-timeout", "1m", "--eject-after", "0", "--health-path", "/healthz",
+              "--health-every", "500ms"});  // fine answers its checks in 300 ms
+  REQUIRE(fx.StartServe({"--threads", "1"}));
+  auto is_check = [](const RecordedRequest& r) { return r.target == "/healthz"; };
+  auto requests_at = [&](RawBackend& be) {
+    int n = 0;
+    for (const RecordedRequest& r : be.requests()) n += !is_check(r);
+    return n;
+  };
+  Gets gets(fx.port(), 6);
+  gets.Send(0);
+  gets.Send(1);
+  REQUIRE(PollUntil([&] { return requests_at(hang) == 1 && requests_at(fine) >= 1; }));
+  for (int i = 2; i < 6; ++i) gets.Send(i);
+  gets.Join();
+  hang.Release();
+  const int to_fine = gets.Count(200, "fine");
+  MESSAGE(to_fine << " answered by fine; hang got " << requests_at(hang) << " requests");
+  CHECK(StderrHas(fx, "instance 127.0.0.1:" + std::to_string(hang.port()) + " down: 3 checks"));
+  CHECK(gets.Count(504) == 1);  // the request that hang held
+  CHECK(to_fine == 5);
+  CHECK(requests_at(hang) == 1);
 }
 
 }  // namespace
