@@ -113,27 +113,6 @@ class Worker {
   }
 
   void Run();
-  // epoll_wait until the first timer is due (at most 250 ms), to the
-  // microsecond where the kernel can (epoll_pwait2, Linux 5.11): a
-  // connection settling for 1 ms (Instance::settle) waits 1 ms, not 2.
-  int WaitEvents(epoll_event* events, int max) {
-    auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::milliseconds(250));
-    if (!timers_.empty()) {
-      auto until = timers_.top().deadline - Clock::now();
-      if (until < wait) wait = until < Clock::duration::zero() ? std::chrono::nanoseconds(0) : until;
-    }
-    if (precise_timeout_) {
-      timespec ts{static_cast<time_t>(wait.count() / 1000000000),
-                  static_cast<long>(wait.count() % 1000000000)};
-      int n = epoll_pwait2(epoll_, events, max, &ts, nullptr);
-      if (n >= 0 || errno != ENOSYS) return n;
-      precise_timeout_ = false;
-    }
-    // Whole milliseconds, rounded up so that the timer is due on waking.
-    auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
-    return epoll_wait(epoll_, events, max, static_cast<int>(ms));
-  }
-
   // --- used by fio:: from inside a fiber of this worker -------------------
   int index() const { return index_; }
   FdState* State(int fd) {
@@ -202,6 +181,27 @@ class Worker {
   }
 
  private:
+  // epoll_wait until the first timer is due (at most 250 ms), to the
+  // microsecond where the kernel can (epoll_pwait2, Linux 5.11): a
+  // connection settling for 1 ms (Instance::settle) waits 1 ms, not 2.
+  int WaitEvents(epoll_event* events, int max) {
+    auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::milliseconds(250));
+    if (!timers_.empty()) {
+      auto until = timers_.top().deadline - Clock::now();
+      if (until < wait) wait = until < Clock::duration::zero() ? std::chrono::nanoseconds(0) : until;
+    }
+    if (precise_timeout_) {
+      timespec ts{static_cast<time_t>(wait.count() / 1000000000),
+                  static_cast<long>(wait.count() % 1000000000)};
+      int n = epoll_pwait2(epoll_, events, max, &ts, nullptr);
+      if (n >= 0 || errno != ENOSYS) return n;
+      precise_timeout_ = false;
+    }
+    // Whole milliseconds, rounded up so that the timer is due on waking.
+    auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
+    return epoll_wait(epoll_, events, max, static_cast<int>(ms));
+  }
+
   struct Waiting {
     Fiber* fiber = nullptr;
     int n = 0;
