@@ -34,8 +34,9 @@ constexpr const char* kBackendFooter = R"(Backends:
   With --health-path, each instance is also checked off the request path:
   3 failing checks take it out, 2 passing ones bring it back (also from an
   ejection).
-  'backend show' prints what running serves report of each instance:
-  connections open, idle and in use, requests queued.)";
+  'backend show' prints what running serves report of each instance: in
+  rotation or not and why (last failure, last check), connections open, idle
+  and in use, requests queued; 'backend list' how many are in rotation.)";
 
 // How recent a serve's report of instance load must be to be shown; serve
 // writes one about once a second.
