@@ -257,6 +257,10 @@ void RegisterServeCommand(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--drain-s", opts->drain_s,
                   "on SIGINT/SIGTERM, how long requests in flight and open tunnels may go on")
       ->capture_default_str();
+  cmd->add_option("--admin", opts->admin,
+                  "HOST:PORT of the admin listener (off unless given; bind it to loopback or a "
+                  "private address): GET /healthz (200 while running) and GET /readyz (200 once "
+                  "serving, 503 while starting and while draining after SIGTERM)");
   // Every option may come from the environment too (systemd units,
   // containers): --max-body-mb from STRANGLER_MAX_BODY_MB; a flag wins.
   for (CLI::Option* opt : cmd->get_options([](CLI::Option* o) { return !o->get_lnames().empty(); })) {
@@ -313,6 +317,13 @@ void RegisterServeCommand(CLI::App& app, CliContext& ctx) {
       }
       if (opts->drain_s < 0 || opts->drain_s > 3600) {
         return Status::Usage("--drain-s must be 0..3600");
+      }
+      if (!opts->admin.empty()) {
+        opts->admin = ExpandListen(opts->admin);
+        if (!ValidListen(opts->admin)) {
+          return Status::Usage("bad --admin '" + opts->admin +
+                               "'; give HOST:PORT (127.0.0.1:9901), :PORT or PORT (127.0.0.1)");
+        }
       }
       opts->db_path = ctx.db_path;
       UseOperatorLog();

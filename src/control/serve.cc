@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/time.h"
+#include "control/admin.h"
 #include "decisions/decision_log.h"
 #include "proxy/net.h"
 #include "proxy/proxy.h"
@@ -286,6 +287,18 @@ Status RunServe(const ServeOptions& opts) {
 
   auto listen_fd = Listen(hp.value(), kListenBacklog);
   if (!listen_fd.ok()) return listen_fd.status();
+  std::unique_ptr<AdminServer> admin;
+  if (!opts.admin.empty()) {
+    auto ahp = ParseHostPort(opts.admin);
+    auto started = ahp.ok() ? AdminServer::Start(ahp->host, ahp->port)
+                            : Result<std::unique_ptr<AdminServer>>(ahp.status());
+    if (!started.ok()) {
+      close(listen_fd.value());
+      return started.status();
+    }
+    admin = std::move(started.value());
+    spdlog::info("admin listening on {}:{}", ahp->host, admin->port());
+  }
   LogRotation rotation;
   rotation.max_bytes = static_cast<uint64_t>(opts.log_max_mb * 1024 * 1024);
   rotation.keep = opts.log_keep;
@@ -313,11 +326,14 @@ Status RunServe(const ServeOptions& opts) {
   Reloader reloader(std::move(store.value()), proxy, opts.db_path, identity);
   if (dv.ok()) reloader.set_data_version(dv.value());
   reloader.set_serve_id(ServeId(hp->host, LocalPort(listen_fd.value())));
+  if (admin) admin->SetState(AdminServer::State::kReady);
   timespec tick{opts.reload_ms / 1000, static_cast<long>(opts.reload_ms % 1000) * 1000000L};
   while (true) {
     int sig = sigtimedwait(&stop_signals, nullptr, &tick);
     if (sig == SIGINT || sig == SIGTERM) {
       spdlog::info("signal {}: finishing requests in flight", sig);
+      // Load balancers stop sending before the listener closes.
+      if (admin) admin->SetState(AdminServer::State::kDraining);
       break;
     }
     reloader.Poll();
@@ -330,6 +346,7 @@ Status RunServe(const ServeOptions& opts) {
   log.value()->Flush();
   spdlog::info("stopped{}", drained ? "" : " (some connections did not finish in time)");
   spdlog::default_logger()->flush();
+  admin.reset();
   if (!drained) {
     // Sessions still running hold the proxy; leave without destructors.
     std::fflush(nullptr);

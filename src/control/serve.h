@@ -23,6 +23,7 @@ struct ServeOptions {
   int upstream_idle_s = 30;  // pooled backend connections idle longer are closed
   int tunnel_idle_s = 300;   // an upgraded (WebSocket) connection quiet this long is closed
   int drain_s = 10;          // on SIGTERM: how long requests in flight and tunnels may go on
+  std::string admin;         // HOST:PORT of the admin listener; "" = none
 };
 
 // Runs until SIGINT/SIGTERM. An error when it cannot start (a bad listen

@@ -53,7 +53,7 @@ struct Backend {
   // Active checks: GET health_path on each instance every health_every_ms
   // ("": none). 3 failing checks in a row take an instance out of rotation,
   // 2 passing ones bring it back.
-  std::string health_path;
+  std::string health_path{};
   int health_every_ms = kDefaultHealthEveryMs;
 };
 

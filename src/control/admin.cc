@@ -1,0 +1,48 @@
+#include "control/admin.h"
+
+#include <httplib.h>
+
+namespace strangler {
+namespace {
+
+void Json(httplib::Response& res, int status, const std::string& body) {
+  res.status = status;
+  res.set_content(body + "\n", "application/json");
+}
+
+}  // namespace
+
+AdminServer::AdminServer() : server_(std::make_unique<httplib::Server>()) {}
+
+AdminServer::~AdminServer() {
+  server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+Result<std::unique_ptr<AdminServer>> AdminServer::Start(const std::string& host, uint16_t port) {
+  std::unique_ptr<AdminServer> admin(new AdminServer());
+  httplib::Server& s = *admin->server_;
+  AdminServer* self = admin.get();
+  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    Json(res, 200, R"({"status":"ok"})");
+  });
+  s.Get("/readyz", [self](const httplib::Request&, httplib::Response& res) {
+    switch (self->state_.load(std::memory_order_relaxed)) {
+      case State::kReady: return Json(res, 200, R"({"status":"ready"})");
+      case State::kStarting: return Json(res, 503, R"({"status":"starting"})");
+      case State::kDraining: return Json(res, 503, R"({"status":"draining"})");
+    }
+  });
+  s.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (res.status == 404) Json(res, 404, R"({"error":"not found"})");
+  });
+  int bound = port == 0 ? s.bind_to_any_port(host) : (s.bind_to_port(host, port) ? port : -1);
+  if (bound <= 0) {
+    return Status::Io("cannot listen for --admin on " + host + ":" + std::to_string(port));
+  }
+  admin->port_ = static_cast<uint16_t>(bound);
+  admin->thread_ = std::thread([&s] { s.listen_after_bind(); });
+  return admin;
+}
+
+}  // namespace strangler

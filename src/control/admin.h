@@ -1,0 +1,44 @@
+// The admin listener (`serve --admin HOST:PORT`, PRODUCT.md "Operating a
+// running router"): cpp-httplib on threads of its own, never the data
+// plane's. Today it answers GET /healthz (200 while the process runs) and
+// GET /readyz (200 once the data listener is bound and a snapshot loaded,
+// 503 before that and while draining after SIGTERM), each a JSON object.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "base/status.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace strangler {
+
+class AdminServer {
+ public:
+  enum class State { kStarting, kReady, kDraining };
+
+  // Binds HOST:PORT (port 0: one the system picks) and serves on a thread.
+  static Result<std::unique_ptr<AdminServer>> Start(const std::string& host, uint16_t port);
+  ~AdminServer();  // stops serving and joins
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+
+  uint16_t port() const { return port_; }
+  void SetState(State s) { state_.store(s, std::memory_order_relaxed); }
+
+ private:
+  AdminServer();
+
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  uint16_t port_ = 0;
+  std::atomic<State> state_{State::kStarting};
+};
+
+}  // namespace strangler

@@ -1,0 +1,104 @@
+// The admin listener (serve --admin): /healthz and /readyz, and /readyz
+// turning 503 as soon as SIGTERM starts the drain, while the data listener
+// still finishes the request in flight.
+#include <signal.h>
+
+#include <string>
+#include <thread>
+
+#include <doctest/doctest.h>
+
+#include "harness.h"
+
+namespace strangler {
+namespace e2e {
+namespace {
+
+// The admin port serve printed ("admin listening on 127.0.0.1:PORT"), 0 if none.
+uint16_t AdminPort(Fixture& fx) {
+  const std::string kLine = "admin listening on 127.0.0.1:";
+  uint16_t port = 0;
+  PollUntil([&] {
+    std::string err = fx.serve()->Stderr();
+    size_t at = err.find(kLine);
+    if (at == std::string::npos) return false;
+    port = static_cast<uint16_t>(std::stoi(err.substr(at + kLine.size())));
+    return true;
+  });
+  return port;
+}
+
+HttpResponse AdminGet(uint16_t port, const std::string& path) {
+  RawClient c;
+  if (!c.Connect(port)) return HttpResponse{};
+  return c.Get(path, {}, kHangGuardMs);
+}
+
+TEST_CASE("e2e: --admin answers /healthz and /readyz; /readyz is 503 from SIGTERM on") {
+  RawBackend be("be");
+  REQUIRE(be.Start());
+  Fixture fx;
+  fx.AddBackend("be", be.url());
+  REQUIRE(fx.StartServe({"--admin", "127.0.0.1:0", "--drain-s", "30"}));
+  const uint16_t admin = AdminPort(fx);
+  REQUIRE(admin != 0);
+  HttpResponse health = AdminGet(admin, "/healthz");
+  REQUIRE(health.ok);
+  CHECK(health.status == 200);
+  CHECK(health.body == "{\"status\":\"ok\"}\n");
+  CHECK(health.Header("Content-Type") == "application/json");
+  // 503 "starting" until the data listener serves its first snapshot.
+  HttpResponse ready;
+  REQUIRE(PollUntil([&] {
+    ready = AdminGet(admin, "/readyz");
+    return ready.ok && ready.status == 200;
+  }));
+  CHECK(ready.body == "{\"status\":\"ready\"}\n");
+  HttpResponse missing = AdminGet(admin, "/nope");
+  REQUIRE(missing.ok);
+  CHECK(missing.status == 404);
+
+  // A request in flight holds the drain open.
+  be.Hold();
+  int in_flight = 0;
+  std::thread client([&] {
+    RawClient c;
+    if (c.Connect(fx.port())) in_flight = c.Get("/slow", {}, kHangGuardMs).status;
+  });
+  REQUIRE(PollUntil([&] { return be.request_count() == 1; }));
+  REQUIRE(kill(fx.serve()->pid(), SIGTERM) == 0);
+  HttpResponse draining;
+  REQUIRE(PollUntil([&] {
+    draining = AdminGet(admin, "/readyz");
+    return draining.ok && draining.status == 503;
+  }));
+  CHECK(draining.body == "{\"status\":\"draining\"}\n");
+  CHECK(AdminGet(admin, "/healthz").status == 200);  // still running
+  be.Release();
+  client.join();
+  CHECK(in_flight == 200);
+  auto code = fx.serve()->Wait(kHangGuardMs);
+  REQUIRE(code.has_value());
+  CHECK(*code == 0);
+  RawClient after;
+  CHECK_FALSE(after.Connect(admin, 500));  // the admin listener went with it
+}
+
+TEST_CASE("e2e: a bad --admin address is a usage error; a taken port fails to start") {
+  Fixture fx;
+  RunResult bad = fx.Cli({"serve", "--listen", "127.0.0.1:0", "--admin", "nowhere"});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("bad --admin 'nowhere'") != std::string::npos);
+  RawBackend taken("taken");  // its port is in use
+  REQUIRE(taken.Start());
+  fx.AddBackend("be", taken.url());
+  RunResult busy = fx.Cli({"serve", "--listen", "127.0.0.1:0", "--admin",
+                           "127.0.0.1:" + std::to_string(taken.port())});
+  CHECK(busy.exit_code != 0);
+  CHECK(busy.err.find("cannot listen for --admin on 127.0.0.1:" + std::to_string(taken.port())) !=
+        std::string::npos);
+}
+
+}  // namespace
+}  // namespace e2e
+}  // namespace strangler
