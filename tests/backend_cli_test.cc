@@ -137,10 +137,10 @@ TEST_CASE("cli: backend show prints each live serve's load of each instance, fre
   s.Must({"backend", "add", "orders", "http://127.0.0.1:9002", "http://127.0.0.1:9003",
           "--max-conns", "10"});
   const int64_t now = NowUnixMs();
-  // 9003 is ejected for 30 s more (less a moment: shown rounded up).
+  // 9003 is ejected until 2026-01-01T12:34:56.500Z (the serve reports it).
   InstanceLoad ejected = Instance("127.0.0.1:9003", 10, 2, 2, 0, 0, 0, 5);
   ejected.ejected = true;
-  ejected.ejected_until_ms = now + 29500;
+  ejected.ejected_until_ms = 1767270896500;
   ejected.failures = 4;
   ejected.ejections = 1;
   ejected.last_failure = "connection refused";
@@ -168,13 +168,13 @@ TEST_CASE("cli: backend show prints each live serve's load of each instance, fre
         "eject:     after 5 failures in a row, for 10s (doubling, at most 5m)\n"
         "urls:      http://127.0.0.1:9002\n"
         "           http://127.0.0.1:9003\n"
-        "load:      INSTANCE        STATE              OPEN   IDLE  IN-USE  QUEUED  WAITED  503S  "
+        "load:      INSTANCE        STATE                    OPEN   IDLE  IN-USE  QUEUED  WAITED  503S  "
         "CONNECT-FAILS  SERVE\n"
-        "           127.0.0.1:9002  up                 10/10  0     10      3       120     4     "
+        "           127.0.0.1:9002  up                       10/10  0     10      3       120     4     "
         "0              web1 0.0.0.0:8080 pid 4711\n"
-        "           127.0.0.1:9002  up                 7/10   1     6       0       12      0     "
+        "           127.0.0.1:9002  up                       7/10   1     6       0       12      0     "
         "0              web2 0.0.0.0:8080 pid 815\n"
-        "           127.0.0.1:9003  ejected, 30s left  2/10   2     0       0       0       0     "
+        "           127.0.0.1:9003  ejected until 12:34:56Z  2/10   2     0       0       0       0     "
         "5              web1 0.0.0.0:8080 pid 4711\n"
         "           (STATE, OPEN/cap and QUEUED now; WAITED, 503S and CONNECT-FAILS since that "
         "serve started)\n"
@@ -208,7 +208,7 @@ TEST_CASE("cli: backend show prints each live serve's load of each instance, fre
   CHECK(j["load"][1]["serve"] == "web2 0.0.0.0:8080 pid 815");
   CHECK(j["load"][2]["instance"] == "127.0.0.1:9003");
   CHECK(j["load"][2]["ejected"] == true);
-  CHECK(j["load"][2]["ejected_until_ms"] == now + 29500);
+  CHECK(j["load"][2]["ejected_until_ms"] == 1767270896500);
   CHECK(j["load"][2]["last_failure"] == "connection refused");
   // Without the load, the object is the backend as rule files hold it.
   j.erase("load");

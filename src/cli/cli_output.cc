@@ -244,15 +244,15 @@ std::string QueueText(const Backend& b) {
 std::string LoadTable(const LoadRows& load, const std::string& indent) {
   std::vector<std::vector<std::string>> rows;
   std::string failures;  // the last failure of each instance that has one
-  const int64_t now = NowUnixMs();
   for (const auto& [serve, l] : load) {
     std::string state = "up";
     if (l.check_down) {
       state = "down (checks)";
     } else if (l.ejected) {
-      // Whole seconds left, rounded up (at least 1s: it was out when reported).
-      const int64_t left_s = std::max<int64_t>(1, (l.ejected_until_ms - now + 999) / 1000);
-      state = "ejected, " + FormatDurationMs(left_s * 1000) + " left";
+      // Until when (UTC, to the second): the same text however late it is read.
+      std::string at;
+      AppendRfc3339Ms(l.ejected_until_ms, &at);
+      state = "ejected until " + at.substr(11, 8) + "Z";
     }
     if (!l.last_failure.empty()) {
       failures += l.instance + ": " + std::to_string(l.failures) + " failure" +
@@ -262,9 +262,10 @@ std::string LoadTable(const LoadRows& load, const std::string& indent) {
                   "; last: " + l.last_failure + " (" + serve + ")\n";
     }
     if (!l.last_check.empty()) {
-      failures += l.instance + ": last check " + l.last_check + ", " +
-                  FormatDurationMs(std::max<int64_t>(0, (now - l.last_check_ms) / 1000) * 1000) +
-                  " ago (" + serve + ")\n";
+      std::string at;
+      AppendRfc3339Ms(l.last_check_ms, &at);
+      failures += l.instance + ": last check " + l.last_check + " at " + at.substr(11, 8) +
+                  "Z (" + serve + ")\n";
     }
     std::string open = std::to_string(l.open);
     if (l.max_conns > 0) open += "/" + std::to_string(l.max_conns);

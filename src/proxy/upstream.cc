@@ -413,12 +413,6 @@ void Instance::SendWaitersElsewhere() {
   for (const fio::Parking& p : wake) fio::Unpark(p);
 }
 
-bool BackendTarget::AllDown() const {
-  bool all_down = false;
-  Pick(0, nullptr, &all_down);
-  return all_down;
-}
-
 void Upstreams::HealthTick() {
   const auto now = InstanceHealth::Clock::now();
   std::lock_guard<std::mutex> lock(mu_);

@@ -192,7 +192,6 @@ struct BackendTarget {
   // (panic mode: they take requests in turn anyway). `skip` is passed over
   // unless it is the only one in rotation.
   size_t Pick(uint32_t turn, const Instance* skip, bool* all_down) const;
-  bool AllDown() const;
 };
 
 // Requests of one route by where they went, for ramps (serve reads and
