@@ -30,9 +30,9 @@ done
 
 cd "$(dirname "$0")/.."
 if [[ $coverage == ON ]]; then
-  scripts/deps.sh gcovr
+  scripts/deps.sh gcovr prometheus
 else
-  scripts/deps.sh
+  scripts/deps.sh prometheus  # promtool and a real Prometheus for the /metrics tests
 fi
 
 # Make sanitizer findings fail the test that triggered them.

@@ -259,8 +259,9 @@ void RegisterServeCommand(CLI::App& app, CliContext& ctx) {
       ->capture_default_str();
   cmd->add_option("--admin", opts->admin,
                   "HOST:PORT of the admin listener (off unless given; bind it to loopback or a "
-                  "private address): GET /healthz (200 while running) and GET /readyz (200 once "
-                  "serving, 503 while starting and while draining after SIGTERM)");
+                  "private address): GET /healthz (200 while running), GET /readyz (200 once "
+                  "serving, 503 while starting and while draining after SIGTERM), GET /metrics "
+                  "(Prometheus text)");
   // Every option may come from the environment too (systemd units,
   // containers): --max-body-mb from STRANGLER_MAX_BODY_MB; a flag wins.
   for (CLI::Option* opt : cmd->get_options([](CLI::Option* o) { return !o->get_lnames().empty(); })) {

@@ -14,6 +14,11 @@ void Json(httplib::Response& res, int status, const std::string& body) {
 
 AdminServer::AdminServer() : server_(std::make_unique<httplib::Server>()) {}
 
+void AdminServer::SetMetrics(std::function<std::string()> render) {
+  std::lock_guard<std::mutex> lock(metrics_mu_);
+  metrics_ = std::move(render);
+}
+
 AdminServer::~AdminServer() {
   server_->stop();
   if (thread_.joinable()) thread_.join();
@@ -32,6 +37,11 @@ Result<std::unique_ptr<AdminServer>> AdminServer::Start(const std::string& host,
       case State::kStarting: return Json(res, 503, R"({"status":"starting"})");
       case State::kDraining: return Json(res, 503, R"({"status":"draining"})");
     }
+  });
+  s.Get("/metrics", [self](const httplib::Request&, httplib::Response& res) {
+    std::lock_guard<std::mutex> lock(self->metrics_mu_);
+    if (!self->metrics_) return Json(res, 503, R"({"status":"starting"})");
+    res.set_content(self->metrics_(), "text/plain; version=0.0.4; charset=utf-8");
   });
   s.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (res.status == 404) Json(res, 404, R"({"error":"not found"})");

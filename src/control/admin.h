@@ -1,13 +1,17 @@
 // The admin listener (`serve --admin HOST:PORT`, PRODUCT.md "Operating a
 // running router"): cpp-httplib on threads of its own, never the data
-// plane's. Today it answers GET /healthz (200 while the process runs) and
-// GET /readyz (200 once the data listener is bound and a snapshot loaded,
-// 503 before that and while draining after SIGTERM), each a JSON object.
+// plane's. It answers GET /healthz (200 while the process runs), GET /readyz
+// (200 once the data listener is bound and a snapshot loaded, 503 before
+// that and while draining after SIGTERM), each a JSON object, and GET
+// /metrics (Prometheus text, from the function SetMetrics gave; 503 before).
+// Thread-safe.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -31,6 +35,9 @@ class AdminServer {
 
   uint16_t port() const { return port_; }
   void SetState(State s) { state_.store(s, std::memory_order_relaxed); }
+  // What GET /metrics answers; called on the listener's threads. Cleared
+  // (nullptr) before what it reads goes away.
+  void SetMetrics(std::function<std::string()> render);
 
  private:
   AdminServer();
@@ -39,6 +46,8 @@ class AdminServer {
   std::thread thread_;
   uint16_t port_ = 0;
   std::atomic<State> state_{State::kStarting};
+  std::mutex metrics_mu_;  // held while rendering, so that clearing waits for a scrape
+  std::function<std::string()> metrics_;  // guarded by metrics_mu_
 };
 
 }  // namespace strangler

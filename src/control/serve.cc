@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdio>
@@ -15,6 +16,7 @@
 
 #include "base/time.h"
 #include "control/admin.h"
+#include "control/metrics_page.h"
 #include "decisions/decision_log.h"
 #include "proxy/net.h"
 #include "proxy/proxy.h"
@@ -104,6 +106,8 @@ class Reloader {
   }
 
   void set_data_version(int64_t v) { data_version_ = v; }
+  // Reload errors logged (GET /metrics); any thread.
+  uint64_t reload_errors() const { return reload_errors_.load(std::memory_order_relaxed); }
 
   // Ramps and mirror results, once per tick: counts go to the store about
   // once a second (or when a ramp is due), so that the ramp's serve judges
@@ -193,13 +197,7 @@ class Reloader {
   // Tallies kept for a retry are summed per route so they cannot pile up.
   void MergeTallies() {
     std::map<std::string, MirrorTally> sum;
-    for (const auto& [route, t] : tallies_) {
-      MirrorTally& s = sum[route];
-      s.compared += t.compared;
-      s.equal += t.equal;
-      s.dropped += t.dropped;
-      s.failed += t.failed;
-    }
+    for (const auto& [route, t] : tallies_) sum[route] += t;
     tallies_.assign(sum.begin(), sum.end());
   }
 
@@ -210,7 +208,10 @@ class Reloader {
 
   void Report(const std::string& error) {
     failing_ = true;
-    if (error != last_error_) spdlog::error("{}", error);
+    if (error != last_error_) {
+      spdlog::error("{}", error);
+      reload_errors_.fetch_add(1, std::memory_order_relaxed);
+    }
     last_error_ = error;
   }
 
@@ -255,6 +256,7 @@ class Reloader {
   int64_t next_flush_ms_ = 0;
   int64_t next_due_ms_ = 0;
   std::string safety_error_;
+  std::atomic<uint64_t> reload_errors_{0};
 };
 
 }  // namespace
@@ -326,7 +328,13 @@ Status RunServe(const ServeOptions& opts) {
   Reloader reloader(std::move(store.value()), proxy, opts.db_path, identity);
   if (dv.ok()) reloader.set_data_version(dv.value());
   reloader.set_serve_id(ServeId(hp->host, LocalPort(listen_fd.value())));
-  if (admin) admin->SetState(AdminServer::State::kReady);
+  if (admin) {
+    DecisionLog* decisions = log.value().get();
+    admin->SetMetrics([proxy, decisions, &reloader] {
+      return RenderMetrics(*proxy, *decisions, reloader.reload_errors());
+    });
+    admin->SetState(AdminServer::State::kReady);
+  }
   timespec tick{opts.reload_ms / 1000, static_cast<long>(opts.reload_ms % 1000) * 1000000L};
   while (true) {
     int sig = sigtimedwait(&stop_signals, nullptr, &tick);

@@ -6,6 +6,8 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include "decisions/decision_line.h"
 
 namespace strangler {
@@ -77,7 +79,7 @@ Result<std::unique_ptr<DecisionLog>> DecisionLog::Open(const std::string& path,
     // 8192 queued batches, one writer thread. The log's own pool (not
     // spdlog's global one), so that its thread is joined before the logger
     // and its sinks are destroyed.
-    auto pool = std::make_shared<spdlog::details::thread_pool>(8192, 1);
+    auto pool = std::make_shared<spdlog::details::thread_pool>(kQueueBatches, 1);
     std::shared_ptr<spdlog::sinks::sink> sink;
     if (path == "-") {
       sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
@@ -133,8 +135,16 @@ DecisionLog::~DecisionLog() {
 
 void DecisionLog::Emit(std::string* batch) {
   if (batch->empty()) return;
-  // One spdlog message per batch of lines: spdlog ends it with the last newline.
-  logger_->log(spdlog::level::info, spdlog::string_view_t(batch->data(), batch->size()));
+  std::lock_guard<std::mutex> lock(emit_mu_);
+  if (pool_->queue_size() + kQueueSlack >= kQueueBatches) {
+    // Full: spdlog would overwrite the oldest batch, uncounted. This one
+    // goes instead, counted.
+    dropped_lines_.fetch_add(1 + static_cast<uint64_t>(std::count(batch->begin(), batch->end(), '\n')),
+                             std::memory_order_relaxed);
+  } else {
+    // One spdlog message per batch of lines: spdlog ends it with the last newline.
+    logger_->log(spdlog::level::info, spdlog::string_view_t(batch->data(), batch->size()));
+  }
   batch->clear();
 }
 

@@ -3,10 +3,12 @@
 // appends it to a batch under a short lock. A flusher thread hands the batch
 // to spdlog every 20 ms (or at 64 KiB), so spdlog's queue wakes its writer
 // per batch, not per request.
-// When spdlog's queue is full the oldest batches are overwritten rather than
-// blocking a request. Write() is thread-safe. Nothing else writes to the file.
+// When spdlog's queue is full (the disk does not keep up) a batch is dropped
+// and its lines counted, rather than a request blocked. Thread-safe.
+// Nothing else writes to the file.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -39,10 +41,15 @@ class DecisionLog {
   void Write(const DecisionRecord& r);
   // Blocks until every line written so far is on disk.
   void Flush();
+  // Lines dropped because the writer fell behind, since the log opened.
+  uint64_t dropped_lines() const { return dropped_lines_.load(std::memory_order_relaxed); }
 
  private:
   static constexpr size_t kBatchBytes = 64 * 1024;
   static constexpr int kBatchMs = 20;
+  static constexpr size_t kQueueBatches = 8192;  // spdlog's queue
+  // Room kept in the queue for the flushes spdlog::flush_every() queues.
+  static constexpr size_t kQueueSlack = 16;
 
   DecisionLog(std::shared_ptr<spdlog::logger> logger,
               std::shared_ptr<spdlog::details::thread_pool> pool);
@@ -53,6 +60,8 @@ class DecisionLog {
   std::mutex batch_mu_;
   std::string batch_;  // lines joined by '\n'; guarded by batch_mu_
   bool stop_ = false;  // guarded by batch_mu_
+  std::mutex emit_mu_;  // one batch into the queue at a time
+  std::atomic<uint64_t> dropped_lines_{0};
   std::condition_variable flusher_cv_;
   std::thread flusher_;
 };

@@ -125,10 +125,20 @@ void Mirror::CountDropped(const std::string& route) {
 void Mirror::TakeResults(std::vector<std::pair<std::string, MirrorTally>>* tallies,
                          std::vector<DiffRecord>* records) {
   std::lock_guard<std::mutex> lock(results_mu_);
-  for (auto& [route, t] : tallies_) tallies->emplace_back(route, t);
+  for (auto& [route, t] : tallies_) {
+    tallies->emplace_back(route, t);
+    taken_[route] += t;
+  }
   tallies_.clear();
   for (DiffRecord& r : records_) records->push_back(std::move(r));
   records_.clear();
+}
+
+std::map<std::string, MirrorTally> Mirror::Totals() {
+  std::lock_guard<std::mutex> lock(results_mu_);
+  std::map<std::string, MirrorTally> totals = taken_;
+  for (const auto& [route, t] : tallies_) totals[route] += t;
+  return totals;
 }
 
 void Mirror::Drain() {

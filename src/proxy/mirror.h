@@ -119,6 +119,8 @@ class Mirror {
   // Moves out what was counted and found since the last call.
   void TakeResults(std::vector<std::pair<std::string, MirrorTally>>* tallies,
                    std::vector<DiffRecord>* records);
+  // Everything counted since the Mirror began, by route (for GET /metrics).
+  std::map<std::string, MirrorTally> Totals();
 
   // Stops the worker: copies still queued are dropped, copies in flight are
   // cut off (both counted as dropped); a copy still connecting finishes its
@@ -148,6 +150,7 @@ class Mirror {
   std::set<int> busy_fds_;       // guarded by mu_
   bool stopping_ = false;        // guarded by mu_
   std::map<std::string, MirrorTally> tallies_;  // guarded by results_mu_
+  std::map<std::string, MirrorTally> taken_;    // what TakeResults moved out; likewise
   std::vector<DiffRecord> records_;             // guarded by results_mu_
   std::mutex results_mu_;
   std::mutex housekeeping_mu_;

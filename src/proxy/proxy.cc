@@ -41,6 +41,13 @@ Proxy::Proxy(ProxyOptions opts, DecisionLog* log) : opts_(opts), log_(log) {
     opts_.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   }
   upstreams_.set_workers(opts_.workers);
+  metrics_ = std::make_unique<RequestMetrics>(opts_.workers);
+  upstreams_.set_metrics(metrics_.get());
+}
+
+int Proxy::OpenSessions() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return sessions_;
 }
 
 Proxy::~Proxy() { Shutdown(0); }

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "decisions/decision_log.h"
+#include "metrics/request_metrics.h"
 #include "proxy/fiber.h"
 #include "proxy/upstream.h"
 
@@ -43,6 +44,10 @@ class Proxy {
   Proxy& operator=(const Proxy&) = delete;
 
   Upstreams& upstreams() { return upstreams_; }
+  // What the sessions count, a shard per worker (for GET /metrics).
+  RequestMetrics& metrics() { return *metrics_; }
+  // Client connections open now.
+  int OpenSessions();
   Mirror& mirror() { return mirror_; }
   void SetSnapshot(std::shared_ptr<const ProxySnapshot> snap);
   std::shared_ptr<const ProxySnapshot> snapshot() const;
@@ -81,6 +86,7 @@ class Proxy {
 
   ProxyOptions opts_;
   DecisionLog* log_;
+  std::unique_ptr<RequestMetrics> metrics_;  // before upstreams_, which use it
   Upstreams upstreams_;
   Mirror mirror_;
   std::shared_ptr<const ProxySnapshot> snapshot_;  // atomic_load/atomic_store only

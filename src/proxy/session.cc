@@ -59,7 +59,8 @@ Session::Session(Proxy* proxy, int fd)
       fd_(fd),
       req_(MessageType::kRequest, this),
       in_(kBufferBytes),
-      up_(this, proxy->options().max_header_bytes),
+      metrics_(&proxy->metrics().shard(fio::WorkerIndex())),
+      up_(this, proxy->options().max_header_bytes, metrics_),
       mirror_(&proxy->mirror()) {}
 
 // --- The connection --------------------------------------------------------

@@ -129,6 +129,7 @@ class Session : private MessageHandler, private UpstreamAttempt::Client {
   std::string client_ip_;
   MessageParser req_;
   ReadBuffer in_;  // client bytes
+  MetricShard* metrics_;  // this worker's
   UpstreamAttempt up_;
   MirrorCopy mirror_;
   bool linger_ = false;  // an error answer closes the connection: linger first

@@ -154,6 +154,7 @@ void Session::FallBack(std::string why) {
   NoteQueueWait();
   st_.fell_back = true;
   st_.fallback_why = std::move(why);
+  metrics_->CountFallback(snap_->routes[static_cast<size_t>(st_.decision.route)].metric_id);
   st_.decision.backend = snap_->table->ElseBackend(st_.decision.route);
   st_.decision.reason = Reason::kFallback;
   st_.reason = ReasonName(st_.decision.reason);
@@ -286,6 +287,16 @@ void Session::LogRequest() {
   r.queue_ms = st_.queue_ms;
   if (up_.target() != nullptr && up_.all_down()) r.instances = "all_down";
   proxy_->log()->Write(r);
+  // The same request in the metrics, by the same names.
+  uint32_t route = 0, backend = 0;
+  if (snap_ && !st_.route_name.empty() && st_.decision.route >= 0) {
+    route = snap_->routes[static_cast<size_t>(st_.decision.route)].metric_id;
+  }
+  if (snap_ && !st_.backend_name.empty() && st_.decision.backend >= 0) {
+    backend = snap_->targets[static_cast<size_t>(st_.decision.backend)]->metric_id;
+  }
+  metrics_->CountRequest(route, backend, r.reason, r.status,
+                         backend != 0 ? r.total_ms / 1000 : -1);
 }
 
 }  // namespace strangler

@@ -450,6 +450,7 @@ std::shared_ptr<const ProxySnapshot> Upstreams::MakeSnapshot(
   for (const Backend& b : table->backends()) {
     auto target = std::make_unique<BackendTarget>();
     target->backend = &b;
+    if (metrics_) target->metric_id = metrics_->backends().Id(b.name);
     for (const std::string& u : b.urls) {
       auto url = ParseUrl(u);
       if (!url.ok()) continue;  // validated when written; never happens
@@ -539,6 +540,7 @@ std::shared_ptr<const ProxySnapshot> Upstreams::MakeSnapshot(
   for (const Route& r : table->routes()) {
     RouteExtras extras;
     extras.to_backend = backend_index(r.to);
+    if (metrics_) extras.metric_id = metrics_->routes().Id(r.name);
     auto& counters = counters_[r.name];
     if (!counters) counters = std::make_unique<RouteCounters>();
     extras.counters = counters.get();

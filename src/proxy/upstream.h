@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "metrics/request_metrics.h"
 #include "proxy/fiber.h"
 #include "proxy/health_probe.h"
 #include "proxy/instance_health.h"
@@ -182,6 +183,7 @@ class Instance {
 // A backend as the forwarder sees it: its instances, used in turn.
 struct BackendTarget {
   const Backend* backend = nullptr;
+  uint32_t metric_id = 0;  // the backend's name in RequestMetrics::backends()
   std::vector<Instance*> instances;
   std::vector<std::string> base_paths;  // parallel to instances
   mutable std::atomic<uint32_t> next{0};
@@ -203,6 +205,7 @@ struct RouteCounters {
 // What the forwarder needs of one route beyond the table.
 struct RouteExtras {
   int to_backend = -1;  // index into table->backends()
+  uint32_t metric_id = 0;  // the route's name in RequestMetrics::routes()
   RouteCounters* counters = nullptr;
   std::shared_ptr<const MirrorPlan> mirror;  // null: no --mirror
 };
@@ -225,6 +228,9 @@ class Upstreams {
   // Before the first MakeSnapshot.
   void set_workers(int workers) { workers_ = workers; }
   void set_idle_ms(int ms) { idle_ms_ = ms; }
+  // Where snapshots take their routes' and backends' metric ids (none: 0).
+  // Must outlive the Upstreams.
+  void set_metrics(RequestMetrics* metrics) { metrics_ = metrics; }
   // Builds the forwarding view of a table, creating instances as needed.
   std::shared_ptr<const ProxySnapshot> MakeSnapshot(std::shared_ptr<const RouteTable> table);
   // Closes the pooled connections of `worker` idle longer than the limit,
@@ -243,6 +249,7 @@ class Upstreams {
   std::mutex mu_;
   int workers_ = 1;
   int idle_ms_ = 30000;
+  RequestMetrics* metrics_ = nullptr;
   std::unordered_map<std::string, std::unique_ptr<Instance>> instances_;
   std::unordered_map<std::string, std::unique_ptr<RouteCounters>> counters_;  // by route
   // Looks host names up off the request path (Instance::RefreshAddress),

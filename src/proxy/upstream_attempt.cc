@@ -14,8 +14,8 @@ constexpr size_t kReplayBytes = 64 * 1024;
 
 }  // namespace
 
-UpstreamAttempt::UpstreamAttempt(Client* client, size_t max_header_bytes)
-    : client_(client), max_header_bytes_(max_header_bytes), in_(kBufferBytes) {}
+UpstreamAttempt::UpstreamAttempt(Client* client, size_t max_header_bytes, MetricShard* metrics)
+    : client_(client), max_header_bytes_(max_header_bytes), metrics_(metrics), in_(kBufferBytes) {}
 
 UpstreamAttempt::~UpstreamAttempt() { Close(); }
 
@@ -79,6 +79,7 @@ bool UpstreamAttempt::Reconnect() {
 
 bool UpstreamAttempt::ToAnotherInstance() {
   instance_->ReportFailure("connection reset or closed before an answer");
+  CountError(UpstreamError::kReset);
   Close();
   sent_ = 0;
   s_.failed_instance = instance_;
@@ -95,14 +96,21 @@ void UpstreamAttempt::Judge() {
   if (instance == nullptr) return;
   switch (s_.failure) {
     case Failure::kNone: instance->health().Answered(); break;
-    case Failure::kTimeout: instance->ReportFailure("no answer in time"); break;
+    case Failure::kTimeout:
+      instance->ReportFailure("no answer in time");
+      CountError(UpstreamError::kTimeout);
+      break;
     case Failure::kFailed:
       // A 5xx refused for a fallback is an answer; a client that went away
       // says nothing of the backend.
       if (s_.refused_status != 0) {
         instance->health().Answered();
+      } else if (s_.bad_answer) {
+        instance->ReportFailure("an answer that is not HTTP");
+        CountError(UpstreamError::kBadResponse);
       } else if (s_.connected) {
         instance->ReportFailure("connection reset or closed before an answer");
+        CountError(UpstreamError::kReset);
       }
       break;
     case Failure::kRefused:         // counted by Instance::Connect
@@ -136,6 +144,7 @@ bool UpstreamAttempt::Connect(bool fresh) {
       s_.failure = err == ConnectError::kTimeout      ? Failure::kConnectTimeout
                    : err == ConnectError::kUnresolved ? Failure::kUnresolved
                                                       : Failure::kRefused;
+      CountError(err == ConnectError::kTimeout ? UpstreamError::kTimeout : UpstreamError::kRefused);
       return false;
     }
   }
@@ -287,6 +296,7 @@ void UpstreamAttempt::BeginAnswer() {
 bool UpstreamAttempt::Room() {
   if (in_.MakeRoom(relay_.in_head(), max_header_bytes_ * 4)) return true;
   s_.failure = Failure::kFailed;  // an absurd response head
+  s_.bad_answer = true;
   return false;
 }
 
@@ -318,6 +328,7 @@ bool UpstreamAttempt::Pump() {
       size_t used = 0;
       ev = relay_.Feed(in_.data(), in_.rpos, in_.wpos, &used);
       in_.rpos += used;
+      if (ev == Event::kError) s_.bad_answer = true;
       if (ev != Event::kNeedMore) break;
       if (!Deliver()) {
         ev = Event::kError;
@@ -401,6 +412,7 @@ UpstreamAttempt::Outcome UpstreamAttempt::ReadAnswer(bool request_done, bool ide
     in_.rpos += used;
     if (ev == Event::kDone || ev == Event::kRefused) break;
     if (ev == Event::kError) {
+      s_.bad_answer = true;
       if (!s_.delivered) s_.failure = Failure::kFailed;
       break;
     }

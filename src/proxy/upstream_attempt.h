@@ -16,6 +16,7 @@
 #include <string>
 
 #include "http/response_relay.h"
+#include "metrics/request_metrics.h"
 #include "proxy/fiber.h"
 #include "proxy/read_buffer.h"
 #include "proxy/upstream.h"
@@ -61,7 +62,9 @@ class UpstreamAttempt {
   // Request bytes buffered beyond this are sent before more are taken.
   static constexpr size_t kFlushBytes = 64 * 1024;
 
-  UpstreamAttempt(Client* client, size_t max_header_bytes);
+  // Upstream errors are counted in `metrics` (the worker's shard; it must
+  // outlive the attempt).
+  UpstreamAttempt(Client* client, size_t max_header_bytes, MetricShard* metrics);
   ~UpstreamAttempt();
   UpstreamAttempt(const UpstreamAttempt&) = delete;
   UpstreamAttempt& operator=(const UpstreamAttempt&) = delete;
@@ -157,8 +160,13 @@ class UpstreamAttempt {
   bool Room();
   bool Deliver();
 
+  void CountError(UpstreamError kind) {
+    metrics_->CountUpstreamError(target_->metric_id, kind);
+  }
+
   Client* client_;
   const size_t max_header_bytes_;
+  MetricShard* metrics_;
   const BackendTarget* target_ = nullptr;
   Instance* instance_ = nullptr;
   size_t pick_ = 0;  // index of instance_ in target_->instances
@@ -189,6 +197,7 @@ class UpstreamAttempt {
     bool queue_full = false;
     const Instance* failed_instance = nullptr;  // whose connect failed (not tried again)
     bool all_down = false;
+    bool bad_answer = false;  // the answer was no HTTP (strangler_upstream_errors_total)
   };
   // Tells the instance how the attempt went (passive ejection).
   void Judge();

@@ -18,6 +18,14 @@ struct MirrorTally {
   int64_t compared = 0, equal = 0;
   int64_t dropped = 0;  // copies not sent: the mirror queue was full
   int64_t failed = 0;   // the mirror refused, timed out or broke
+
+  MirrorTally& operator+=(const MirrorTally& t) {
+    compared += t.compared;
+    equal += t.equal;
+    dropped += t.dropped;
+    failed += t.failed;
+    return *this;
+  }
 };
 
 struct DiffStats {

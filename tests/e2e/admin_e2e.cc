@@ -14,20 +14,6 @@ namespace strangler {
 namespace e2e {
 namespace {
 
-// The admin port serve printed ("admin listening on 127.0.0.1:PORT"), 0 if none.
-uint16_t AdminPort(Fixture& fx) {
-  const std::string kLine = "admin listening on 127.0.0.1:";
-  uint16_t port = 0;
-  PollUntil([&] {
-    std::string err = fx.serve()->Stderr();
-    size_t at = err.find(kLine);
-    if (at == std::string::npos) return false;
-    port = static_cast<uint16_t>(std::stoi(err.substr(at + kLine.size())));
-    return true;
-  });
-  return port;
-}
-
 HttpResponse AdminGet(uint16_t port, const std::string& path) {
   RawClient c;
   if (!c.Connect(port)) return HttpResponse{};
@@ -40,7 +26,7 @@ TEST_CASE("e2e: --admin answers /healthz and /readyz; /readyz is 503 from SIGTER
   Fixture fx;
   fx.AddBackend("be", be.url());
   REQUIRE(fx.StartServe({"--admin", "127.0.0.1:0", "--drain-s", "30"}));
-  const uint16_t admin = AdminPort(fx);
+  const uint16_t admin = AdminPort(*fx.serve());
   REQUIRE(admin != 0);
   HttpResponse health = AdminGet(admin, "/healthz");
   REQUIRE(health.ok);

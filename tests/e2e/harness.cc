@@ -284,15 +284,24 @@ ClosedPort::~ClosedPort() {
   if (fd_ >= 0) close(fd_);
 }
 
-uint16_t ListeningPort(Process& serve, int cap_ms) {
-  const std::string kLine = "listening on ";
+namespace {
+
+// The port of serve's first "<info> listening on HOST:PORT" line on stderr
+// whose listener is `admin` or not.
+uint16_t PortFromStderr(Process& serve, int cap_ms, bool admin) {
+  const std::string kLine = "listening on ", kAdmin = "admin ";
   uint16_t port = 0;
   PollUntil(
       [&] {
         std::string err = serve.Stderr();
         size_t at = err.find(kLine);
+        while (at != std::string::npos &&
+               (at >= kAdmin.size() && err.compare(at - kAdmin.size(), kAdmin.size(), kAdmin) == 0) !=
+                   admin) {
+          at = err.find(kLine, at + 1);
+        }
         if (at != std::string::npos) {
-          size_t end = err.find(' ', at + kLine.size());
+          size_t end = err.find_first_of(" \n", at + kLine.size());  // HOST:PORT ends
           size_t colon = err.rfind(':', end);
           if (end != std::string::npos && colon != std::string::npos && colon > at) {
             port = static_cast<uint16_t>(std::atoi(err.c_str() + colon + 1));
@@ -304,6 +313,11 @@ uint16_t ListeningPort(Process& serve, int cap_ms) {
       cap_ms, 10);
   return port;
 }
+
+}  // namespace
+
+uint16_t ListeningPort(Process& serve, int cap_ms) { return PortFromStderr(serve, cap_ms, false); }
+uint16_t AdminPort(Process& serve, int cap_ms) { return PortFromStderr(serve, cap_ms, true); }
 
 bool WaitForPort(uint16_t port, int timeout_ms) {
   int64_t deadline = NowMs() + timeout_ms;

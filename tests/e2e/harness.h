@@ -149,6 +149,9 @@ class ClosedPort {
 // "listening on HOST:PORT" line on stderr (polled up to cap_ms); 0 when the
 // line does not come or the child exits first.
 uint16_t ListeningPort(Process& serve, int cap_ms = kHangGuardMs);
+// The same for the admin listener (`serve --admin HOST:0`): its "admin
+// listening on HOST:PORT" line.
+uint16_t AdminPort(Process& serve, int cap_ms = kHangGuardMs);
 
 // --- LoopbackServer ----------------------------------------------------------
 
