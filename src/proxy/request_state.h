@@ -35,6 +35,7 @@ struct RequestState {
 
   // The decision, as logged.
   std::string path;  // normalised
+  bool dot_segments = false;  // the raw path held "." or ".." segments
   Decision decision;
   std::string_view route_name, backend_name, reason;
 

@@ -392,7 +392,7 @@ bool Session::Decide() {
   RequestView view;
   view.method = st_.method;
   bool ambiguous = false;
-  view.path = NormalizePath(raw_path, &scratch_, &ambiguous);
+  view.path = NormalizePath(raw_path, &scratch_, &ambiguous, &st_.dot_segments);
   if (ambiguous) {
     return Refuse(400,
                   "malformed request: a '.' or '..' segment beside ';' or '\\' in the path "

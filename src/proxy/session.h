@@ -87,6 +87,8 @@ class Session : private MessageHandler, private UpstreamAttempt::Client {
   bool EndAnswer(Outcome outcome);
   void Tunnel();
 
+  // The normalised path (as routed) and the client's query.
+  void AppendRoutedTarget(std::string* out) const;
   void AppendForwardedHeaders(std::string* out, const std::string& host, uint16_t port,
                               bool chunked, bool mirror_copy);
   void MaybeMirror();

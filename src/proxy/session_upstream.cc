@@ -17,10 +17,23 @@ void Session::WriteHead(const Instance& instance, const std::string& base_path,
   out->append(st_.method);
   out->push_back(' ');
   out->append(base_path);
-  out->append(st_.path_and_query);
+  if (!base_path.empty() && st_.dot_segments) {
+    // "/v2" + "/../admin" would climb out of the base path at a backend
+    // that resolves dot segments: it gets the path as it was routed
+    // instead, under its base path (as nginx's proxy_pass with a URI does).
+    AppendRoutedTarget(out);
+  } else {
+    out->append(st_.path_and_query);
+  }
   out->append(" HTTP/1.1\r\n");
   AppendForwardedHeaders(out, instance.host(), instance.port(), st_.rechunk, false);
   out->append("\r\n");
+}
+
+void Session::AppendRoutedTarget(std::string* out) const {
+  out->append(st_.path);
+  size_t q = st_.path_and_query.find('?');
+  if (q != std::string_view::npos) out->append(st_.path_and_query.substr(q));
 }
 
 // The client's header fields as a backend gets them, in order and byte for
@@ -83,7 +96,12 @@ void Session::MaybeMirror() {
   std::string headers;
   const Instance& first = *plan->targets.front().instance;
   AppendForwardedHeaders(&headers, first.host(), first.port(), false, true);
-  mirror_.Begin(plan, st_.path_and_query, std::move(headers));
+  // With dot segments, the mirror gets the path as routed: it may have a
+  // base path for them to climb out of (see WriteHead).
+  std::string routed;
+  if (st_.dot_segments) AppendRoutedTarget(&routed);
+  mirror_.Begin(plan, st_.dot_segments ? std::string_view(routed) : st_.path_and_query,
+                std::move(headers));
 }
 
 // Points the request at backend `index`: its next instance in turn, with the

@@ -77,8 +77,10 @@ std::string_view DecodeComponent(std::string_view s, std::string* scratch) {
 
 }  // namespace
 
-std::string_view NormalizePath(std::string_view raw, std::string* scratch, bool* ambiguous) {
+std::string_view NormalizePath(std::string_view raw, std::string* scratch, bool* ambiguous,
+                               bool* dot_segments) {
   if (ambiguous) *ambiguous = false;
+  if (dot_segments) *dot_segments = false;
   // Fast path: nothing that normalising could change.
   bool plain = !raw.empty() && raw[0] == '/';
   for (size_t i = 0; plain && i < raw.size(); ++i) {
@@ -155,6 +157,7 @@ std::string_view NormalizePath(std::string_view raw, std::string* scratch, bool*
   }
   if (out.empty()) out = "/";
   if (ambiguous) *ambiguous = dots && (odd || encoded_backslash);
+  if (dot_segments) *dot_segments = dots;
   if (out == raw) return raw;
   *scratch = std::move(out);
   return *scratch;

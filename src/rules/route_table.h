@@ -83,8 +83,9 @@ int Bucket(std::string_view salt, std::string_view key);
 // changes; otherwise writes into *scratch and returns a view of it.
 // *ambiguous (when given) is set when the path holds ';' or a backslash
 // beside a dot segment: backends resolve such paths differently
-// ("/admin/..;/x"), so the router refuses them.
+// ("/admin/..;/x"), so the router refuses them. *dot_segments (when given)
+// is set when the path held a "." or ".." segment (spelled in any way).
 std::string_view NormalizePath(std::string_view raw, std::string* scratch,
-                               bool* ambiguous = nullptr);
+                               bool* ambiguous = nullptr, bool* dot_segments = nullptr);
 
 }  // namespace strangler
