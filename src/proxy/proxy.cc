@@ -99,6 +99,9 @@ void Proxy::AcceptLoop() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (sessions_ >= opts_.max_connections) {
+        if (reclaim_.load(std::memory_order_relaxed) < kMaxReclaim) {
+          reclaim_.fetch_add(1, std::memory_order_relaxed);
+        }
         if (busy_answers_.fetch_add(1, std::memory_order_relaxed) < kMaxBusyAnswers &&
             fd < kBusyFlag) {
           pool_->Submit(fd | kBusyFlag);
@@ -130,7 +133,17 @@ bool Proxy::TrimAfterBurst() {
 void Proxy::SessionEnded() {
   std::lock_guard<std::mutex> lock(mu_);
   --sessions_;
+  // Room again: no idle connection need close for it.
+  if (sessions_ < opts_.max_connections) reclaim_.store(0, std::memory_order_relaxed);
   cv_.notify_all();
+}
+
+bool Proxy::TakeIdleReclaim() {
+  int n = reclaim_.load(std::memory_order_relaxed);
+  while (n > 0) {
+    if (reclaim_.compare_exchange_weak(n, n - 1, std::memory_order_relaxed)) return true;
+  }
+  return false;
 }
 
 bool Proxy::Shutdown(int drain_ms) {

@@ -72,6 +72,12 @@ class Proxy {
   const ProxyOptions& options() const { return opts_; }
   DecisionLog* log() const { return log_; }
   void SessionEnded();
+  // While --max-connections turns clients away, connections idle between
+  // requests make room: each client turned away asks for one to close (as
+  // nginx closes keep-alive connections when it runs out; RFC 9112 9.5).
+  // True for the idle session that should close now.
+  bool TakeIdleReclaim();
+  static constexpr int kMaxReclaim = 64;  // closes asked for at once, at most
 
   // After a burst of clients has left (the open connections fell to half
   // their peak since the last call that trimmed, and by at least
@@ -97,6 +103,7 @@ class Proxy {
   std::atomic<bool> stopping_{false};
   std::atomic<std::chrono::steady_clock::rep> tunnels_end_at_{0};
   std::atomic<int> busy_answers_{0};  // 503s over --max-connections being sent
+  std::atomic<int> reclaim_{0};       // idle connections asked to close (TakeIdleReclaim)
   std::mutex mu_;
   std::condition_variable cv_;
   int sessions_ = 0;  // guarded by mu_

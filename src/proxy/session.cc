@@ -163,6 +163,8 @@ Session::ReadResult Session::AwaitClient(Clock::time_point deadline) {
     while (fio::WaitAny(&client, 1, kTickMs) < 0) {
       if (proxy_->stopping()) return ReadResult::kStop;
       if (Clock::now() >= deadline) return ReadResult::kTimeout;
+      // Kept alive with nothing sent: closed when new clients need the room.
+      if (served_any_ && proxy_->TakeIdleReclaim()) return ReadResult::kStop;
     }
   }
 }

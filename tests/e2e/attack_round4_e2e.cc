@@ -1,7 +1,11 @@
 // What the fourth raw-byte attack round (beside nginx and HAProxy, before the
 // I/O layer changes for TLS) found, each case as a test that failed before
-// its fix: dot segments in a target climbed out of a backend's base path.
+// its fix: dot segments in a target climbed out of a backend's base path;
+// clients kept alive and idle at --max-connections turned every new client
+// away until they timed out (60 s).
+#include <memory>
 #include <string>
+#include <vector>
 
 #include <doctest/doctest.h>
 
@@ -67,6 +71,43 @@ TEST_CASE("e2e: dot segments in a target never climb out of a backend's base pat
     CHECK(r.target.find("..") == std::string::npos);
     CHECK(r.target.find("%2") == std::string::npos);
   }
+}
+
+// nginx closes keep-alive connections when it runs out of them, HAProxy
+// after a few seconds; the router turned every new client away with 503 for
+// as long as the idle ones stayed (its 60 s keep-alive timeout).
+TEST_CASE("e2e: at --max-connections, clients idle between requests make room for new ones") {
+  RawBackend be("be");
+  REQUIRE(be.Start());
+  Fixture fx;
+  fx.AddBackend("be", be.url());
+  REQUIRE(fx.StartServe({"--max-connections", "4"}));
+  std::vector<std::unique_ptr<RawClient>> idle;
+  for (int i = 0; i < 4; ++i) {
+    idle.push_back(std::make_unique<RawClient>());
+    REQUIRE(idle.back()->Connect(fx.port()));
+    REQUIRE(idle.back()->Get("/kept-alive").status == 200);
+  }
+  // A new client gets in once an idle one has closed (the first try may get
+  // 503); well before the idle ones' own timeout (kCloseWaitMs < 60 s).
+  const int64_t t0 = NowMs();
+  int refused = 0;
+  bool served = PollUntil(
+      [&] {
+        RawClient fresh;
+        if (!fresh.Connect(fx.port())) return false;
+        HttpResponse r = fresh.Get("/new-client");
+        if (r.status == 503) ++refused;
+        return r.ok && r.status == 200;
+      },
+      kCloseWaitMs, 50);
+  MESSAGE("a new client was served after " << NowMs() - t0 << " ms, " << refused
+                                            << " tries turned away first");
+  CHECK(served);
+  int closed = 0;
+  // (Already closed by the time the new client was served: its FIN is there.)
+  for (auto& c : idle) closed += c->WaitForClose(100) ? 1 : 0;
+  CHECK(closed >= 1);
 }
 
 }  // namespace
