@@ -25,6 +25,19 @@ void AppendCodings(std::string_view value, std::string* out) {
   }
 }
 
+// How many of the ", "-separated codings are chunked.
+int CountChunked(std::string_view codings) {
+  int n = 0;
+  size_t start = 0;
+  while (start <= codings.size()) {
+    size_t comma = codings.find(", ", start);
+    if (IEquals(codings.substr(start, comma - start), "chunked")) ++n;
+    if (comma == std::string_view::npos) break;
+    start = comma + 2;
+  }
+  return n;
+}
+
 void DropLastCoding(std::string* codings) {
   size_t comma = codings->rfind(", ");
   codings->resize(comma == std::string::npos ? 0 : comma);
@@ -90,6 +103,14 @@ int ResponseRelay::OnHead() {
   if (bodiless && (parser_.chunked() || (parser_.has_content_length() && parser_.content_length() > 0))) {
     no_reuse_ = true;
   }
+  // Chunked applied twice ("chunked, chunked") is no valid answer (RFC 9112
+  // 6.1): the parser undoes it once, so relayed it would name a coding
+  // that is not there. 502, as HAProxy answers it.
+  std::string codings;  // transfer codings the router does not undo, in order
+  for (const HeaderSpan& h : parser_.headers()) {
+    if (IEquals(h.name.in(base), "transfer-encoding")) AppendCodings(h.value.in(base), &codings);
+  }
+  if (CountChunked(codings) > 1) return -1;
   if (status >= 500 && req_.refuse_5xx) {
     status_ = status;
     refused_ = true;
@@ -109,10 +130,8 @@ int ResponseRelay::OnHead() {
     if (IEquals(h.name.in(base), "connection")) tokens.Add(h.value.in(base));
   }
   upstream_has_rid_ = false;
-  std::string codings;  // transfer codings the router does not undo, in order
   for (const HeaderSpan& h : parser_.headers()) {
     std::string_view name = h.name.in(base);
-    if (IEquals(name, "transfer-encoding")) AppendCodings(h.value.in(base), &codings);
     // Content-Length is written from what was parsed (below), so that a
     // Connection header naming it cannot leave an answer unframed.
     if (IsHopByHop(name) || tokens.Names(name) || IEquals(name, "content-length")) continue;

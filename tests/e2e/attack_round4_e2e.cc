@@ -2,7 +2,8 @@
 // I/O layer changes for TLS) found, each case as a test that failed before
 // its fix: dot segments in a target climbed out of a backend's base path;
 // clients kept alive and idle at --max-connections turned every new client
-// away until they timed out (60 s).
+// away until they timed out (60 s); an answer chunked twice was relayed
+// naming chunked twice over a body chunked once.
 #include <memory>
 #include <string>
 #include <vector>
@@ -108,6 +109,44 @@ TEST_CASE("e2e: at --max-connections, clients idle between requests make room fo
   // (Already closed by the time the new client was served: its FIN is there.)
   for (auto& c : idle) closed += c->WaitForClose(100) ? 1 : 0;
   CHECK(closed >= 1);
+}
+
+// "Transfer-Encoding: chunked, chunked" (or two such fields) is no valid
+// answer (RFC 9112 6.1): the router undid one chunked and named both, so a
+// client decoded the body twice (Python's http.client returned the chunk
+// framing as body). HAProxy answers 502; so does the router now.
+TEST_CASE("e2e: an answer chunked twice is a 502, never relayed as chunked twice") {
+  for (std::string te : {"Transfer-Encoding: chunked, chunked\r\n",
+                         "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+                         "Transfer-Encoding: chunked,Chunked\r\n"}) {
+    INFO("answer has " << Printable(te));
+    RawBackend be("be");
+    be.set_response("HTTP/1.1 200 OK\r\n" + te + "\r\n5\r\nhello\r\n0\r\n\r\n");
+    REQUIRE(be.Start());
+    Fixture fx;
+    fx.AddBackend("be", be.url());
+    REQUIRE(fx.StartServe());
+    RawClient c;
+    REQUIRE(c.Connect(fx.port()));
+    HttpResponse r = c.Get("/x");
+    REQUIRE(r.ok);
+    CHECK(r.status == 502);
+    CHECK(r.HeaderCount("Transfer-Encoding") <= 1);
+  }
+  // One chunked after another coding stays named (gzip is still on the body).
+  RawBackend be("be");
+  be.set_response(
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+  REQUIRE(be.Start());
+  Fixture fx;
+  fx.AddBackend("be", be.url());
+  REQUIRE(fx.StartServe());
+  RawClient c;
+  REQUIRE(c.Connect(fx.port()));
+  HttpResponse r = c.Get("/x");
+  REQUIRE(r.ok);
+  CHECK(r.status == 200);
+  CHECK(r.Header("Transfer-Encoding") == "gzip, chunked");
 }
 
 }  // namespace
