@@ -365,7 +365,7 @@ TEST_CASE("HistoryJson has the documented fields") {
   c.after = ToJson(StoredRoute());
   c.reason = "ramp";
   c.ruleset = 42;
-  Json j = HistoryJson({c});
+  Json j = ChangeRowsJson({c});
   REQUIRE(j.is_array());
   REQUIRE(j.size() == 1);
   for (const char* k :

@@ -261,7 +261,11 @@ void RegisterServeCommand(CLI::App& app, CliContext& ctx) {
                   "HOST:PORT of the admin listener (off unless given; bind it to loopback or a "
                   "private address): GET /healthz (200 while running), GET /readyz (200 once "
                   "serving, 503 while starting and while draining after SIGTERM), GET /metrics "
-                  "(Prometheus text)");
+                  "(Prometheus text), and /api/v1 with --admin-token-file");
+  cmd->add_option("--admin-token-file", opts->admin_token_file,
+                  "the control API's tokens (made by 'strangler token add'): /api/v1 on the admin "
+                  "listener needs 'Authorization: Bearer TOKEN'; without this file it is off")
+      ->type_name("FILE");
   // Every option may come from the environment too (systemd units,
   // containers): --max-body-mb from STRANGLER_MAX_BODY_MB; a flag wins.
   for (CLI::Option* opt : cmd->get_options([](CLI::Option* o) { return !o->get_lnames().empty(); })) {
@@ -325,6 +329,8 @@ void RegisterServeCommand(CLI::App& app, CliContext& ctx) {
           return Status::Usage("bad --admin '" + opts->admin +
                                "'; give HOST:PORT (127.0.0.1:9901), :PORT or PORT (127.0.0.1)");
         }
+      } else if (!opts->admin_token_file.empty()) {
+        return Status::Usage("--admin-token-file needs --admin HOST:PORT (the API is served there)");
       }
       opts->db_path = ctx.db_path;
       UseOperatorLog();
@@ -364,6 +370,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   RegisterRuleFileCommands(app, ctx);
   RegisterRampCommands(app, ctx);
   RegisterDiffCommand(app, ctx);
+  RegisterTokenCommands(app, ctx);
   RegisterServeCommand(app, ctx);
   app.footer(kRootFooter);
   // Every command's help names the global options, which CLI11 lists only

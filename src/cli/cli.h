@@ -151,7 +151,6 @@ std::string SplitSummary(const Route& r);
 // "created" / "removed" when one side is null.
 std::string ChangeSummary(const Json& before, const Json& after);
 std::string HistoryTable(const std::vector<ChangeRow>& rows);
-Json HistoryJson(const std::vector<ChangeRow>& rows);
 // The backend's settings, then its load: one row per instance per serve, or
 // a line saying that no running serve reported it.
 std::string DescribeBackend(const Backend& b, const LoadRows& load);

@@ -48,5 +48,6 @@ void RegisterExplainCommands(CLI::App& app, CliContext& ctx);  // explain, histo
 void RegisterServeCommand(CLI::App& app, CliContext& ctx);
 void RegisterRampCommands(CLI::App& app, CliContext& ctx);  // ramp, ramp list|pause|resume|abort
 void RegisterDiffCommand(CLI::App& app, CliContext& ctx);
+void RegisterTokenCommands(CLI::App& app, CliContext& ctx);  // token add|list|rm
 
 }  // namespace strangler

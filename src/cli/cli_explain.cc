@@ -109,7 +109,7 @@ Status History(CliContext& ctx, const HistoryArgs& a) {
     *rows = std::move(kept);
   }
   if (a.json) {
-    *ctx.out << HistoryJson(rows.value()).dump(2) << "\n";
+    *ctx.out << ChangeRowsJson(rows.value()).dump(2) << "\n";
   } else if (rows->empty()) {
     *ctx.out << (a.name.empty() ? "no changes recorded yet\n"
                                 : "no changes recorded for '" + a.name + "'\n");

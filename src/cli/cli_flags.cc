@@ -205,13 +205,8 @@ Status ApplyRouteFlags(const RouteFlags& f, Route* r) {
 Result<int> ParsePercentArg(std::string_view text) {
   std::string_view number = text;
   if (!number.empty() && number.back() == '%') number.remove_suffix(1);
-  auto p = ParsePercent(number);
-  if (!p.ok()) {
-    return Status::Usage("bad percent '" + std::string(text) +
-                         "': use a number from 0 to 100 with at most two decimals, e.g. 30 or "
-                         "12.5%");
-  }
-  return p;
+  // (ParsePercent's message, which the API and rule files give too.)
+  return ParsePercent(number);
 }
 
 Result<double> ParseErrorRate(std::string_view text) {

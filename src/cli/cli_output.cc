@@ -211,22 +211,6 @@ std::string HistoryTable(const std::vector<ChangeRow>& rows) {
       {"ID", "TIME", "RULESET", "ACTOR", "ACTION", "OBJECT", "REASON", "CHANGE"}, cells);
 }
 
-Json HistoryJson(const std::vector<ChangeRow>& rows) {
-  Json arr = Json::array();
-  for (const auto& c : rows) {
-    arr.push_back({{"id", c.id},
-                   {"ts", c.ts},
-                   {"actor", c.actor},
-                   {"action", c.action},
-                   {"object", c.object},
-                   {"before", c.before},
-                   {"after", c.after},
-                   {"reason", c.reason},
-                   {"ruleset", c.ruleset}});
-  }
-  return arr;
-}
-
 namespace {
 
 // The queue as `backend show` says it: its bound and how long a request

@@ -24,7 +24,8 @@ AdminServer::~AdminServer() {
   if (thread_.joinable()) thread_.join();
 }
 
-Result<std::unique_ptr<AdminServer>> AdminServer::Start(const std::string& host, uint16_t port) {
+Result<std::unique_ptr<AdminServer>> AdminServer::Start(const std::string& host, uint16_t port,
+                                                        std::unique_ptr<ControlApi> api) {
   std::unique_ptr<AdminServer> admin(new AdminServer());
   httplib::Server& s = *admin->server_;
   AdminServer* self = admin.get();
@@ -43,9 +44,21 @@ Result<std::unique_ptr<AdminServer>> AdminServer::Start(const std::string& host,
     if (!self->metrics_) return Json(res, 503, R"({"status":"starting"})");
     res.set_content(self->metrics_(), "text/plain; version=0.0.4; charset=utf-8");
   });
+  // A path no handler took (a handler's own 404 keeps its message), and a
+  // request cpp-httplib refused before any handler: a POST, PUT or PATCH
+  // without Content-Length is one (curl -X POST sends none; -d '' does).
   s.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return;
     if (res.status == 404) Json(res, 404, R"({"error":"not found"})");
+    if (res.status == 400) {
+      Json(res, 400,
+           R"J({"error":"bad request (a POST, PUT or PATCH needs a Content-Length, 0 for none)"})J");
+    }
   });
+  if (api) {
+    admin->api_ = std::move(api);
+    admin->api_->Register(s);
+  }
   int bound = port == 0 ? s.bind_to_any_port(host) : (s.bind_to_port(host, port) ? port : -1);
   if (bound <= 0) {
     return Status::Io("cannot listen for --admin on " + host + ":" + std::to_string(port));

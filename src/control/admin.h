@@ -3,7 +3,8 @@
 // plane's. It answers GET /healthz (200 while the process runs), GET /readyz
 // (200 once the data listener is bound and a snapshot loaded, 503 before
 // that and while draining after SIGTERM), each a JSON object, and GET
-// /metrics (Prometheus text, from the function SetMetrics gave; 503 before).
+// /metrics (Prometheus text, from the function SetMetrics gave; 503 before),
+// and the control API under /api/v1 (api.h).
 // Thread-safe.
 #pragma once
 
@@ -16,6 +17,7 @@
 #include <thread>
 
 #include "base/status.h"
+#include "control/api.h"
 
 namespace httplib {
 class Server;
@@ -27,8 +29,10 @@ class AdminServer {
  public:
   enum class State { kStarting, kReady, kDraining };
 
-  // Binds HOST:PORT (port 0: one the system picks) and serves on a thread.
-  static Result<std::unique_ptr<AdminServer>> Start(const std::string& host, uint16_t port);
+  // Binds HOST:PORT (port 0: one the system picks) and serves on a thread,
+  // with the control API's /api/v1 when `api` is given.
+  static Result<std::unique_ptr<AdminServer>> Start(const std::string& host, uint16_t port,
+                                                    std::unique_ptr<ControlApi> api = nullptr);
   ~AdminServer();  // stops serving and joins
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
@@ -42,6 +46,7 @@ class AdminServer {
  private:
   AdminServer();
 
+  std::unique_ptr<ControlApi> api_;  // before server_: outlives its handlers
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   uint16_t port_ = 0;

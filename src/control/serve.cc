@@ -292,7 +292,12 @@ Status RunServe(const ServeOptions& opts) {
   std::unique_ptr<AdminServer> admin;
   if (!opts.admin.empty()) {
     auto ahp = ParseHostPort(opts.admin);
-    auto started = ahp.ok() ? AdminServer::Start(ahp->host, ahp->port)
+    auto api = ControlApi::Make(opts.db_path, opts.admin_token_file);
+    if (!api.ok()) {
+      close(listen_fd.value());
+      return api.status();
+    }
+    auto started = ahp.ok() ? AdminServer::Start(ahp->host, ahp->port, std::move(api.value()))
                             : Result<std::unique_ptr<AdminServer>>(ahp.status());
     if (!started.ok()) {
       close(listen_fd.value());

@@ -24,6 +24,7 @@ struct ServeOptions {
   int tunnel_idle_s = 300;   // an upgraded (WebSocket) connection quiet this long is closed
   int drain_s = 10;          // on SIGTERM: how long requests in flight and tunnels may go on
   std::string admin;         // HOST:PORT of the admin listener; "" = none
+  std::string admin_token_file;  // the control API's tokens (tokens.h); "" = API off
 };
 
 // Runs until SIGINT/SIGTERM. An error when it cannot start (a bad listen

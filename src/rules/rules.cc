@@ -157,7 +157,8 @@ Result<Sticky> ParseSticky(std::string_view text) {
 Result<int> ParsePercent(std::string_view text) {
   auto bad = [&] {
     return Status::Usage("bad percent '" + std::string(text) +
-                         "': use a number from 0 to 100 with at most two decimals");
+                         "': use a number from 0 to 100 with at most two decimals, e.g. 30 or "
+                         "12.5");
   };
   size_t i = 0;
   long whole = 0;
@@ -188,20 +189,9 @@ Result<int> ParsePercent(std::string_view text) {
 }
 
 Result<int> PercentFromJson(const Json& j) {
-  if (j.is_number_integer() || j.is_number_unsigned()) {
-    long long v = j.get<long long>();
-    if (v < 0 || v > 100) return Status::Invalid("percent " + j.dump() + " is outside 0..100");
-    return static_cast<int>(v * 100);
-  }
-  if (j.is_number_float()) {
-    double v = j.get<double>() * 100.0;
-    long long bp = std::llround(v);
-    if (std::abs(v - static_cast<double>(bp)) > 1e-6 || bp < 0 || bp > kFullPercentBp) {
-      return Status::Invalid("percent " + j.dump() +
-                             " must be 0..100 with at most two decimals");
-    }
-    return static_cast<int>(bp);
-  }
+  // A number as written (its shortest form), read and refused as the CLI
+  // reads --percent, with the same message.
+  if (j.is_number()) return ParsePercent(j.dump());
   if (j.is_string()) return ParsePercent(j.get<std::string>());
   return Status::Invalid("percent must be a number");
 }

@@ -251,6 +251,22 @@ Status RevertIn(Write* w, const StoredChange& c) {
 
 }  // namespace
 
+Json ChangeRowsJson(const std::vector<ChangeRow>& rows) {
+  Json arr = Json::array();
+  for (const auto& c : rows) {
+    arr.push_back({{"id", c.id},
+                   {"ts", c.ts},
+                   {"actor", c.actor},
+                   {"action", c.action},
+                   {"object", c.object},
+                   {"before", c.before},
+                   {"after", c.after},
+                   {"reason", c.reason},
+                   {"ruleset", c.ruleset}});
+  }
+  return arr;
+}
+
 Result<std::vector<ChangeRow>> Store::History(const std::string& object_name, int limit) {
   Stmt s;
   STRANGLER_RETURN_IF_ERROR(s.Prepare(

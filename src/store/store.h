@@ -46,6 +46,9 @@ struct ChangeRow {
   // as the decision log's `ruleset` field names it.
   int64_t ruleset = 0;
 };
+// History rows as `history --json` and the control API show them: an array
+// of {id, ts, actor, action, object, before, after, reason, ruleset}.
+Json ChangeRowsJson(const std::vector<ChangeRow>& rows);
 
 // What ApplyRuleFile did: the plan it ran (computed inside its transaction)
 // and the history rows it recorded, oldest first.

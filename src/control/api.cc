@@ -1,0 +1,338 @@
+#include "control/api.h"
+
+#include <sys/stat.h>
+
+#include <httplib.h>
+
+#include <cstdlib>
+#include <functional>
+#include <optional>
+
+#include "rules/rules.h"
+#include "store/store.h"
+
+namespace strangler {
+namespace {
+
+void Answer(httplib::Response& res, int status, const Json& body) {
+  res.status = status;
+  res.set_content(body.dump(2) + "\n", "application/json");
+}
+
+void Error(httplib::Response& res, int status, const std::string& message) {
+  Answer(res, status, Json{{"error", message}});
+}
+
+// A store error as the API answers it: the CLI's message, its kind as the
+// status. `missing` is the status for kNotFound: 404 when the object named
+// by the URL is missing, 400 when the body names something missing.
+void StoreError(httplib::Response& res, const Status& st, int missing = 404) {
+  int status = 500;
+  switch (st.code()) {
+    case Code::kUsage:
+    case Code::kInvalid:
+      status = 400;
+      break;
+    case Code::kNotFound:
+      status = missing;
+      break;
+    case Code::kConflict:
+      status = 409;
+      break;
+    default:
+      break;
+  }
+  Error(res, status, st.message());
+}
+
+// The body as a JSON object, or an error answered (nullopt).
+std::optional<Json> BodyObject(const httplib::Request& req, httplib::Response& res) {
+  Json body = Json::parse(req.body, nullptr, false);
+  if (body.is_discarded()) {
+    Error(res, 400, "the body is not JSON");
+    return std::nullopt;
+  }
+  if (!body.is_object()) {
+    Error(res, 400, "the body must be a JSON object");
+    return std::nullopt;
+  }
+  return body;
+}
+
+// Who and why, for the history row: the token's name, and the reason from
+// X-Reason or the body's "reason" (taken out of the body).
+ChangeContext Change(const httplib::Request& req, const TokenEntry& caller, Json* body) {
+  ChangeContext ctx;
+  ctx.actor = caller.name;
+  if (body != nullptr && body->contains("reason")) {
+    if ((*body)["reason"].is_string()) ctx.reason = (*body)["reason"].get<std::string>();
+    body->erase("reason");
+  }
+  if (req.has_header("X-Reason")) ctx.reason = req.get_header_value("X-Reason");
+  return ctx;
+}
+
+// The object a PUT or PATCH body describes, named by the URL: a name in the
+// body must be the same.
+bool NameFromPath(Json* body, const std::string& name, httplib::Response& res) {
+  if (body->contains("name") && (*body)["name"] != name) {
+    Error(res, 400,
+          "the body names '" + (*body)["name"].dump() + "' but the path names '" + name +
+              "' (a rename is a DELETE and a PUT)");
+    return false;
+  }
+  (*body)["name"] = name;
+  return true;
+}
+
+// The store calls that read and write one kind of object (a route, a backend).
+template <typename T>
+struct ObjectCalls {
+  Result<T> (Store::*get)(const std::string&);
+  Status (Store::*add)(const T&, const ChangeContext&);
+  Status (Store::*set)(const T&, const ChangeContext&);
+  Result<T> (*from_json)(const Json&);
+};
+
+// PUT (create or replace) or PATCH (change the fields given) of the object
+// the URL names; the body is its rule-file object.
+enum class Verb { kPut, kPatch };
+template <typename T>
+void WriteObject(const ObjectCalls<T>& calls, Verb verb, const httplib::Request& req,
+                 httplib::Response& res, const TokenEntry& caller, Store& s) {
+  std::optional<Json> body = BodyObject(req, res);
+  if (!body) return;
+  const std::string name = req.matches[1];
+  ChangeContext ctx = Change(req, caller, &*body);
+  if (!NameFromPath(&*body, name, res)) return;
+  Result<T> current = (s.*calls.get)(name);
+  if (!current.ok() && current.status().code() != Code::kNotFound) {
+    return StoreError(res, current.status());
+  }
+  if (verb == Verb::kPatch) {
+    if (!current.ok()) return StoreError(res, current.status());
+    Json merged = ToJson(current.value());
+    merged.merge_patch(*body);
+    *body = merged;
+  }
+  Result<T> object = calls.from_json(*body);
+  if (!object.ok()) return StoreError(res, object.status(), 400);
+  Status st =
+      current.ok() ? (s.*calls.set)(object.value(), ctx) : (s.*calls.add)(object.value(), ctx);
+  if (!st.ok()) return StoreError(res, st, 400);
+  Result<T> now = (s.*calls.get)(name);
+  if (!now.ok()) return StoreError(res, now.status());
+  Answer(res, current.ok() ? 200 : 201, ToJson(now.value()));
+}
+
+}  // namespace
+
+ControlApi::ControlApi(std::string db_path, std::string token_file)
+    : db_path_(std::move(db_path)), token_file_(std::move(token_file)) {}
+
+Result<std::unique_ptr<ControlApi>> ControlApi::Make(std::string db_path, std::string token_file) {
+  std::unique_ptr<ControlApi> api(new ControlApi(std::move(db_path), std::move(token_file)));
+  if (!api->token_file_.empty()) {
+    std::lock_guard<std::mutex> lock(api->mu_);
+    if (Status st = api->RefreshTokens(); !st.ok()) return st;
+  }
+  return api;
+}
+
+Status ControlApi::RefreshTokens() {
+  struct stat st {};
+  if (stat(token_file_.c_str(), &st) != 0) {
+    return Status::Io("cannot read --admin-token-file " + token_file_);
+  }
+  int64_t mtime = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  if (mtime == tokens_mtime_ns_ && st.st_size == tokens_size_) return Status::Ok();
+  auto read = ReadTokenFile(token_file_);
+  if (!read.ok()) return read.status();
+  tokens_ = std::move(read.value());
+  tokens_mtime_ns_ = mtime;
+  tokens_size_ = st.st_size;
+  return Status::Ok();
+}
+
+bool ControlApi::Limited(const std::string& client, int* retry_after_s) {
+  auto it = failures_.find(client);
+  if (it == failures_.end() || it->second.count < kMaxFailures) return false;
+  auto left = kFailureWindow - (std::chrono::steady_clock::now() - it->second.since);
+  if (left <= std::chrono::steady_clock::duration::zero()) {
+    failures_.erase(it);
+    return false;
+  }
+  *retry_after_s = static_cast<int>(std::chrono::ceil<std::chrono::seconds>(left).count());
+  return true;
+}
+
+void ControlApi::Failed(const std::string& client) {
+  const auto now = std::chrono::steady_clock::now();
+  if (failures_.size() > 4096) {  // bounded: windows that ended go first
+    for (auto it = failures_.begin(); it != failures_.end();) {
+      it = now - it->second.since > kFailureWindow ? failures_.erase(it) : std::next(it);
+    }
+  }
+  Failures& f = failures_[client];
+  if (f.count == 0 || now - f.since > kFailureWindow) f = Failures{0, now};
+  ++f.count;
+}
+
+bool ControlApi::Authorize(const httplib::Request& req, httplib::Response& res, Need need,
+                           TokenEntry* caller) {
+  if (token_file_.empty()) {
+    Error(res, 404, "the control API is off: start serve with --admin-token-file FILE");
+    return false;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  int retry_after = 0;
+  if (Limited(req.remote_addr, &retry_after)) {
+    res.set_header("Retry-After", std::to_string(retry_after));
+    Error(res, 429,
+          "too many failed attempts from " + req.remote_addr + "; try again in " +
+              std::to_string(retry_after) + " s");
+    return false;
+  }
+  // A file that turned bad keeps the tokens read last (and says why in the log
+  // of nobody: the request is answered as usual).
+  (void)RefreshTokens();
+  const std::string auth = req.get_header_value("Authorization");
+  const std::string kBearer = "Bearer ";
+  const TokenEntry* found = nullptr;
+  if (auth.size() > kBearer.size() && auth.compare(0, kBearer.size(), kBearer) == 0) {
+    found = FindToken(tokens_, std::string_view(auth).substr(kBearer.size()));
+  }
+  if (found == nullptr) {
+    Failed(req.remote_addr);
+    res.set_header("WWW-Authenticate", "Bearer");
+    Error(res, 401, auth.empty() ? "no token: send Authorization: Bearer TOKEN" : "unknown token");
+    return false;
+  }
+  if (need == Need::kWrite && found->role != TokenRole::kWrite) {
+    Error(res, 403, "token '" + found->name + "' may only read");
+    return false;
+  }
+  *caller = *found;
+  return true;
+}
+
+void ControlApi::Register(httplib::Server& server) {
+  using Req = const httplib::Request&;
+  using Res = httplib::Response&;
+  // A handler with the caller authorized and the store open.
+  using Body = std::function<void(Req, Res, const TokenEntry&, Store&)>;
+  auto with = [this](Need need, Body body) {
+    return [this, need, body](Req req, Res res) {
+      TokenEntry caller;
+      if (!Authorize(req, res, need, &caller)) return;
+      auto store = Store::Open(db_path_);
+      if (!store.ok()) return Error(res, 503, store.status().message());
+      body(req, res, caller, *store.value());
+    };
+  };
+
+  server.Get("/api/v1/backends", with(Need::kRead, [](Req, Res res, const TokenEntry&, Store& s) {
+               auto list = s.ListBackends();
+               if (!list.ok()) return StoreError(res, list.status());
+               Json arr = Json::array();
+               for (const Backend& b : list.value()) arr.push_back(ToJson(b));
+               Answer(res, 200, arr);
+             }));
+  server.Get("/api/v1/routes", with(Need::kRead, [](Req, Res res, const TokenEntry&, Store& s) {
+               auto list = s.ListRoutes();
+               if (!list.ok()) return StoreError(res, list.status());
+               Json arr = Json::array();
+               for (const Route& r : list.value()) arr.push_back(ToJson(r));
+               Answer(res, 200, arr);
+             }));
+  server.Get(R"(/api/v1/routes/([^/]+))",
+             with(Need::kRead, [](Req req, Res res, const TokenEntry&, Store& s) {
+               auto r = s.GetRoute(req.matches[1]);
+               if (!r.ok()) return StoreError(res, r.status());
+               Answer(res, 200, ToJson(r.value()));
+             }));
+  server.Get(R"(/api/v1/backends/([^/]+))",
+             with(Need::kRead, [](Req req, Res res, const TokenEntry&, Store& s) {
+               auto b = s.GetBackend(req.matches[1]);
+               if (!b.ok()) return StoreError(res, b.status());
+               Answer(res, 200, ToJson(b.value()));
+             }));
+  server.Get("/api/v1/history",
+             with(Need::kRead, [](Req req, Res res, const TokenEntry&, Store& s) {
+               int limit = 20;
+               if (req.has_param("limit")) {
+                 const std::string v = req.get_param_value("limit");
+                 char* end = nullptr;
+                 long n = std::strtol(v.c_str(), &end, 10);
+                 if (v.empty() || *end != '\0' || n < 1 || n > 10000) {
+                   return Error(res, 400, "bad limit '" + v + "': 1..10000");
+                 }
+                 limit = static_cast<int>(n);
+               }
+               auto rows = s.History(req.get_param_value("object"), limit);
+               if (!rows.ok()) return StoreError(res, rows.status());
+               Answer(res, 200, ChangeRowsJson(rows.value()));
+             }));
+
+  // PUT (create or replace) and PATCH (change the fields given) of a route
+  // or a backend: the body is its rule-file object.
+  auto route_calls =
+      ObjectCalls<Route>{&Store::GetRoute, &Store::AddRoute, &Store::SetRoute, &RouteFromJson};
+  auto backend_calls = ObjectCalls<Backend>{&Store::GetBackend, &Store::AddBackend,
+                                            &Store::SetBackend, &BackendFromJson};
+  auto route_write = [&](Verb verb) {
+    return with(Need::kWrite,
+                [verb, route_calls](Req req, Res res, const TokenEntry& caller, Store& s) {
+                  WriteObject(route_calls, verb, req, res, caller, s);
+                });
+  };
+  auto backend_write = [&](Verb verb) {
+    return with(Need::kWrite,
+                [verb, backend_calls](Req req, Res res, const TokenEntry& caller, Store& s) {
+                  WriteObject(backend_calls, verb, req, res, caller, s);
+                });
+  };
+  server.Put(R"(/api/v1/routes/([^/]+))", route_write(Verb::kPut));
+  server.Patch(R"(/api/v1/routes/([^/]+))", route_write(Verb::kPatch));
+  server.Put(R"(/api/v1/backends/([^/]+))", backend_write(Verb::kPut));
+  server.Patch(R"(/api/v1/backends/([^/]+))", backend_write(Verb::kPatch));
+  server.Delete(R"(/api/v1/routes/([^/]+))",
+                with(Need::kWrite, [](Req req, Res res, const TokenEntry& caller, Store& s) {
+                  const std::string name = req.matches[1];
+                  if (Status st = s.RemoveRoute(name, Change(req, caller, nullptr)); !st.ok()) {
+                    return StoreError(res, st);
+                  }
+                  Answer(res, 200, Json{{"removed", "route/" + name}});
+                }));
+  server.Delete(R"(/api/v1/backends/([^/]+))",
+                with(Need::kWrite, [](Req req, Res res, const TokenEntry& caller, Store& s) {
+                  const std::string name = req.matches[1];
+                  if (Status st = s.RemoveBackend(name, Change(req, caller, nullptr)); !st.ok()) {
+                    return StoreError(res, st);
+                  }
+                  Answer(res, 200, Json{{"removed", "backend/" + name}});
+                }));
+  server.Post(R"(/api/v1/revert/(\d{1,18}))",
+              with(Need::kWrite, [](Req req, Res res, const TokenEntry& caller, Store& s) {
+                const int64_t id = std::strtoll(req.matches[1].str().c_str(), nullptr, 10);
+                auto rows = s.Revert(id, Change(req, caller, nullptr));
+                if (!rows.ok()) return StoreError(res, rows.status());
+                Answer(res, 200, ChangeRowsJson(rows.value()));
+              }));
+  using RampCall = Status (Store::*)(const std::string&, const ChangeContext&);
+  const std::pair<const char*, RampCall> ramp_calls[] = {
+      {"pause", &Store::PauseRamp}, {"resume", &Store::ResumeRamp}, {"abort", &Store::AbortRamp}};
+  for (const auto& [verb, call] : ramp_calls) {
+    RampCall c = call;
+    server.Post(std::string(R"(/api/v1/ramps/([^/]+)/)") + verb,
+                with(Need::kWrite, [c](Req req, Res res, const TokenEntry& caller, Store& s) {
+                  const std::string route = req.matches[1];
+                  if (Status st = (s.*c)(route, Change(req, caller, nullptr)); !st.ok()) {
+                    return StoreError(res, st);
+                  }
+                  Answer(res, 200, Json{{"ramp", route}});
+                }));
+  }
+}
+
+}  // namespace strangler

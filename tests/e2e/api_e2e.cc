@@ -1,0 +1,264 @@
+// The control API (/api/v1 on the admin listener) driven by a real HTTP
+// client: bearer tokens made by `strangler token add`, roles, writes going
+// through the same store calls as the CLI (the same messages, the same
+// history rows with the token's name as actor), traffic following them, and
+// failed attempts rate-limited per client address.
+#include <sys/stat.h>
+
+#include <signal.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "harness.h"
+
+namespace strangler {
+namespace e2e {
+namespace {
+
+// A token made by the CLI (printed once on stdout).
+std::string AddToken(Fixture& fx, const std::string& name, const std::string& role,
+                     const std::string& file) {
+  RunResult r = fx.MustCli({"token", "add", name, "--role", role, "--file", file});
+  std::string token = r.out;
+  while (!token.empty() && token.back() == '\n') token.pop_back();
+  REQUIRE(token.rfind("strangler_", 0) == 0);
+  return token;
+}
+
+struct Api {
+  uint16_t port;
+  HttpResponse Call(const std::string& method, const std::string& path, const std::string& token,
+                    const std::string& body = "", Headers headers = {}) {
+    RawClient c;
+    REQUIRE(c.Connect(port));
+    if (!token.empty()) headers.push_back({"Authorization", "Bearer " + token});
+    if (!body.empty()) headers.push_back({"Content-Type", "application/json"});
+    // cpp-httplib refuses a POST without a length (400, see admin.cc).
+    if (body.empty() && method != "GET") headers.push_back({"Content-Length", "0"});
+    HttpResponse r = c.Request(method, path, headers, body, kHangGuardMs);
+    REQUIRE_MESSAGE(r.ok, r.error);
+    return r;
+  }
+  Json CallJson(const std::string& method, const std::string& path, const std::string& token,
+                int want_status, const std::string& body = "", Headers headers = {}) {
+    HttpResponse r = Call(method, path, token, body, std::move(headers));
+    INFO(method << " " << path << " -> " << r.status << " " << r.body);
+    CHECK(r.status == want_status);
+    CHECK(r.Header("Content-Type") == "application/json");
+    Json j = Json::parse(r.body, nullptr, false);
+    REQUIRE_FALSE(j.is_discarded());
+    return j;
+  }
+};
+
+// The CLI's message for a failed command ("strangler: MSG" on stderr).
+std::string CliError(Fixture& fx, const std::vector<std::string>& args) {
+  RunResult r = fx.Cli(args);
+  REQUIRE(r.exit_code != 0);
+  std::string err = r.err;
+  const std::string kPrefix = "strangler: ";
+  REQUIRE(err.rfind(kPrefix, 0) == 0);
+  err = err.substr(kPrefix.size());
+  while (!err.empty() && err.back() == '\n') err.pop_back();
+  return err;
+}
+
+TEST_CASE("e2e: the control API: tokens and roles, writes as the CLI makes them, traffic follows") {
+  RawBackend legacy("legacy"), fresh("new");
+  REQUIRE(legacy.Start());
+  REQUIRE(fresh.Start());
+  Fixture fx;
+  fx.AddBackend("legacy", legacy.url());
+  fx.AddBackend("new", fresh.url());
+  const std::string tokens = fx.dir().File("tokens");
+  const std::string ops = AddToken(fx, "ops", "write", tokens);
+  const std::string viewer = AddToken(fx, "viewer", "read", tokens);
+  struct stat st {};
+  REQUIRE(stat(tokens.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  CHECK(ReadFile(tokens).find(ops) == std::string::npos);  // only its digest is kept
+  REQUIRE(fx.StartServe({"--admin", "127.0.0.1:0", "--admin-token-file", tokens}));
+  Api api{AdminPort(*fx.serve())};
+  REQUIRE(api.port != 0);
+
+  // No token, a wrong one: 401. A read token may read, not write (403).
+  HttpResponse none = api.Call("GET", "/api/v1/routes", "");
+  CHECK(none.status == 401);
+  CHECK(none.Header("WWW-Authenticate") == "Bearer");
+  CHECK(api.Call("GET", "/api/v1/routes", "strangler_wrong").status == 401);
+  CHECK(api.CallJson("GET", "/api/v1/routes", viewer, 200) == Json::array());
+  Json backends = api.CallJson("GET", "/api/v1/backends", viewer, 200);
+  REQUIRE(backends.size() == 2);
+  CHECK(backends[0]["name"] == "legacy");
+  Json denied = api.CallJson("PUT", "/api/v1/routes/orders", viewer, 403,
+                             R"({"to": "new", "path": "/api/orders"})");
+  CHECK(denied["error"] == "token 'viewer' may only read");
+
+  // A write: created (201), in history with the token's name and the reason.
+  Json made = api.CallJson("PUT", "/api/v1/routes/orders", ops, 201,
+                           R"({"to": "new", "path": "/api/orders"})",
+                           {{"X-Reason", "orders move to the new service"}});
+  CHECK(made["name"] == "orders");
+  CHECK(made["percent"] == 100);
+  Json history = api.CallJson("GET", "/api/v1/history?limit=1", viewer, 200);
+  REQUIRE(history.size() == 1);
+  CHECK(history[0]["actor"] == "ops");
+  CHECK(history[0]["action"] == "route.add");
+  CHECK(history[0]["reason"] == "orders move to the new service");
+  RunResult cli_history = fx.MustCli({"history", "--json"});
+  CHECK(Json::parse(cli_history.out)[0]["actor"] == "ops");  // the same row the CLI reads
+  // Serve picks it up as it picks up a CLI write.
+  RawClient client;
+  REQUIRE(client.Connect(fx.port()));
+  CHECK(PollUntil([&] {
+    HttpResponse r = client.Get("/api/orders/1");
+    return r.Header("X-Backend") == "new";
+  }));
+
+  // PATCH changes the fields given; the reason may come in the body.
+  Json patched = api.CallJson("PATCH", "/api/v1/routes/orders", ops, 200,
+                              R"({"percent": 0, "reason": "rolled back"})");
+  CHECK(patched["percent"] == 0);
+  CHECK(patched["path"] == "/api/orders");
+  CHECK(api.CallJson("GET", "/api/v1/history?limit=1", viewer, 200)[0]["reason"] == "rolled back");
+  CHECK(PollUntil([&] { return client.Get("/api/orders/1").Header("X-Backend") == "legacy"; }));
+
+  // Bad input: 400 with the CLI's own message, and nothing written.
+  const size_t rows = Json::parse(fx.MustCli({"history", "--json", "--limit", "1000"}).out).size();
+  struct Bad {
+    std::string method, path, body;
+    std::vector<std::string> cli;  // the same mistake made with the CLI ({} when none)
+    std::string message;           // when there is no CLI twin
+  };
+  const Bad bads[] = {
+      {"PUT", "/api/v1/routes/r2", R"({"to": "new",)", {}, "the body is not JSON"},
+      {"PUT", "/api/v1/routes/r2", R"(["to"])", {}, "the body must be a JSON object"},
+      {"PUT",
+       "/api/v1/routes/r2",
+       R"({"to": "new", "bogus": 1})",
+       {},
+       "unknown field 'bogus' in route"},
+      {"PUT", "/api/v1/routes/r2", R"({"to": "nope"})", {"route", "add", "r2", "--to", "nope"}, ""},
+      {"PUT",
+       "/api/v1/routes/r2",
+       R"({"to": "new", "headers": ["X-A~("]})",
+       {"route", "add", "r2", "--to", "new", "--header", "X-A~("},
+       ""},
+      {"PATCH",
+       "/api/v1/routes/orders",
+       R"({"percent": 101})",
+       {"route", "set", "orders", "--percent", "101"},
+       ""},
+      {"PUT",
+       "/api/v1/routes/r2",
+       R"({"name": "r3", "to": "new"})",
+       {},
+       "the body names '\"r3\"' but the path names 'r2' (a rename is a DELETE and a PUT)"},
+  };
+  for (const Bad& b : bads) {
+    INFO(b.method << " " << b.path << " " << b.body);
+    Json err = api.CallJson(b.method, b.path, ops, 400, b.body);
+    std::string want = b.cli.empty() ? b.message : CliError(fx, b.cli);
+    CHECK(err["error"] == want);
+  }
+  CHECK(Json::parse(fx.MustCli({"history", "--json", "--limit", "1000"}).out).size() == rows);
+  CHECK(api.CallJson("PATCH", "/api/v1/routes/none", ops, 404, R"({"percent": 5})")["error"] ==
+        CliError(fx, {"route", "set", "none", "--percent", "5"}));
+  CHECK(api.CallJson("GET", "/api/v1/routes/none", viewer, 404).contains("error"));
+
+  // DELETE, then revert that change: the route is back.
+  CHECK(api.CallJson("DELETE", "/api/v1/routes/orders", ops, 200)["removed"] == "route/orders");
+  Json last = api.CallJson("GET", "/api/v1/history?limit=1", viewer, 200)[0];
+  CHECK(last["action"] == "route.rm");
+  Json reverted = api.CallJson("POST", "/api/v1/revert/" + std::to_string(last["id"].get<int>()),
+                               ops, 200, "", {{"X-Reason", "undo"}});
+  REQUIRE(reverted.size() == 1);
+  CHECK(reverted[0]["actor"] == "ops");
+  CHECK(api.CallJson("GET", "/api/v1/routes/orders", viewer, 200)["percent"] == 0);
+
+  // Backends: PUT makes one, PATCH changes it, a backend in use cannot go.
+  Json b = api.CallJson("PUT", "/api/v1/backends/extra", ops, 201,
+                        R"({"urls": [")" + fresh.url() + R"("], "timeout_ms": 5000})");
+  CHECK(b["timeout_ms"] == 5000);
+  CHECK(api.CallJson("PATCH", "/api/v1/backends/extra", ops, 200,
+                     R"({"timeout_ms": 7000})")["timeout_ms"] == 7000);
+  CHECK(api.CallJson("DELETE", "/api/v1/backends/new", ops, 409)["error"] ==
+        CliError(fx, {"backend", "rm", "new"}));
+  CHECK(api.CallJson("DELETE", "/api/v1/backends/extra", ops, 200)["removed"] == "backend/extra");
+}
+
+TEST_CASE("e2e: the control API turns away a client address after repeated failed attempts") {
+  RawBackend be("be");
+  REQUIRE(be.Start());
+  Fixture fx;
+  fx.AddBackend("be", be.url());
+  const std::string tokens = fx.dir().File("tokens");
+  const std::string viewer = AddToken(fx, "viewer", "read", tokens);
+  REQUIRE(fx.StartServe({"--admin", "127.0.0.1:0", "--admin-token-file", tokens}));
+  Api api{AdminPort(*fx.serve())};
+  REQUIRE(api.port != 0);
+  CHECK(api.Call("GET", "/api/v1/routes", viewer).status == 200);
+  for (int i = 0; i < 5; ++i) {
+    CHECK(api.Call("GET", "/api/v1/routes", "strangler_guess" + std::to_string(i)).status == 401);
+  }
+  HttpResponse limited = api.Call("GET", "/api/v1/routes", "strangler_guess5");
+  CHECK(limited.status == 429);
+  auto retry = limited.Header("Retry-After");
+  REQUIRE(retry.has_value());
+  CHECK(std::stoi(*retry) >= 1);
+  CHECK(std::stoi(*retry) <= 60);
+  // Meanwhile the address is not even heard: a good token waits too.
+  CHECK(api.Call("GET", "/api/v1/routes", viewer).status == 429);
+  // The data plane and the other admin paths are not affected.
+  RawClient c;
+  REQUIRE(c.Connect(fx.port()));
+  CHECK(c.Get("/x").status == 200);
+  CHECK(api.Call("GET", "/healthz", "").status == 200);
+}
+
+TEST_CASE("e2e: token add, list and rm; a removed token stops working; no token file, no API") {
+  RawBackend be("be");
+  REQUIRE(be.Start());
+  Fixture fx;
+  fx.AddBackend("be", be.url());
+  const std::string tokens = fx.dir().File("tokens");
+  const std::string ops = AddToken(fx, "ops", "write", tokens);
+  const std::string gone = AddToken(fx, "gone", "read", tokens);
+  CHECK(ops != gone);
+  CHECK(fx.MustCli({"token", "list", "--file", tokens}).out == "ops\twrite\ngone\tread\n");
+  CHECK(CliError(fx, {"token", "add", "ops", "--file", tokens}).find("already exists") !=
+        std::string::npos);
+  CHECK(fx.Cli({"token", "add", "x", "--role", "admin", "--file", tokens}).exit_code == 2);
+  REQUIRE(fx.StartServe({"--admin", "127.0.0.1:0", "--admin-token-file", tokens}));
+  Api api{AdminPort(*fx.serve())};
+  REQUIRE(api.port != 0);
+  CHECK(api.Call("GET", "/api/v1/backends", gone).status == 200);
+  fx.MustCli({"token", "rm", "gone", "--file", tokens});
+  CHECK(fx.MustCli({"token", "list", "--file", tokens}).out == "ops\twrite\n");
+  CHECK(api.Call("GET", "/api/v1/backends", gone).status == 401);  // the file is read again
+  CHECK(api.Call("GET", "/api/v1/backends", ops).status == 200);
+  fx.StopServe(SIGTERM);
+
+  // Without --admin-token-file the API is off and says so.
+  REQUIRE(fx.StartServe({"--admin", "127.0.0.1:0"}));
+  Api off{AdminPort(*fx.serve())};
+  Json j = off.CallJson("GET", "/api/v1/routes", ops, 404);
+  CHECK(j["error"] == "the control API is off: start serve with --admin-token-file FILE");
+  fx.StopServe(SIGTERM);
+  // A token file without --admin, or a bad one, stops serve from starting.
+  CHECK(fx.Cli({"serve", "--admin-token-file", tokens}).exit_code == 2);
+  const std::string bad = fx.dir().File("bad-tokens");
+  std::ofstream(bad) << "ops:admin:1234\n";
+  RunResult r = fx.Cli(
+      {"serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--admin-token-file", bad});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("line 1: not NAME:read|write:SHA256") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace e2e
+}  // namespace strangler
