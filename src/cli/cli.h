@@ -171,20 +171,8 @@ Result<double> ParseErrorRate(std::string_view text);
 // rollback" from a ramp's JSON (ToJson(Ramp), as history rows hold it).
 std::string RampPlanSummary(const Json& ramp);
 
-// A ramp as `ramp list` shows it: with the route's backends by name ("" when
-// the route is gone; else_backend names the default backend when the route
-// has no --else).
-struct RampView {
-  Ramp ramp;
-  std::string to;
-  std::string else_backend;
-};
 // ROUTE STATE PERCENT STEP EVERY NEXT LAST-WINDOW NOTE; NEXT relative to now_ms.
 std::string RampsTable(const std::vector<RampView>& ramps, int64_t now_ms);
-// ToJson(Ramp) plus "percent" (null when the route is gone), "current",
-// "every", "next_at" (RFC 3339, null unless running), "to_backend",
-// "else_backend".
-Json RampsJson(const std::vector<RampView>& ramps);
 
 // One stored mismatch for `strangler diff`: a head line (time, route, request
 // id, method, target) and one indented line per difference:

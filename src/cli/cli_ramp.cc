@@ -150,34 +150,10 @@ Status Start(CliContext& ctx, const RampArgs& a) {
   return Status::Ok();
 }
 
-// Every ramp with its route's backends, for list.
-Result<std::vector<RampView>> Views(Store& store) {
-  auto ramps = store.ListRamps();
-  if (!ramps.ok()) return ramps.status();
-  auto rules = store.Load();
-  if (!rules.ok()) return rules.status();
-  std::string default_backend;
-  for (const Backend& b : rules->backends) {
-    if (b.is_default) default_backend = b.name;
-  }
-  std::vector<RampView> out;
-  for (Ramp& r : *ramps) {
-    RampView v;
-    for (const Route& route : rules->routes) {
-      if (route.name != r.spec.route) continue;
-      v.to = route.to;
-      v.else_backend = route.else_backend.empty() ? default_backend : route.else_backend;
-    }
-    v.ramp = std::move(r);
-    out.push_back(std::move(v));
-  }
-  return out;
-}
-
 Status List(CliContext& ctx, const RampArgs& a) {
   auto store = ctx.OpenStore(CliContext::Access::kRead);
   if (!store.ok()) return store.status();
-  auto views = Views(**store);
+  auto views = RampViews(**store);
   if (!views.ok()) return views.status();
   if (a.json) {
     *ctx.out << RampsJson(*views).dump(2) << "\n";
@@ -260,28 +236,6 @@ std::string RampsTable(const std::vector<RampView>& ramps, int64_t now_ms) {
   }
   return FormatTable({"ROUTE", "STATE", "PERCENT", "STEPS", "EVERY", "NEXT", "LAST WINDOW", "NOTE"},
                      rows);
-}
-
-Json RampsJson(const std::vector<RampView>& ramps) {
-  Json arr = Json::array();
-  for (const RampView& v : ramps) {
-    const Ramp& r = v.ramp;
-    Json j = ToJson(r);
-    j["percent"] = r.percent_bp >= 0 ? PercentJson(r.percent_bp) : Json();
-    j["current"] = ToJson(r.current);
-    j["every"] = FormatDurationMs(r.spec.every_ms);
-    if (r.state == RampState::kRunning) {
-      std::string at;
-      AppendRfc3339Ms(r.next_at_ms, &at);
-      j["next_at"] = at;
-    } else {
-      j["next_at"] = nullptr;
-    }
-    j["to_backend"] = v.to.empty() ? Json() : Json(v.to);
-    j["else_backend"] = v.else_backend.empty() ? Json() : Json(v.else_backend);
-    arr.push_back(std::move(j));
-  }
-  return arr;
 }
 
 void RegisterRampCommands(CLI::App& app, CliContext& ctx) {

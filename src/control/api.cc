@@ -257,6 +257,11 @@ void ControlApi::Register(httplib::Server& server) {
                if (!b.ok()) return StoreError(res, b.status());
                Answer(res, 200, ToJson(b.value()));
              }));
+  server.Get("/api/v1/ramps", with(Need::kRead, [](Req, Res res, const TokenEntry&, Store& s) {
+    auto views = RampViews(s);
+    if (!views.ok()) return StoreError(res, views.status());
+    Answer(res, 200, RampsJson(views.value()));
+  }));
   server.Get("/api/v1/history",
              with(Need::kRead, [](Req req, Res res, const TokenEntry&, Store& s) {
                int limit = 20;

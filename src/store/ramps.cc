@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/time.h"
 #include "store/ramp_rows.h"
 #include "store/rule_rows.h"
 #include "store/rule_writes.h"
@@ -341,6 +342,51 @@ Result<RampTickResult> Store::RampTick(
   STRANGLER_RETURN_IF_ERROR(FinishWrite(*w, &txn));
   FillRunning(*running, &result);
   return result;
+}
+
+Result<std::vector<RampView>> RampViews(Store& store) {
+  auto ramps = store.ListRamps();
+  if (!ramps.ok()) return ramps.status();
+  auto rules = store.Load();
+  if (!rules.ok()) return rules.status();
+  std::string default_backend;
+  for (const Backend& b : rules->backends) {
+    if (b.is_default) default_backend = b.name;
+  }
+  std::vector<RampView> out;
+  for (Ramp& r : *ramps) {
+    RampView v;
+    for (const Route& route : rules->routes) {
+      if (route.name != r.spec.route) continue;
+      v.to = route.to;
+      v.else_backend = route.else_backend.empty() ? default_backend : route.else_backend;
+    }
+    v.ramp = std::move(r);
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+Json RampsJson(const std::vector<RampView>& ramps) {
+  Json arr = Json::array();
+  for (const RampView& v : ramps) {
+    const Ramp& r = v.ramp;
+    Json j = ToJson(r);
+    j["percent"] = r.percent_bp >= 0 ? PercentJson(r.percent_bp) : Json();
+    j["current"] = ToJson(r.current);
+    j["every"] = FormatDurationMs(r.spec.every_ms);
+    if (r.state == RampState::kRunning) {
+      std::string at;
+      AppendRfc3339Ms(r.next_at_ms, &at);
+      j["next_at"] = at;
+    } else {
+      j["next_at"] = nullptr;
+    }
+    j["to_backend"] = v.to.empty() ? Json() : Json(v.to);
+    j["else_backend"] = v.else_backend.empty() ? Json() : Json(v.else_backend);
+    arr.push_back(std::move(j));
+  }
+  return arr;
 }
 
 }  // namespace strangler

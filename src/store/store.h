@@ -46,6 +46,22 @@ struct ChangeRow {
   // as the decision log's `ruleset` field names it.
   int64_t ruleset = 0;
 };
+// A ramp as `ramp list` shows it: with the route's backends by name ("" when
+// the route is gone; else_backend names the default backend when the route
+// has no --else).
+struct RampView {
+  Ramp ramp;
+  std::string to;
+  std::string else_backend;
+};
+class Store;
+// Every ramp with its route's backends.
+Result<std::vector<RampView>> RampViews(Store& store);
+// As `ramp list --json` and GET /api/v1/ramps show them: ToJson(Ramp) plus
+// "percent" (null when the route is gone), "current", "every", "next_at"
+// (RFC 3339, null unless running), "to_backend", "else_backend".
+Json RampsJson(const std::vector<RampView>& ramps);
+
 // History rows as `history --json` and the control API show them: an array
 // of {id, ts, actor, action, object, before, after, reason, ruleset}.
 Json ChangeRowsJson(const std::vector<ChangeRow>& rows);

@@ -191,6 +191,41 @@ TEST_CASE("e2e: the control API: tokens and roles, writes as the CLI makes them,
   CHECK(api.CallJson("DELETE", "/api/v1/backends/extra", ops, 200)["removed"] == "backend/extra");
 }
 
+TEST_CASE("e2e: the control API lists ramps as `ramp list --json` does, and pauses, resumes and "
+          "aborts them") {
+  RawBackend legacy("legacy"), fresh("new");
+  REQUIRE(legacy.Start());
+  REQUIRE(fresh.Start());
+  Fixture fx;
+  fx.AddBackend("legacy", legacy.url());
+  fx.AddBackend("new", fresh.url());
+  fx.AddRoute("orders", {"--to", "new", "--path", "/api/orders", "--percent", "0"});
+  fx.MustCli({"ramp", "orders", "--to", "100", "--step", "10", "--every", "1h"});
+  const std::string tokens = fx.dir().File("tokens");
+  const std::string ops = AddToken(fx, "ops", "write", tokens);
+  REQUIRE(fx.StartServe({"--admin", "127.0.0.1:0", "--admin-token-file", tokens}));
+  Api api{AdminPort(*fx.serve())};
+  REQUIRE(api.port != 0);
+  Json ramps = api.CallJson("GET", "/api/v1/ramps", ops, 200);
+  REQUIRE(ramps.size() == 1);
+  CHECK(ramps[0]["route"] == "orders");
+  CHECK(ramps[0]["to_backend"] == "new");
+  for (const char* verb : {"pause", "resume", "abort"}) {
+    INFO(verb);
+    CHECK(api.CallJson("POST", std::string("/api/v1/ramps/orders/") + verb, ops, 200, "",
+                       {{"X-Reason", std::string("api ") + verb}})["ramp"] == "orders");
+    Json row = api.CallJson("GET", "/api/v1/history?limit=1", ops, 200)[0];
+    CHECK(row["action"] == std::string("ramp.") + verb);
+    CHECK(row["actor"] == "ops");
+    CHECK(row["reason"] == std::string("api ") + verb);
+  }
+  // The same document the CLI prints.
+  CHECK(api.CallJson("GET", "/api/v1/ramps", ops, 200) ==
+        Json::parse(fx.MustCli({"ramp", "list", "--json"}).out));
+  CHECK(api.CallJson("POST", "/api/v1/ramps/none/pause", ops, 404)["error"] ==
+        CliError(fx, {"ramp", "pause", "none"}));
+}
+
 TEST_CASE("e2e: the control API turns away a client address after repeated failed attempts") {
   RawBackend be("be");
   REQUIRE(be.Start());
