@@ -5,6 +5,9 @@
 namespace strangler {
 namespace {
 
+constexpr size_t kAdminThreads = 32;
+constexpr time_t kAdminReadTimeoutS = 5;
+
 void Json(httplib::Response& res, int status, const std::string& body) {
   res.status = status;
   res.set_content(body + "\n", "application/json");
@@ -44,6 +47,14 @@ Result<std::unique_ptr<AdminServer>> AdminServer::Start(const std::string& host,
     if (!self->metrics_) return Json(res, 503, R"({"status":"starting"})");
     res.set_content(self->metrics_(), "text/plain; version=0.0.4; charset=utf-8");
   });
+  // Each open connection holds one of the listener's threads while it is
+  // read: more threads than cpp-httplib's default (8 here) and a short read
+  // timeout, so that a few silent connections cannot keep /healthz from a
+  // load balancer's probe (the admin listener belongs on loopback or a
+  // private address all the same).
+  s.new_task_queue = [] { return new httplib::ThreadPool(kAdminThreads); };
+  s.set_read_timeout(kAdminReadTimeoutS, 0);
+  s.set_keep_alive_timeout(kAdminReadTimeoutS);
   // A path no handler took (a handler's own 404 keeps its message), and a
   // request cpp-httplib refused before any handler: a POST, PUT or PATCH
   // without Content-Length is one (curl -X POST sends none; -d '' does).

@@ -110,7 +110,11 @@ int ResponseRelay::OnHead() {
   for (const HeaderSpan& h : parser_.headers()) {
     if (IEquals(h.name.in(base), "transfer-encoding")) AppendCodings(h.value.in(base), &codings);
   }
-  if (CountChunked(codings) > 1) return -1;
+  // Likewise chunked named where the parser found no chunked body (not the
+  // last coding: "chunked, gzip", or "chunked," with an empty element after
+  // it): relayed, chunked would be named over a body chunked anew.
+  const int chunked = CountChunked(codings);
+  if (chunked > 1 || (chunked == 1 && !parser_.chunked())) return -1;
   if (status >= 500 && req_.refuse_5xx) {
     status_ = status;
     refused_ = true;

@@ -3,8 +3,10 @@
 // still finishes the request in flight.
 #include <signal.h>
 
+#include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <doctest/doctest.h>
 
@@ -68,6 +70,32 @@ TEST_CASE("e2e: --admin answers /healthz and /readyz; /readyz is 503 from SIGTER
   CHECK(*code == 0);
   RawClient after;
   CHECK_FALSE(after.Connect(admin, 500));  // the admin listener went with it
+}
+
+// Each open connection holds one of cpp-httplib's threads while it is read:
+// with its default 8 threads, 8 silent connections kept /healthz waiting
+// until one of them timed out (found by the round-4 re-attack).
+TEST_CASE("e2e: silent connections to the admin listener do not hold up /healthz") {
+  RawBackend be("be");
+  REQUIRE(be.Start());
+  Fixture fx;
+  fx.AddBackend("be", be.url());
+  REQUIRE(fx.StartServe({"--admin", "127.0.0.1:0"}));
+  const uint16_t admin = AdminPort(*fx.serve());
+  REQUIRE(admin != 0);
+  std::vector<std::unique_ptr<RawClient>> silent;
+  for (int i = 0; i < 16; ++i) {
+    silent.push_back(std::make_unique<RawClient>());
+    REQUIRE(silent.back()->Connect(admin));
+  }
+  HttpResponse health = AdminGet(admin, "/healthz");
+  REQUIRE(health.ok);
+  CHECK(health.status == 200);
+  // Answered while every silent connection was still open: no thread had to
+  // be freed by one of them timing out first.
+  int still_open = 0;
+  for (auto& c : silent) still_open += c->WaitForClose(1) ? 0 : 1;
+  CHECK(still_open == 16);
 }
 
 TEST_CASE("e2e: a bad --admin address is a usage error; a taken port fails to start") {
