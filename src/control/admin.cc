@@ -63,7 +63,7 @@ Result<std::unique_ptr<AdminServer>> AdminServer::Start(const std::string& host,
     if (res.status == 404) Json(res, 404, R"({"error":"not found"})");
     if (res.status == 400) {
       Json(res, 400,
-           R"J({"error":"bad request (a POST, PUT or PATCH needs a Content-Length, 0 for none)"})J");
+           R"J({"error":"bad request (a header over the size limit, or a POST, PUT or PATCH without a Content-Length: send 0 for none)"})J");
     }
   });
   if (api) {

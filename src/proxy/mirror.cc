@@ -184,7 +184,9 @@ namespace {
 std::string MirrorRequest(const MirrorJob& job, const std::string& base_path) {
   std::string req;
   req.reserve(job.headers.size() + job.body.size() + 128);
-  req.append(job.method).append(" ").append(base_path).append(job.target);
+  req.append(job.method).append(" ");
+  if (job.target != "*") req.append(base_path);  // OPTIONS * asks the server itself
+  req.append(job.target);
   req.append(" HTTP/1.1\r\n").append(job.headers);
   req.append("X-Strangler-Mirror: 1\r\n");
   if (!job.body.empty() || (job.method != "GET" && job.method != "HEAD" &&

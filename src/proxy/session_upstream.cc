@@ -16,7 +16,8 @@ void Session::WriteHead(const Instance& instance, const std::string& base_path,
                         std::string* out) {
   out->append(st_.method);
   out->push_back(' ');
-  out->append(base_path);
+  // "OPTIONS *" asks the server itself: no base path in front of it.
+  if (st_.path_and_query != "*") out->append(base_path);
   if (!base_path.empty() && st_.dot_segments) {
     // "/v2" + "/../admin" would climb out of the base path at a backend
     // that resolves dot segments: it gets the path as it was routed
@@ -96,11 +97,13 @@ void Session::MaybeMirror() {
   std::string headers;
   const Instance& first = *plan->targets.front().instance;
   AppendForwardedHeaders(&headers, first.host(), first.port(), false, true);
-  // With dot segments, the mirror gets the path as routed: it may have a
-  // base path for them to climb out of (see WriteHead).
+  // With dot segments, a mirror with a base path gets the path as routed,
+  // as the primary would (see WriteHead); without one, the raw target.
+  bool base_path = false;
+  for (const MirrorPlan::Target& t : plan->targets) base_path = base_path || !t.base_path.empty();
   std::string routed;
-  if (st_.dot_segments) AppendRoutedTarget(&routed);
-  mirror_.Begin(plan, st_.dot_segments ? std::string_view(routed) : st_.path_and_query,
+  if (st_.dot_segments && base_path) AppendRoutedTarget(&routed);
+  mirror_.Begin(plan, routed.empty() ? st_.path_and_query : std::string_view(routed),
                 std::move(headers));
 }
 
