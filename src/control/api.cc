@@ -5,6 +5,7 @@
 #include <httplib.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <optional>
 
@@ -258,10 +259,10 @@ void ControlApi::Register(httplib::Server& server) {
                Answer(res, 200, ToJson(b.value()));
              }));
   server.Get("/api/v1/ramps", with(Need::kRead, [](Req, Res res, const TokenEntry&, Store& s) {
-    auto views = RampViews(s);
-    if (!views.ok()) return StoreError(res, views.status());
-    Answer(res, 200, RampsJson(views.value()));
-  }));
+               auto views = RampViews(s);
+               if (!views.ok()) return StoreError(res, views.status());
+               Answer(res, 200, RampsJson(views.value()));
+             }));
   server.Get("/api/v1/history",
              with(Need::kRead, [](Req req, Res res, const TokenEntry&, Store& s) {
                int limit = 20;
@@ -301,22 +302,23 @@ void ControlApi::Register(httplib::Server& server) {
   server.Patch(R"(/api/v1/routes/([^/]+))", route_write(Verb::kPatch));
   server.Put(R"(/api/v1/backends/([^/]+))", backend_write(Verb::kPut));
   server.Patch(R"(/api/v1/backends/([^/]+))", backend_write(Verb::kPatch));
-  server.Delete(R"(/api/v1/routes/([^/]+))",
-                with(Need::kWrite, [](Req req, Res res, const TokenEntry& caller, Store& s) {
-                  const std::string name = req.matches[1];
-                  if (Status st = s.RemoveRoute(name, Change(req, caller, nullptr)); !st.ok()) {
-                    return StoreError(res, st);
-                  }
-                  Answer(res, 200, Json{{"removed", "route/" + name}});
-                }));
-  server.Delete(R"(/api/v1/backends/([^/]+))",
-                with(Need::kWrite, [](Req req, Res res, const TokenEntry& caller, Store& s) {
-                  const std::string name = req.matches[1];
-                  if (Status st = s.RemoveBackend(name, Change(req, caller, nullptr)); !st.ok()) {
-                    return StoreError(res, st);
-                  }
-                  Answer(res, 200, Json{{"removed", "backend/" + name}});
-                }));
+  // DELETE of a route or a backend, as `route rm` and `backend rm`.
+  using RemoveCall = Status (Store::*)(const std::string&, const ChangeContext&);
+  const std::pair<const char*, RemoveCall> removals[] = {{"routes", &Store::RemoveRoute},
+                                                         {"backends", &Store::RemoveBackend}};
+  for (const auto& [plural, call] : removals) {
+    const std::string kind = std::string(plural).substr(0, std::strlen(plural) - 1);
+    RemoveCall c = call;
+    server.Delete(
+        "/api/v1/" + std::string(plural) + "/([^/]+)",
+        with(Need::kWrite, [c, kind](Req req, Res res, const TokenEntry& caller, Store& s) {
+          const std::string name = req.matches[1];
+          if (Status st = (s.*c)(name, Change(req, caller, nullptr)); !st.ok()) {
+            return StoreError(res, st);
+          }
+          Answer(res, 200, Json{{"removed", kind + "/" + name}});
+        }));
+  }
   server.Post(R"(/api/v1/revert/(\d{1,18}))",
               with(Need::kWrite, [](Req req, Res res, const TokenEntry& caller, Store& s) {
                 const int64_t id = std::strtoll(req.matches[1].str().c_str(), nullptr, 10);
