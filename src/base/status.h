@@ -34,6 +34,18 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
+// Appends "; <hint>" unless the message already carries advice (a command
+// to run, or a parenthesised note).
+inline Status WithHint(const Status& s, const std::string& hint) {
+  const std::string& msg = s.message();
+  if (s.ok() || hint.empty() || msg.find("; ") != std::string::npos ||
+      msg.find("strangler ") != std::string::npos || msg.find('(') != std::string::npos ||
+      msg.find(": use ") != std::string::npos) {
+    return s;
+  }
+  return Status::FromCode(s.code(), s.message() + "; " + hint);
+}
+
 // Holds either a value or the Status that explains why there is none.
 template <typename T>
 class [[nodiscard]] Result {

@@ -19,6 +19,14 @@ inline bool IEquals(std::string_view a, std::string_view b) {
   return true;
 }
 
+// `s` without leading and trailing spaces and tabs (optional whitespace in
+// HTTP's grammar).
+inline std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
 // Width of `s` on a terminal, in code points: "→" and "é" in UTF-8 count as
 // one column each (bytes that are not UTF-8 count as one each too).
 inline size_t DisplayWidth(std::string_view s) {

@@ -55,18 +55,6 @@ int ExitCode(const Status& s) {
   return s.code() == Code::kUsage ? 2 : 1;
 }
 
-Status WithHint(const Status& s, const std::string& hint) {
-  // Store and rule messages usually carry their own advice (a command to run,
-  // or a parenthesised note); add ours only when there is none.
-  const std::string& msg = s.message();
-  if (s.ok() || hint.empty() || msg.find("; ") != std::string::npos ||
-      msg.find("strangler ") != std::string::npos || msg.find('(') != std::string::npos ||
-      msg.find(": use ") != std::string::npos) {
-    return s;
-  }
-  return Status::FromCode(s.code(), s.message() + "; " + hint);
-}
-
 Result<std::unique_ptr<Store>> CliContext::OpenStore(Access access) const {
   struct stat st;
   if (stat(db_path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -261,11 +249,15 @@ void RegisterServeCommand(CLI::App& app, CliContext& ctx) {
                   "HOST:PORT of the admin listener (off unless given; bind it to loopback or a "
                   "private address): GET /healthz (200 while running), GET /readyz (200 once "
                   "serving, 503 while starting and while draining after SIGTERM), GET /metrics "
-                  "(Prometheus text), and /api/v1 with --admin-token-file");
+                  "(Prometheus text), the dashboard at GET /, and /api/v1 with "
+                  "--admin-token-file; writes its URL to DB.admin for 'strangler status'");
   cmd->add_option("--admin-token-file", opts->admin_token_file,
                   "the control API's tokens (made by 'strangler token add'): /api/v1 on the admin "
                   "listener needs 'Authorization: Bearer TOKEN'; without this file it is off")
       ->type_name("FILE");
+  cmd->add_flag("--admin-public-read", opts->admin_public_read,
+                "/api/v1 reads (and so the dashboard) need no token; writes still need a "
+                "'write' token of --admin-token-file. Only on a listener nobody untrusted reaches");
   // Every option may come from the environment too (systemd units,
   // containers): --max-body-mb from STRANGLER_MAX_BODY_MB; a flag wins.
   for (CLI::Option* opt : cmd->get_options([](CLI::Option* o) { return !o->get_lnames().empty(); })) {
@@ -331,6 +323,8 @@ void RegisterServeCommand(CLI::App& app, CliContext& ctx) {
         }
       } else if (!opts->admin_token_file.empty()) {
         return Status::Usage("--admin-token-file needs --admin HOST:PORT (the API is served there)");
+      } else if (opts->admin_public_read) {
+        return Status::Usage("--admin-public-read needs --admin HOST:PORT (the API is served there)");
       }
       opts->db_path = ctx.db_path;
       UseOperatorLog();
@@ -371,6 +365,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   RegisterRampCommands(app, ctx);
   RegisterDiffCommand(app, ctx);
   RegisterTokenCommands(app, ctx);
+  RegisterStatusCommand(app, ctx);
   RegisterServeCommand(app, ctx);
   app.footer(kRootFooter);
   // Every command's help names the global options, which CLI11 lists only

@@ -18,6 +18,7 @@
 #include "base/status.h"
 #include "rules/route_table.h"
 #include "rules/rules.h"
+#include "control/explain.h"
 #include "store/store.h"
 
 namespace strangler {
@@ -48,8 +49,6 @@ std::string ExpandListen(const std::string& listen);
 
 // kOk -> 0, kUsage -> 2, anything else -> 1.
 int ExitCode(const Status& s);
-// Appends "; <hint>" unless the message already carries advice.
-Status WithHint(const Status& s, const std::string& hint);
 
 // --- option merging (add starts from defaults, set from the stored object) --
 
@@ -116,19 +115,6 @@ Result<std::vector<std::string>> ParseMethodList(std::string_view text);
 
 // --- explain ----------------------------------------------------------------
 
-struct ExplainTarget {
-  std::string method = "GET";
-  std::string path;   // as given, before normalisation
-  std::string query;  // after '?', without it
-};
-// [METHOD] PATH[?QUERY] -> target. Usage error when PATH does not start
-// with '/' or METHOD is not a token.
-Result<ExplainTarget> ParseExplainTarget(const std::vector<std::string>& positionals);
-// "Name: value" -> {Name, value} (value trimmed). Usage error without ':'.
-Result<std::pair<std::string, std::string>> ParseHeaderArg(std::string_view text);
-// The decision as the log names it, plus "tried": [{route, matched, why}].
-Json ExplanationJson(const RouteTable& table, const Explanation& e, std::string_view method,
-                     std::string_view path);
 std::string FormatExplanation(const Json& j);
 
 // --- human output ---------------------------------------------------------
@@ -161,12 +147,6 @@ std::string DescribeRoute(const Route& r);
 
 // --- ramps and mirror diffs ------------------------------------------------
 
-// A percent as `ramp --to/--step` take it: "30", "12.5", "30%" -> basis
-// points. Usage error otherwise.
-Result<int> ParsePercentArg(std::string_view text);
-// An error budget: a rate "0.05" (0 to 1) or a percent "5%". Usage error
-// otherwise.
-Result<double> ParseErrorRate(std::string_view text);
 // "to 50% by 10% every 30s, error budget 5.00% 5xx, min 20 requests, on breach
 // rollback" from a ramp's JSON (ToJson(Ramp), as history rows hold it).
 std::string RampPlanSummary(const Json& ramp);
@@ -179,6 +159,5 @@ std::string RampsTable(const std::vector<RampView>& ramps, int64_t now_ms);
 // "  $.items[0].price: legacy 10 -> new 12", "  status: 200 -> 500",
 // "  error: ..." for a copy that got no answer.
 std::string FormatMismatch(const DiffRecord& d);
-Json MismatchJson(const DiffRecord& d);
 
 }  // namespace strangler

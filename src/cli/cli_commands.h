@@ -49,5 +49,6 @@ void RegisterServeCommand(CLI::App& app, CliContext& ctx);
 void RegisterRampCommands(CLI::App& app, CliContext& ctx);  // ramp, ramp list|pause|resume|abort
 void RegisterDiffCommand(CLI::App& app, CliContext& ctx);
 void RegisterTokenCommands(CLI::App& app, CliContext& ctx);  // token add|list|rm
+void RegisterStatusCommand(CLI::App& app, CliContext& ctx);
 
 }  // namespace strangler

@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "cli/cli_commands.h"
 #include "safety/compare.h"
+#include "store/diff_report.h"
 
 namespace strangler {
 
@@ -50,24 +51,12 @@ struct DiffArgs {
   bool reset = false;
 };
 
-// One route's line: its mirror now (may be "" when removed since) and totals.
-struct RouteDiff {
-  std::string mirror;
-  std::optional<DiffStats> stats;
-};
-
 std::string ParityText(const MirrorTally& t) {
   if (t.compared == 0) return "-";
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.1f%%",
                 100.0 * static_cast<double>(t.equal) / static_cast<double>(t.compared));
   return buf;
-}
-
-Json ParityJson(const MirrorTally& t) {
-  if (t.compared == 0) return Json();
-  double p = static_cast<double>(t.equal) / static_cast<double>(t.compared);
-  return std::round(p * 1e6) / 1e6;
 }
 
 // A value of a diff, short: JSON text (strings quoted), cut at a UTF-8
@@ -95,48 +84,14 @@ Status Diff(CliContext& ctx, const DiffArgs& a) {
   if (a.limit < 1) return Status::Usage("--limit must be at least 1");
   auto store = ctx.OpenStore(CliContext::Access::kRead);
   if (!store.ok()) return store.status();
-  auto routes = (*store)->ListRoutes();
-  if (!routes.ok()) return routes.status();
-  auto stats = (*store)->ListDiffStats(a.route);
-  if (!stats.ok()) return stats.status();
-
-  std::map<std::string, RouteDiff> shown;  // by route name
-  bool known = false;
-  for (const Route& r : *routes) {
-    if (!a.route.empty() && r.name != a.route) continue;
-    known = true;
-    if (!r.mirror.empty() || !a.route.empty()) shown[r.name].mirror = r.mirror;
-  }
-  for (const DiffStats& s : *stats) shown[s.route].stats = s;
-  for (auto& [name, d] : shown) {
-    for (const Route& r : *routes) {
-      if (r.name == name) d.mirror = r.mirror;
-    }
-  }
-  if (!a.route.empty() && !known && shown.empty()) {
-    return Status::NotFound("unknown route '" + a.route +
-                            "' and no mirror results for it: list routes with 'strangler route "
-                            "list'");
-  }
-  auto mismatches = (*store)->LatestDiffs(a.route, a.limit);
-  if (!mismatches.ok()) return mismatches.status();
+  auto report = LoadDiffReport(**store, a.route, a.limit);
+  if (!report.ok()) return report.status();
+  const std::map<std::string, RouteDiff>& shown = report->routes;
+  const std::vector<DiffRecord>* mismatches = &report->mismatches;
 
   if (a.json) {
-    Json out = {{"routes", Json::array()}, {"mismatches", Json::array()}};
-    for (const auto& [name, d] : shown) {
-      MirrorTally t = d.stats ? d.stats->tally : MirrorTally{};
-      out["routes"].push_back({{"route", name},
-                               {"mirror", d.mirror.empty() ? Json() : Json(d.mirror)},
-                               {"compared", t.compared},
-                               {"equal", t.equal},
-                               {"parity", ParityJson(t)},
-                               {"dropped", t.dropped},
-                               {"failed", t.failed},
-                               {"since", d.stats ? Json(d.stats->since) : Json()},
-                               {"last_at", d.stats ? Json(d.stats->last_at) : Json()}});
-    }
-    for (const DiffRecord& m : *mismatches) out["mismatches"].push_back(MismatchJson(m));
-    *ctx.out << out.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
+    *ctx.out << DiffReportJson(*report).dump(2, ' ', false, Json::error_handler_t::replace)
+             << "\n";
     return Status::Ok();
   }
 
@@ -194,18 +149,6 @@ std::string FormatMismatch(const DiffRecord& d) {
   if (c->more > 0) out += "  ... and " + std::to_string(c->more) + " more differences\n";
   if (c->diffs.empty() && c->more == 0) out += "  (no differences listed)\n";
   return out;
-}
-
-Json MismatchJson(const DiffRecord& d) {
-  return Json{{"id", d.id},
-              {"route", d.route},
-              {"ts", d.ts},
-              {"request_id", d.request_id},
-              {"method", d.method},
-              {"target", d.target},
-              {"primary_backend", d.primary_backend},
-              {"mirror_backend", d.mirror_backend},
-              {"result", d.result}};
 }
 
 void RegisterDiffCommand(CLI::App& app, CliContext& ctx) {

@@ -1,7 +1,6 @@
 // `strangler explain` and `strangler history`: read-only views of what the
 // rules decide and how they came to be.
 #include <memory>
-#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,65 +29,29 @@ struct HistoryArgs {
   bool json = false;
 };
 
-uint64_t RandomDraw() {
-  std::random_device rd;
-  return (static_cast<uint64_t>(rd()) << 32) ^ static_cast<uint64_t>(rd());
-}
-
 Status Explain(CliContext& ctx, const ExplainArgs& a) {
+  ExplainQuery q;
   auto target = ParseExplainTarget(a.positionals);
   if (!target.ok()) return target.status();
-  std::vector<std::pair<std::string, std::string>> headers;
+  q.target = std::move(target).value();
   for (const auto& h : a.headers) {
     auto parsed = ParseHeaderArg(h);
     if (!parsed.ok()) return parsed.status();
-    headers.push_back(std::move(parsed).value());
+    q.headers.push_back(std::move(parsed).value());
   }
   if (a.ip.empty()) return Status::Usage("--ip needs an address, e.g. --ip 10.0.0.7");
+  q.ip = a.ip;
 
   auto store = ctx.OpenStore(CliContext::Access::kRead);
   if (!store.ok()) return store.status();
-  auto rules = (*store)->Load();
-  if (!rules.ok()) return rules.status();
-  auto table = RouteTable::Compile(rules.value());
-  if (!table.ok()) {
-    return WithHint(table.status(),
-                    "the stored rules do not compile; fix them with 'strangler route set' or "
-                    "'strangler backend add'");
-  }
-  const RouteTable& t = *table.value();
-
-  std::string scratch;
-  std::string_view path = NormalizePath(target->path, &scratch);
-  std::vector<HeaderView> views;
-  views.reserve(headers.size());
-  for (const auto& [name, value] : headers) views.push_back(HeaderView{name, value});
-  RequestView view;
-  view.method = target->method;
-  view.path = path;
-  view.query = target->query;
-  view.headers = views.data();
-  view.header_count = views.size();
-  view.client_ip = a.ip;
-
-  Explanation e = t.Explain(view, RandomDraw());
-  Json j = ExplanationJson(t, e, target->method, path);
+  auto outcome = ExplainStored(**store, q);
+  if (!outcome.ok()) return outcome.status();
   if (a.json) {
-    *ctx.out << j.dump() << "\n";
+    *ctx.out << outcome->json.dump() << "\n";
     return Status::Ok();
   }
-  *ctx.out << FormatExplanation(j);
-  const Decision& d = e.decision;
-  if (d.route >= 0 && d.bucket >= 0) {
-    const Route& r = t.routes()[d.route];
-    std::string else_name =
-        r.else_backend.empty() ? t.backends()[t.default_backend()].name : r.else_backend;
-    *ctx.out << "  split:    buckets below " << r.percent_bp << " (" << FormatPercent(r.percent_bp)
-             << "%) go to " << r.to << ", the rest to " << else_name << "; bucket "
-             << (r.sticky.empty() ? "drawn at random"
-                                  : "from " + r.sticky + " (at random when absent)")
-             << "\n";
-  }
+  *ctx.out << FormatExplanation(outcome->json);
+  if (!outcome->split.empty()) *ctx.out << "  split:    " << outcome->split << "\n";
   return Status::Ok();
 }
 

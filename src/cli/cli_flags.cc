@@ -9,18 +9,13 @@
 #include <utility>
 #include <vector>
 
+#include "base/text.h"
 #include "base/time.h"
 #include "cli/cli.h"
 
 namespace strangler {
 
 namespace {
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 // The rule parsers' messages already say what was wrong and what to write;
 // a bad value on the command line is a usage error (exit 2).
@@ -200,87 +195,6 @@ Status ApplyRouteFlags(const RouteFlags& f, Route* r) {
   if (!v.ok()) return UsageFrom(v);
   *r = std::move(next);
   return Status::Ok();
-}
-
-Result<int> ParsePercentArg(std::string_view text) {
-  std::string_view number = text;
-  if (!number.empty() && number.back() == '%') number.remove_suffix(1);
-  // (ParsePercent's message, which the API and rule files give too.)
-  return ParsePercent(number);
-}
-
-Result<double> ParseErrorRate(std::string_view text) {
-  auto bad = [&] {
-    return Status::Usage("bad --max-error-rate '" + std::string(text) +
-                         "': give a rate from 0 to 1 (0.05) or a percent (5%)");
-  };
-  if (!text.empty() && text.back() == '%') {
-    auto p = ParsePercent(text.substr(0, text.size() - 1));
-    if (!p.ok()) return bad();
-    return static_cast<double>(*p) / kFullPercentBp;
-  }
-  // Digits with at most one '.', nothing else (no sign, exponent or space).
-  bool digit = false, dot = false;
-  for (char c : text) {
-    if (c >= '0' && c <= '9') {
-      digit = true;
-    } else if (c == '.' && !dot) {
-      dot = true;
-    } else {
-      return bad();
-    }
-  }
-  if (!digit) return bad();
-  double rate = std::strtod(std::string(text).c_str(), nullptr);
-  if (!(rate >= 0 && rate <= 1)) return bad();
-  return rate;
-}
-
-Result<ExplainTarget> ParseExplainTarget(const std::vector<std::string>& positionals) {
-  ExplainTarget t;
-  std::string target;
-  if (positionals.size() == 1) {
-    target = positionals[0];
-  } else if (positionals.size() == 2) {
-    auto m = ParseMethod(positionals[0]);
-    if (!m.ok() || positionals[0].empty()) {
-      return Status::Usage("bad METHOD '" + positionals[0] +
-                           "'; give an HTTP method such as GET or POST before the path");
-    }
-    t.method = m.value();
-    target = positionals[1];
-  } else {
-    return Status::Usage(
-        "explain takes [METHOD] PATH[?QUERY]; e.g. strangler explain POST "
-        "/api/orders?v=2");
-  }
-  if (target.empty() || target[0] != '/') {
-    return Status::Usage("bad PATH '" + target + "': it must start with '/'; e.g. /api/orders/7");
-  }
-  size_t q = target.find('?');
-  if (q == std::string::npos) {
-    t.path = target;
-  } else {
-    t.path = target.substr(0, q);
-    t.query = target.substr(q + 1);
-  }
-  return t;
-}
-
-Result<std::pair<std::string, std::string>> ParseHeaderArg(std::string_view text) {
-  size_t colon = text.find(':');
-  std::string_view name = colon == std::string_view::npos ? text : Trim(text.substr(0, colon));
-  bool token = !name.empty();
-  for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-    token = token && ok;
-  }
-  if (colon == std::string_view::npos || !token) {
-    return Status::Usage("bad -H '" + std::string(text) +
-                         "'; give a header as 'Name: value', e.g. -H 'X-User-Id: 42'");
-  }
-  return std::make_pair(std::string(name), std::string(Trim(text.substr(colon + 1))));
 }
 
 }  // namespace strangler

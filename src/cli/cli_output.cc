@@ -365,29 +365,6 @@ std::string DescribeRoute(const Route& r) {
   return o.str();
 }
 
-Json ExplanationJson(const RouteTable& table, const Explanation& e, std::string_view method,
-                     std::string_view path) {
-  const Decision& d = e.decision;
-  Json j = Json::object();
-  j["method"] = std::string(method);
-  j["path"] = std::string(path);
-  j["route"] = d.route >= 0 && d.route < static_cast<int>(table.routes().size())
-                   ? Json(table.routes()[d.route].name)
-                   : Json();
-  j["backend"] = d.backend >= 0 && d.backend < static_cast<int>(table.backends().size())
-                     ? Json(table.backends()[d.backend].name)
-                     : Json();
-  j["reason"] = std::string(ReasonName(d.reason));
-  j["bucket"] = d.bucket >= 0 ? Json(d.bucket) : Json();
-  j["ruleset"] = table.version();
-  Json tried = Json::array();
-  for (const auto& t : e.tried) {
-    tried.push_back({{"route", t.route}, {"matched", t.matched}, {"why", t.why}});
-  }
-  j["tried"] = tried;
-  return j;
-}
-
 std::string FormatExplanation(const Json& j) {
   auto str = [](const Json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
   std::ostringstream o;

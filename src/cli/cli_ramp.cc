@@ -78,44 +78,18 @@ struct RampArgs {
 std::string Pct(int bp) { return FormatPercent(bp) + "%"; }
 
 Result<RampSpec> SpecFromArgs(const RampArgs& a) {
-  const char* missing = !a.given("--to")      ? "--to P"
-                        : !a.given("--step")  ? "--step S"
-                        : !a.given("--every") ? "--every DURATION"
-                                              : nullptr;
-  if (missing != nullptr) {
-    return Status::Usage("ramp " + a.name + " needs " + missing + " (see 'strangler ramp --help')");
-  }
-  Status name = ValidateName("route", a.name);
-  if (!name.ok()) return Status::Usage(name.message());
-  RampSpec spec;
-  spec.route = a.name;
-  auto to = ParsePercentArg(a.to);
-  if (!to.ok()) return Status::Usage("--to: " + to.status().message());
-  if (*to == 0) return Status::Usage("--to must be above 0%");
-  spec.target_bp = *to;
-  auto step = ParsePercentArg(a.step);
-  if (!step.ok()) return Status::Usage("--step: " + step.status().message());
-  if (*step == 0) return Status::Usage("--step must be above 0%");
-  spec.step_bp = *step;
-  auto every = ParseDurationMs(a.every);
-  if (!every.ok()) return Status::Usage("--every: " + every.status().message());
-  if (*every < 1000) {
-    return Status::Usage("--every " + a.every + " is too short: a window lasts at least 1s");
-  }
-  spec.every_ms = *every;
-  if (a.given("--max-error-rate")) {
-    auto rate = ParseErrorRate(a.max_error_rate);
-    if (!rate.ok()) return rate.status();
-    spec.max_error_rate = *rate;
-  }
-  if (a.min_requests < 0) return Status::Usage("--min-requests must be 0 or more");
-  spec.min_requests = a.min_requests;
-  std::optional<OnBreach> on_breach = ParseOnBreach(a.on_breach);
-  if (!on_breach) {
-    return Status::Usage("bad --on-breach '" + a.on_breach + "': give rollback or freeze");
-  }
-  spec.on_breach = *on_breach;
-  return spec;
+  RampFields f;
+  f.route = a.name;
+  auto given = [&](const char* o, const std::string& v) {
+    return a.given(o) ? std::optional<std::string>(v) : std::nullopt;
+  };
+  f.to = given("--to", a.to);
+  f.step = given("--step", a.step);
+  f.every = given("--every", a.every);
+  f.max_error_rate = given("--max-error-rate", a.max_error_rate);
+  f.on_breach = a.on_breach;
+  f.min_requests = a.min_requests;
+  return ParseRampSpec(f);
 }
 
 std::string RouteHint(const std::string& name) {

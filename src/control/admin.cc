@@ -2,13 +2,15 @@
 
 #include <httplib.h>
 
+#include "control/dashboard.h"
+
 namespace strangler {
 namespace {
 
 constexpr size_t kAdminThreads = 32;
 constexpr time_t kAdminReadTimeoutS = 5;
 
-void Json(httplib::Response& res, int status, const std::string& body) {
+void JsonAnswer(httplib::Response& res, int status, const std::string& body) {
   res.status = status;
   res.set_content(body + "\n", "application/json");
 }
@@ -22,6 +24,10 @@ void AdminServer::SetMetrics(std::function<std::string()> render) {
   metrics_ = std::move(render);
 }
 
+void AdminServer::SetLive(std::function<Json()> live) {
+  if (api_) api_->SetLive(std::move(live));
+}
+
 AdminServer::~AdminServer() {
   server_->stop();
   if (thread_.joinable()) thread_.join();
@@ -33,18 +39,28 @@ Result<std::unique_ptr<AdminServer>> AdminServer::Start(const std::string& host,
   httplib::Server& s = *admin->server_;
   AdminServer* self = admin.get();
   s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-    Json(res, 200, R"({"status":"ok"})");
+    JsonAnswer(res, 200, R"({"status":"ok"})");
   });
   s.Get("/readyz", [self](const httplib::Request&, httplib::Response& res) {
     switch (self->state_.load(std::memory_order_relaxed)) {
-      case State::kReady: return Json(res, 200, R"({"status":"ready"})");
-      case State::kStarting: return Json(res, 503, R"({"status":"starting"})");
-      case State::kDraining: return Json(res, 503, R"({"status":"draining"})");
+      case State::kReady: return JsonAnswer(res, 200, R"({"status":"ready"})");
+      case State::kStarting: return JsonAnswer(res, 503, R"({"status":"starting"})");
+      case State::kDraining: return JsonAnswer(res, 503, R"({"status":"draining"})");
     }
+  });
+  // The dashboard: the page itself holds no data (it asks /api/v1 for it,
+  // with the token its user gives), so it needs none to load.
+  s.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Content-Security-Policy", DashboardPolicy());
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_header("Referrer-Policy", "no-referrer");
+    res.set_header("Cache-Control", "no-store");
+    const std::string_view page = DashboardPage();
+    res.set_content(page.data(), page.size(), "text/html; charset=utf-8");
   });
   s.Get("/metrics", [self](const httplib::Request&, httplib::Response& res) {
     std::lock_guard<std::mutex> lock(self->metrics_mu_);
-    if (!self->metrics_) return Json(res, 503, R"({"status":"starting"})");
+    if (!self->metrics_) return JsonAnswer(res, 503, R"({"status":"starting"})");
     res.set_content(self->metrics_(), "text/plain; version=0.0.4; charset=utf-8");
   });
   // Each open connection holds one of the listener's threads while it is
@@ -60,9 +76,9 @@ Result<std::unique_ptr<AdminServer>> AdminServer::Start(const std::string& host,
   // without Content-Length is one (curl -X POST sends none; -d '' does).
   s.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;
-    if (res.status == 404) Json(res, 404, R"({"error":"not found"})");
+    if (res.status == 404) JsonAnswer(res, 404, R"({"error":"not found"})");
     if (res.status == 400) {
-      Json(res, 400,
+      JsonAnswer(res, 400,
            R"J({"error":"bad request (a header over the size limit, or a POST, PUT or PATCH without a Content-Length: send 0 for none)"})J");
     }
   });

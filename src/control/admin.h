@@ -4,7 +4,8 @@
 // (200 once the data listener is bound and a snapshot loaded, 503 before
 // that and while draining after SIGTERM), each a JSON object, and GET
 // /metrics (Prometheus text, from the function SetMetrics gave; 503 before),
-// and the control API under /api/v1 (api.h).
+// the control API under /api/v1 (api.h) and the dashboard at GET /
+// (dashboard.h).
 // Thread-safe.
 #pragma once
 
@@ -42,6 +43,8 @@ class AdminServer {
   // What GET /metrics answers; called on the listener's threads. Cleared
   // (nullptr) before what it reads goes away.
   void SetMetrics(std::function<std::string()> render);
+  // What GET /api/v1/live shows (ControlApi::SetLive); likewise.
+  void SetLive(std::function<Json()> live);
 
  private:
   AdminServer();

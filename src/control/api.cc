@@ -4,12 +4,16 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <iterator>
 #include <optional>
 
+#include "control/explain.h"
 #include "rules/rules.h"
+#include "store/diff_report.h"
 #include "store/store.h"
 
 namespace strangler {
@@ -86,6 +90,53 @@ bool NameFromPath(Json* body, const std::string& name, httplib::Response& res) {
   return true;
 }
 
+// ?limit=N (1..10000) into *limit when given; false with a 400 answered
+// when bad.
+bool LimitParam(const httplib::Request& req, httplib::Response& res, int* limit) {
+  if (!req.has_param("limit")) return true;
+  const std::string v = req.get_param_value("limit");
+  char* end = nullptr;
+  long n = std::strtol(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || n < 1 || n > 10000) {
+    Error(res, 400, "bad limit '" + v + "': 1..10000");
+    return false;
+  }
+  *limit = static_cast<int>(n);
+  return true;
+}
+
+// A ramp spec from POST /api/v1/ramps/NAME's body: the options of `strangler
+// ramp NAME` by name (to, step, every, max_error_rate, min_requests,
+// on_breach); numbers or strings.
+Result<RampSpec> RampSpecFromJson(const std::string& route, const Json& body) {
+  static const char* const kFields[] = {"to",           "step",     "every", "max_error_rate",
+                                        "min_requests", "on_breach"};
+  RampFields f;
+  f.route = route;
+  for (const auto& [key, value] : body.items()) {
+    if (std::find(std::begin(kFields), std::end(kFields), key) == std::end(kFields)) {
+      return Status::Usage("unknown field '" + key +
+                           "' in a ramp (known: to, step, every, max_error_rate, "
+                           "min_requests, on_breach, reason)");
+    }
+    if (key == "min_requests") {
+      if (!value.is_number_integer()) return Status::Usage("min_requests must be a whole number");
+      f.min_requests = value.get<int64_t>();
+      continue;
+    }
+    if (!value.is_string() && !value.is_number()) {
+      return Status::Usage(key + " must be a string or a number");
+    }
+    std::string text = value.is_string() ? value.get<std::string>() : value.dump();
+    if (key == "to") f.to = text;
+    if (key == "step") f.step = text;
+    if (key == "every") f.every = text;
+    if (key == "max_error_rate") f.max_error_rate = text;
+    if (key == "on_breach") f.on_breach = text;
+  }
+  return ParseRampSpec(f);
+}
+
 // The store calls that read and write one kind of object (a route, a backend).
 template <typename T>
 struct ObjectCalls {
@@ -128,11 +179,13 @@ void WriteObject(const ObjectCalls<T>& calls, Verb verb, const httplib::Request&
 
 }  // namespace
 
-ControlApi::ControlApi(std::string db_path, std::string token_file)
-    : db_path_(std::move(db_path)), token_file_(std::move(token_file)) {}
+ControlApi::ControlApi(std::string db_path, std::string token_file, bool public_read)
+    : db_path_(std::move(db_path)), token_file_(std::move(token_file)), public_read_(public_read) {}
 
-Result<std::unique_ptr<ControlApi>> ControlApi::Make(std::string db_path, std::string token_file) {
-  std::unique_ptr<ControlApi> api(new ControlApi(std::move(db_path), std::move(token_file)));
+Result<std::unique_ptr<ControlApi>> ControlApi::Make(std::string db_path, std::string token_file,
+                                                     bool public_read) {
+  std::unique_ptr<ControlApi> api(
+      new ControlApi(std::move(db_path), std::move(token_file), public_read));
   if (!api->token_file_.empty()) {
     std::lock_guard<std::mutex> lock(api->mu_);
     if (Status st = api->RefreshTokens(); !st.ok()) return st;
@@ -140,7 +193,13 @@ Result<std::unique_ptr<ControlApi>> ControlApi::Make(std::string db_path, std::s
   return api;
 }
 
+void ControlApi::SetLive(std::function<Json()> live) {
+  std::lock_guard<std::mutex> lock(live_mu_);
+  live_ = std::move(live);
+}
+
 Status ControlApi::RefreshTokens() {
+  if (token_file_.empty()) return Status::Ok();  // public reads only
   struct stat st {};
   if (stat(token_file_.c_str(), &st) != 0) {
     return Status::Io("cannot read --admin-token-file " + token_file_);
@@ -181,9 +240,15 @@ void ControlApi::Failed(const std::string& client) {
 
 bool ControlApi::Authorize(const httplib::Request& req, httplib::Response& res, Need need,
                            TokenEntry* caller) {
-  if (token_file_.empty()) {
+  if (token_file_.empty() && !public_read_) {
     Error(res, 404, "the control API is off: start serve with --admin-token-file FILE");
     return false;
+  }
+  const std::string auth = req.get_header_value("Authorization");
+  if (auth.empty() && need == Need::kRead && public_read_) {
+    *caller = TokenEntry{};
+    caller->role = TokenRole::kRead;
+    return true;
   }
   std::lock_guard<std::mutex> lock(mu_);
   int retry_after = 0;
@@ -197,7 +262,6 @@ bool ControlApi::Authorize(const httplib::Request& req, httplib::Response& res, 
   // A file that turned bad keeps the tokens read last (and says why in the log
   // of nobody: the request is answered as usual).
   (void)RefreshTokens();
-  const std::string auth = req.get_header_value("Authorization");
   const std::string kBearer = "Bearer ";
   const TokenEntry* found = nullptr;
   if (auth.size() > kBearer.size() && auth.compare(0, kBearer.size(), kBearer) == 0) {
@@ -263,18 +327,65 @@ void ControlApi::Register(httplib::Server& server) {
                if (!views.ok()) return StoreError(res, views.status());
                Answer(res, 200, RampsJson(views.value()));
              }));
+  server.Get("/api/v1/whoami",
+             with(Need::kRead, [](Req, Res res, const TokenEntry& caller, Store&) {
+               if (caller.name.empty()) {
+                 return Answer(res, 200, Json{{"name", nullptr}, {"role", "public"}});
+               }
+               Answer(res, 200,
+                      Json{{"name", caller.name},
+                           {"role", caller.role == TokenRole::kWrite ? "write" : "read"}});
+             }));
+  server.Get("/api/v1/live", with(Need::kRead, [this](Req, Res res, const TokenEntry&, Store& s) {
+               Json live;
+               {
+                 std::lock_guard<std::mutex> lock(live_mu_);
+                 if (!live_) return Error(res, 503, "serve is starting");
+                 live = live_();
+               }
+               auto views = RampViews(s);
+               if (!views.ok()) return StoreError(res, views.status());
+               Json ramps = RampsJson(views.value());
+               for (Json& route : live["routes"]) {
+                 route["ramp"] = nullptr;
+                 for (const Json& ramp : ramps) {
+                   if (ramp["route"] == route["route"]) route["ramp"] = ramp;
+                 }
+               }
+               Answer(res, 200, live);
+             }));
+  server.Get("/api/v1/diff", with(Need::kRead, [](Req req, Res res, const TokenEntry&, Store& s) {
+               int limit = 10;
+               if (!LimitParam(req, res, &limit)) return;
+               auto report = LoadDiffReport(s, req.get_param_value("route"), limit);
+               if (!report.ok()) return StoreError(res, report.status());
+               Answer(res, 200, DiffReportJson(report.value()));
+             }));
+  server.Get("/api/v1/explain",
+             with(Need::kRead, [](Req req, Res res, const TokenEntry&, Store& s) {
+               std::vector<std::string> positionals;
+               if (req.has_param("method")) positionals.push_back(req.get_param_value("method"));
+               positionals.push_back(req.get_param_value("path"));
+               auto target = ParseExplainTarget(positionals);
+               if (!target.ok()) return StoreError(res, target.status());
+               ExplainQuery q;
+               q.target = std::move(target).value();
+               for (size_t i = 0; i < req.get_param_value_count("header"); ++i) {
+                 auto h = ParseHeaderArg(req.get_param_value("header", i));
+                 if (!h.ok()) return StoreError(res, h.status());
+                 q.headers.push_back(std::move(h).value());
+               }
+               if (req.has_param("ip")) q.ip = req.get_param_value("ip");
+               auto outcome = ExplainStored(s, q);
+               if (!outcome.ok()) return StoreError(res, outcome.status());
+               Json j = outcome->json;
+               j["split"] = outcome->split.empty() ? Json() : Json(outcome->split);
+               Answer(res, 200, j);
+             }));
   server.Get("/api/v1/history",
              with(Need::kRead, [](Req req, Res res, const TokenEntry&, Store& s) {
                int limit = 20;
-               if (req.has_param("limit")) {
-                 const std::string v = req.get_param_value("limit");
-                 char* end = nullptr;
-                 long n = std::strtol(v.c_str(), &end, 10);
-                 if (v.empty() || *end != '\0' || n < 1 || n > 10000) {
-                   return Error(res, 400, "bad limit '" + v + "': 1..10000");
-                 }
-                 limit = static_cast<int>(n);
-               }
+               if (!LimitParam(req, res, &limit)) return;
                auto rows = s.History(req.get_param_value("object"), limit);
                if (!rows.ok()) return StoreError(res, rows.status());
                Answer(res, 200, ChangeRowsJson(rows.value()));
@@ -325,6 +436,26 @@ void ControlApi::Register(httplib::Server& server) {
                 auto rows = s.Revert(id, Change(req, caller, nullptr));
                 if (!rows.ok()) return StoreError(res, rows.status());
                 Answer(res, 200, ChangeRowsJson(rows.value()));
+              }));
+  // Starts (or replaces) a route's ramp, as `strangler ramp NAME --to ...`.
+  server.Post(R"(/api/v1/ramps/([^/]+))",
+              with(Need::kWrite, [](Req req, Res res, const TokenEntry& caller, Store& s) {
+                std::optional<Json> body = BodyObject(req, res);
+                if (!body) return;
+                const std::string route = req.matches[1];
+                ChangeContext ctx = Change(req, caller, &*body);
+                auto spec = RampSpecFromJson(route, *body);
+                if (!spec.ok()) return StoreError(res, spec.status());
+                if (auto r = s.GetRoute(route); !r.ok()) return StoreError(res, r.status());
+                if (Status st = s.StartRamp(spec.value(), ctx); !st.ok()) {
+                  return StoreError(res, st, 400);
+                }
+                auto views = RampViews(s);
+                if (!views.ok()) return StoreError(res, views.status());
+                for (const Json& ramp : RampsJson(views.value())) {
+                  if (ramp["route"] == route) return Answer(res, 201, ramp);
+                }
+                Answer(res, 201, Json{{"ramp", route}});
               }));
   using RampCall = Status (Store::*)(const std::string&, const ChangeContext&);
   const std::pair<const char*, RampCall> ramp_calls[] = {

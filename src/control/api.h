@@ -14,6 +14,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -23,6 +24,7 @@
 
 #include "base/status.h"
 #include "control/tokens.h"
+#include "rules/rules.h"
 
 namespace httplib {
 class Server;
@@ -40,16 +42,24 @@ class ControlApi {
   static constexpr std::chrono::seconds kFailureWindow{60};
 
   // Reads the token file now (a bad or missing file fails serve's start);
-  // it is read again whenever it changes. An empty `token_file` leaves the
-  // API off: every /api/v1 request is 404 and says so.
-  static Result<std::unique_ptr<ControlApi>> Make(std::string db_path, std::string token_file);
+  // it is read again whenever it changes. `public_read`: reads need no
+  // token (a token sent is still checked). An empty `token_file` without
+  // `public_read` leaves the API off: every /api/v1 request is 404 and says
+  // so; with it, reads are served and writes are 401 (no token exists).
+  static Result<std::unique_ptr<ControlApi>> Make(std::string db_path, std::string token_file,
+                                                  bool public_read = false);
   // Adds the /api/v1 handlers; this must outlive `server`'s listening.
   void Register(httplib::Server& server);
+  // What GET /api/v1/live shows (live_page.h), less the ramps, which come
+  // from the store; 503 until set. Cleared (nullptr) before what it reads
+  // goes away.
+  void SetLive(std::function<Json()> live);
 
  private:
-  ControlApi(std::string db_path, std::string token_file);
+  ControlApi(std::string db_path, std::string token_file, bool public_read);
   enum class Need { kRead, kWrite };
   // The caller's token, or an error answer already written to `res` (false).
+  // A public read's caller has an empty name and role kRead.
   bool Authorize(const httplib::Request& req, httplib::Response& res, Need need,
                  TokenEntry* caller);
   // The token file's entries, read again when its mtime or size changed.
@@ -59,6 +69,9 @@ class ControlApi {
 
   const std::string db_path_;
   const std::string token_file_;
+  const bool public_read_;
+  std::mutex live_mu_;  // held while rendering, so that clearing waits for it
+  std::function<Json()> live_;  // guarded by live_mu_
   std::mutex mu_;  // guards what follows
   std::vector<TokenEntry> tokens_;
   int64_t tokens_mtime_ns_ = -1;

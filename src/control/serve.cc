@@ -16,6 +16,7 @@
 
 #include "base/time.h"
 #include "control/admin.h"
+#include "control/live_page.h"
 #include "control/metrics_page.h"
 #include "decisions/decision_log.h"
 #include "proxy/net.h"
@@ -24,7 +25,43 @@
 #include "store/store.h"
 
 namespace strangler {
+std::string AdminAddressFile(const std::string& db_path) { return db_path + ".admin"; }
+
 namespace {
+
+// The URL a client on this machine reaches the admin listener by: a
+// wildcard address becomes loopback, an IPv6 one goes in brackets.
+std::string AdminUrl(const std::string& host, uint16_t port) {
+  std::string h = host == "0.0.0.0" || host.empty() ? "127.0.0.1" : host == "::" ? "::1" : host;
+  if (h.find(':') != std::string::npos) h = "[" + h + "]";
+  return "http://" + h + ":" + std::to_string(port);
+}
+
+// Writes `url` to AdminAddressFile whole (a temporary file renamed over it).
+Status WriteAdminAddress(const std::string& db_path, const std::string& url) {
+  const std::string path = AdminAddressFile(db_path);
+  const std::string tmp = path + ".tmp." + std::to_string(getpid());
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  bool ok = f != nullptr && std::fputs((url + "\n").c_str(), f) >= 0;
+  if (f != nullptr) ok = std::fclose(f) == 0 && ok;
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return Status::Io("cannot write the admin address to " + path);
+  }
+  return Status::Ok();
+}
+
+// Removes AdminAddressFile if it still holds `url` (another serve on the
+// same store may have written its own since).
+void RemoveAdminAddress(const std::string& db_path, const std::string& url) {
+  const std::string path = AdminAddressFile(db_path);
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) return;
+  char line[512] = "";
+  bool ours = std::fgets(line, sizeof(line), f) != nullptr && url + "\n" == line;
+  std::fclose(f);
+  if (ours) std::remove(path.c_str());
+}
 
 // "HOSTNAME 127.0.0.1:8080 pid 4242": names this serve in the store's
 // instance_load rows (several serves may share a store).
@@ -292,7 +329,7 @@ Status RunServe(const ServeOptions& opts) {
   std::unique_ptr<AdminServer> admin;
   if (!opts.admin.empty()) {
     auto ahp = ParseHostPort(opts.admin);
-    auto api = ControlApi::Make(opts.db_path, opts.admin_token_file);
+    auto api = ControlApi::Make(opts.db_path, opts.admin_token_file, opts.admin_public_read);
     if (!api.ok()) {
       close(listen_fd.value());
       return api.status();
@@ -330,6 +367,7 @@ Status RunServe(const ServeOptions& opts) {
                LocalPort(listen_fd.value()), opts.db_path, table.value()->version(),
                opts.log_path);
 
+  std::string admin_url;  // what this serve wrote to AdminAddressFile
   Reloader reloader(std::move(store.value()), proxy, opts.db_path, identity);
   if (dv.ok()) reloader.set_data_version(dv.value());
   reloader.set_serve_id(ServeId(hp->host, LocalPort(listen_fd.value())));
@@ -338,7 +376,12 @@ Status RunServe(const ServeOptions& opts) {
     admin->SetMetrics([proxy, decisions, &reloader] {
       return RenderMetrics(*proxy, *decisions, reloader.reload_errors());
     });
+    admin->SetLive([proxy] { return RenderLive(*proxy); });
     admin->SetState(AdminServer::State::kReady);
+    admin_url = AdminUrl(ParseHostPort(opts.admin)->host, admin->port());
+    if (Status st = WriteAdminAddress(opts.db_path, admin_url); !st.ok()) {
+      spdlog::warn("{} ('strangler status' needs --admin URL)", st.message());
+    }
   }
   timespec tick{opts.reload_ms / 1000, static_cast<long>(opts.reload_ms % 1000) * 1000000L};
   while (true) {
@@ -359,6 +402,10 @@ Status RunServe(const ServeOptions& opts) {
   log.value()->Flush();
   spdlog::info("stopped{}", drained ? "" : " (some connections did not finish in time)");
   spdlog::default_logger()->flush();
+  if (admin) {
+    admin->SetLive(nullptr);
+    RemoveAdminAddress(opts.db_path, admin_url);
+  }
   admin.reset();
   if (!drained) {
     // Sessions still running hold the proxy; leave without destructors.

@@ -25,7 +25,12 @@ struct ServeOptions {
   int drain_s = 10;          // on SIGTERM: how long requests in flight and tunnels may go on
   std::string admin;         // HOST:PORT of the admin listener; "" = none
   std::string admin_token_file;  // the control API's tokens (tokens.h); "" = API off
+  bool admin_public_read = false;  // /api/v1 reads (and the dashboard's data) need no token
 };
+
+// Where a serve with --admin writes its admin listener's URL for `strangler
+// status` to find: next to the store, "<db>.admin" (removed when it stops).
+std::string AdminAddressFile(const std::string& db_path);
 
 // Runs until SIGINT/SIGTERM. An error when it cannot start (a bad listen
 // address, the store, the log). What it does while serving goes to spdlog's

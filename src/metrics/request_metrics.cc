@@ -46,6 +46,18 @@ void MetricShard::CountRequest(uint32_t route, uint32_t backend, std::string_vie
   Add(cell.micros, static_cast<uint64_t>(seconds * 1e6 + 0.5));
 }
 
+void MetricShard::CountLive(uint32_t route, const LiveSample& sample, int64_t period) {
+  Find(live_, (static_cast<uint64_t>(route) << 1) | (sample.to ? 1 : 0)).Add(period, sample);
+}
+
+void MetricShard::AddLiveTo(int64_t now_period,
+                            std::map<std::pair<uint32_t, bool>, LiveTotals>* live) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [key, cell] : live_) {
+    cell->AddTo(now_period, &(*live)[{static_cast<uint32_t>(key >> 1), (key & 1) != 0}]);
+  }
+}
+
 void MetricShard::CountFallback(uint32_t route) { Add(Find(fallbacks_, route)); }
 
 void MetricShard::CountUpstreamError(uint32_t backend, UpstreamError kind) {
@@ -84,6 +96,13 @@ MetricTotals RequestMetrics::Collect() const {
   MetricTotals totals;
   for (const auto& shard : shards_) shard->AddTo(&totals);
   return totals;
+}
+
+std::map<std::pair<uint32_t, bool>, LiveTotals> RequestMetrics::CollectLive(
+    int64_t now_period) const {
+  std::map<std::pair<uint32_t, bool>, LiveTotals> live;
+  for (const auto& shard : shards_) shard->AddLiveTo(now_period, &live);
+  return live;
 }
 
 }  // namespace strangler

@@ -87,7 +87,11 @@ void Mirror::Stop() {
   }
   {
     std::lock_guard<std::mutex> lock(results_mu_);
-    for (const auto& [route, n] : unsent) tallies_[route].dropped += n;
+    for (const auto& [route, n] : unsent) {
+      MirrorTally d;
+      d.dropped = n;
+      Tally(route, d);
+    }
   }
   pool_->Stop();
   pool_->Join();
@@ -119,7 +123,14 @@ bool Mirror::Submit(MirrorJob job) {
 
 void Mirror::CountDropped(const std::string& route) {
   std::lock_guard<std::mutex> lock(results_mu_);
-  ++tallies_[route].dropped;
+  MirrorTally d;
+  d.dropped = 1;
+  Tally(route, d);
+}
+
+void Mirror::Tally(const std::string& route, const MirrorTally& delta) {
+  tallies_[route] += delta;
+  recent_[route].Add(LivePeriod(std::chrono::steady_clock::now()), delta);
 }
 
 void Mirror::TakeResults(std::vector<std::pair<std::string, MirrorTally>>* tallies,
@@ -139,6 +150,14 @@ std::map<std::string, MirrorTally> Mirror::Totals() {
   std::map<std::string, MirrorTally> totals = taken_;
   for (const auto& [route, t] : tallies_) totals[route] += t;
   return totals;
+}
+
+std::map<std::string, MirrorTally> Mirror::Recent() {
+  const int64_t now = LivePeriod(std::chrono::steady_clock::now());
+  std::lock_guard<std::mutex> lock(results_mu_);
+  std::map<std::string, MirrorTally> recent;
+  for (const auto& [route, slots] : recent_) recent[route] = slots.Sum(now);
+  return recent;
 }
 
 void Mirror::Drain() {
@@ -343,7 +362,7 @@ void Mirror::Finish(const MirrorJob& job, const CapturedResponse* mirror,
   Comparison c;
   if (mirror != nullptr) c = CompareResponses(job.primary, *mirror, plan.compare);
   std::lock_guard<std::mutex> lock(results_mu_);
-  MirrorTally& tally = tallies_[plan.route];
+  MirrorTally tally;
   if (mirror == nullptr) {
     ++tally.failed;
     rec.result = Json{{"error", "mirror backend '" + plan.backend + "' " + error}};
@@ -357,6 +376,7 @@ void Mirror::Finish(const MirrorJob& job, const CapturedResponse* mirror,
       keep = true;
     }
   }
+  Tally(plan.route, tally);
   if (!keep || records_.size() >= kMirrorPendingRecords) return;
   rec.route = plan.route;
   AppendRfc3339Ms(job.ts_ms, &rec.ts);

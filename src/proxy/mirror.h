@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "http/response_relay.h"
+#include "metrics/live_window.h"
 #include "proxy/fiber.h"
 #include "proxy/read_buffer.h"
 #include "safety/compare.h"
@@ -121,6 +122,8 @@ class Mirror {
                    std::vector<DiffRecord>* records);
   // Everything counted since the Mirror began, by route (for GET /metrics).
   std::map<std::string, MirrorTally> Totals();
+  // What was counted in the last minute (live_window.h), by route.
+  std::map<std::string, MirrorTally> Recent();
 
   // Stops the worker: copies still queued are dropped, copies in flight are
   // cut off (both counted as dropped); a copy still connecting finishes its
@@ -149,7 +152,12 @@ class Mirror {
   int running_ = 0;              // fibers draining the queue; guarded by mu_
   std::set<int> busy_fds_;       // guarded by mu_
   bool stopping_ = false;        // guarded by mu_
+  // Counts `delta` for `route`, in the totals and the last minute; with
+  // results_mu_ held.
+  void Tally(const std::string& route, const MirrorTally& delta);
+
   std::map<std::string, MirrorTally> tallies_;  // guarded by results_mu_
+  std::map<std::string, RecentSlots<MirrorTally>> recent_;  // likewise
   std::map<std::string, MirrorTally> taken_;    // what TakeResults moved out; likewise
   std::vector<DiffRecord> records_;             // guarded by results_mu_
   std::mutex results_mu_;

@@ -298,8 +298,8 @@ void Session::LogRequest() {
   r.bucket = st_.decision.bucket;
   r.status = st_.status;
   r.upstream_ms = st_.upstream_ms;
-  r.total_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - st_.t0).count();
+  const auto now = std::chrono::steady_clock::now();
+  r.total_ms = std::chrono::duration<double, std::milli>(now - st_.t0).count();
   r.bytes_in = st_.bytes_in;
   r.bytes_out = st_.bytes_out;
   r.client = client_ip_;
@@ -316,8 +316,18 @@ void Session::LogRequest() {
   if (snap_ && !st_.backend_name.empty() && st_.decision.backend >= 0) {
     backend = snap_->targets[static_cast<size_t>(st_.decision.backend)]->metric_id;
   }
-  metrics_->CountRequest(route, backend, r.reason, r.status,
-                         backend != 0 ? r.total_ms / 1000 : -1);
+  const double seconds = backend != 0 ? r.total_ms / 1000 : -1;
+  metrics_->CountRequest(route, backend, r.reason, r.status, seconds);
+  if (route != 0 && r.status > 0) {
+    // The route's last minute, split as ramps judge it (CountRequest above).
+    const RouteExtras& x = snap_->routes[static_cast<size_t>(st_.decision.route)];
+    LiveSample live;
+    live.to = st_.fell_back || st_.decision.backend == x.to_backend;
+    live.error = st_.status >= 500 || st_.fell_back;
+    live.fell_back = st_.fell_back;
+    live.seconds = seconds;
+    metrics_->CountLive(route, live, LivePeriod(now));
+  }
 }
 
 }  // namespace strangler

@@ -13,13 +13,6 @@ namespace {
 
 // --- small string helpers --------------------------------------------------
 
-std::string_view Trim(std::string_view s) {
-  size_t begin = s.find_first_not_of(" \t");
-  if (begin == std::string_view::npos) return {};
-  size_t end = s.find_last_not_of(" \t");
-  return s.substr(begin, end - begin + 1);
-}
-
 // "Application/Problem+JSON; charset=utf-8" -> "application/problem+json"
 std::string MediaType(std::string_view content_type) {
   std::string_view type = Trim(content_type.substr(0, content_type.find(';')));

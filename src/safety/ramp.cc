@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdio>
+#include <cstdlib>
 #include <utility>
 
+#include "base/time.h"
 #include "rules/rules.h"
 
 namespace strangler {
@@ -156,6 +158,83 @@ Json ToJson(const Ramp& r) {
               {"updated_at", r.updated_at},
               {"last", ToJson(r.last)},
               {"note", r.note}};
+}
+
+Result<int> ParsePercentArg(std::string_view text) {
+  std::string_view number = text;
+  if (!number.empty() && number.back() == '%') number.remove_suffix(1);
+  // (ParsePercent's message, which the API and rule files give too.)
+  return ParsePercent(number);
+}
+
+Result<double> ParseErrorRate(std::string_view text) {
+  auto bad = [&] {
+    return Status::Usage("bad --max-error-rate '" + std::string(text) +
+                         "': give a rate from 0 to 1 (0.05) or a percent (5%)");
+  };
+  if (!text.empty() && text.back() == '%') {
+    auto p = ParsePercent(text.substr(0, text.size() - 1));
+    if (!p.ok()) return bad();
+    return static_cast<double>(*p) / kFullPercentBp;
+  }
+  // Digits with at most one '.', nothing else (no sign, exponent or space).
+  bool digit = false, dot = false;
+  for (char c : text) {
+    if (c >= '0' && c <= '9') {
+      digit = true;
+    } else if (c == '.' && !dot) {
+      dot = true;
+    } else {
+      return bad();
+    }
+  }
+  if (!digit) return bad();
+  double rate = std::strtod(std::string(text).c_str(), nullptr);
+  if (!(rate >= 0 && rate <= 1)) return bad();
+  return rate;
+}
+
+Result<RampSpec> ParseRampSpec(const RampFields& f) {
+  const char* missing = !f.to      ? "--to P"
+                        : !f.step  ? "--step S"
+                        : !f.every ? "--every DURATION"
+                                   : nullptr;
+  if (missing != nullptr) {
+    return Status::Usage("ramp " + f.route + " needs " + missing +
+                         " (see 'strangler ramp --help')");
+  }
+  Status name = ValidateName("route", f.route);
+  if (!name.ok()) return Status::Usage(name.message());
+  RampSpec spec;
+  spec.route = f.route;
+  auto to = ParsePercentArg(*f.to);
+  if (!to.ok()) return Status::Usage("--to: " + to.status().message());
+  if (*to == 0) return Status::Usage("--to must be above 0%");
+  spec.target_bp = *to;
+  auto step = ParsePercentArg(*f.step);
+  if (!step.ok()) return Status::Usage("--step: " + step.status().message());
+  if (*step == 0) return Status::Usage("--step must be above 0%");
+  spec.step_bp = *step;
+  auto every = ParseDurationMs(*f.every);
+  if (!every.ok()) return Status::Usage("--every: " + every.status().message());
+  if (*every < 1000) {
+    return Status::Usage("--every " + *f.every + " is too short: a window lasts at least 1s");
+  }
+  spec.every_ms = *every;
+  if (f.max_error_rate) {
+    auto rate = ParseErrorRate(*f.max_error_rate);
+    if (!rate.ok()) return rate.status();
+    spec.max_error_rate = *rate;
+  }
+  if (f.min_requests < 0) return Status::Usage("--min-requests must be 0 or more");
+  spec.min_requests = f.min_requests;
+  const std::string on_breach_text = f.on_breach.value_or(ToString(OnBreach::kRollback));
+  std::optional<OnBreach> on_breach = ParseOnBreach(on_breach_text);
+  if (!on_breach) {
+    return Status::Usage("bad --on-breach '" + on_breach_text + "': give rollback or freeze");
+  }
+  spec.on_breach = *on_breach;
+  return spec;
 }
 
 }  // namespace strangler

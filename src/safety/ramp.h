@@ -13,6 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/status.h"
+
 namespace strangler {
 
 using Json = nlohmann::json;
@@ -70,6 +72,23 @@ struct RampSpec {
   int64_t min_requests = 0;              // fewer --to requests: the window waits
   OnBreach on_breach = OnBreach::kRollback;
 };
+
+// A percent as `ramp --to/--step` take it: "30", "12.5", "30%" -> basis
+// points. Usage error otherwise.
+Result<int> ParsePercentArg(std::string_view text);
+// An error budget: a rate "0.05" (0 to 1) or a percent "5%". Usage error
+// otherwise.
+Result<double> ParseErrorRate(std::string_view text);
+
+// A ramp's options as given, as text (`strangler ramp NAME --to ...` and
+// POST /api/v1/ramps/NAME); nullopt when not given.
+struct RampFields {
+  std::string route;
+  std::optional<std::string> to, step, every, max_error_rate, on_breach;
+  int64_t min_requests = 0;
+};
+// Validates every field, with messages naming the CLI's options.
+Result<RampSpec> ParseRampSpec(const RampFields& f);
 
 // Requests of a route in one window, split by where they went.
 struct RampCounts {
