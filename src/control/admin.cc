@@ -1,6 +1,10 @@
 #include "control/admin.h"
 
 #include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <exception>
+#include <string>
 
 #include "control/dashboard.h"
 
@@ -81,6 +85,20 @@ Result<std::unique_ptr<AdminServer>> AdminServer::Start(const std::string& host,
       JsonAnswer(res, 400,
            R"J({"error":"bad request (a header over the size limit, or a POST, PUT or PATCH without a Content-Length: send 0 for none)"})J");
     }
+  });
+  // A handler that threw (a bug): JSON like every other answer, and none of
+  // cpp-httplib's EXCEPTION_WHAT header, which would echo the exception.
+  s.set_exception_handler([](const httplib::Request& req, httplib::Response& res,
+                              std::exception_ptr ep) {
+    std::string what = "unknown exception";
+    try {
+      if (ep) std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    spdlog::error("admin: {} {} failed: {}", req.method, req.path, what);
+    JsonAnswer(res, 500, R"J({"error":"internal error (a bug: the serve's log says more)"})J");
   });
   if (api) {
     admin->api_ = std::move(api);

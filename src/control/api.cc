@@ -21,7 +21,9 @@ namespace {
 
 void Answer(httplib::Response& res, int status, const Json& body) {
   res.status = status;
-  res.set_content(body.dump(2) + "\n", "application/json");
+  // (Text from before the store refused non-UTF-8 reasons is replaced, not thrown on.)
+  res.set_content(body.dump(2, ' ', false, Json::error_handler_t::replace) + "\n",
+                  "application/json");
 }
 
 void Error(httplib::Response& res, int status, const std::string& message) {
@@ -75,6 +77,25 @@ ChangeContext Change(const httplib::Request& req, const TokenEntry& caller, Json
   }
   if (req.has_header("X-Reason")) ctx.reason = req.get_header_value("X-Reason");
   return ctx;
+}
+
+// Who and why for a write whose body may only give a reason (DELETE,
+// revert, ramp pause|resume|abort): no body, or {"reason": "..."}. False
+// with a 400 answered otherwise.
+bool ReasonOnly(const httplib::Request& req, httplib::Response& res, const TokenEntry& caller,
+                ChangeContext* ctx) {
+  Json body = Json::object();
+  if (!req.body.empty()) {
+    std::optional<Json> given = BodyObject(req, res);
+    if (!given) return false;
+    body = std::move(*given);
+  }
+  *ctx = Change(req, caller, &body);
+  if (!body.empty()) {
+    Error(res, 400, "unknown field '" + body.begin().key() + "': this request takes only \"reason\"");
+    return false;
+  }
+  return true;
 }
 
 // The object a PUT or PATCH body describes, named by the URL: a name in the
@@ -268,7 +289,9 @@ bool ControlApi::Authorize(const httplib::Request& req, httplib::Response& res, 
     found = FindToken(tokens_, std::string_view(auth).substr(kBearer.size()));
   }
   if (found == nullptr) {
-    Failed(req.remote_addr);
+    // Only a wrong token counts towards the limit: a request without one
+    // guesses nothing (the dashboard asks so before it has a token).
+    if (!auth.empty()) Failed(req.remote_addr);
     res.set_header("WWW-Authenticate", "Bearer");
     Error(res, 401, auth.empty() ? "no token: send Authorization: Bearer TOKEN" : "unknown token");
     return false;
@@ -386,8 +409,22 @@ void ControlApi::Register(httplib::Server& server) {
              with(Need::kRead, [](Req req, Res res, const TokenEntry&, Store& s) {
                int limit = 20;
                if (!LimitParam(req, res, &limit)) return;
-               auto rows = s.History(req.get_param_value("object"), limit);
+               // object=NAME (every kind by that name, as `history NAME`) or
+               // object=KIND/NAME (route/orders: that object only).
+               const std::string object = req.get_param_value("object");
+               const size_t slash = object.find('/');
+               auto rows = s.History(object.substr(slash == std::string::npos ? 0 : slash + 1),
+                                     slash == std::string::npos ? limit : -1);
                if (!rows.ok()) return StoreError(res, rows.status());
+               if (slash != std::string::npos) {
+                 std::vector<ChangeRow> kept;
+                 for (ChangeRow& r : *rows) {
+                   if (r.object == object && static_cast<int>(kept.size()) < limit) {
+                     kept.push_back(std::move(r));
+                   }
+                 }
+                 *rows = std::move(kept);
+               }
                Answer(res, 200, ChangeRowsJson(rows.value()));
              }));
 
@@ -424,7 +461,9 @@ void ControlApi::Register(httplib::Server& server) {
         "/api/v1/" + std::string(plural) + "/([^/]+)",
         with(Need::kWrite, [c, kind](Req req, Res res, const TokenEntry& caller, Store& s) {
           const std::string name = req.matches[1];
-          if (Status st = (s.*c)(name, Change(req, caller, nullptr)); !st.ok()) {
+          ChangeContext ctx;
+          if (!ReasonOnly(req, res, caller, &ctx)) return;
+          if (Status st = (s.*c)(name, ctx); !st.ok()) {
             return StoreError(res, st);
           }
           Answer(res, 200, Json{{"removed", kind + "/" + name}});
@@ -433,7 +472,9 @@ void ControlApi::Register(httplib::Server& server) {
   server.Post(R"(/api/v1/revert/(\d{1,18}))",
               with(Need::kWrite, [](Req req, Res res, const TokenEntry& caller, Store& s) {
                 const int64_t id = std::strtoll(req.matches[1].str().c_str(), nullptr, 10);
-                auto rows = s.Revert(id, Change(req, caller, nullptr));
+                ChangeContext ctx;
+                if (!ReasonOnly(req, res, caller, &ctx)) return;
+                auto rows = s.Revert(id, ctx);
                 if (!rows.ok()) return StoreError(res, rows.status());
                 Answer(res, 200, ChangeRowsJson(rows.value()));
               }));
@@ -465,7 +506,9 @@ void ControlApi::Register(httplib::Server& server) {
     server.Post(std::string(R"(/api/v1/ramps/([^/]+)/)") + verb,
                 with(Need::kWrite, [c](Req req, Res res, const TokenEntry& caller, Store& s) {
                   const std::string route = req.matches[1];
-                  if (Status st = (s.*c)(route, Change(req, caller, nullptr)); !st.ok()) {
+                  ChangeContext ctx;
+                  if (!ReasonOnly(req, res, caller, &ctx)) return;
+                  if (Status st = (s.*c)(route, ctx); !st.ok()) {
                     return StoreError(res, st);
                   }
                   Answer(res, 200, Json{{"ramp", route}});

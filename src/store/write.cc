@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "base/text.h"
 #include "base/time.h"
 
 namespace strangler {
@@ -41,6 +42,13 @@ Status FinishWrite(const Write& w, Txn* txn) {
 Status RecordChange(Write* w, std::string_view action, std::string_view kind,
                     const std::string& name, const Json& before, const Json& after,
                     Bump bump) {
+  // History is read back as JSON (history --json, the API): text only.
+  if (!ValidUtf8(w->ctx.reason)) {
+    return Status::Usage("the reason is not UTF-8 text; write it in UTF-8");
+  }
+  if (!ValidUtf8(w->ctx.actor)) {
+    return Status::Usage("the actor is not UTF-8 text; write it in UTF-8");
+  }
   Stmt s;
   STRANGLER_RETURN_IF_ERROR(
       s.Prepare(w->db,

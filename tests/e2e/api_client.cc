@@ -13,6 +13,10 @@ std::string AddToken(Fixture& fx, const std::string& name, const std::string& ro
   return token;
 }
 
+bool Api::WaitReady() {
+  return PollUntil([this] { return Call("GET", "/readyz", "").status == 200; });
+}
+
 HttpResponse Api::Call(const std::string& method, const std::string& path, const std::string& token,
                        const std::string& body, Headers headers) {
   RawClient c;

@@ -18,6 +18,9 @@ std::string AddToken(Fixture& fx, const std::string& name, const std::string& ro
 
 struct Api {
   uint16_t port;
+  // Polls GET /readyz until 200 (the data port accepts from listen() on,
+  // before serve has wired its admin views); false after the hang guard.
+  bool WaitReady();
   HttpResponse Call(const std::string& method, const std::string& path, const std::string& token,
                     const std::string& body = "", Headers headers = {});
   // Checks the status and that the answer is JSON; returns it parsed.
