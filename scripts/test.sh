@@ -5,7 +5,8 @@
 #   scripts/test.sh --tsan     # TSan build in build-tsan/
 #   scripts/test.sh --coverage # gcov build in build-cov/: runs the suite, then
 #                              # prints line and branch coverage per room of src/
-# Installs the packages it needs first (scripts/deps.sh). Exits non-zero when
+# Installs the packages it needs first (scripts/deps.sh; npm ci in tests/ui for
+# the dashboard's browser test). Exits non-zero when
 # the build or any test fails; the last line is ctest's summary (with
 # --coverage, the coverage table follows it).
 set -euo pipefail
@@ -29,10 +30,18 @@ for arg in "$@"; do
 done
 
 cd "$(dirname "$0")/.."
-if [[ $coverage == ON ]]; then
-  scripts/deps.sh gcovr prometheus
-else
-  scripts/deps.sh prometheus  # promtool and a real Prometheus for the /metrics tests
+# promtool and a real Prometheus for the /metrics tests; Chromium for the
+# dashboard's browser test (tests/ui), driven from Node.js by puppeteer-core.
+extra=(prometheus chromium)
+[[ $coverage == ON ]] && extra+=(gcovr)
+command -v node >/dev/null || extra+=(nodejs)
+command -v npm >/dev/null || extra+=(npm)
+scripts/deps.sh "${extra[@]}"
+# The UI test's npm packages, as package-lock.json pins them (again only when
+# the lock changed since the last install).
+if [[ ! -f tests/ui/node_modules/.package-lock.json ||
+      tests/ui/package-lock.json -nt tests/ui/node_modules/.package-lock.json ]]; then
+  (cd tests/ui && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # Make sanitizer findings fail the test that triggered them.

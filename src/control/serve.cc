@@ -362,6 +362,8 @@ Status RunServe(const ServeOptions& opts) {
   auto* proxy = new Proxy(popts, log.value().get());
   proxy->upstreams().set_idle_ms(opts.upstream_idle_s * 1000);
   proxy->SetSnapshot(proxy->upstreams().MakeSnapshot(table.value()));
+  // /api/v1/live from the first request on (it reads only the proxy).
+  if (admin) admin->SetLive([proxy] { return RenderLive(*proxy); });
   proxy->Start(listen_fd.value());
   spdlog::info("listening on {}:{} (store {}, ruleset {}, log {})", hp->host,
                LocalPort(listen_fd.value()), opts.db_path, table.value()->version(),
@@ -376,7 +378,6 @@ Status RunServe(const ServeOptions& opts) {
     admin->SetMetrics([proxy, decisions, &reloader] {
       return RenderMetrics(*proxy, *decisions, reloader.reload_errors());
     });
-    admin->SetLive([proxy] { return RenderLive(*proxy); });
     admin->SetState(AdminServer::State::kReady);
     admin_url = AdminUrl(ParseHostPort(opts.admin)->host, admin->port());
     if (Status st = WriteAdminAddress(opts.db_path, admin_url); !st.ok()) {
