@@ -339,6 +339,37 @@ TEST_CASE("rules: ParseUrl refuses clearly invalid URLs") {
   }
 }
 
+TEST_CASE("rules: a new backend URL takes a base path of plain segments only") {
+  for (const char* good : {"http://h:1/v2", "http://h:1/a-b/c_d.e~f/%20x/@:!$&'()*+,=",
+                           "http://h:1/caf%C3%A9", "http://h:1/a.b/..x/x.."}) {
+    CAPTURE(good);
+    CHECK(CheckNewBackendUrl(good).ok());
+  }
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"http://h:1/v2/../admin", "base path has a '..' segment"},
+      {"http://h:1/./v2", "base path has a '.' segment"},
+      {"http://h:1/a//b", "base path has an empty segment ('//')"},
+      {"http://h:1/a\\b", "base path has '\\' (letters, digits, -._~!$&'()*+,=:@ and %XX only)"},
+      {"http://h:1/a;jsessionid=1", "base path has ';' (letters, digits, -._~!$&'()*+,=:@ and %XX only)"},
+      {"http://h:1/a\x01", "base path has a control or non-ASCII byte (escape it as %XX)"},
+      {"http://h:1/caf\xc3\xa9", "base path has a control or non-ASCII byte (escape it as %XX)"},
+      {"http://h:1/a%2Fb", "base path has an escaped '/', '.', '\\' or control byte (%2F)"},
+      {"http://h:1/%2e%2e", "base path has an escaped '/', '.', '\\' or control byte (%2e)"},
+      {"http://h:1/a%5c", "base path has an escaped '/', '.', '\\' or control byte (%5c)"},
+      {"http://h:1/a%00", "base path has an escaped '/', '.', '\\' or control byte (%00)"},
+      {"http://h:1/a%4", "base path has a '%' not followed by two hex digits"},
+      {"http://h:1/a%zz", "base path has a '%' not followed by two hex digits"},
+  };
+  for (const auto& [text, why] : bad) {
+    CAPTURE(text);
+    CHECK(ParseUrl(text).ok());  // as stored before the check: still read
+    Status st = CheckNewBackendUrl(text);
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.message() == "bad backend URL '" + text + "': " + why +
+                              " (expected http://host:port[/base-path])");
+  }
+}
+
 // --- ParseMethod -----------------------------------------------------------
 
 TEST_CASE("rules: ParseMethod upper-cases tokens") {

@@ -27,7 +27,7 @@ constexpr const char* kStatusFooter =
   TO, ELSE  each side's backend: 5XX rate (a fallback counts as a --to 5xx),
             P50 and P99 latency (upper bound of a histogram bucket, ~19% wide)
   PARITY    mirrored copies whose answer equalled the client's (- : none)
-  RAMP      the route's ramp: state, percent and target
+  RAMP      the route's ramp: its state, and its target while it runs
 The token is a 'read' or 'write' token of serve's --admin-token-file (made by
 'strangler token add'); none is needed when serve runs with --admin-public-read.
 --json prints GET /api/v1/live's document as is.)";

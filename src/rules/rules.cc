@@ -221,6 +221,52 @@ Status ValidateName(std::string_view what, std::string_view name) {
   return Status::Ok();
 }
 
+namespace {
+
+// A base path goes in front of every forwarded target, so it must read the
+// same to every server behind: plain segments of RFC 3986 path characters
+// (%XX escapes of other bytes than '/', '.' and '\\'), no empty, '.' or '..'
+// segment, none of ';' and '\\' that some servers give meanings of their own.
+Status CheckBasePath(std::string_view path) {
+  auto refuse = [](const std::string& why) { return Status::Usage("base path " + why); };
+  size_t begin = 1;  // after the leading '/'
+  while (begin <= path.size() && !path.empty()) {
+    size_t end = path.find('/', begin);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view seg = path.substr(begin, end - begin);
+    if (seg.empty()) return refuse("has an empty segment ('//')");
+    if (seg == "." || seg == "..") return refuse("has a '" + std::string(seg) + "' segment");
+    for (size_t i = 0; i < seg.size(); ++i) {
+      const unsigned char c = static_cast<unsigned char>(seg[i]);
+      if (c == '%') {
+        auto hex = [&](size_t k) {
+          return k < seg.size() && std::isxdigit(static_cast<unsigned char>(seg[k]));
+        };
+        if (!hex(i + 1) || !hex(i + 2)) return refuse("has a '%' not followed by two hex digits");
+        const int v = std::stoi(std::string(seg.substr(i + 1, 2)), nullptr, 16);
+        if (v == '/' || v == '.' || v == '\\' || v < 0x20 || v == 0x7f) {
+          return refuse("has an escaped '/', '.', '\\' or control byte (" +
+                        std::string(seg.substr(i, 3)) + ")");
+        }
+        i += 2;
+        continue;
+      }
+      const bool ok = std::isalnum(c) ||
+                      std::string_view("-._~!$&'()*+,=:@").find(static_cast<char>(c)) !=
+                          std::string_view::npos;
+      if (!ok) {
+        if (c < 0x20 || c >= 0x7f) return refuse("has a control or non-ASCII byte (escape it as %XX)");
+        return refuse("has '" + std::string(1, static_cast<char>(c)) +
+                      "' (letters, digits, -._~!$&'()*+,=:@ and %XX only)");
+      }
+    }
+    begin = end + 1;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<Url> ParseUrl(std::string_view text) {
   auto bad = [&](const std::string& why) {
     return Status::Usage("bad backend URL '" + std::string(text) + "': " + why +
@@ -278,6 +324,16 @@ Result<Url> ParseUrl(std::string_view text) {
   while (!path.empty() && path.back() == '/') path.remove_suffix(1);
   u.base_path = std::string(path);
   return u;
+}
+
+Status CheckNewBackendUrl(std::string_view text) {
+  auto u = ParseUrl(text);
+  if (!u.ok()) return u.status();
+  if (Status st = CheckBasePath(u->base_path); !st.ok()) {
+    return Status::Usage("bad backend URL '" + std::string(text) + "': " + st.message() +
+                         " (expected http://host:port[/base-path])");
+  }
+  return Status::Ok();
 }
 
 Result<IgnoreField> ParseIgnoreField(std::string_view text) {

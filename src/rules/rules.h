@@ -150,6 +150,11 @@ Json PercentJson(int bp);           // 3000 -> 30, 1250 -> 12.5 (as rule files w
 
 Status ValidateName(std::string_view what, std::string_view name);
 Result<Url> ParseUrl(std::string_view text);
+// ParseUrl, and a base path of plain segments only (RFC 3986 path
+// characters, %XX of other bytes than '/', '.', '\' and controls; no empty,
+// '.' or '..' segment; no ';' or '\'). For URLs being written: a store
+// written before this check keeps loading.
+Status CheckNewBackendUrl(std::string_view text);
 Result<std::string> ParseMethod(std::string_view text);  // token, upper-cased
 
 // A --ignore-field path into a JSON body, for mirror comparisons.

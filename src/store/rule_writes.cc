@@ -1,5 +1,7 @@
 #include "store/rule_writes.h"
 
+#include <algorithm>
+
 #include <optional>
 #include <vector>
 
@@ -54,6 +56,7 @@ bool SameMirrorOptions(const Route& a, const Route& b) {
 
 Status AddBackendIn(Write* w, Backend b) {
   STRANGLER_RETURN_IF_ERROR(ValidateBackend(b));
+  for (const std::string& u : b.urls) STRANGLER_RETURN_IF_ERROR(CheckNewBackendUrl(u));
   Result<std::optional<Backend>> old = FindBackend(w->db, b.name);
   if (!old.ok()) return old.status();
   if (old->has_value()) {
@@ -74,6 +77,13 @@ Status SetBackendIn(Write* w, const Backend& b) {
   if (!found.ok()) return found.status();
   if (!found->has_value()) return UnknownBackend(b.name);
   const Backend& old = **found;
+  // URLs kept as they were pass: a store written before the base-path check
+  // stays writable for its other fields.
+  for (const std::string& u : b.urls) {
+    if (std::find(old.urls.begin(), old.urls.end(), u) == old.urls.end()) {
+      STRANGLER_RETURN_IF_ERROR(CheckNewBackendUrl(u));
+    }
+  }
   if (old.is_default && !b.is_default) {
     return Status::Conflict("backend '" + b.name +
                             "' is the default: mark another backend default instead "

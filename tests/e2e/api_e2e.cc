@@ -142,6 +142,15 @@ TEST_CASE("e2e: the control API: tokens and roles, writes as the CLI makes them,
   CHECK(api.CallJson("DELETE", "/api/v1/backends/new", ops, 409)["error"] ==
         CliError(fx, {"backend", "rm", "new"}));
   CHECK(api.CallJson("DELETE", "/api/v1/backends/extra", ops, 200)["removed"] == "backend/extra");
+  // A base path that would climb out of itself, or read differently to
+  // different servers, is refused by both with one message.
+  for (const char* url : {"http://127.0.0.1:9/v2/../admin", "http://127.0.0.1:9/v2;x",
+                          "http://127.0.0.1:9/v2%2Fadmin"}) {
+    INFO(url);
+    const std::string body = std::string(R"({"urls": [")") + url + R"("]})";
+    CHECK(api.CallJson("PUT", "/api/v1/backends/based", ops, 400, body)["error"] ==
+          CliError(fx, {"backend", "add", "based", url}));
+  }
 }
 
 // Backends "legacy" and "new", the route "orders" at 0% with a ramp to 100%
