@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The strangler demo: two demo backends (legacy on :9001, the default, and new
-# on :9002), a few routes from rules/demo.sh, and `strangler serve` on :8080.
+# on :9002), a few routes from rules/demo.sh, and `strangler serve` on :8080
+# with its admin listener on :9901 (the dashboard, /metrics, the control API).
 # Prints curl lines to paste, then waits; Ctrl-C stops everything it started.
 #
 #   scripts/demo.sh            run the demo (state in ./demo-data, reset each run)
@@ -8,8 +9,9 @@
 #
 # Options: --no-build (use the binaries as they are), --build-dir DIR (default build),
 #   --dir DIR (state; default ./demo-data, --check uses a temp dir), --legacy-port N,
-#   --new-port N, --port N (proxy). Port 0 lets the system pick a free port, so
-#   `--check --legacy-port 0 --new-port 0 --port 0` can run beside anything.
+#   --new-port N, --port N (proxy), --admin-port N. Port 0 lets the system pick a
+#   free port, so `--check --legacy-port 0 --new-port 0 --port 0 --admin-port 0`
+#   can run beside anything.
 # Needs Debian 12 and root only when packages are missing (scripts/deps.sh).
 set -euo pipefail
 
@@ -23,6 +25,7 @@ data_dir=""
 legacy_port=9001
 new_port=9002
 proxy_port=8080
+admin_port=9901
 
 die_usage() { echo "demo.sh: $*" >&2; echo "try: scripts/demo.sh --help" >&2; exit 2; }
 while (($#)); do
@@ -34,12 +37,13 @@ while (($#)); do
     --legacy-port) (($# >= 2)) || die_usage "--legacy-port needs a value"; legacy_port=$2; shift ;;
     --new-port) (($# >= 2)) || die_usage "--new-port needs a value"; new_port=$2; shift ;;
     --port) (($# >= 2)) || die_usage "--port needs a value"; proxy_port=$2; shift ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --admin-port) (($# >= 2)) || die_usage "--admin-port needs a value"; admin_port=$2; shift ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die_usage "unknown option '$1'" ;;
   esac
   shift
 done
-for p in "$legacy_port" "$new_port" "$proxy_port"; do
+for p in "$legacy_port" "$new_port" "$proxy_port" "$admin_port"; do
   if ! [[ "$p" =~ ^[0-9]{1,5}$ ]] || ((10#$p > 65535)); then die_usage "bad port '$p'"; fi
 done
 
@@ -73,7 +77,7 @@ mkdir -p "$data_dir"
 DIR=$(cd "$data_dir" && pwd)
 DB="$DIR/demo.db"
 LOG="$DIR/decisions.log"
-rm -f "$DB" "$DB-wal" "$DB-shm" "$LOG" "$DIR"/*.out "$DIR"/*.err
+rm -f "$DB" "$DB-wal" "$DB-shm" "$DB.admin" "$LOG" "$DIR"/*.out "$DIR"/*.err "$DIR/tokens"
 
 PIDS=()
 NAMES=()
@@ -143,6 +147,9 @@ strangler() { cli "$@" || fail "'strangler $*' failed (exit $?)"; }
 if ((proxy_port != 0)) && port_busy 127.0.0.1 "$proxy_port"; then
   fail "port $proxy_port is already in use (another demo still running?); stop it, or pick another port with --port"
 fi
+if ((admin_port != 0)) && port_busy 127.0.0.1 "$admin_port"; then
+  fail "port $admin_port is already in use (another demo still running?); stop it, or pick another port with --admin-port"
+fi
 start_backend legacy "$legacy_port"
 legacy_port=$STARTED_PORT
 start_backend new "$new_port"
@@ -152,8 +159,12 @@ strangler backend add legacy "http://127.0.0.1:$legacy_port" --default >/dev/nul
 strangler backend add new "http://127.0.0.1:$new_port" >/dev/null
 # shellcheck disable=SC1091  # rules/demo.sh, relative to the repo root
 . rules/demo.sh >/dev/null
+# A write token for the dashboard and the API (reads need none: the demo's
+# admin listener is on loopback with --admin-public-read).
+TOKEN=$(cli token add demo --role write --file "$DIR/tokens") || fail "'strangler token add' failed"
 
 "$BIN/strangler" --db "$DB" serve --listen "127.0.0.1:$proxy_port" --log "$LOG" \
+  --admin "127.0.0.1:$admin_port" --admin-token-file "$DIR/tokens" --admin-public-read \
   >"$DIR/serve.out" 2>"$DIR/serve.err" &
 PIDS+=($!)
 NAMES+=("strangler serve")
@@ -170,6 +181,17 @@ if ((proxy_port == 0)); then
   proxy_port=${line##*:}
 fi
 PROXY="http://127.0.0.1:$proxy_port"
+# serve logs "admin listening on HOST:PORT" before it serves.
+line=$(grep -m1 -o 'admin listening on [^ ]*:[0-9]*' "$DIR/serve.err" 2>/dev/null || true)
+for _ in $(seq 100); do
+  [[ -n "$line" ]] && break
+  kill -0 "$serve_pid" 2>/dev/null || fail "strangler serve did not start: $(cat "$DIR/serve.err")"
+  sleep 0.05
+  line=$(grep -m1 -o 'admin listening on [^ ]*:[0-9]*' "$DIR/serve.err" 2>/dev/null || true)
+done
+[[ -n "$line" ]] || fail "strangler serve did not say where its admin listener is; see $DIR/serve.err"
+admin_port=${line##*:}
+ADMIN="http://127.0.0.1:$admin_port"
 up=0
 for _ in $(seq 100); do
   if curl -s -o /dev/null --max-time 1 "$PROXY/healthz"; then up=1; break; fi
@@ -268,6 +290,27 @@ if ((check)); then
     failures=$((failures + 1))
   fi
 
+  # The running router's own view: status (found through DB.admin), /metrics.
+  if out=$(cli status 2>&1) && grep -q '^users ' <<<"$out"; then
+    echo "ok   status shows route users' last minute"
+  else
+    echo "FAIL status: $out"
+    failures=$((failures + 1))
+  fi
+  if out=$(curl -s --max-time 5 "$ADMIN/metrics") &&
+    grep -q '^strangler_requests_total{route="users",backend="new"' <<<"$out"; then
+    echo "ok   $ADMIN/metrics counts route users' requests"
+  else
+    echo "FAIL /metrics: $(head -c 300 <<<"$out")"
+    failures=$((failures + 1))
+  fi
+  if curl -s --max-time 5 "$ADMIN/" | grep -q 'data-testid="token-form"'; then
+    echo "ok   the dashboard is at $ADMIN/"
+  else
+    echo "FAIL no dashboard at $ADMIN/"
+    failures=$((failures + 1))
+  fi
+
   # The decision log is written off the request path: give it a moment.
   log_ok=0
   for _ in $(seq 30); do
@@ -309,6 +352,10 @@ strangler is serving on http://$P
   legacy (default) on 127.0.0.1:$legacy_port, new on 127.0.0.1:$new_port
   rules from rules/demo.sh; store $(rel "$DB"); logs in $(rel "$DIR")/
 
+The migration dashboard: open $ADMIN/ in a browser (on this machine). It shows
+each route's last minute; to change a percent or pause a ramp there, sign in with
+the demo's write token: $TOKEN
+
 From another terminal, in $ROOT, paste:
 
 # The routes, and the backends:
@@ -334,6 +381,10 @@ $S explain GET /api/users/4 -H 'X-User-Id: user-4'
 
 # Who changed what:
 $S history
+
+# Each route's last minute, as the running router sees it (and Prometheus text):
+$S status
+curl -s $ADMIN/metrics | grep '^strangler_requests_total'
 
 # Every decision, one JSON line each:
 tail -f $(rel "$LOG")

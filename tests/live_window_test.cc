@@ -15,9 +15,8 @@ namespace {
 
 TEST_SUITE_BEGIN("metrics");
 
-LiveSample Sample(bool to, bool error, double seconds) {
+LiveSample Sample(bool error, double seconds) {
   LiveSample s;
-  s.to = to;
   s.error = error;
   s.seconds = seconds;
   return s;
@@ -55,9 +54,9 @@ TEST_CASE("quantiles are the bound of the bucket they fall in; none timed is neg
 TEST_CASE("a cell counts into the slot of its period and forgets periods past the window") {
   LiveCell cell;
   const int64_t p = 1000;
-  cell.Add(p, Sample(true, false, 0.002));
-  cell.Add(p, Sample(true, true, 0.004));
-  cell.Add(p + 1, Sample(true, false, -1));  // reached no backend: not timed
+  cell.Add(p, Sample(false, 0.002));
+  cell.Add(p, Sample(true, 0.004));
+  cell.Add(p + 1, Sample(false, -1));  // reached no backend: not timed
   LiveTotals now;
   cell.AddTo(p + 1, &now);
   CHECK(now.requests == 3);
@@ -70,7 +69,7 @@ TEST_CASE("a cell counts into the slot of its period and forgets periods past th
   cell.AddTo(p + kLiveSlots, &later);
   CHECK(later.requests == 1);  // only p + 1's
   // A period that reuses p's slot starts it from zero.
-  cell.Add(p + kLiveSlots, Sample(false, false, 0.001));
+  cell.Add(p + kLiveSlots, Sample(false, 0.001));
   LiveTotals reused;
   cell.AddTo(p + kLiveSlots, &reused);
   CHECK(reused.requests == 2);
@@ -95,33 +94,49 @@ TEST_CASE("recent slots under a lock keep the same window") {
 }
 
 TEST_CASE(
-    "each thread counts its last minute into its own shard; collection sums by route and side") {
+    "each thread counts its last minute into its own shard; collection sums by route and backend") {
   RequestMetrics metrics(2);
   const uint32_t orders = metrics.routes().Id("orders");
+  const uint32_t fresh = metrics.backends().Id("new"), legacy = metrics.backends().Id("legacy");
   const int64_t p = 77;
   std::thread a([&] {
     for (int i = 0; i < 1000; ++i)
-      metrics.shard(0).CountLive(orders, Sample(true, i % 10 == 0, 0.001), p);
+      metrics.shard(0).CountLive(orders, fresh, Sample(i % 10 == 0, 0.001), p);
   });
   std::thread b([&] {
     for (int i = 0; i < 500; ++i)
-      metrics.shard(1).CountLive(orders, Sample(false, false, 0.002), p);
-    LiveSample fell = Sample(true, true, 0.003);
+      metrics.shard(1).CountLive(orders, legacy, Sample(false, 0.002), p);
+    LiveSample fell = Sample(true, 0.003);
     fell.fell_back = true;
-    metrics.shard(1).CountLive(orders, fell, p);
+    metrics.shard(1).CountLive(orders, fresh, fell, p);
   });
   a.join();
   b.join();
   auto live = metrics.CollectLive(p);
-  const LiveTotals& to = live[{orders, true}];
-  const LiveTotals& other = live[{orders, false}];
+  const LiveTotals& to = live[{orders, fresh}];
+  const LiveTotals& other = live[{orders, legacy}];
   CHECK(to.requests == 1001);
   CHECK(to.errors == 101);
   CHECK(to.fallbacks == 1);
   CHECK(other.requests == 500);
   CHECK(other.timed == 500);
   CHECK(other.QuantileMs(0.5) == LatencyBucketUpperMs(LatencyBucket(0.002)));
-  CHECK(metrics.CollectLive(p + kLiveSlots)[{orders, true}].requests == 0);
+  CHECK(metrics.CollectLive(p + kLiveSlots)[{orders, fresh}].requests == 0);
+}
+
+TEST_CASE("a shard drops cells with nothing left in the window, once a period") {
+  RequestMetrics metrics(1);
+  MetricShard& shard = metrics.shard(0);
+  const uint32_t backend = metrics.backends().Id("b");
+  // 100 routes counted once (a churn of renamed routes, say), then quiet.
+  for (uint32_t route = 1; route <= 100; ++route)
+    shard.CountLive(route, backend, Sample(false, 0.001), 10);
+  CHECK(shard.live_cells() == 100);
+  shard.CountLive(1, backend, Sample(false, 0.001), 10 + kLiveSlots - 1);  // still in the window
+  CHECK(shard.live_cells() == 100);
+  shard.CountLive(1, backend, Sample(false, 0.001), 10 + kLiveSlots);  // their minute is over
+  CHECK(shard.live_cells() == 1);
+  CHECK(metrics.CollectLive(10 + kLiveSlots)[{1, backend}].requests == 2);
 }
 
 TEST_SUITE_END();

@@ -59,6 +59,32 @@ inline bool ValidUtf8(std::string_view s) {
   return true;
 }
 
+// True when no bracket of JSON text `s` outside a string nests deeper than
+// `max_depth`. Checked before parsing text from outside: the JSON library
+// and our walks recurse once per level (merge_patch, dump, compare), so a
+// deep enough document would overflow a thread's stack.
+inline bool JsonNestingWithin(std::string_view s, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character cannot end the string
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return false;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return true;
+}
+
 // Width of `s` on a terminal, in code points: "→" and "é" in UTF-8 count as
 // one column each (bytes that are not UTF-8 count as one each too).
 inline size_t DisplayWidth(std::string_view s) {

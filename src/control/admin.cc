@@ -11,7 +11,11 @@
 namespace strangler {
 namespace {
 
-constexpr size_t kAdminThreads = 32;
+constexpr size_t kAdminThreads = 128;
+// A request body is read whole before any handler (and so before the token
+// is looked at): bounded, so that nobody without a token can make serve hold
+// more than this per connection. Rule files beyond it go through the CLI.
+constexpr size_t kAdminMaxBodyBytes = 4 * 1024 * 1024;
 constexpr time_t kAdminReadTimeoutS = 5;
 
 void JsonAnswer(httplib::Response& res, int status, const std::string& body) {
@@ -47,9 +51,12 @@ Result<std::unique_ptr<AdminServer>> AdminServer::Start(const std::string& host,
   });
   s.Get("/readyz", [self](const httplib::Request&, httplib::Response& res) {
     switch (self->state_.load(std::memory_order_relaxed)) {
-      case State::kReady: return JsonAnswer(res, 200, R"({"status":"ready"})");
-      case State::kStarting: return JsonAnswer(res, 503, R"({"status":"starting"})");
-      case State::kDraining: return JsonAnswer(res, 503, R"({"status":"draining"})");
+      case State::kReady:
+        return JsonAnswer(res, 200, R"({"status":"ready"})");
+      case State::kStarting:
+        return JsonAnswer(res, 503, R"({"status":"starting"})");
+      case State::kDraining:
+        return JsonAnswer(res, 503, R"({"status":"draining"})");
     }
   });
   // The dashboard: the page itself holds no data (it asks /api/v1 for it,
@@ -74,6 +81,7 @@ Result<std::unique_ptr<AdminServer>> AdminServer::Start(const std::string& host,
   // private address all the same).
   s.new_task_queue = [] { return new httplib::ThreadPool(kAdminThreads); };
   s.set_read_timeout(kAdminReadTimeoutS, 0);
+  s.set_payload_max_length(kAdminMaxBodyBytes);
   s.set_keep_alive_timeout(kAdminReadTimeoutS);
   // A path no handler took (a handler's own 404 keeps its message), and a
   // request cpp-httplib refused before any handler: a POST, PUT or PATCH
@@ -81,36 +89,40 @@ Result<std::unique_ptr<AdminServer>> AdminServer::Start(const std::string& host,
   s.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;
     if (res.status == 404) JsonAnswer(res, 404, R"({"error":"not found"})");
+    if (res.status == 413) {
+      JsonAnswer(res, 413, R"J({"error":"the body is over 4 MiB, the admin listener's limit"})J");
+    }
     if (res.status == 400) {
-      JsonAnswer(res, 400,
-           R"J({"error":"bad request (a header over the size limit, or a POST, PUT or PATCH without a Content-Length: send 0 for none)"})J");
+    JsonAnswer(
+        res, 400,
+        R"J({"error":"bad request (a header over the size limit, or a POST, PUT or PATCH without a Content-Length: send 0 for none)"})J");
     }
-  });
-  // A handler that threw (a bug): JSON like every other answer, and none of
-  // cpp-httplib's EXCEPTION_WHAT header, which would echo the exception.
-  s.set_exception_handler([](const httplib::Request& req, httplib::Response& res,
-                              std::exception_ptr ep) {
-    std::string what = "unknown exception";
-    try {
-      if (ep) std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    spdlog::error("admin: {} {} failed: {}", req.method, req.path, what);
-    JsonAnswer(res, 500, R"J({"error":"internal error (a bug: the serve's log says more)"})J");
-  });
-  if (api) {
-    admin->api_ = std::move(api);
-    admin->api_->Register(s);
+});
+// A handler that threw (a bug): JSON like every other answer, and none of
+// cpp-httplib's EXCEPTION_WHAT header, which would echo the exception.
+s.set_exception_handler([](const httplib::Request& req, httplib::Response& res,
+                           std::exception_ptr ep) {
+  std::string what = "unknown exception";
+  try {
+    if (ep) std::rethrow_exception(ep);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
   }
-  int bound = port == 0 ? s.bind_to_any_port(host) : (s.bind_to_port(host, port) ? port : -1);
-  if (bound <= 0) {
-    return Status::Io("cannot listen for --admin on " + host + ":" + std::to_string(port));
-  }
-  admin->port_ = static_cast<uint16_t>(bound);
-  admin->thread_ = std::thread([&s] { s.listen_after_bind(); });
-  return admin;
+  spdlog::error("admin: {} {} failed: {}", req.method, req.path, what);
+  JsonAnswer(res, 500, R"J({"error":"internal error (a bug: the serve's log says more)"})J");
+});
+if (api) {
+  admin->api_ = std::move(api);
+  admin->api_->Register(s);
+}
+int bound = port == 0 ? s.bind_to_any_port(host) : (s.bind_to_port(host, port) ? port : -1);
+if (bound <= 0) {
+  return Status::Io("cannot listen for --admin on " + host + ":" + std::to_string(port));
+}
+admin->port_ = static_cast<uint16_t>(bound);
+admin->thread_ = std::thread([&s] { s.listen_after_bind(); });
+return admin;
 }
 
 }  // namespace strangler

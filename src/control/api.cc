@@ -11,13 +11,19 @@
 #include <iterator>
 #include <optional>
 
+#include "base/text.h"
 #include "control/explain.h"
+#include "rules/rule_file.h"
 #include "rules/rules.h"
 #include "store/diff_report.h"
 #include "store/store.h"
 
 namespace strangler {
 namespace {
+
+// No rule-file object nests deeper than a few levels; a body nesting deeper
+// than this is refused before it is parsed (see JsonNestingWithin).
+constexpr int kMaxBodyDepth = 32;
 
 void Answer(httplib::Response& res, int status, const Json& body) {
   res.status = status;
@@ -54,6 +60,10 @@ void StoreError(httplib::Response& res, const Status& st, int missing = 404) {
 
 // The body as a JSON object, or an error answered (nullopt).
 std::optional<Json> BodyObject(const httplib::Request& req, httplib::Response& res) {
+  if (!JsonNestingWithin(req.body, kMaxBodyDepth)) {
+    Error(res, 400, "the body nests deeper than " + std::to_string(kMaxBodyDepth) + " levels");
+    return std::nullopt;
+  }
   Json body = Json::parse(req.body, nullptr, false);
   if (body.is_discarded()) {
     Error(res, 400, "the body is not JSON");
@@ -61,6 +71,10 @@ std::optional<Json> BodyObject(const httplib::Request& req, httplib::Response& r
   }
   if (!body.is_object()) {
     Error(res, 400, "the body must be a JSON object");
+    return std::nullopt;
+  }
+  if (body.contains("reason") && !body["reason"].is_string()) {
+    Error(res, 400, "\"reason\" must be a string");
     return std::nullopt;
   }
   return body;
@@ -92,7 +106,8 @@ bool ReasonOnly(const httplib::Request& req, httplib::Response& res, const Token
   }
   *ctx = Change(req, caller, &body);
   if (!body.empty()) {
-    Error(res, 400, "unknown field '" + body.begin().key() + "': this request takes only \"reason\"");
+    Error(res, 400,
+          "unknown field '" + body.begin().key() + "': this request takes only \"reason\"");
     return false;
   }
   return true;
@@ -272,14 +287,6 @@ bool ControlApi::Authorize(const httplib::Request& req, httplib::Response& res, 
     return true;
   }
   std::lock_guard<std::mutex> lock(mu_);
-  int retry_after = 0;
-  if (Limited(req.remote_addr, &retry_after)) {
-    res.set_header("Retry-After", std::to_string(retry_after));
-    Error(res, 429,
-          "too many failed attempts from " + req.remote_addr + "; try again in " +
-              std::to_string(retry_after) + " s");
-    return false;
-  }
   // A file that turned bad keeps the tokens read last (and says why in the log
   // of nobody: the request is answered as usual).
   (void)RefreshTokens();
@@ -289,8 +296,20 @@ bool ControlApi::Authorize(const httplib::Request& req, httplib::Response& res, 
     found = FindToken(tokens_, std::string_view(auth).substr(kBearer.size()));
   }
   if (found == nullptr) {
-    // Only a wrong token counts towards the limit: a request without one
+    // An address that guessed wrong too often is not heard for a while. A
+    // valid token still is: a token is 256 random bits, which no guessing
+    // finds, so the limit only keeps floods of guesses out of the log and
+    // the CPU, and must not let anyone on the same address lock the
+    // operators out. Only a wrong token counts: a request without one
     // guesses nothing (the dashboard asks so before it has a token).
+    int retry_after = 0;
+    if (Limited(req.remote_addr, &retry_after)) {
+      res.set_header("Retry-After", std::to_string(retry_after));
+      Error(res, 429,
+            "too many failed attempts from " + req.remote_addr + "; try again in " +
+                std::to_string(retry_after) + " s");
+      return false;
+    }
     if (!auth.empty()) Failed(req.remote_addr);
     res.set_header("WWW-Authenticate", "Bearer");
     Error(res, 401, auth.empty() ? "no token: send Authorization: Bearer TOKEN" : "unknown token");
@@ -477,6 +496,53 @@ void ControlApi::Register(httplib::Server& server) {
                 auto rows = s.Revert(id, ctx);
                 if (!rows.ok()) return StoreError(res, rows.status());
                 Answer(res, 200, ChangeRowsJson(rows.value()));
+              }));
+  // The whole store as a rule file, as `strangler export` prints it.
+  server.Get("/api/v1/export", with(Need::kRead, [](Req, Res res, const TokenEntry&, Store& s) {
+               auto rules = s.Load();
+               if (!rules.ok()) return StoreError(res, rules.status());
+               res.status = 200;
+               res.set_content(ExportRuleFile(rules.value()), "application/json");
+             }));
+  // Make the store match a rule file (the body), as `strangler apply`:
+  // ?dry_run=1 plans only, ?prune=1 removes what the file lacks.
+  server.Post(
+      "/api/v1/apply", with(Need::kWrite, [](Req req, Res res, const TokenEntry& caller, Store& s) {
+        std::vector<std::string> problems;
+        RuleFile file = ParseRuleFile(req.body, &problems);
+        if (!problems.empty()) {
+          Json out = {{"error", "the rule file is invalid (" + std::to_string(problems.size()) +
+                                    (problems.size() == 1 ? " problem" : " problems") +
+                                    "); nothing was applied"},
+                      {"problems", problems}};
+          return Answer(res, 400, out);
+        }
+        const Prune prune = req.get_param_value("prune") == "1" ? Prune::kYes : Prune::kNo;
+        if (req.get_param_value("dry_run") == "1") {
+          auto rules = s.Load();
+          if (!rules.ok()) return StoreError(res, rules.status());
+          ApplyPlan plan = PlanApply(rules.value(), file, prune);
+          return Answer(res, 200, Json{{"dry_run", true}, {"plan", PlanJson(plan)}});
+        }
+        ChangeContext ctx = Change(req, caller, nullptr);
+        if (ctx.reason.empty()) ctx.reason = "apply (control API)";
+        auto result = s.ApplyRuleFile(file, prune, ctx);
+        if (!result.ok()) return StoreError(res, result.status(), 400);
+        auto version = s.RulesetVersion();
+        Answer(res, 200,
+               Json{{"dry_run", false},
+                    {"plan", PlanJson(result->plan)},
+                    {"recorded", ChangeRowsJson(result->recorded)},
+                    {"ruleset", version.ok() ? Json(version.value()) : Json()}});
+      }));
+  // Forget a route's mirror comparisons, as `strangler diff --reset ROUTE`.
+  server.Post(R"(/api/v1/diff/([^/]+)/reset)",
+              with(Need::kWrite, [](Req req, Res res, const TokenEntry& caller, Store& s) {
+                const std::string route = req.matches[1];
+                ChangeContext ctx;
+                if (!ReasonOnly(req, res, caller, &ctx)) return;
+                if (Status st = s.ResetDiffs(route, ctx); !st.ok()) return StoreError(res, st);
+                Answer(res, 200, Json{{"reset", route}});
               }));
   // Starts (or replaces) a route's ramp, as `strangler ramp NAME --to ...`.
   server.Post(R"(/api/v1/ramps/([^/]+))",

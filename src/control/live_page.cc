@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "base/time.h"
 #include "metrics/live_window.h"
@@ -40,20 +41,29 @@ Json RenderLive(Proxy& proxy) {
   const RouteTable& table = *snap->table;
   const auto live = proxy.metrics().CollectLive(LivePeriod(std::chrono::steady_clock::now()));
   const std::map<std::string, MirrorTally> mirrored = proxy.mirror().Recent();
-  auto totals = [&](uint32_t route, bool to) {
-    auto it = live.find({route, to});
-    return it == live.end() ? LiveTotals{} : it->second;
+  // Each side by its backend's name as the rules are now: what a backend
+  // answered for the route in the last minute, whichever side it was on.
+  const std::vector<std::string> backend_names = proxy.metrics().backends().All();
+  auto totals = [&](uint32_t route, const std::string& backend) {
+    LiveTotals sum;
+    for (auto it = live.lower_bound({route, 0}); it != live.end() && it->first.first == route;
+         ++it) {
+      const uint32_t b = it->first.second;
+      if (b < backend_names.size() && backend_names[b] == backend) sum += it->second;
+    }
+    return sum;
   };
 
   Json routes = Json::array();
   for (size_t i = 0; i < table.routes().size(); ++i) {
     const Route& r = table.routes()[i];
     const uint32_t id = snap->routes[i].metric_id;
-    const LiveTotals to = totals(id, true), other = totals(id, false);
     const std::string else_name = !r.else_backend.empty() ? r.else_backend
                                   : table.default_backend() >= 0
                                       ? table.backends()[table.default_backend()].name
                                       : "";
+    const LiveTotals to = totals(id, r.to);
+    const LiveTotals other = else_name == r.to ? LiveTotals{} : totals(id, else_name);
     Json mirror;
     if (!r.mirror.empty() || mirrored.count(r.name) != 0) {
       auto it = mirrored.find(r.name);

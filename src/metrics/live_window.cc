@@ -67,6 +67,13 @@ void LiveCell::Add(int64_t period, const LiveSample& sample) {
   Bump(s.latency[static_cast<size_t>(LatencyBucket(sample.seconds))]);
 }
 
+bool LiveCell::Live(int64_t now_period) const {
+  for (const Slot& s : slots_) {
+    if (InLiveWindow(s.period.load(std::memory_order_relaxed), now_period)) return true;
+  }
+  return false;
+}
+
 void LiveCell::AddTo(int64_t now_period, LiveTotals* totals) const {
   for (const Slot& s : slots_) {
     if (!InLiveWindow(s.period.load(std::memory_order_acquire), now_period)) continue;

@@ -36,7 +36,6 @@ double LatencyBucketUpperMs(int b);
 
 // One request, as a route's live window counts it.
 struct LiveSample {
-  bool to = false;         // went to the route's --to (or fell back from it)
   bool error = false;      // a 5xx answer; on the --to side, a fallback too
   bool fell_back = false;  // --to failed and --else answered (--fallback)
   double seconds = -1;     // time to answer; < 0: reached no backend
@@ -61,6 +60,8 @@ class LiveCell {
  public:
   void Add(int64_t period, const LiveSample& sample);
   void AddTo(int64_t now_period, LiveTotals* totals) const;
+  // Whether any slot is inside the window ending in `now_period`.
+  bool Live(int64_t now_period) const;
 
  private:
   using Counter = std::atomic<uint32_t>;

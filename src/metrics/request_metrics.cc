@@ -1,6 +1,7 @@
 #include "metrics/request_metrics.h"
 
 #include <algorithm>
+#include <iterator>
 
 namespace strangler {
 
@@ -46,16 +47,31 @@ void MetricShard::CountRequest(uint32_t route, uint32_t backend, std::string_vie
   Add(cell.micros, static_cast<uint64_t>(seconds * 1e6 + 0.5));
 }
 
-void MetricShard::CountLive(uint32_t route, const LiveSample& sample, int64_t period) {
-  Find(live_, (static_cast<uint64_t>(route) << 1) | (sample.to ? 1 : 0)).Add(period, sample);
+void MetricShard::CountLive(uint32_t route, uint32_t backend, const LiveSample& sample,
+                            int64_t period) {
+  if (period != swept_period_) {
+    swept_period_ = period;
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = live_.begin(); it != live_.end();) {
+      it = it->second->Live(period) ? std::next(it) : live_.erase(it);
+    }
+  }
+  Find(live_, (static_cast<uint64_t>(route) << 32) | backend).Add(period, sample);
 }
 
 void MetricShard::AddLiveTo(int64_t now_period,
-                            std::map<std::pair<uint32_t, bool>, LiveTotals>* live) const {
+                            std::map<std::pair<uint32_t, uint32_t>, LiveTotals>* live) const {
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [key, cell] : live_) {
-    cell->AddTo(now_period, &(*live)[{static_cast<uint32_t>(key >> 1), (key & 1) != 0}]);
+    cell->AddTo(
+        now_period,
+        &(*live)[{static_cast<uint32_t>(key >> 32), static_cast<uint32_t>(key & 0xffffffffu)}]);
   }
+}
+
+size_t MetricShard::live_cells() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return live_.size();
 }
 
 void MetricShard::CountFallback(uint32_t route) { Add(Find(fallbacks_, route)); }
@@ -98,9 +114,9 @@ MetricTotals RequestMetrics::Collect() const {
   return totals;
 }
 
-std::map<std::pair<uint32_t, bool>, LiveTotals> RequestMetrics::CollectLive(
+std::map<std::pair<uint32_t, uint32_t>, LiveTotals> RequestMetrics::CollectLive(
     int64_t now_period) const {
-  std::map<std::pair<uint32_t, bool>, LiveTotals> live;
+  std::map<std::pair<uint32_t, uint32_t>, LiveTotals> live;
   for (const auto& shard : shards_) shard->AddLiveTo(now_period, &live);
   return live;
 }

@@ -87,15 +87,21 @@ class MetricShard {
   // `seconds` < 0 when it reached no backend (no duration is kept).
   void CountRequest(uint32_t route, uint32_t backend, std::string_view reason, int status,
                     double seconds);
-  // The same request in the route's last minute (live_window.h); `period`
-  // is LivePeriod of when it ended.
-  void CountLive(uint32_t route, const LiveSample& sample, int64_t period);
+  // The same request in the route's last minute (live_window.h), by the
+  // backend of the side it went to: the route's --to for a request that fell
+  // back from it. `period` is LivePeriod of when it ended. Once a period,
+  // cells with nothing left in the window are dropped (a route removed, or
+  // quiet for a minute, costs nothing).
+  void CountLive(uint32_t route, uint32_t backend, const LiveSample& sample, int64_t period);
   void CountFallback(uint32_t route);
   void CountUpstreamError(uint32_t backend, UpstreamError kind);
   // Adds this shard's counts to *totals. Any thread.
   void AddTo(MetricTotals* totals) const;
-  // Adds this shard's last minute, by (route, to), to *live. Any thread.
-  void AddLiveTo(int64_t now_period, std::map<std::pair<uint32_t, bool>, LiveTotals>* live) const;
+  // Adds this shard's last minute, by (route, backend), to *live. Any thread.
+  void AddLiveTo(int64_t now_period,
+                 std::map<std::pair<uint32_t, uint32_t>, LiveTotals>* live) const;
+  // Live cells kept (for tests).
+  size_t live_cells() const;
 
  private:
   using Counter = std::atomic<uint64_t>;
@@ -121,7 +127,8 @@ class MetricShard {
   std::unordered_map<uint64_t, std::unique_ptr<RequestCell>> requests_;  // (route << 32) | backend
   std::unordered_map<uint32_t, std::unique_ptr<Counter>> fallbacks_;     // by route
   std::unordered_map<uint32_t, std::unique_ptr<ErrorCell>> errors_;      // by backend
-  std::unordered_map<uint64_t, std::unique_ptr<LiveCell>> live_;         // (route << 1) | to
+  std::unordered_map<uint64_t, std::unique_ptr<LiveCell>> live_;         // (route << 32) | backend
+  int64_t swept_period_ = -1;                                            // owner only
 };
 
 // The shards of every counting thread, and the names their ids stand for.
@@ -135,8 +142,8 @@ class RequestMetrics {
   const MetricNames& backends() const { return backends_; }
   // Sums every shard. Any thread.
   MetricTotals Collect() const;
-  // Every shard's last minute, by (route, to). Any thread.
-  std::map<std::pair<uint32_t, bool>, LiveTotals> CollectLive(int64_t now_period) const;
+  // Every shard's last minute, by (route, backend). Any thread.
+  std::map<std::pair<uint32_t, uint32_t>, LiveTotals> CollectLive(int64_t now_period) const;
 
  private:
   std::vector<std::unique_ptr<MetricShard>> shards_;

@@ -12,8 +12,7 @@ namespace strangler {
 
 // --- What goes upstream ----------------------------------------------------
 
-void Session::WriteHead(const Instance& instance, const std::string& base_path,
-                        std::string* out) {
+void Session::WriteHead(const Instance& instance, const std::string& base_path, std::string* out) {
   out->append(st_.method);
   out->push_back(' ');
   // "OPTIONS *" asks the server itself: no base path in front of it.
@@ -187,18 +186,20 @@ std::string Session::FailureText() const {
   std::string msg = "backend '" + std::string(st_.backend_name) + "' ";
   const Backend& b = up_.backend();
   switch (up_.failure()) {
-    case Failure::kRefused: return msg + "refused the connection";
-    case Failure::kUnresolved: return msg + "has no address: " + up_.resolve_error();
+    case Failure::kRefused:
+      return msg + "refused the connection";
+    case Failure::kUnresolved:
+      return msg + "has no address: " + up_.resolve_error();
     case Failure::kConnectTimeout:
       return msg + "did not accept a connection within " +
              std::to_string(up_.connect_timeout_ms()) + " ms";
     case Failure::kQueue:
       return msg + "is saturated: every instance has its " + std::to_string(b.max_conns) +
              " connections (--max-conns) busy and " +
-             (up_.queue_full() ? "its queue is full (--max-queue " +
-                                     std::to_string(b.max_queue) + ")"
-                               : "the request waited " + std::to_string(b.queue_timeout_ms) +
-                                     " ms in its queue");
+             (up_.queue_full()
+                  ? "its queue is full (--max-queue " + std::to_string(b.max_queue) + ")"
+                  : "the request waited " + std::to_string(b.queue_timeout_ms) +
+                        " ms in its queue");
     case Failure::kTimeout:
       return msg + "did not answer within " + std::to_string(up_.timeout_ms()) + " ms";
     case Failure::kNone:
@@ -216,12 +217,15 @@ bool Session::AnswerFailure(const std::string& why) {
   int status = 502;
   switch (up_.failure()) {
     case Failure::kTimeout:
-    case Failure::kConnectTimeout: status = 504; break;
+    case Failure::kConnectTimeout:
+      status = 504;
+      break;
     case Failure::kQueue:
       status = 503;
       st_.reason = "queue";
       break;
-    default: break;
+    default:
+      break;
   }
   SendError(status, why, close_after);
   return false;
@@ -322,11 +326,15 @@ void Session::LogRequest() {
     // The route's last minute, split as ramps judge it (CountRequest above).
     const RouteExtras& x = snap_->routes[static_cast<size_t>(st_.decision.route)];
     LiveSample live;
-    live.to = st_.fell_back || st_.decision.backend == x.to_backend;
     live.error = st_.status >= 500 || st_.fell_back;
     live.fell_back = st_.fell_back;
     live.seconds = seconds;
-    metrics_->CountLive(route, live, LivePeriod(now));
+    // The side is the decision's backend (also when the router answered for
+    // it: a 503 at its cap), --to for a request that fell back from it.
+    const int chosen = st_.fell_back ? x.to_backend : st_.decision.backend;
+    const uint32_t side =
+        chosen >= 0 ? snap_->targets[static_cast<size_t>(chosen)]->metric_id : backend;
+    metrics_->CountLive(route, side, live, LivePeriod(now));
   }
 }
 

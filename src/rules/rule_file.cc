@@ -5,6 +5,8 @@
 #include <set>
 #include <utility>
 
+#include "base/text.h"
+
 namespace strangler {
 
 namespace {
@@ -172,10 +174,18 @@ const char* PlanActionName(PlanAction a) {
 
 const char* ObjectKindName(ObjectKind k) { return k == ObjectKind::kBackend ? "backend" : "route"; }
 
+// Deeper documents are refused before they are parsed (JsonNestingWithin).
+constexpr int kMaxRuleFileDepth = 32;
+
 RuleFile ParseRuleFile(std::string_view text, std::vector<std::string>* problems) {
   problems->clear();
   RuleFile file;
   Json doc;
+  if (!JsonNestingWithin(text, kMaxRuleFileDepth)) {
+    problems->push_back("nests deeper than " + std::to_string(kMaxRuleFileDepth) +
+                        " levels; a rule file's objects hold a few");
+    return file;
+  }
   try {
     doc = Json::parse(text.begin(), text.end());
   } catch (const Json::exception& e) {

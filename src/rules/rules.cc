@@ -17,8 +17,21 @@ bool IsTokenChar(char c) {
   // RFC 9110 tchar
   if (std::isalnum(static_cast<unsigned char>(c))) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
       return true;
     default:
       return false;
@@ -95,7 +108,8 @@ Result<PathPattern> ParsePathPattern(std::string_view text) {
     if (s == "*" || s == "**") {
       p.kind = PathKind::kGlob;
       if (s == "**" && i + 1 != p.segments.size()) {
-        return Status::Usage("--path '" + std::string(text) + "': '**' may only be the last segment");
+        return Status::Usage("--path '" + std::string(text) +
+                             "': '**' may only be the last segment");
       }
     } else if (s.find('*') != std::string::npos) {
       return Status::Usage("--path '" + std::string(text) +
@@ -144,9 +158,12 @@ Result<Sticky> ParseSticky(std::string_view text) {
   size_t colon = text.find(':');
   std::string_view kind = text.substr(0, colon);
   if (colon != std::string_view::npos) s.name = std::string(text.substr(colon + 1));
-  if (kind == "header") s.kind = StickyKind::kHeader;
-  else if (kind == "cookie") s.kind = StickyKind::kCookie;
-  else if (kind == "query") s.kind = StickyKind::kQuery;
+  if (kind == "header")
+    s.kind = StickyKind::kHeader;
+  else if (kind == "cookie")
+    s.kind = StickyKind::kCookie;
+  else if (kind == "query")
+    s.kind = StickyKind::kQuery;
   if (s.kind == StickyKind::kNone || !IsToken(s.name)) {
     return Status::Usage("bad --sticky '" + std::string(text) +
                          "': use header:NAME, cookie:NAME, query:NAME or ip");
@@ -251,11 +268,12 @@ Status CheckBasePath(std::string_view path) {
         i += 2;
         continue;
       }
-      const bool ok = std::isalnum(c) ||
-                      std::string_view("-._~!$&'()*+,=:@").find(static_cast<char>(c)) !=
-                          std::string_view::npos;
+      const bool ok =
+          std::isalnum(c) ||
+          std::string_view("-._~!$&'()*+,=:@").find(static_cast<char>(c)) != std::string_view::npos;
       if (!ok) {
-        if (c < 0x20 || c >= 0x7f) return refuse("has a control or non-ASCII byte (escape it as %XX)");
+        if (c < 0x20 || c >= 0x7f)
+          return refuse("has a control or non-ASCII byte (escape it as %XX)");
         return refuse("has '" + std::string(1, static_cast<char>(c)) +
                       "' (letters, digits, -._~!$&'()*+,=:@ and %XX only)");
       }
@@ -412,8 +430,8 @@ constexpr IntField kOptionFields[] = {
      Unit::kNumber},
     {"eject_after", "--eject-after", &Backend::eject_after, kDefaultEjectAfter, 0, 1000,
      Unit::kNumber},
-    {"eject_for_ms", "--eject-for", &Backend::eject_for_ms, kDefaultEjectForMs, 100,
-     kMaxEjectForMs, Unit::kDuration},
+    {"eject_for_ms", "--eject-for", &Backend::eject_for_ms, kDefaultEjectForMs, 100, kMaxEjectForMs,
+     Unit::kDuration},
     {"health_every_ms", "--health-every", &Backend::health_every_ms, kDefaultHealthEveryMs, 100,
      kMaxTimeoutMs, Unit::kDuration},
 };
@@ -449,13 +467,13 @@ Status ValidateBackend(const Backend& b) {
   }
   const std::string& hp = b.health_path;
   bool printable = std::all_of(hp.begin(), hp.end(), [](char c) {
-    return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f &&
-           c != '#';
+    return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f && c != '#';
   });
   if (!hp.empty() && (hp[0] != '/' || !printable || hp.size() > kMaxHealthPath)) {
     return Status::Usage("bad --health-path '" + hp + "' for backend '" + b.name +
                          "': give a path such as /healthz (a '/' first, no space, control byte "
-                         "or '#', at most " + std::to_string(kMaxHealthPath) + " bytes)");
+                         "or '#', at most " +
+                         std::to_string(kMaxHealthPath) + " bytes)");
   }
   return Status::Ok();
 }
@@ -599,7 +617,8 @@ Status ReadInt(const Json& j, const char* key, int* out) {
 Status ReadBool(const Json& j, const char* key, bool* out) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return Status::Ok();
-  if (!it->is_boolean()) return Status::Invalid(std::string("field '") + key + "' must be true or false");
+  if (!it->is_boolean())
+    return Status::Invalid(std::string("field '") + key + "' must be true or false");
   *out = it->get<bool>();
   return Status::Ok();
 }
@@ -658,12 +677,27 @@ Status ReadBackendOptions(const Json& j, Backend* b) {
 }
 
 const std::vector<std::string>& RouteFields() {
-  static const std::vector<std::string> kFields = {
-      "name",           "to",           "else",          "path",           "methods",
-      "headers",        "query",        "cookies",       "percent",        "sticky",
-      "salt",           "priority",     "enabled",       "fallback",       "fallback_on_5xx",
-      "mirror",         "mirror_percent", "mirror_writes", "compare_headers", "ignore_fields",
-      "keep_diffs"};
+  static const std::vector<std::string> kFields = {"name",
+                                                   "to",
+                                                   "else",
+                                                   "path",
+                                                   "methods",
+                                                   "headers",
+                                                   "query",
+                                                   "cookies",
+                                                   "percent",
+                                                   "sticky",
+                                                   "salt",
+                                                   "priority",
+                                                   "enabled",
+                                                   "fallback",
+                                                   "fallback_on_5xx",
+                                                   "mirror",
+                                                   "mirror_percent",
+                                                   "mirror_writes",
+                                                   "compare_headers",
+                                                   "ignore_fields",
+                                                   "keep_diffs"};
   return kFields;
 }
 
@@ -678,18 +712,18 @@ Json ToJson(const Backend& b) {
 
 Json ToJson(const Route& r) {
   Json j = Json{{"name", r.name},
-              {"to", r.to},
-              {"else", NullIfEmpty(r.else_backend)},
-              {"path", NullIfEmpty(r.path)},
-              {"methods", r.methods},
-              {"headers", r.headers},
-              {"query", r.query},
-              {"cookies", r.cookies},
-              {"percent", PercentJson(r.percent_bp)},
-              {"sticky", NullIfEmpty(r.sticky)},
-              {"salt", NullIfEmpty(r.salt)},
-              {"priority", r.priority},
-              {"enabled", r.enabled}};
+                {"to", r.to},
+                {"else", NullIfEmpty(r.else_backend)},
+                {"path", NullIfEmpty(r.path)},
+                {"methods", r.methods},
+                {"headers", r.headers},
+                {"query", r.query},
+                {"cookies", r.cookies},
+                {"percent", PercentJson(r.percent_bp)},
+                {"sticky", NullIfEmpty(r.sticky)},
+                {"salt", NullIfEmpty(r.salt)},
+                {"priority", r.priority},
+                {"enabled", r.enabled}};
   // Options of "Migrating safely" appear only when set.
   if (r.fallback) j["fallback"] = true;
   if (r.fallback_on_5xx) j["fallback_on_5xx"] = true;

@@ -165,33 +165,10 @@ void CompareHeaders(const CapturedResponse& p, const CapturedResponse& m,
 
 // --- JSON bodies -----------------------------------------------------------
 
-// True when no bracket outside a string nests deeper than kMaxJsonDepth. Our
-// walks recurse once per level and may run on a small fiber stack, so deeper
-// documents are never parsed (they are compared as text instead).
-bool NestingWithinLimit(std::string_view s) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;  // the escaped character cannot end the string
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxJsonDepth) return false;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return true;
-}
-
 std::optional<Json> ParseJson(std::string_view body) {
-  if (!NestingWithinLimit(body)) return std::nullopt;
+  // Our walks recurse once per level and may run on a small fiber stack, so
+  // deeper documents are never parsed (they are compared as text instead).
+  if (!JsonNestingWithin(body, kMaxJsonDepth)) return std::nullopt;
   Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return std::nullopt;
   return j;

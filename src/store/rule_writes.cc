@@ -104,9 +104,10 @@ Status RemoveBackendIn(Write* w, const std::string& name) {
   const Backend& old = **found;
 
   Stmt users;
-  STRANGLER_RETURN_IF_ERROR(users.Prepare(
-      w->db, "SELECT name FROM routes WHERE to_backend = ?1 OR else_backend = ?1 OR "
-               "json_extract(spec, '$.mirror') = ?1 ORDER BY name"));
+  STRANGLER_RETURN_IF_ERROR(
+      users.Prepare(w->db,
+                    "SELECT name FROM routes WHERE to_backend = ?1 OR else_backend = ?1 OR "
+                    "json_extract(spec, '$.mirror') = ?1 ORDER BY name"));
   users.Bind(1, name);
   std::string list;
   for (;;) {

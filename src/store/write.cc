@@ -39,10 +39,17 @@ Status FinishWrite(const Write& w, Txn* txn) {
   return txn->Commit();
 }
 
+// Every history read carries the reasons (the dashboard reads 300 rows every
+// 2 s): a sentence or a ticket link, not a document.
+constexpr size_t kMaxReasonBytes = 4096;
+
 Status RecordChange(Write* w, std::string_view action, std::string_view kind,
-                    const std::string& name, const Json& before, const Json& after,
-                    Bump bump) {
+                    const std::string& name, const Json& before, const Json& after, Bump bump) {
   // History is read back as JSON (history --json, the API): text only.
+  if (w->ctx.reason.size() > kMaxReasonBytes) {
+    return Status::Usage("the reason is " + std::to_string(w->ctx.reason.size()) +
+                         " bytes; keep it under " + std::to_string(kMaxReasonBytes + 1));
+  }
   if (!ValidUtf8(w->ctx.reason)) {
     return Status::Usage("the reason is not UTF-8 text; write it in UTF-8");
   }
@@ -71,9 +78,8 @@ Status RecordChange(Write* w, std::string_view action, std::string_view kind,
   s.Bind(9, bump == Bump::kYes || w->changed > 0 ? w->version : w->version - 1);
   STRANGLER_RETURN_IF_ERROR(s.Run());
   if (bump == Bump::kYes) ++w->changed;
-  w->recorded.push_back(ChangeRow{LastInsertRowid(w->db), w->ts, w->ctx.actor,
-                                  std::string(action), std::string(kind) + "/" + name, before,
-                                  after, w->ctx.reason});
+  w->recorded.push_back(ChangeRow{LastInsertRowid(w->db), w->ts, w->ctx.actor, std::string(action),
+                                  std::string(kind) + "/" + name, before, after, w->ctx.reason});
   return Status::Ok();
 }
 

@@ -76,7 +76,10 @@ TEST_CASE("e2e: --admin answers /healthz and /readyz; /readyz is 503 from SIGTER
 
 // Each open connection holds one of cpp-httplib's threads while it is read:
 // with its default 8 threads, 8 connections trickling a head kept /healthz
-// waiting for as long as they trickled (found by the round-4 re-attack).
+// waiting for as long as they trickled (found by the round-4 re-attack);
+// with 32, 40 did (round 5). The listener runs 128 now: 100 hold 100 threads
+// and /healthz still answers. (Enough of them still starve it: the admin
+// listener belongs on loopback or a private address; README says so.)
 TEST_CASE("e2e: connections trickling a head to the admin listener do not hold up /healthz") {
   RawBackend be("be");
   REQUIRE(be.Start());
@@ -86,7 +89,7 @@ TEST_CASE("e2e: connections trickling a head to the admin listener do not hold u
   const uint16_t admin = AdminPort(*fx.serve());
   REQUIRE(admin != 0);
   std::vector<std::unique_ptr<RawClient>> slow;
-  for (int i = 0; i < 16; ++i) {
+  for (int i = 0; i < 100; ++i) {
     slow.push_back(std::make_unique<RawClient>());
     REQUIRE(slow.back()->Connect(admin));
   }
@@ -115,8 +118,8 @@ TEST_CASE("e2e: a bad --admin address is a usage error; a taken port fails to st
   RawBackend taken("taken");  // its port is in use
   REQUIRE(taken.Start());
   fx.AddBackend("be", taken.url());
-  RunResult busy = fx.Cli({"serve", "--listen", "127.0.0.1:0", "--admin",
-                           "127.0.0.1:" + std::to_string(taken.port())});
+  RunResult busy = fx.Cli(
+      {"serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:" + std::to_string(taken.port())});
   CHECK(busy.exit_code != 0);
   CHECK(busy.err.find("cannot listen for --admin on 127.0.0.1:" + std::to_string(taken.port())) !=
         std::string::npos);

@@ -137,6 +137,41 @@ TEST_CASE("e2e: /api/v1/live and strangler status show the last minute as the cl
   CHECK(refused.find("cannot reach the admin listener at http://127.0.0.1:1") != std::string::npos);
 }
 
+TEST_CASE("e2e: /api/v1/live counts each side by the backend that answered, across rule changes") {
+  RawBackend legacy("legacy"), fresh("new");
+  REQUIRE(legacy.Start());
+  REQUIRE(fresh.Start());
+  Fixture fx;
+  fx.AddBackend("legacy", legacy.url(), {"--default"});
+  fx.AddBackend("new", fresh.url());
+  fx.AddRoute("orders", {"--path", "/orders/*", "--to", "new"});
+  const std::string tokens = fx.dir().File("tokens");
+  const std::string viewer = AddToken(fx, "viewer", "read", tokens);
+  REQUIRE(fx.StartServe({"--admin", "127.0.0.1:0", "--admin-token-file", tokens}));
+  Api api{AdminPort(*fx.serve())};
+  REQUIRE(api.WaitReady());
+  CHECK(SendOrders(fx.port(), 7, "a-") == 7);  // all to new
+  // The route turned around: new is now the --else side, legacy --to.
+  fx.MustCli({"route", "set", "orders", "--to", "legacy", "--else", "new", "--percent", "0"});
+  REQUIRE(PollUntil([&] {
+    return (*LiveRoute(api.CallJson("GET", "/api/v1/live", viewer, 200), "orders"))["to"] ==
+           "legacy";
+  }));
+  RawClient client;
+  REQUIRE(client.Connect(fx.port()));
+  CHECK(client.Get("/orders/x").Header("X-Backend") == "new");
+  Json live = api.CallJson("GET", "/api/v1/live", viewer, 200);
+  const Json& orders = *LiveRoute(live, "orders");
+  INFO(orders.dump());
+  // new answered 8 in the last minute, legacy none (before: new's 7 were
+  // shown as legacy's, the side they were counted on).
+  CHECK(orders["sides"]["to"]["backend"] == "legacy");
+  CHECK(orders["sides"]["to"]["requests"] == 0);
+  CHECK(orders["sides"]["else"]["backend"] == "new");
+  CHECK(orders["sides"]["else"]["requests"] == 8);
+  CHECK(orders["observed_share"] == 0);
+}
+
 TEST_CASE("e2e: the API's diff, explain, whoami and ramp start answer as the CLI does") {
   RawBackend legacy("legacy"), fresh("new"), shadow("shadow");
   REQUIRE(legacy.Start());
