@@ -161,7 +161,7 @@ strangler backend add new "http://127.0.0.1:$new_port" >/dev/null
 . rules/demo.sh >/dev/null
 # A write token for the dashboard and the API (reads need none: the demo's
 # admin listener is on loopback with --admin-public-read).
-TOKEN=$(cli token add demo --role write --file "$DIR/tokens") || fail "'strangler token add' failed"
+TOKEN=$(cli token add demo --role write --file "$DIR/tokens" 2>/dev/null) || fail "'strangler token add' failed"
 
 "$BIN/strangler" --db "$DB" serve --listen "127.0.0.1:$proxy_port" --log "$LOG" \
   --admin "127.0.0.1:$admin_port" --admin-token-file "$DIR/tokens" --admin-public-read \
@@ -170,9 +170,10 @@ PIDS+=($!)
 NAMES+=("strangler serve")
 serve_pid=$!
 if ((proxy_port == 0)); then
-  # serve logs "... listening on HOST:PORT ..." to stderr once it is bound.
+  # serve logs "... listening on HOST:PORT ..." to stderr once it is bound (after
+  # "admin listening on ...", which is not the proxy).
   for _ in $(seq 100); do
-    line=$(grep -m1 -o 'listening on [^ ]*:[0-9]*' "$DIR/serve.err" 2>/dev/null || true)
+    line=$(grep -v 'admin listening' "$DIR/serve.err" 2>/dev/null | grep -m1 -o 'listening on [^ ]*:[0-9]*' || true)
     [[ -n "$line" ]] && break
     kill -0 "$serve_pid" 2>/dev/null || fail "strangler serve did not start: $(cat "$DIR/serve.err")"
     sleep 0.05
