@@ -88,6 +88,27 @@ TEST_CASE("compare: a JSON field difference names its path and both values") {
   CHECK_FALSE(c.diffs[0].mirror_missing);
 }
 
+TEST_CASE("compare: a large differing JSON value is kept cut to 200 bytes, marked") {
+  const std::string big(1000000, 'x');
+  Comparison c = CompareJson(
+      R"({"blob":")" + big + R"(","items":[1,2],"n":1})",
+      R"({"blob":")" + big + R"(y","items":{"a":[")" + std::string(300, 'z') + R"("]},"n":2})");
+  CHECK_FALSE(c.equal);
+  REQUIRE(c.diffs.size() == 3);
+  CHECK(c.diffs[0].where == "$.blob");
+  for (const Json* v : {&c.diffs[0].primary, &c.diffs[0].mirror}) {
+    REQUIRE(v->is_string());
+    CHECK(v->get<std::string>().size() < 250);
+  }
+  CHECK(c.diffs[0].primary.get<std::string>().find("… (1000002 bytes)") != std::string::npos);
+  CHECK(c.diffs[1].where == "$.items");
+  CHECK(c.diffs[1].primary == Json::parse("[1,2]"));  // small: whole, as it was
+  REQUIRE(c.diffs[1].mirror.is_string());
+  CHECK(c.diffs[1].mirror.get<std::string>().rfind(R"({"a":["zzzz)", 0) == 0);
+  CHECK(c.diffs[2].primary == Json(1));
+  CHECK(c.diffs[2].mirror == Json(2));
+}
+
 TEST_CASE("compare: JSON diff paths, missing sides and type changes") {
   SUBCASE("a key that is not identifier-like is quoted") {
     Comparison c = CompareJson(R"({"odd key":{"9lives":1}})", R"({"odd key":{"9lives":2}})");

@@ -59,6 +59,27 @@ inline bool ValidUtf8(std::string_view s) {
   return true;
 }
 
+// Whether UTF-8 text `s` has a character a terminal would act on rather
+// than show: C0 and C1 controls, DEL, and the bidirectional overrides and
+// isolates (U+202A..U+202E, U+2066..U+2069) that reorder what follows.
+inline bool HasControlCharacter(std::string_view s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) return true;
+    if (c == 0xC2 && i + 1 < s.size()) {
+      const unsigned char d = static_cast<unsigned char>(s[i + 1]);
+      if (d >= 0x80 && d <= 0x9F) return true;  // U+0080..U+009F
+    }
+    if (c == 0xE2 && i + 2 < s.size()) {
+      const unsigned char d = static_cast<unsigned char>(s[i + 1]);
+      const unsigned char e = static_cast<unsigned char>(s[i + 2]);
+      if (d == 0x80 && e >= 0xAA && e <= 0xAE) return true;  // U+202A..U+202E
+      if (d == 0x81 && e >= 0xA6 && e <= 0xA9) return true;  // U+2066..U+2069
+    }
+  }
+  return false;
+}
+
 // True when no bracket of JSON text `s` outside a string nests deeper than
 // `max_depth`. Checked before parsing text from outside: the JSON library
 // and our walks recurse once per level (merge_patch, dump, compare), so a

@@ -1,5 +1,7 @@
 #include "control/api.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 
 #include <httplib.h>
@@ -124,6 +126,31 @@ bool NameFromPath(Json* body, const std::string& name, httplib::Response& res) {
   }
   (*body)["name"] = name;
   return true;
+}
+
+// Whether a Host header names an IP address or localhost (with or without a
+// port): "127.0.0.1:9901", "[::1]:9901", "localhost", not "admin.example".
+bool AddressedByIp(const std::string& host) {
+  std::string h = host;
+  if (!h.empty() && h[0] == '[') {
+    const size_t close = h.find(']');
+    if (close == std::string::npos) return false;
+    const std::string rest = h.substr(close + 1);
+    if (!rest.empty() &&
+        (rest[0] != ':' || rest.find_first_not_of("0123456789", 1) != std::string::npos)) {
+      return false;
+    }
+    in6_addr a6{};
+    return inet_pton(AF_INET6, h.substr(1, close - 1).c_str(), &a6) == 1;
+  }
+  const size_t colon = h.rfind(':');
+  if (colon != std::string::npos) {
+    if (h.find_first_not_of("0123456789", colon + 1) != std::string::npos) return false;
+    h = h.substr(0, colon);
+  }
+  if (h == "localhost") return true;
+  in_addr a4{};
+  return inet_pton(AF_INET, h.c_str(), &a4) == 1;
 }
 
 // ?limit=N (1..10000) into *limit when given; false with a 400 answered
@@ -282,6 +309,16 @@ bool ControlApi::Authorize(const httplib::Request& req, httplib::Response& res, 
   }
   const std::string auth = req.get_header_value("Authorization");
   if (auth.empty() && need == Need::kRead && public_read_) {
+    // Only for a request addressed to the listener by IP or localhost: a
+    // page of another site whose name was made to resolve to this address
+    // (DNS rebinding) sends its own name as Host and gets nothing.
+    if (!AddressedByIp(req.get_header_value("Host"))) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      Error(res, 401,
+            "reads without a token need the admin listener addressed by IP or localhost (Host: " +
+                req.get_header_value("Host") + "); send Authorization: Bearer TOKEN");
+      return false;
+    }
     *caller = TokenEntry{};
     caller->role = TokenRole::kRead;
     return true;
@@ -326,6 +363,30 @@ bool ControlApi::Authorize(const httplib::Request& req, httplib::Response& res, 
 void ControlApi::Register(httplib::Server& server) {
   using Req = const httplib::Request&;
   using Res = httplib::Response&;
+  // Every request with a body here is a write: its token is checked before
+  // cpp-httplib reads the body (a pre-routing handler runs after the head),
+  // so that nobody without a write token can make serve hold one.
+  server.set_pre_routing_handler([this](Req req, Res res) {
+    // cpp-httplib caps a body with a Content-Length (set_payload_max_length
+    // in admin.cc) but not a chunked one: none is taken here (a rule file,
+    // the largest body, is sent whole).
+    if (req.has_header("Transfer-Encoding")) {
+      res.set_header("Connection", "close");
+      Error(res, 411, "send the body with a Content-Length (chunked bodies are not taken here)");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    const bool writes = req.method == "POST" || req.method == "PUT" || req.method == "PATCH" ||
+                        req.method == "DELETE";
+    if (!writes || req.path.rfind("/api/v1/", 0) != 0) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    TokenEntry caller;
+    if (Authorize(req, res, Need::kWrite, &caller)) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    res.set_header("Connection", "close");  // its body is never read
+    return httplib::Server::HandlerResponse::Handled;
+  });
   // A handler with the caller authorized and the store open.
   using Body = std::function<void(Req, Res, const TokenEntry&, Store&)>;
   auto with = [this](Need need, Body body) {

@@ -100,9 +100,23 @@ std::string SafeUtf8(std::string_view s, size_t max_bytes) {
 
 // --- collecting differences ------------------------------------------------
 
+// A differing value as it is kept: whole when its JSON text is at most
+// kMaxDiffLineBytes, else that text cut there and marked, as a string (a
+// 1 MB value that differs must not cost the store and every /diff reader a
+// megabyte per mismatch).
+Json BoundedValue(Json v) {
+  if (v.is_number() || v.is_boolean() || v.is_null()) return v;
+  if (v.is_string() && v.get_ref<const std::string&>().size() <= kMaxDiffLineBytes) return v;
+  const std::string text = v.dump(-1, ' ', false, Json::error_handler_t::replace);
+  if (text.size() <= kMaxDiffLineBytes) return v;
+  return SafeUtf8(text, kMaxDiffLineBytes) + "… (" + std::to_string(text.size()) + " bytes)";
+}
+
 void AddDiff(Comparison* out, FieldDiff d) {
   out->equal = false;
   if (out->diffs.size() < kMaxDiffs) {
+    d.primary = BoundedValue(std::move(d.primary));
+    d.mirror = BoundedValue(std::move(d.mirror));
     out->diffs.push_back(std::move(d));
   } else {
     ++out->more;

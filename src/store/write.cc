@@ -42,6 +42,7 @@ Status FinishWrite(const Write& w, Txn* txn) {
 // Every history read carries the reasons (the dashboard reads 300 rows every
 // 2 s): a sentence or a ticket link, not a document.
 constexpr size_t kMaxReasonBytes = 4096;
+constexpr size_t kMaxActorBytes = 256;
 
 Status RecordChange(Write* w, std::string_view action, std::string_view kind,
                     const std::string& name, const Json& before, const Json& after, Bump bump) {
@@ -55,6 +56,16 @@ Status RecordChange(Write* w, std::string_view action, std::string_view kind,
   }
   if (!ValidUtf8(w->ctx.actor)) {
     return Status::Usage("the actor is not UTF-8 text; write it in UTF-8");
+  }
+  // history prints both to terminals: nothing a terminal would act on.
+  if (HasControlCharacter(w->ctx.reason)) {
+    return Status::Usage(
+        "the reason has a control character (a newline, escape or direction override); "
+        "write it on one line as plain text");
+  }
+  if (HasControlCharacter(w->ctx.actor) || w->ctx.actor.size() > kMaxActorBytes) {
+    return Status::Usage("the actor must be one line of plain text of at most " +
+                         std::to_string(kMaxActorBytes) + " bytes");
   }
   Stmt s;
   STRANGLER_RETURN_IF_ERROR(

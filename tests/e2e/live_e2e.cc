@@ -287,6 +287,17 @@ TEST_CASE("e2e: --admin-public-read serves reads without a token, never writes")
           Json{{"name", nullptr}, {"role", "public"}});
     CHECK(api.CallJson("GET", "/api/v1/live", "", 200)["routes"].size() == 1);
     CHECK(api.CallJson("GET", "/api/v1/routes", "", 200).size() == 1);
+    // Only when addressed by IP or localhost: a page of another site whose
+    // name resolves here (DNS rebinding) sends its own Host and reads nothing.
+    HttpResponse rebound = api.Call("GET", "/api/v1/live", "", "", {{"Host", "evil.example:9901"}});
+    CHECK(rebound.status == 401);
+    CHECK(rebound.body.find("addressed by IP or localhost (Host: evil.example:9901)") !=
+          std::string::npos);
+    for (const char* host : {"localhost:9901", "localhost", "127.0.0.1", "[::1]:9901"}) {
+      INFO(host);
+      CHECK(api.Call("GET", "/api/v1/whoami", "", "", {{"Host", host}}).status == 200);
+    }
+    CHECK(api.Call("GET", "/api/v1/live", ops, "", {{"Host", "evil.example"}}).status == 200);
     // A token sent is still checked; writes still need a write token.
     CHECK(api.Call("GET", "/api/v1/routes", "strangler_wrong").status == 401);
     CHECK(api.Call("PATCH", "/api/v1/routes/orders", "", R"({"percent": 50})").status == 401);
