@@ -179,6 +179,12 @@ async function main() {
   cli('backend', 'add', 'orders-v2', `http://127.0.0.1:${pv}`);
   cli('--actor', 'setup', '-m', 'start the orders cut-over', 'route', 'add', ROUTE, '--path', `/${ROUTE}/**`,
     '--to', 'orders-svc', '--percent', '30', '--sticky', 'header:X-User-Id', '--mirror', 'orders-v2');
+  // A route whose only change is older than the newest 300 of the whole
+  // history (the page reads those once per refresh, then its own for such a
+  // route): 305 changes of another route come after it.
+  cli('--actor', 'setup', '-m', 'quiet since the start', 'route', 'add', 'quiet', '--path', '/quiet/**', '--to', 'orders-svc');
+  cli('route', 'add', 'noise', '--path', '/noise/**', '--to', 'orders-svc', '--percent', '0');
+  for (let i = 1; i <= 305; i++) cli('-m', `noise ${i}`, 'route', 'set', 'noise', '--percent', String(i % 100));
   const tokens = path.join(tmp, 'tokens');
   writeToken = cli('token', 'add', 'ops', '--role', 'write', '--file', tokens).trim();
   readToken = cli('token', 'add', 'viewer', '--role', 'read', '--file', tokens).trim();
@@ -226,6 +232,9 @@ async function main() {
     throw new Fail(`page and /api/v1/live differ: page ${JSON.stringify(shown)}, live ${JSON.stringify(Object.fromEntries(fields.map(([k, f]) => [k, f(live)])))}`);
   }
   log(`page = live: ${JSON.stringify(shown)}`);
+  await waitFor('the quiet route to show its one change, older than the newest 300', async () =>
+    ((await text(page, 'route-quiet-history')) || '').includes('quiet since the start'));
+  log('a route whose changes are older than the newest 300 shows them');
   // mirror parity as /live counts it, and the latest mismatches as /diff has them
   await waitFor('the page to show the mirror parity /api/v1/live has', async () => {
     const m = (await api('/api/v1/live')).routes.find((x) => x.route === ROUTE).mirror;
