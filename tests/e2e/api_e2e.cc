@@ -173,6 +173,11 @@ struct RampingRouter {
     REQUIRE(fx.StartServe({"--admin", "127.0.0.1:0", "--admin-token-file", tokens}));
     api.port = AdminPort(*fx.serve());
     REQUIRE(api.WaitReady());
+    // serve takes the ramp's first step at its first tick; the next is an
+    // hour away, so the rules hold still from here on.
+    REQUIRE(PollUntil([this] {
+      return Json::parse(fx.MustCli({"route", "show", "orders", "--json"}).out)["percent"] == 10;
+    }));
   }
 };
 
