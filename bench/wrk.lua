@@ -44,7 +44,8 @@ end
 
 function response(status, headers, body)
   if status < 200 or status > 299 then non2xx = non2xx + 1 end
-  if headers["X-Backend"] == "new" then new = new + 1 end
+  -- (HAProxy 2 sends header names in lower case; wrk's table is case-sensitive.)
+  if (headers["X-Backend"] or headers["x-backend"]) == "new" then new = new + 1 end
 end
 
 function done(summary, latency, requests)

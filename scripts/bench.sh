@@ -17,6 +17,9 @@
 #   --rounds N (alternations per connection count, default $ROUNDS or 3),
 #   --duration S (seconds per wrk run, default $DURATION or 8),
 #   --conns "1 16 64" (default $CONNS or "1 16 64"), --keep (keep the whole temp dir),
+#   --haproxy (the peer is HAProxy from Debian instead of nginx: nbthread = cores, the
+#     same 30% split on a hash of X-User-Id by an ACL, keep-alive to the backends with
+#     http-reuse always, the same header work, a JSON log line per request to a file),
 #   --baseline BIN (the peer is a second `strangler serve` run from a copy of BIN, with
 #     the same rules in its own store made by BIN, instead of the nginx proxy; the
 #     ratios are this build / BIN),
@@ -39,7 +42,8 @@
 # Exits 1 when any request failed (socket error or non-2xx) on either side, idle
 # clients included, when a large body did not pass whole, or when the router's peak
 # RSS reached 64 MiB.
-# Installs wrk, nginx and curl from Debian when missing (needs root only then).
+# Installs wrk, nginx and curl (and haproxy for --haproxy) from Debian when missing
+# (needs root only then).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,7 +58,7 @@ run_main=1
 run_large=1
 run_micro=1
 keep=0
-peer=nginx      # or baseline (--baseline BIN)
+peer=nginx      # or haproxy (--haproxy), or baseline (--baseline BIN)
 base_bin=""
 ramp=0
 mirror_pct=""
@@ -74,6 +78,7 @@ while (($#)); do
     --duration) (($# >= 2)) || die_usage "--duration needs a value"; DURATION=$2; shift ;;
     --conns) (($# >= 2)) || die_usage "--conns needs a value"; CONNS=$2; shift ;;
     --keep) keep=1 ;;
+    --haproxy) peer=haproxy ;;
     --baseline) (($# >= 2)) || die_usage "--baseline needs a value"; peer=baseline; base_bin=$2; shift ;;
     --ramp) ramp=1 ;;
     --mirror) (($# >= 2)) || die_usage "--mirror needs a value"; mirror_pct=$2; shift ;;
@@ -103,7 +108,9 @@ fail() { say "FAILED: $*"; exit 1; }
 # wrk, nginx and curl from Debian, like scripts/deps.sh does for the build.
 # perl (for bench/sink.pl) is perl-base, which every Debian system has.
 missing=()
-for pkg in wrk nginx curl; do
+pkgs=(wrk nginx curl)
+[[ $peer == haproxy ]] && pkgs+=(haproxy)
+for pkg in "${pkgs[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
   [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
 done
@@ -112,7 +119,7 @@ if ((${#missing[@]})); then
     fail "missing Debian packages: ${missing[*]}; run as root, or: apt-get install -y ${missing[*]}"
   fi
   say "installing ${missing[*]}"
-  # Installing nginx would start the system's nginx on port 80; keep it stopped.
+  # Installing nginx (or haproxy) would start the system's service; keep it stopped.
   policy=""
   if [[ ! -e /usr/sbin/policy-rc.d ]]; then
     policy=/usr/sbin/policy-rc.d
@@ -129,6 +136,8 @@ for t in wrk nginx curl perl; do
   command -v "$t" >/dev/null || [[ -x "/usr/sbin/$t" ]] || fail "'$t' is not installed"
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+[[ $peer != haproxy || -x "$HAPROXY" ]] || fail "'haproxy' is not installed"
 
 if ((build)); then
   scripts/deps.sh
@@ -278,6 +287,8 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "tools: $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), $(wrk -v 2>&1 | awk 'NR == 1 {print $1, $2}'), strangler ${build_type:-?} build in $BIN (commit $commit, binary of $(date -u -r "$STRANGLER" '+%H:%M:%S UTC'))"
   if [[ $peer == baseline ]]; then
     echo "peer: baseline router, a copy of $base_bin ($("$BASE_STRANGLER" --version 2>&1 | head -1), binary of $(date -u -r "$BASE_STRANGLER" '+%Y-%m-%d %H:%M:%S UTC'), sha256 $(sha256sum "$BASE_STRANGLER" | cut -c1-12)); this build's binary: sha256 $(sha256sum "$STRANGLER" | cut -c1-12)"
+  elif [[ $peer == haproxy ]]; then
+    echo "peer: $("$HAPROXY" -v 2>&1 | head -1 | sed 's/ - https.*//'), nbthread $NPROC"
   else
     echo "peer: nginx reverse proxy"
   fi
@@ -465,6 +476,61 @@ EOF
   wait_http "$NGINX_URL/" "$PROXY_PID" ||
     fail "the nginx proxy did not start: $(cat "$DIR/proxy/stdout" "$DIR/proxy/error.log" 2>/dev/null)"
   PEER_URL=$NGINX_URL
+  elif [[ $peer == haproxy ]]; then
+  # HAProxy doing the same job: /api/orders (segment prefix) split 30% by an ACL
+  # on a hash of X-User-Id (CRC32, not FNV-1a: the same share, not the same
+  # users); the same header work; keep-alive to the backends, reused by any
+  # client (http-reuse always); one JSON line per request, to a file.
+  pick_port; HAPROXY_PORT=$PORT
+  mkdir -p "$DIR/proxy"
+  # Two descriptors per connection (client and backend) and some to spare,
+  # within what this shell may open (raised to its hard limit first).
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  HAPROXY_MAXCONN=$(( ($(ulimit -n) - 200) / 2 ))
+  cat >"$DIR/proxy/haproxy.cfg" <<EOF
+# The HAProxy compared with strangler serve. Started by scripts/bench.sh.
+global
+  nbthread $NPROC
+  maxconn $HAPROXY_MAXCONN
+  log stdout format raw local0
+defaults
+  mode http
+  log global
+  option http-keep-alive
+  option forwardfor
+  http-reuse always
+  timeout connect 5s
+  timeout client 65s
+  timeout server 30s
+  timeout http-keep-alive 65s
+  log-format '{"ts":"%tr","request_id":"%[var(txn.rid)]","method":"%HM","path":"%HP","backend":"%b","status":%ST,"upstream_ms":%Tr,"total_ms":%Ta,"bytes_in":%U,"bytes_out":%B,"client":"%ci"}'
+frontend router
+  bind 127.0.0.1:$HAPROXY_PORT
+  unique-id-format %{+X}o%ci%cp%Ts%rt%pid
+  http-request set-var(txn.rid) req.hdr(X-Request-Id)
+  http-request set-var(txn.rid) unique-id if !{ var(txn.rid) -m found }
+  http-request set-header X-Request-Id %[var(txn.rid)]
+  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  http-response set-header X-Request-Id %[var(txn.rid)]
+  acl orders path /api/orders
+  acl orders path_beg /api/orders/
+  acl to_new req.hdr(X-User-Id),crc32(1),mod(100) -m int lt 30
+  use_backend new if orders to_new
+  default_backend legacy
+backend legacy
+  server legacy 127.0.0.1:$LEGACY_PORT
+backend new
+  server new 127.0.0.1:$NEW_PORT
+EOF
+  "$HAPROXY" -c -f "$DIR/proxy/haproxy.cfg" >"$DIR/proxy/check" 2>&1 ||
+    fail "haproxy refused its configuration: $(cat "$DIR/proxy/check")"
+  "$HAPROXY" -db -f "$DIR/proxy/haproxy.cfg" >"$DIR/proxy/access.log" 2>"$DIR/proxy/error.log" &
+  PIDS+=($!); NAMES+=("haproxy"); PROXY_PID=$!
+  HAPROXY_URL="http://127.0.0.1:$HAPROXY_PORT"
+  wait_http "$HAPROXY_URL/" "$PROXY_PID" ||
+    fail "haproxy did not start: $(cat "$DIR/proxy/error.log" 2>/dev/null)"
+  PEER_URL=$HAPROXY_URL
   else
     # The baseline: the same router code path, another binary, its own store.
     start_router "$DIR/decisions-baseline.log" "$BASE_STRANGLER" "$BASE_DB"
@@ -629,6 +695,8 @@ EOF
     echo "router: peak RSS (VmHWM) $(mib "$router_hwm") MiB ($router_threads threads left at the end); CPU $(calc '%.1f' "$router_us") us/request ($(calc '%.2f' "$router_ticks / $CLK_TCK") s user+sys for $router_requests requests)"
     if [[ $peer == baseline ]]; then
       echo "baseline router: peak RSS (VmHWM) $(mib "$peer_hwm") MiB ($peer_threads threads left at the end); CPU $(calc '%.1f' "$peer_us") us/request ($(calc '%.2f' "$peer_ticks / $CLK_TCK") s user+sys for $peer_requests requests)"
+    elif [[ $peer == haproxy ]]; then
+      echo "haproxy ($NPROC threads): peak RSS (VmHWM) $(mib "$peer_hwm") MiB; CPU $(calc '%.1f' "$peer_us") us/request ($(calc '%.2f' "$peer_ticks / $CLK_TCK") s user+sys for $peer_requests requests)"
     else
       echo "nginx proxy (master + 2 workers): peak RSS $(mib "$peer_hwm") MiB summed; CPU $(calc '%.1f' "$peer_us") us/request ($(calc '%.2f' "$peer_ticks / $CLK_TCK") s user+sys for $peer_requests requests)"
     fi
@@ -643,7 +711,7 @@ EOF
     if [[ $peer == baseline ]]; then
       echo "logs: router decision log $decision_lines lines, baseline decision log $peer_lines lines (warm-up included; wrk does not count requests cut off at the end)"
     else
-      echo "logs: router decision log $decision_lines lines, nginx access log $peer_lines lines (warm-up included; wrk does not count requests cut off at the end)"
+      echo "logs: router decision log $decision_lines lines, $peer access log $peer_lines lines (warm-up included; wrk does not count requests cut off at the end)"
     fi
     echo "raw per-run numbers: $RAW"
   } | tee -a "$SUMMARY"
@@ -676,6 +744,14 @@ if ((idle_n > 0)); then
     start_router "$DIR/decisions-idle-baseline.log" "$BASE_STRANGLER" "$BASE_DB"
     idle_step baseline "${ROUTER##*:}" "$ROUTER_PID"
     stop_router
+  elif [[ $peer == haproxy ]] && ((run_main)); then
+    # A fresh HAProxy with the comparison's configuration.
+    "$HAPROXY" -db -f "$DIR/proxy/haproxy.cfg" >"$DIR/proxy/access-idle.log" 2>"$DIR/proxy/error-idle.log" &
+    PIDS+=($!); NAMES+=("haproxy (idle)"); IDLE_HAPROXY_PID=$!
+    wait_http "$HAPROXY_URL/" "$IDLE_HAPROXY_PID" ||
+      fail "haproxy did not start again: $(cat "$DIR/proxy/error-idle.log" 2>/dev/null)"
+    idle_step haproxy "${HAPROXY_URL##*:}" "$IDLE_HAPROXY_PID"
+    stop_pid "$IDLE_HAPROXY_PID" || true
   elif ((run_main)); then
     # A fresh nginx proxy with the comparison's configuration.
     "$NGINX" -e "$DIR/proxy/error.log" -p "$DIR/proxy/" -c "$DIR/proxy/nginx.conf" \
