@@ -256,8 +256,9 @@ void RegisterServeCommand(CLI::App& app, CliContext& ctx) {
                   "listener needs 'Authorization: Bearer TOKEN'; without this file it is off")
       ->type_name("FILE");
   cmd->add_flag("--admin-public-read", opts->admin_public_read,
-                "/api/v1 reads (and so the dashboard) need no token; writes still need a "
-                "'write' token of --admin-token-file. Only on a listener nobody untrusted reaches");
+                "/api/v1 reads (and so the dashboard) need no token when the listener is "
+                "addressed by IP or localhost; writes still need a 'write' token of "
+                "--admin-token-file. Only on a listener nobody untrusted reaches");
   // Every option may come from the environment too (systemd units,
   // containers): --max-body-mb from STRANGLER_MAX_BODY_MB; a flag wins.
   for (CLI::Option* opt : cmd->get_options([](CLI::Option* o) { return !o->get_lnames().empty(); })) {
