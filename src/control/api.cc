@@ -485,28 +485,20 @@ void ControlApi::Register(httplib::Server& server) {
                j["split"] = outcome->split.empty() ? Json() : Json(outcome->split);
                Answer(res, 200, j);
              }));
-  server.Get("/api/v1/history",
-             with(Need::kRead, [](Req req, Res res, const TokenEntry&, Store& s) {
-               int limit = 20;
-               if (!LimitParam(req, res, &limit)) return;
-               // object=NAME (every kind by that name, as `history NAME`) or
-               // object=KIND/NAME (route/orders: that object only).
-               const std::string object = req.get_param_value("object");
-               const size_t slash = object.find('/');
-               auto rows = s.History(object.substr(slash == std::string::npos ? 0 : slash + 1),
-                                     slash == std::string::npos ? limit : -1);
-               if (!rows.ok()) return StoreError(res, rows.status());
-               if (slash != std::string::npos) {
-                 std::vector<ChangeRow> kept;
-                 for (ChangeRow& r : *rows) {
-                   if (r.object == object && static_cast<int>(kept.size()) < limit) {
-                     kept.push_back(std::move(r));
-                   }
-                 }
-                 *rows = std::move(kept);
-               }
-               Answer(res, 200, ChangeRowsJson(rows.value()));
-             }));
+  server.Get(
+      "/api/v1/history", with(Need::kRead, [](Req req, Res res, const TokenEntry&, Store& s) {
+        int limit = 20;
+        if (!LimitParam(req, res, &limit)) return;
+        // object=NAME (every kind by that name, as `history NAME`) or
+        // object=KIND/NAME (route/orders: that object only).
+        const std::string object = req.get_param_value("object");
+        const size_t slash = object.find('/');
+        auto rows = slash == std::string::npos
+                        ? s.History(object, limit)
+                        : s.History(object.substr(slash + 1), limit, object.substr(0, slash));
+        if (!rows.ok()) return StoreError(res, rows.status());
+        Answer(res, 200, ChangeRowsJson(rows.value()));
+      }));
 
   // PUT (create or replace) and PATCH (change the fields given) of a route
   // or a backend: the body is its rule-file object.

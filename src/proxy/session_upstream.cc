@@ -323,7 +323,7 @@ void Session::LogRequest() {
   const double seconds = backend != 0 ? r.total_ms / 1000 : -1;
   metrics_->CountRequest(route, backend, r.reason, r.status, seconds);
   if (route != 0 && r.status > 0) {
-    // The route's last minute, split as ramps judge it (CountRequest above).
+    // The route's last minute, split as ramps judge it (Session::CountRequest).
     const RouteExtras& x = snap_->routes[static_cast<size_t>(st_.decision.route)];
     LiveSample live;
     live.error = st_.status >= 500 || st_.fell_back;

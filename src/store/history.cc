@@ -267,14 +267,18 @@ Json ChangeRowsJson(const std::vector<ChangeRow>& rows) {
   return arr;
 }
 
-Result<std::vector<ChangeRow>> Store::History(const std::string& object_name, int limit) {
+Result<std::vector<ChangeRow>> Store::History(const std::string& object_name, int limit,
+                                              const std::string& object_kind) {
+  std::string sql = kSelectChanges;
+  if (!object_name.empty()) sql += " WHERE object_name = ?2";
+  if (!object_kind.empty())
+    sql += object_name.empty() ? " WHERE object_kind = ?3" : " AND object_kind = ?3";
+  sql += " ORDER BY id DESC LIMIT ?1";
   Stmt s;
-  STRANGLER_RETURN_IF_ERROR(s.Prepare(
-      db_, object_name.empty() ? std::string(kSelectChanges) + " ORDER BY id DESC LIMIT ?1"
-                               : std::string(kSelectChanges) +
-                                     " WHERE object_name = ?2 ORDER BY id DESC LIMIT ?1"));
+  STRANGLER_RETURN_IF_ERROR(s.Prepare(db_, sql));
   s.Bind(1, int64_t{limit > 0 ? limit : -1});  // a negative LIMIT means none
   if (!object_name.empty()) s.Bind(2, object_name);
+  if (!object_kind.empty()) s.Bind(3, object_kind);
   return CollectRows<ChangeRow>(s, ChangeFromRow);
 }
 
@@ -317,18 +321,21 @@ Result<std::vector<ChangeRow>> Store::Revert(int64_t change_id, const ChangeCont
   revert_ctx.reason = "revert of change " + std::to_string(change_id) +
                       (ctx.reason.empty() ? "" : ": " + ctx.reason);
   std::vector<ChangeRow> recorded;
-  Status st = RunWrite(db_, revert_ctx, [&](Write* w) -> Status {
-    Result<std::optional<StoredChange>> c = FindChange(w->db, change_id);
-    if (!c.ok()) return c.status();
-    if (!c->has_value()) return NoSuchChange(change_id);
-    Status s = RevertIn(w, **c);
-    if (!s.ok()) {
-      return WrapStatus(s, "cannot revert change " + std::to_string(change_id) + " (" +
-                               (*c)->row.action + " " + (*c)->row.object + ")");
-    }
-    recorded = w->recorded;
-    return Status::Ok();
-  }, mode == Mode::kWrite);
+  Status st = RunWrite(
+      db_, revert_ctx,
+      [&](Write* w) -> Status {
+        Result<std::optional<StoredChange>> c = FindChange(w->db, change_id);
+        if (!c.ok()) return c.status();
+        if (!c->has_value()) return NoSuchChange(change_id);
+        Status s = RevertIn(w, **c);
+        if (!s.ok()) {
+          return WrapStatus(s, "cannot revert change " + std::to_string(change_id) + " (" +
+                                   (*c)->row.action + " " + (*c)->row.object + ")");
+        }
+        recorded = w->recorded;
+        return Status::Ok();
+      },
+      mode == Mode::kWrite);
   if (!st.ok()) return st;
   return recorded;
 }

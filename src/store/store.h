@@ -135,8 +135,10 @@ class Store {
   // One change by id (NotFound when there is none).
   Result<ChangeRow> GetChange(int64_t change_id);
 
-  // Newest first; `object_name` filters by backend or route name ("" = all).
-  Result<std::vector<ChangeRow>> History(const std::string& object_name, int limit);
+  // Newest first; `object_name` filters by backend or route name ("" = all),
+  // `object_kind` by kind ("backend", "route", "ramp", "mirror"; "" = all).
+  Result<std::vector<ChangeRow>> History(const std::string& object_name, int limit,
+                                         const std::string& object_kind = "");
 
   // Ramps (see "Life of a ramp" above). Start refuses a bad spec (usage:
   // target 1..100 %, step above 0 and at most 100 %, every_ms >= 1000,
