@@ -320,7 +320,9 @@ void Session::LogRequest() {
   if (snap_ && !st_.backend_name.empty() && st_.decision.backend >= 0) {
     backend = snap_->targets[static_cast<size_t>(st_.decision.backend)]->metric_id;
   }
-  const double seconds = backend != 0 ? r.total_ms / 1000 : -1;
+  // Not timed: an answer no backend gave, and a WebSocket tunnel (101), whose
+  // total_ms is how long it stayed open, not how long an answer took.
+  const double seconds = backend != 0 && r.status != 101 ? r.total_ms / 1000 : -1;
   metrics_->CountRequest(route, backend, r.reason, r.status, seconds);
   if (route != 0 && r.status > 0) {
     // The route's last minute, split as ramps judge it (Session::CountRequest).

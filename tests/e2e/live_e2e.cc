@@ -7,13 +7,16 @@
 
 #include <signal.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <doctest/doctest.h>
 
 #include "api_client.h"
 #include "harness.h"
+#include "websocket.h"
 
 namespace strangler {
 namespace e2e {
@@ -170,6 +173,39 @@ TEST_CASE("e2e: /api/v1/live counts each side by the backend that answered, acro
   CHECK(orders["sides"]["else"]["backend"] == "new");
   CHECK(orders["sides"]["else"]["requests"] == 8);
   CHECK(orders["observed_share"] == 0);
+}
+
+// A tunnel's total_ms is how long it stayed open: found by the raw-byte
+// round after this change (two 2.5 s tunnels showed a p50 of 2755 ms).
+TEST_CASE("e2e: a WebSocket tunnel counts as a request in /live but not as a latency") {
+  RawBackend legacy("legacy");
+  WsEchoBackend ws("ws");
+  REQUIRE(legacy.Start());
+  REQUIRE(ws.Start());
+  Fixture fx;
+  fx.AddBackend("legacy", legacy.url(), {"--default"});
+  fx.AddBackend("ws", ws.url());
+  fx.AddRoute("feed", {"--to", "ws", "--path", "/feed"});
+  REQUIRE(fx.StartServe({"--admin", "127.0.0.1:0", "--admin-public-read"}));
+  Api api{AdminPort(*fx.serve())};
+  REQUIRE(api.WaitReady());
+  {
+    WsClient c;
+    REQUIRE_MESSAGE(c.Open(fx.port(), "/feed/1"), c.error());
+    REQUIRE(c.status() == 101);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // held open a while
+    REQUIRE(c.SendClose(1000));
+    REQUIRE(c.ReadClose(kHangGuardMs).ok);
+  }
+  REQUIRE(PollUntil([&] {
+    return (*LiveRoute(api.CallJson("GET", "/api/v1/live", "", 200), "feed"))["requests"] == 1;
+  }));
+  const Json live = api.CallJson("GET", "/api/v1/live", "", 200);
+  const Json& to = (*LiveRoute(live, "feed"))["sides"]["to"];
+  INFO(to.dump());
+  CHECK(to["requests"] == 1);
+  CHECK(to["p50_ms"].is_null());
+  CHECK(to["p99_ms"].is_null());
 }
 
 TEST_CASE("e2e: the API's diff, explain, whoami and ramp start answer as the CLI does") {
