@@ -15,6 +15,8 @@
 #include <queue>
 #include <unordered_map>
 
+#include "proxy/transport.h"
+
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/common_interface_defs.h>
 #define STRANGLER_ASAN 1
@@ -38,7 +40,7 @@ struct Fiber;
 struct FdState {
   Fiber* reader = nullptr;
   Fiber* writer = nullptr;
-  bool in_ready = true;   // optimistic: try the syscall first
+  bool in_ready = true;  // optimistic: try the syscall first
   bool out_ready = true;
 };
 
@@ -185,10 +187,12 @@ class Worker {
   // microsecond where the kernel can (epoll_pwait2, Linux 5.11): a
   // connection settling for 1 ms (Instance::settle) waits 1 ms, not 2.
   int WaitEvents(epoll_event* events, int max) {
-    auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::milliseconds(250));
+    auto wait =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::milliseconds(250));
     if (!timers_.empty()) {
       auto until = timers_.top().deadline - Clock::now();
-      if (until < wait) wait = until < Clock::duration::zero() ? std::chrono::nanoseconds(0) : until;
+      if (until < wait)
+        wait = until < Clock::duration::zero() ? std::chrono::nanoseconds(0) : until;
     }
     if (precise_timeout_) {
       timespec ts{static_cast<time_t>(wait.count() / 1000000000),
@@ -258,7 +262,7 @@ class Worker {
   int wake_ = -1;
   std::atomic<bool> stop_{false};
   std::mutex mu_;
-  std::vector<int> inbox_;  // guarded by mu_
+  std::vector<int> inbox_;         // guarded by mu_
   std::vector<uint64_t> unparks_;  // guarded by mu_: Unpark from other threads
   std::vector<std::unique_ptr<FdState>> fds_;
   std::deque<Fiber*> runnable_;
@@ -359,8 +363,7 @@ void Worker::SwitchToScheduler() {
 #endif
 #ifdef STRANGLER_ASAN
   void* fake = nullptr;
-  __sanitizer_start_switch_fiber(f->done ? nullptr : &fake, sched_stack_bottom_,
-                                 sched_stack_size_);
+  __sanitizer_start_switch_fiber(f->done ? nullptr : &fake, sched_stack_bottom_, sched_stack_size_);
 #endif
   swapcontext(&f->ctx, &sched_ctx_);
 #ifdef STRANGLER_ASAN
@@ -475,7 +478,10 @@ int WorkerIndex() { return tl_worker ? tl_worker->index() : 0; }
 
 void Adopt(int fd) { tl_worker->Adopt(fd); }
 
-void Close(int fd) { tl_worker->Close(fd); }
+void Close(int fd) {
+  DropTls(fd);
+  tl_worker->Close(fd);
+}
 
 void Disown(int fd) { tl_worker->Disown(fd); }
 
@@ -504,109 +510,17 @@ Clock::time_point Deadline(int timeout_ms) {
 }
 }  // namespace
 
-ssize_t Recv(int fd, char* buf, size_t len, int timeout_ms) {
-  Worker* w = tl_worker;
-  auto deadline = Deadline(timeout_ms);
-  while (true) {
-    ssize_t n = recv(fd, buf, len, 0);
-    if (n >= 0) return n;
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
-    w->State(fd)->in_ready = false;
-    if (!w->Wait(fd, true, deadline)) {
-      errno = ETIMEDOUT;
-      return -1;
-    }
-  }
-}
-
-namespace {
-
-// Sends everything, parking while the socket is full. With `watch_answer`,
-// also wakes when the peer has bytes for us (see SendAllOrAnswer).
-SendResult SendLoop(int fd, const char* data, size_t len, int timeout_ms, bool watch_answer,
-                    size_t* sent) {
-  Worker* w = tl_worker;
-  auto deadline = Deadline(timeout_ms);
-  if (sent) *sent = 0;
-  while (len > 0) {
-    ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
-    if (n > 0) {
-      data += n;
-      len -= static_cast<size_t>(n);
-      if (sent) *sent += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      // The peer reset or closed: an answer it sent first is still readable,
-      // and it is the answer (not a reason to send the request again).
-      int saved = errno;
-      char probe;
-      if (watch_answer && recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
-        return SendResult::kAnswered;
-      }
-      errno = saved;
-      return SendResult::kError;
-    }
-    w->State(fd)->out_ready = false;
-    WaitFor both[2] = {{fd, false}, {fd, true}};
-    int which = w->WaitAny(both, watch_answer ? 2 : 1, deadline);
-    if (which < 0) {
-      errno = ETIMEDOUT;
-      return SendResult::kError;
-    }
-    if (which == 1) {
-      // Readable: an answer, or the end of the connection. Either way the
-      // rest of this body is not wanted.
-      char probe;
-      ssize_t p = recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (p > 0) return SendResult::kAnswered;
-      if (p == 0) {
-        errno = EPIPE;
-        return SendResult::kError;
-      }
-      if (errno != EAGAIN && errno != EWOULDBLOCK) return SendResult::kError;
-      w->State(fd)->in_ready = false;  // spurious: keep sending
-    }
-  }
-  return SendResult::kSent;
-}
-
-}  // namespace
-
-bool SendAll(int fd, const char* data, size_t len, int timeout_ms) {
-  return SendLoop(fd, data, len, timeout_ms, false, nullptr) == SendResult::kSent;
-}
-
 int WaitAny(const WaitFor* items, int n, int timeout_ms) {
   return tl_worker->WaitAny(items, n, Deadline(timeout_ms));
+}
+
+int WaitAnyUntil(const WaitFor* items, int n, Clock::time_point deadline) {
+  return tl_worker->WaitAny(items, n, deadline);
 }
 
 void NotReady(int fd, bool read) {
   FdState* st = tl_worker->State(fd);
   (read ? st->in_ready : st->out_ready) = false;
-}
-
-bool IdleAndClean(int fd) {
-  char probe;
-  ssize_t n = recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-    NotReady(fd, true);
-    return true;
-  }
-  return false;  // unread bytes (n > 0), closed (0) or failed
-}
-
-bool QuietUntil(int fd, Clock::time_point until) {
-  if (!IdleAndClean(fd)) return false;
-  if (Clock::now() >= until) return true;
-  tl_worker->Wait(fd, true, until);  // ready or not, the probe decides
-  return IdleAndClean(fd);
-}
-
-SendResult SendAllOrAnswer(int fd, const char* data, size_t len, int timeout_ms, size_t* sent) {
-  return SendLoop(fd, data, len, timeout_ms, true, sent);
 }
 
 int Connect(const ResolvedAddr& a, int timeout_ms, ConnectError* err) {

@@ -13,9 +13,9 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstdint>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -60,12 +60,8 @@ namespace fio {
 int WorkerIndex();
 // Makes fd non-blocking and registers it with the current worker.
 void Adopt(int fd);
-// Unregisters and closes.
+// Unregisters and closes (its TLS, if any, with it).
 void Close(int fd);
-// > 0 bytes, 0 at EOF, -1 with errno (ETIMEDOUT when timeout_ms passed).
-ssize_t Recv(int fd, char* buf, size_t len, int timeout_ms);
-// False on error or timeout (errno ETIMEDOUT).
-bool SendAll(int fd, const char* data, size_t len, int timeout_ms);
 // One thing a fiber can wait for: fd readable (read) or writable.
 struct WaitFor {
   int fd = -1;
@@ -76,24 +72,11 @@ constexpr int kMaxWaitFor = 4;
 // passes. The index of a ready item (a hint: try the syscall, it may still
 // say EAGAIN), or -1 on timeout.
 int WaitAny(const WaitFor* items, int n, int timeout_ms);
+// WaitAny with a deadline instead of a timeout.
+int WaitAnyUntil(const WaitFor* items, int n, std::chrono::steady_clock::time_point deadline);
 // Records that a non-blocking call on fd said EAGAIN, so WaitAny parks.
 void NotReady(int fd, bool read);
-// For a pooled keep-alive connection about to carry a new request: true
-// when the peer has not closed it and has sent nothing since its last
-// answer. Bytes waiting there belong to no request; handing them to the
-// next one is how one client gets another's answer.
-bool IdleAndClean(int fd);
-// IdleAndClean, and still so at `until` (the fiber waits till then, or
-// until a byte or the peer's close comes first).
-bool QuietUntil(int fd, std::chrono::steady_clock::time_point until);
-
-enum class SendResult { kSent, kAnswered, kError };
-// SendAll for a request body: when the peer stops reading and has bytes for
-// us (an answer before the whole request arrived, as an early 413 or 401),
-// stops with kAnswered. *sent (when given) is what was sent, whatever the
-// result. kError sets errno.
-SendResult SendAllOrAnswer(int fd, const char* data, size_t len, int timeout_ms,
-                           size_t* sent = nullptr);
+// (The reads and writes themselves, plain or TLS: proxy/transport.h.)
 
 // A wait for something other than a socket (a place in a queue), which any
 // thread may end. PrepareParking() readies one for the current fiber; Park()

@@ -13,6 +13,7 @@
 #include "http/http_message.h"
 #include "http/response_relay.h"
 #include "proxy/net.h"
+#include "proxy/transport.h"
 #include "proxy/upstream.h"
 
 namespace strangler {

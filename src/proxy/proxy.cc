@@ -14,6 +14,7 @@
 
 #include "proxy/error_reply.h"
 #include "proxy/fiber.h"
+#include "proxy/transport.h"
 #include "proxy/read_buffer.h"
 #include "proxy/session.h"
 

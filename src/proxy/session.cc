@@ -12,6 +12,7 @@
 #include "proxy/fiber.h"
 #include "proxy/net.h"
 #include "proxy/random.h"
+#include "proxy/transport.h"
 #include "proxy/tunnel.h"
 
 namespace strangler {
@@ -19,14 +20,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr int kTickMs = 250;               // client reads wake this often to see shutdown
+constexpr int kTickMs = 250;  // client reads wake this often to see shutdown
 constexpr size_t kBufferBytes = BufferCache::kBlockBytes;
 // After an error answer that closes the connection, what the client still
 // sends is read and thrown away for at most this long, each read waiting at
 // most kLingerIdleMs.
 constexpr int kLingerMs = 2000;
 constexpr int kLingerIdleMs = 500;
-
 
 // 128 random bits as 32 hex digits.
 void NewRequestId(std::string* out) {
@@ -42,14 +42,14 @@ void NewRequestId(std::string* out) {
 }  // namespace
 
 void LingeringClose(int fd) {
-  if (shutdown(fd, SHUT_WR) != 0) return;
+  fio::ShutdownWrite(fd);
   const Clock::time_point until = Clock::now() + std::chrono::milliseconds(kLingerMs);
   char sink[16 * 1024];
   while (true) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
     if (left <= 0) return;
-    ssize_t n = fio::Recv(fd, sink, sizeof(sink),
-                          static_cast<int>(std::min<int64_t>(left, kLingerIdleMs)));
+    ssize_t n =
+        fio::Recv(fd, sink, sizeof(sink), static_cast<int>(std::min<int64_t>(left, kLingerIdleMs)));
     if (n <= 0) return;  // the client closed, went quiet or failed
   }
 }
@@ -77,10 +77,9 @@ void Session::Run() {
         // no method or path.
         StartClock();
         NewRequestId(&st_.request_id);
-        Refuse(error_status, error_status == 400
-                                 ? std::string("malformed request: ") +
-                                       (req_.error() ? req_.error() : "parse error")
-                                 : std::string(StatusText(error_status)));
+        Refuse(error_status, error_status == 400 ? std::string("malformed request: ") +
+                                                       (req_.error() ? req_.error() : "parse error")
+                                                 : std::string(StatusText(error_status)));
       }
       break;
     }
@@ -103,12 +102,10 @@ Session::ReadResult Session::FillClient(bool idle, Clock::time_point deadline, i
       fio::WaitFor both[2] = {{watch_fd, true}, {fd_, true}};
       int which = fio::WaitAny(both, 2, kTickMs);
       if (which == 0) {
-        char probe;
-        ssize_t p = recv(watch_fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+        int p = fio::Peek(watch_fd);
         if (p > 0) return ReadResult::kAnswered;
         if (p == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return ReadResult::kUpstreamGone;
-        fio::NotReady(watch_fd, true);
-        continue;
+        continue;  // nothing (or a TLS record with no data)
       }
       if (which < 0) {
         if (Clock::now() >= deadline) return ReadResult::kTimeout;
@@ -116,16 +113,13 @@ Session::ReadResult Session::FillClient(bool idle, Clock::time_point deadline, i
       }
       // The client side is (said to be) readable: take what is there without
       // parking on the client alone, or the backend would go unwatched.
-      ssize_t n = recv(fd_, in_.tail(), in_.room(), MSG_DONTWAIT);
+      ssize_t n = fio::TryRecv(fd_, in_.tail(), in_.room());
       if (n > 0) {
         in_.wpos += static_cast<size_t>(n);
         return ReadResult::kOk;
       }
       if (n == 0) return ReadResult::kEof;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        fio::NotReady(fd_, true);
-        continue;
-      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) continue;
       if (errno == EINTR) continue;
       return ReadResult::kError;
     }
@@ -148,7 +142,7 @@ Session::ReadResult Session::FillClient(bool idle, Clock::time_point deadline, i
 Session::ReadResult Session::AwaitClient(Clock::time_point deadline) {
   while (true) {
     if (!in_.MakeRoom(false, SIZE_MAX)) return ReadResult::kError;
-    ssize_t n = recv(fd_, in_.tail(), in_.room(), MSG_DONTWAIT);
+    ssize_t n = fio::TryRecv(fd_, in_.tail(), in_.room());
     if (n > 0) {
       in_.wpos += static_cast<size_t>(n);
       return ReadResult::kOk;
@@ -156,7 +150,6 @@ Session::ReadResult Session::AwaitClient(Clock::time_point deadline) {
     if (n == 0) return ReadResult::kEof;
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return ReadResult::kError;
-    fio::NotReady(fd_, true);
     in_.Release();
     up_.ReleaseBuffer();
     const fio::WaitFor client{fd_, true};
@@ -251,7 +244,8 @@ bool Session::HandleRequest() {
   const char* bad_head = nullptr;
   int bad_status = 400;
   if (!AnalyseHead(&bad_status, &bad_head)) {
-    return Refuse(bad_status, std::string(bad_status == 400 ? "malformed request: " : "") + bad_head);
+    return Refuse(bad_status,
+                  std::string(bad_status == 400 ? "malformed request: " : "") + bad_head);
   }
   return Decide() && Admit() && ReadBody() && Forward();
 }
@@ -311,7 +305,8 @@ bool Session::AnalyseHead(int* status, const char** why) {
       upgrade_websocket = upgrade_websocket || ListsToken(value, "websocket");
     } else if (IEquals(name, "transfer-encoding")) {
       ++codings;
-      while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+      while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
+        value.remove_suffix(1);
       only_chunked = only_chunked && IEquals(value, "chunked");
       std::string_view last = value.substr(value.rfind(',') + 1);  // npos + 1: all of it
       while (!last.empty() && (last.front() == ' ' || last.front() == '\t')) last.remove_prefix(1);
@@ -367,7 +362,8 @@ bool Session::Decide() {
   std::string_view path_and_query = target;
   if (!st_.method_is("CONNECT")) {
     TargetParts parts = SplitTarget(target, &st_.absolute_target);
-    if (parts.error != nullptr) return Refuse(400, std::string("malformed request: ") + parts.error);
+    if (parts.error != nullptr)
+      return Refuse(400, std::string("malformed request: ") + parts.error);
     path_and_query = parts.path_and_query;
     if (parts.absolute) {
       st_.host.assign(parts.authority);
@@ -512,8 +508,8 @@ bool Session::RefuseBody() {
   }
   const std::string why =
       st_.body_too_large
-          ? "request body over the limit of " +
-                std::to_string(proxy_->options().max_body_bytes) + " bytes"
+          ? "request body over the limit of " + std::to_string(proxy_->options().max_body_bytes) +
+                " bytes"
           : std::string("malformed request body: ") + (req_.error() ? req_.error() : "parse error");
   const int status = st_.body_too_large ? 413 : 400;
   // Nothing reached a backend: the router's own refusal. Otherwise the

@@ -7,6 +7,7 @@
 #include "proxy/error_reply.h"
 #include "proxy/random.h"
 #include "proxy/session.h"
+#include "proxy/transport.h"
 
 namespace strangler {
 

@@ -5,6 +5,7 @@
 #include <cerrno>
 
 #include "proxy/fiber.h"
+#include "proxy/transport.h"
 
 namespace strangler {
 namespace {
@@ -23,16 +24,13 @@ struct Pipe {
 // Moves bytes one step along the pipe without waiting; true if anything moved.
 bool Step(Pipe* p, bool* failed) {
   if (p->pending()) {
-    ssize_t n = send(p->to, p->buf->data() + p->buf->rpos, p->buf->unread(),
-                     MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n = fio::TrySend(p->to, p->buf->data() + p->buf->rpos, p->buf->unread());
     if (n > 0) {
       p->buf->rpos += static_cast<size_t>(n);
       *p->count += static_cast<uint64_t>(n);
       return true;
     }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      fio::NotReady(p->to, false);
-    } else if (n < 0 && errno != EINTR) {
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
       *failed = true;
     }
     return false;
@@ -43,19 +41,17 @@ bool Step(Pipe* p, bool* failed) {
     return false;
   }
   p->buf->rpos = p->buf->wpos = 0;
-  ssize_t n = recv(p->from, p->buf->data(), p->buf->size(), MSG_DONTWAIT);
+  ssize_t n = fio::TryRecv(p->from, p->buf->data(), p->buf->size());
   if (n > 0) {
     p->buf->wpos = static_cast<size_t>(n);
     return true;
   }
   if (n == 0) {
     p->eof = true;  // half-close: the other side sees it, the tunnel goes on
-    shutdown(p->to, SHUT_WR);
+    fio::ShutdownWrite(p->to);
     return true;
   }
-  if (errno == EAGAIN || errno == EWOULDBLOCK) {
-    fio::NotReady(p->from, true);
-  } else if (errno != EINTR) {
+  if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
     *failed = true;
   }
   return false;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "proxy/fiber.h"
+#include "proxy/transport.h"
 
 namespace strangler {
 
@@ -54,7 +55,7 @@ std::string Instance::ResolveError() const {
 
 Instance::~Instance() {
   for (auto& list : idle_) {
-    for (const Idle& c : list) close(c.fd);
+    for (const Idle& c : list) fio::CloseUnregistered(c.fd);
   }
 }
 
@@ -141,7 +142,7 @@ void Instance::CloseOverCapLocked() {
     }
     // Closed from here, whichever thread this is (the reload's, when the
     // cap changed): see Take.
-    close(oldest->front().fd);
+    fio::CloseUnregistered(oldest->front().fd);
     oldest->pop_front();
     --idle_n_;
     --open_;
@@ -200,7 +201,8 @@ Instance::Got Instance::TakeLocked(int worker, bool fresh, int* fd, Clock::time_
     other.pop_back();
     --idle_n_;
     if (fresh || Clock::now() - moved.since >= std::chrono::milliseconds(idle_ms_)) {
-      close(moved.fd);  // leaves that worker's poll set with it; its slot is taken here
+      fio::CloseUnregistered(
+          moved.fd);  // leaves that worker's poll set with it; its slot is taken here
       return Got::kSlot;
     }
     fio::AdoptFrom(moved.poll_set, moved.fd);

@@ -95,7 +95,9 @@ void UpstreamAttempt::Judge() {
   Instance* instance = instance_;
   if (instance == nullptr) return;
   switch (s_.failure) {
-    case Failure::kNone: instance->health().Answered(); break;
+    case Failure::kNone:
+      instance->health().Answered();
+      break;
     case Failure::kTimeout:
       instance->ReportFailure("no answer in time");
       CountError(UpstreamError::kTimeout);
@@ -116,7 +118,8 @@ void UpstreamAttempt::Judge() {
     case Failure::kRefused:         // counted by Instance::Connect
     case Failure::kConnectTimeout:  // likewise
     case Failure::kUnresolved:      // likewise
-    case Failure::kQueue: break;
+    case Failure::kQueue:
+      break;
   }
 }
 
@@ -214,8 +217,8 @@ Instance::Got UpstreamAttempt::TakeAny(int* fd) {
 
 fio::SendResult UpstreamAttempt::SendOnce() {
   size_t sent = 0;
-  fio::SendResult r = fio::SendAllOrAnswer(fd_, out_.data() + sent_, out_.size() - sent_,
-                                           timeout_ms(), &sent);
+  fio::SendResult r =
+      fio::SendAllOrAnswer(fd_, out_.data() + sent_, out_.size() - sent_, timeout_ms(), &sent);
   sent_ += sent;
   if (r != fio::SendResult::kSent) return r;
   sent_ = out_.size();
@@ -321,7 +324,7 @@ bool UpstreamAttempt::Pump() {
       ev = Event::kError;
       break;
     }
-    ssize_t n = recv(fd_, in_.tail(), in_.room(), MSG_DONTWAIT);
+    ssize_t n = fio::TryRecv(fd_, in_.tail(), in_.room());
     if (n > 0) {
       s_.any_answer_byte = true;
       in_.wpos += static_cast<size_t>(n);
@@ -343,7 +346,6 @@ bool UpstreamAttempt::Pump() {
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      fio::NotReady(fd_, true);
       if (!Deliver()) {
         ev = Event::kError;
         break;
@@ -393,8 +395,7 @@ UpstreamAttempt::Outcome UpstreamAttempt::ReadAnswer(bool request_done, bool ide
         // request was still being sent is retried whatever the method: the
         // backend never had the whole request.)
         if (again) s_.retried = true;
-        if ((again ? Reconnect() : ToAnotherInstance()) &&
-            SendOnce() == fio::SendResult::kSent) {
+        if ((again ? Reconnect() : ToAnotherInstance()) && SendOnce() == fio::SendResult::kSent) {
           continue;
         }
         if (s_.failure == Failure::kNone) s_.failure = Failure::kFailed;
@@ -418,8 +419,7 @@ UpstreamAttempt::Outcome UpstreamAttempt::ReadAnswer(bool request_done, bool ide
     }
     if (!Deliver()) break;  // stream what we have before waiting for more
   }
-  s_.upstream_ms =
-      std::chrono::duration<double, std::milli>(Clock::now() - s_.started).count();
+  s_.upstream_ms = std::chrono::duration<double, std::milli>(Clock::now() - s_.started).count();
   if (ev == Event::kRefused) {  // (also when Pump saw it)
     s_.refused_status = relay_.status();
     s_.failure = Failure::kFailed;

@@ -18,6 +18,7 @@
 #include "http/response_relay.h"
 #include "metrics/request_metrics.h"
 #include "proxy/fiber.h"
+#include "proxy/transport.h"
 #include "proxy/read_buffer.h"
 #include "proxy/upstream.h"
 
