@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "cli/cli_commands.h"
 #include "control/serve.h"
@@ -229,8 +229,9 @@ void RegisterServeCommand(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--max-header-kb", opts->max_header_kb,
                   "largest request head in KiB; larger gets 431")
       ->capture_default_str();
-  cmd->add_option("--max-body-mb", opts->max_body_mb,
-                  "largest request body in MiB, 0 = no limit (bodies are streamed); larger gets 413")
+  cmd->add_option(
+         "--max-body-mb", opts->max_body_mb,
+         "largest request body in MiB, 0 = no limit (bodies are streamed); larger gets 413")
       ->capture_default_str();
   cmd->add_option("--encoded-slash", opts->encoded_slash,
                   "%2F or %5C in a path: 'decode' reads it as '/' when matching routes (the "
@@ -259,9 +260,18 @@ void RegisterServeCommand(CLI::App& app, CliContext& ctx) {
                 "/api/v1 reads (and so the dashboard) need no token when the listener is "
                 "addressed by IP or localhost; writes still need a 'write' token of "
                 "--admin-token-file. Only on a listener nobody untrusted reaches");
+  cmd->add_option("--tls-cert", opts->tls_cert,
+                  "TLS on the listener (1.2 and 1.3, ALPN http/1.1): the certificate chain, PEM, "
+                  "the server's certificate first; reloaded when the file changes (no restart); "
+                  "backends get X-Forwarded-Proto: https")
+      ->type_name("FILE");
+  cmd->add_option("--tls-key", opts->tls_key,
+                  "the private key of --tls-cert, PEM (reloaded with it)")
+      ->type_name("FILE");
   // Every option may come from the environment too (systemd units,
   // containers): --max-body-mb from STRANGLER_MAX_BODY_MB; a flag wins.
-  for (CLI::Option* opt : cmd->get_options([](CLI::Option* o) { return !o->get_lnames().empty(); })) {
+  for (CLI::Option* opt :
+       cmd->get_options([](CLI::Option* o) { return !o->get_lnames().empty(); })) {
     const std::string& name = opt->get_lnames().front();
     if (name == "help") continue;
     std::string env = "STRANGLER_";
@@ -323,9 +333,15 @@ void RegisterServeCommand(CLI::App& app, CliContext& ctx) {
                                "'; give HOST:PORT (127.0.0.1:9901), :PORT or PORT (127.0.0.1)");
         }
       } else if (!opts->admin_token_file.empty()) {
-        return Status::Usage("--admin-token-file needs --admin HOST:PORT (the API is served there)");
+        return Status::Usage(
+            "--admin-token-file needs --admin HOST:PORT (the API is served there)");
       } else if (opts->admin_public_read) {
-        return Status::Usage("--admin-public-read needs --admin HOST:PORT (the API is served there)");
+        return Status::Usage(
+            "--admin-public-read needs --admin HOST:PORT (the API is served there)");
+      }
+      if (opts->tls_cert.empty() != opts->tls_key.empty()) {
+        return Status::Usage(opts->tls_cert.empty() ? "--tls-key needs --tls-cert FILE too"
+                                                    : "--tls-cert needs --tls-key FILE too");
       }
       opts->db_path = ctx.db_path;
       UseOperatorLog();

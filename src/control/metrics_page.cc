@@ -148,6 +148,20 @@ std::string RenderMetrics(Proxy& proxy, const DecisionLog& log, uint64_t reload_
   out.Sample("", {{"side", "client"}}, proxy.OpenSessions());
   out.Sample("", {{"side", "upstream"}}, static_cast<double>(upstream_open));
 
+  if (const ServerTls* tls = proxy.server_tls()) {
+    out.Family("strangler_tls_handshakes_total", Type::kCounter,
+               "TLS handshakes on the listener, by result (plain_http: a plain HTTP request "
+               "sent to the TLS port, answered 400; failed: any other failure).");
+    auto n = [](const std::atomic<uint64_t>& a) {
+      return static_cast<double>(a.load(std::memory_order_relaxed));
+    };
+    out.Sample("", {{"result", "ok"}}, n(tls->handshakes));
+    out.Sample("", {{"result", "plain_http"}}, n(tls->plain_http));
+    out.Sample("", {{"result", "failed"}}, n(tls->failed_handshakes) - n(tls->plain_http));
+    out.Family("strangler_tls_certificate_reloads_total", Type::kCounter,
+               "Times the listener's certificate and key were reloaded from their files.");
+    out.Sample(n(tls->reloads));
+  }
   out.Family("strangler_ruleset_version", Type::kGauge, "The version of the rules being served.");
   out.Sample(static_cast<double>(table.version()));
   out.Family("strangler_reload_errors_total", Type::kCounter,

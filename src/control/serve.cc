@@ -21,6 +21,7 @@
 #include "decisions/decision_log.h"
 #include "proxy/net.h"
 #include "proxy/proxy.h"
+#include "proxy/tls_context.h"
 #include "rules/route_table.h"
 #include "store/store.h"
 
@@ -101,7 +102,9 @@ class Reloader {
   // `identity`: the file's, taken when `store` was opened (a change made
   // before the Reloader exists must not become its starting point).
   Reloader(std::unique_ptr<Store> store, Proxy* proxy, std::string db_path, FileId identity)
-      : store_(std::move(store)), proxy_(proxy), db_path_(std::move(db_path)),
+      : store_(std::move(store)),
+        proxy_(proxy),
+        db_path_(std::move(db_path)),
         identity_(identity) {}
 
   void Poll() {
@@ -219,8 +222,8 @@ class Reloader {
     if (size == 0) return false;
     auto reopened = Store::Open(db_path_);
     if (!reopened.ok()) {
-      Report("store file " + db_path_ + " was replaced and cannot be opened: " +
-             reopened.status().message());
+      Report("store file " + db_path_ +
+             " was replaced and cannot be opened: " + reopened.status().message());
       return false;
     }
     spdlog::info("store file {} was replaced; reading rules from the new file", db_path_);
@@ -298,6 +301,35 @@ class Reloader {
 
 }  // namespace
 
+namespace {
+
+// The listener's certificate and key, looked at once a second: a change is
+// served to the next handshake; a bad pair is logged once and the old one
+// kept.
+void CheckTlsFiles(ServerTls* tls) {
+  using Clock = std::chrono::steady_clock;
+  static Clock::time_point next;
+  static std::string last_error;
+  const auto now = Clock::now();
+  if (now < next) return;
+  next = now + std::chrono::seconds(1);
+  std::string why;
+  switch (tls->CheckFiles(&why)) {
+    case ServerTls::Reload::kUnchanged:
+      return;
+    case ServerTls::Reload::kReloaded:
+      last_error.clear();
+      spdlog::info("TLS: certificate and key reloaded from {}", tls->cert_file());
+      return;
+    case ServerTls::Reload::kFailed:
+      if (why != last_error) spdlog::warn("TLS: kept the certificate in use: {}", why);
+      last_error = why;
+      return;
+  }
+}
+
+}  // namespace
+
 Status RunServe(const ServeOptions& opts) {
   auto hp = ParseHostPort(opts.listen);
   if (!hp.ok()) return hp.status();
@@ -311,7 +343,7 @@ Status RunServe(const ServeOptions& opts) {
   auto table = LoadTable(store.value().get());
   if (!table.ok()) {
     return Status::FromCode(table.status().code(), "cannot serve the rules in " + opts.db_path +
-                                                        ": " + table.status().message());
+                                                       ": " + table.status().message());
   }
 
   // Signals are taken by sigtimedwait below, never by a handler: block them
@@ -324,6 +356,12 @@ Status RunServe(const ServeOptions& opts) {
   signal(SIGPIPE, SIG_IGN);
   spdlog::flush_every(std::chrono::seconds(1));  // a thread: after the mask
 
+  std::unique_ptr<ServerTls> tls;
+  if (!opts.tls_cert.empty()) {
+    auto loaded = ServerTls::Load(opts.tls_cert, opts.tls_key);
+    if (!loaded.ok()) return loaded.status();
+    tls = std::move(loaded.value());
+  }
   auto listen_fd = Listen(hp.value(), kListenBacklog);
   if (!listen_fd.ok()) return listen_fd.status();
   std::unique_ptr<AdminServer> admin;
@@ -359,15 +397,16 @@ Status RunServe(const ServeOptions& opts) {
   popts.max_body_bytes = static_cast<uint64_t>(opts.max_body_mb) * 1024 * 1024;
   popts.reject_encoded_slash = opts.encoded_slash == "reject";
   popts.tunnel_idle_ms = opts.tunnel_idle_s * 1000;
+  popts.tls = tls.get();
   auto* proxy = new Proxy(popts, log.value().get());
   proxy->upstreams().set_idle_ms(opts.upstream_idle_s * 1000);
   proxy->SetSnapshot(proxy->upstreams().MakeSnapshot(table.value()));
   // /api/v1/live from the first request on (it reads only the proxy).
   if (admin) admin->SetLive([proxy] { return RenderLive(*proxy); });
   proxy->Start(listen_fd.value());
-  spdlog::info("listening on {}:{} (store {}, ruleset {}, log {})", hp->host,
-               LocalPort(listen_fd.value()), opts.db_path, table.value()->version(),
-               opts.log_path);
+  spdlog::info("listening on {}:{}{} (store {}, ruleset {}, log {})", hp->host,
+               LocalPort(listen_fd.value()), tls ? " with TLS" : "", opts.db_path,
+               table.value()->version(), opts.log_path);
 
   std::string admin_url;  // what this serve wrote to AdminAddressFile
   Reloader reloader(std::move(store.value()), proxy, opts.db_path, identity);
@@ -397,6 +436,7 @@ Status RunServe(const ServeOptions& opts) {
     reloader.SafetyTick(false);
     proxy->upstreams().HealthTick();  // ejections and returns, to stderr
     proxy->TrimAfterBurst();          // a burst's memory back to the system
+    if (tls) CheckTlsFiles(tls.get());
   }
   bool drained = proxy->Shutdown(opts.drain_s * 1000);
   reloader.SafetyTick(true);

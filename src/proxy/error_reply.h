@@ -26,5 +26,7 @@ std::string RenderErrorReply(const ErrorReply& reply);
 
 // The 503 a client over --max-connections gets before its connection closes.
 const std::string& BusyReply();
+// The 400 a plain HTTP request sent to a TLS listener gets (in plain HTTP).
+const std::string& PlainHttpOnTlsReply();
 
 }  // namespace strangler

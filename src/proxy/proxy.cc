@@ -14,9 +14,9 @@
 
 #include "proxy/error_reply.h"
 #include "proxy/fiber.h"
-#include "proxy/transport.h"
 #include "proxy/read_buffer.h"
 #include "proxy/session.h"
+#include "proxy/transport.h"
 
 namespace strangler {
 namespace {
@@ -27,7 +27,7 @@ constexpr int kSendBusyMs = 2000;
 // A client over --max-connections: 503 and a lingering close, on a fiber
 // (the client's request is usually in flight; closing at once would reset
 // the connection before it reads the answer).
-constexpr int kBusyFlag = 1 << 30;   // marks such an fd handed to the pool
+constexpr int kBusyFlag = 1 << 30;    // marks such an fd handed to the pool
 constexpr int kMaxBusyAnswers = 256;  // beyond this many at once, just closed
 void AnswerBusy(int fd) {
   const std::string& busy = BusyReply();
@@ -58,28 +58,42 @@ void Proxy::SetSnapshot(std::shared_ptr<const ProxySnapshot> snap) {
   snapshot_gen_.fetch_add(1, std::memory_order_release);
 }
 
-std::shared_ptr<const ProxySnapshot> Proxy::snapshot() const { return std::atomic_load(&snapshot_); }
+std::shared_ptr<const ProxySnapshot> Proxy::snapshot() const {
+  return std::atomic_load(&snapshot_);
+}
 
 void Proxy::Start(int listen_fd) {
   listen_fd_ = listen_fd;
-  pool_ = std::make_unique<WorkerPool>(opts_.workers, [this](int fd) {
-    if (fd & kBusyFlag) {
-      fd &= ~kBusyFlag;
-      fio::Adopt(fd);
-      AnswerBusy(fd);
-      busy_answers_.fetch_sub(1, std::memory_order_relaxed);
-      return;
-    }
-    fio::Adopt(fd);
-    {
-      Session session(this, fd);
-      session.Run();
-    }
-    SessionEnded();
-  }, [this](int worker) {
-    upstreams_.ExpireIdle(worker);
-    BufferCache::Local().Trim();  // the read buffers no connection took for a second
-  });
+  pool_ = std::make_unique<WorkerPool>(
+      opts_.workers,
+      [this](int fd) {
+        if (fd & kBusyFlag) {
+          fd &= ~kBusyFlag;
+          fio::Adopt(fd);
+          if (opts_.tls) {
+            fio::Close(fd);  // no plain 503 on a TLS port, and no handshake for one
+          } else {
+            AnswerBusy(fd);
+          }
+          busy_answers_.fetch_sub(1, std::memory_order_relaxed);
+          return;
+        }
+        fio::Adopt(fd);
+        if (opts_.tls && !ShakeHands(fd)) {
+          fio::Close(fd);
+          SessionEnded();
+          return;
+        }
+        {
+          Session session(this, fd);
+          session.Run();
+        }
+        SessionEnded();
+      },
+      [this](int worker) {
+        upstreams_.ExpireIdle(worker);
+        BufferCache::Local().Trim();  // the read buffers no connection took for a second
+      });
   // The Mirror's pooled connections (its pool slot follows the workers').
   mirror_.SetHousekeeping([this] { upstreams_.ExpireIdle(opts_.workers); });
   acceptor_ = std::thread([this] { AcceptLoop(); });
@@ -117,6 +131,26 @@ void Proxy::AcceptLoop() {
     }
     pool_->Submit(fd);
   }
+}
+
+bool Proxy::ShakeHands(int fd) {
+  ServerTls& tls = *opts_.tls;
+  SslCtxPtr ctx = tls.Current();
+  std::string why;
+  bool plain_http = false;
+  if (fio::TlsAccept(fd, ctx.get(), opts_.header_timeout_ms, &why, &plain_http)) {
+    tls.handshakes.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  tls.failed_handshakes.fetch_add(1, std::memory_order_relaxed);
+  if (plain_http) {
+    // As nginx does: a plain answer says what went wrong, to a person
+    // trying http:// on this port.
+    tls.plain_http.fetch_add(1, std::memory_order_relaxed);
+    const std::string& answer = PlainHttpOnTlsReply();
+    if (fio::SendAll(fd, answer.data(), answer.size(), kSendBusyMs)) LingeringClose(fd);
+  }
+  return false;
 }
 
 bool Proxy::TrimAfterBurst() {

@@ -18,21 +18,23 @@
 #include "decisions/decision_log.h"
 #include "metrics/request_metrics.h"
 #include "proxy/fiber.h"
+#include "proxy/tls_context.h"
 #include "proxy/upstream.h"
 
 namespace strangler {
 
 struct ProxyOptions {
-  int workers = 0;                   // threads running connection fibers; 0 = one per core
-  int max_connections = 4096;        // beyond this, new clients get 503
-  int idle_timeout_ms = 60000;       // keep-alive idle, and a stalled request body
-  int header_timeout_ms = 10000;     // a begun request head must be complete by then: 408
+  int workers = 0;                // threads running connection fibers; 0 = one per core
+  int max_connections = 4096;     // beyond this, new clients get 503
+  int idle_timeout_ms = 60000;    // keep-alive idle, and a stalled request body
+  int header_timeout_ms = 10000;  // a begun request head must be complete by then: 408
   int client_send_timeout_ms = 60000;
   size_t max_header_bytes = 64 * 1024;  // request head beyond this: 431
   size_t max_uri_bytes = 8 * 1024;      // request target beyond this: 414
   uint64_t max_body_bytes = 0;          // request body beyond this: 413; 0 = no limit
   bool reject_encoded_slash = false;    // %2F/%5C in the path: 400 instead of read as '/'
   int tunnel_idle_ms = 300000;          // an upgraded connection with no byte either way
+  ServerTls* tls = nullptr;             // TLS on the listener (owned by the caller); null = plain
 };
 
 class Proxy {
@@ -63,6 +65,10 @@ class Proxy {
 
   // Internal to the sessions.
   bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
+  // True when the listener speaks TLS.
+  bool tls() const { return opts_.tls != nullptr; }
+  // The listener's TLS (its counters), or null.
+  const ServerTls* server_tls() const { return opts_.tls; }
   // While stopping: when open tunnels (upgraded connections) must end so
   // that the drain finishes in time.
   std::chrono::steady_clock::time_point tunnels_end_at() const {
@@ -89,6 +95,9 @@ class Proxy {
 
  private:
   void AcceptLoop();
+  // The TLS handshake of a new client connection (counted); false when it
+  // failed (a plain HTTP request answered 400 first).
+  bool ShakeHands(int fd);
 
   ProxyOptions opts_;
   DecisionLog* log_;
@@ -106,7 +115,7 @@ class Proxy {
   std::atomic<int> reclaim_{0};       // idle connections asked to close (TakeIdleReclaim)
   std::mutex mu_;
   std::condition_variable cv_;
-  int sessions_ = 0;  // guarded by mu_
+  int sessions_ = 0;       // guarded by mu_
   int peak_sessions_ = 0;  // since the last trim; guarded by mu_
 };
 

@@ -77,7 +77,7 @@ void Session::AppendForwardedHeaders(std::string* out, const std::string& host, 
   if (chunked) out->append("Transfer-Encoding: chunked\r\n");
   if (st_.websocket && !mirror_copy) out->append("Connection: upgrade\r\nUpgrade: websocket\r\n");
   if (!xff_done) AppendHeader(out, "X-Forwarded-For", client_ip_);
-  out->append("X-Forwarded-Proto: http\r\n");
+  out->append(proxy_->tls() ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
   if (st_.absolute_host) AppendHeader(out, "Host", st_.host);
   if (!st_.host.empty()) {
     AppendHeader(out, "X-Forwarded-Host", st_.host);
