@@ -574,7 +574,25 @@ TEST_CASE("RunCli: a route without match options is added with a warning; route 
 // export. The option tables below are checked against `--help`, so an option
 // added to the CLI without a place in this test (and so, maybe, without rule
 // file support) fails here.
+// A self-signed CA certificate (made once with the openssl CLI, valid to
+// 2126): what `backend add --ca FILE` needs to find in FILE.
+constexpr const char* kTestCaPem =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBjzCCATWgAwIBAgIUUZQBU0MzPdWP5TTZSgh3hzoHMZ8wCgYIKoZIzj0EAwIw\n"
+    "HDEaMBgGA1UEAwwRc3RyYW5nbGVyLXRlc3QtY2EwIBcNMjYxMjAzMTcyMjU2WhgP\n"
+    "MjEyNjExMDkxNzIyNTZaMBwxGjAYBgNVBAMMEXN0cmFuZ2xlci10ZXN0LWNhMFkw\n"
+    "EwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEpVF0DN9RkLYBWe2OxkJ0iUYe8dFRH03V\n"
+    "XmGI7I8H3Tw0l03x+JIQ7mXoMli9D5TcbgLAbT4YtPDPp35Ln57gz6NTMFEwHQYD\n"
+    "VR0OBBYEFDGqcWwtOTiuGNMqHK3P6Hu8a/OxMB8GA1UdIwQYMBaAFDGqcWwtOTiu\n"
+    "GNMqHK3P6Hu8a/OxMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIg\n"
+    "ZwggXdsJPBMey0vgdb0IrX6IPvn5+s4kMl69wViDs7QCIQD671Z/eKvXgF0RLY3O\n"
+    "EQHm//ZN8NR8fB9B52pXUiZS3g==\n"
+    "-----END CERTIFICATE-----\n";
+
 TEST_CASE("RunCli: export -> apply -> export keeps every route and backend option") {
+  TempDb a, b;
+  const std::string ca_file = (a.dir / "ca.pem").string();
+  { std::ofstream(ca_file) << kTestCaPem; }
   const std::vector<std::vector<std::string>> setup = {
       {"backend", "add", "legacy", "http://127.0.0.1:9001", "--timeout-ms", "1234"},
       {"backend", "add", "orders", "http://127.0.0.1:9002", "http://127.0.0.1:9003/base",
@@ -582,18 +600,55 @@ TEST_CASE("RunCli: export -> apply -> export keeps every route and backend optio
        "64", "--queue-timeout", "1500ms", "--reuse-quiet-ms", "0", "--eject-after", "3",
        "--eject-for", "30s", "--health-path", "/healthz", "--health-every", "2s"},
       {"backend", "add", "shadow", "http://127.0.0.1:9004", "--default"},
-      {"route", "add", "every", "--to", "orders", "--else", "legacy", "--path", "/api",
-       "--method", "GET,POST", "--header", "X-A=1", "--query", "q=1", "--cookie", "c=1",
-       "--percent", "12.5", "--sticky", "header:X-User-Id", "--salt", "s", "--priority", "7",
-       "--disabled", "--fallback-on-5xx", "--mirror", "shadow", "--mirror-percent", "5",
-       "--mirror-writes", "--compare-header", "Content-Type", "--ignore-field", "a.b[].c",
-       "--keep-diffs", "10"},
+      {"backend", "add", "secure", "https://orders.internal:8443", "https://127.0.0.1", "--ca",
+       ca_file},
+      {"backend", "add", "lab", "https://127.0.0.1:9443", "--tls-insecure"},
+      {"route",
+       "add",
+       "every",
+       "--to",
+       "orders",
+       "--else",
+       "legacy",
+       "--path",
+       "/api",
+       "--method",
+       "GET,POST",
+       "--header",
+       "X-A=1",
+       "--query",
+       "q=1",
+       "--cookie",
+       "c=1",
+       "--percent",
+       "12.5",
+       "--sticky",
+       "header:X-User-Id",
+       "--salt",
+       "s",
+       "--priority",
+       "7",
+       "--disabled",
+       "--fallback-on-5xx",
+       "--mirror",
+       "shadow",
+       "--mirror-percent",
+       "5",
+       "--mirror-writes",
+       "--compare-header",
+       "Content-Type",
+       "--ignore-field",
+       "a.b[].c",
+       "--keep-diffs",
+       "10"},
       {"route", "add", "plain-fallback", "--to", "orders", "--path", "=/x", "--fallback"},
   };
   // Options given above, and the ones that are not route or backend fields.
   std::set<std::string> given = {"--help", "--db", "--actor", "--reason",
                                  // clearing flags of `route set`, shown in add's help too
-                                 "--no-headers", "--no-query", "--no-cookies"};
+                                 "--no-headers", "--no-query", "--no-cookies",
+                                 // undoes --tls-insecure (backend set)
+                                 "--tls-verify"};
   for (const auto& cmd : setup) {
     for (const auto& a : cmd) {
       if (a.rfind("--", 0) == 0) given.insert(a);
@@ -617,7 +672,6 @@ TEST_CASE("RunCli: export -> apply -> export keeps every route and backend optio
       CHECK_MESSAGE(given.count(opt) == 1, "add it to this round-trip test");
     }
   }
-  TempDb a, b;
   for (const auto& cmd : setup) {
     Run r = Cli(a, cmd);
     INFO(r.err);
@@ -636,13 +690,14 @@ TEST_CASE("RunCli: export -> apply -> export keeps every route and backend optio
   Run again = Cli(b, {"export"});
   REQUIRE(again.code == 0);
   CHECK(again.out == exported.out);
-  for (const char* field : {"\"fallback\": true", "\"fallback_on_5xx\": true", "\"mirror\": \"shadow\"",
-                            "\"mirror_percent\": 5", "\"mirror_writes\": true",
-                            "\"keep_diffs\": 10", "\"a.b[].c\"", "\"Content-Type\"",
-                            "\"connect_timeout_ms\": 250", "\"max_conns\": 8",
-                            "\"max_queue\": 64", "\"queue_timeout_ms\": 1500"}) {
+  for (const char* field :
+       {"\"fallback\": true", "\"fallback_on_5xx\": true", "\"mirror\": \"shadow\"",
+        "\"mirror_percent\": 5", "\"mirror_writes\": true", "\"keep_diffs\": 10", "\"a.b[].c\"",
+        "\"Content-Type\"", "\"connect_timeout_ms\": 250", "\"max_conns\": 8", "\"max_queue\": 64",
+        "\"queue_timeout_ms\": 1500", "\"tls_insecure\": true", "\"ca_file\": \""}) {
     CHECK_MESSAGE(exported.out.find(field) != std::string::npos, field);
   }
+  CHECK(exported.out.find(ca_file) != std::string::npos);  // kept whole (absolute)
 }
 
 TEST_CASE("RunCli: revert --dry-run prints the change and writes nothing; later changes are named") {
@@ -999,28 +1054,35 @@ TEST_CASE("RunCli: diff shows parity and mismatches; --json has routes and misma
 
 TEST_CASE("RunCli: empty lists, idempotent sets and the hints a missing or taken name gets") {
   TempDb t;
-  RunSteps(t, {
-      {{"backend", "add", "a", "http://127.0.0.1:9001"}, 0, "added backend a"},
-      {{"backend", "rm", "a"}, 0, "a"},
-      // The store exists and holds nothing: each list says how to begin.
-      {{"backend", "list"}, 0, "no backends yet; add one with 'strangler backend add NAME URL'"},
-      {{"ramp", "list"}, 0, "no ramps yet: start one with 'strangler ramp NAME --to P"},
-      {{"diff"}, 0, "no route has a mirror: add one with 'strangler route set NAME --mirror"},
-      {{"backend", "add", "a", "http://127.0.0.1:9001"}, 0, "added backend a"},
-      {{"backend", "add", "a", "http://127.0.0.1:9002"}, 1,
-       "backend 'a' already exists (use `strangler backend set`)"},
-      {{"backend", "set", "a"}, 2,
-       "nothing to change for backend 'a'; give URLs, --default, --timeout-ms N, "
-       "--connect-timeout-ms N, --max-conns N, --max-queue N, --queue-timeout D, "
-       "--reuse-quiet-ms N, --eject-after N, --eject-for D, --health-path P or "
-       "--health-every D"},
-      {{"backend", "set", "nope", "--timeout-ms", "5"}, 1,
-       "unknown backend 'nope': add it with `strangler backend add nope URL`"},
-      {{"backend", "set", "a", "--timeout-ms", "2500"}, 0, "updated backend a"},
-      {{"backend", "set", "a", "--timeout-ms", "2500"}, 0, "backend a unchanged"},
-      {{"route", "add", "r", "--to", "a", "--path", "/r"}, 0, "added route r"},
-      {{"diff", "r"}, 0, "route r has no mirror: add one with 'strangler route set r --mirror"},
-  });
+  RunSteps(
+      t,
+      {
+          {{"backend", "add", "a", "http://127.0.0.1:9001"}, 0, "added backend a"},
+          {{"backend", "rm", "a"}, 0, "a"},
+          // The store exists and holds nothing: each list says how to begin.
+          {{"backend", "list"},
+           0,
+           "no backends yet; add one with 'strangler backend add NAME URL'"},
+          {{"ramp", "list"}, 0, "no ramps yet: start one with 'strangler ramp NAME --to P"},
+          {{"diff"}, 0, "no route has a mirror: add one with 'strangler route set NAME --mirror"},
+          {{"backend", "add", "a", "http://127.0.0.1:9001"}, 0, "added backend a"},
+          {{"backend", "add", "a", "http://127.0.0.1:9002"},
+           1,
+           "backend 'a' already exists (use `strangler backend set`)"},
+          {{"backend", "set", "a"},
+           2,
+           "nothing to change for backend 'a'; give URLs, --default, --timeout-ms N, "
+           "--connect-timeout-ms N, --max-conns N, --max-queue N, --queue-timeout D, "
+           "--reuse-quiet-ms N, --eject-after N, --eject-for D, --health-path P, "
+           "--health-every D, --ca FILE, --tls-insecure or --tls-verify"},
+          {{"backend", "set", "nope", "--timeout-ms", "5"},
+           1,
+           "unknown backend 'nope': add it with `strangler backend add nope URL`"},
+          {{"backend", "set", "a", "--timeout-ms", "2500"}, 0, "updated backend a"},
+          {{"backend", "set", "a", "--timeout-ms", "2500"}, 0, "backend a unchanged"},
+          {{"route", "add", "r", "--to", "a", "--path", "/r"}, 0, "added route r"},
+          {{"diff", "r"}, 0, "route r has no mirror: add one with 'strangler route set r --mirror"},
+      });
   // The idempotent set recorded nothing: one backend.set in the history.
   Run h = Cli(t, {"history", "a", "--json"});
   REQUIRE(h.code == 0);

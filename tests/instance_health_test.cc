@@ -193,8 +193,9 @@ bool CheckAgainst(const std::string& answer, std::string* what) {
     (void)sent;
     close(c);
   });
-  bool passed = HealthProbe::CheckOnce("127.0.0.1", ntohs(a.sin_port), "/healthz", 10000,
-                                       [] { return false; }, what);
+  bool passed = HealthProbe::CheckOnce(
+      "127.0.0.1", ntohs(a.sin_port), TlsClientSettings{}, "/healthz", 10000, [] { return false; },
+      what);
   server.join();
   close(lfd);
   return passed;

@@ -307,9 +307,13 @@ TEST_CASE("rules: ParseUrl splits host, port and base path") {
     std::string host;
     uint16_t port;
     std::string base;
+    bool tls = false;
   };
   const std::vector<Row> rows = {
       {"http://127.0.0.1:9001", "127.0.0.1", 9001, ""},
+      {"https://orders.internal:8443/api", "orders.internal", 8443, "/api", true},
+      {"https://orders.internal", "orders.internal", 443, "", true},  // https's own port
+      {"https://[::1]:9443", "::1", 9443, "", true},
       {"http://localhost:80/base", "localhost", 80, "/base"},
       {"http://[::1]:8080/x/", "::1", 8080, "/x"},  // brackets dropped, trailing slash dropped
       {"http://legacy.internal:8080/a/b", "legacy.internal", 8080, "/a/b"},
@@ -323,15 +327,36 @@ TEST_CASE("rules: ParseUrl splits host, port and base path") {
     CHECK(u->host == row.host);
     CHECK(u->port == row.port);
     CHECK(u->base_path == row.base);
+    CHECK(u->tls == row.tls);
   }
+}
+
+TEST_CASE("rules: --ca and --tls-insecure are for https backends, and not together") {
+  Backend b;
+  b.name = "orders";
+  b.urls = {"http://127.0.0.1:9001"};
+  b.ca_file = "/etc/ssl/private-ca.pem";
+  CHECK(ValidateBackend(b).message() ==
+        "--ca is for https:// backends; backend 'orders' has no https:// URL");
+  b.urls.push_back("https://127.0.0.1:9443");
+  CHECK(ValidateBackend(b).ok());
+  b.tls_insecure = true;
+  CHECK(ValidateBackend(b).message().find("--ca and --tls-insecure together") != std::string::npos);
+  b.ca_file = "";
+  CHECK(ValidateBackend(b).ok());
+  b.ca_file = std::string("/a\nb");
+  b.tls_insecure = false;
+  CHECK(ValidateBackend(b).message().find("bad --ca") != std::string::npos);
 }
 
 TEST_CASE("rules: ParseUrl refuses clearly invalid URLs") {
   // Whether a missing port defaults to 80 is not pinned by the contract
   // ("http://host:port[/base-path]"), so it is not tested either way.
   const std::vector<std::string> bad = {
-      "ftp://h:21",   "http://", "notaurl", "http://h:99999", "http://h:65536", "http://:80",
-      "http://h:abc", "",        "h:80",    "http://h:-1",    "http//h:80",     "http://[::1:80",
+      "ftp://h:21",     "http://",      "notaurl",      "http://h:99999",
+      "http://h:65536", "http://:80",   "http://h:abc", "",
+      "h:80",           "http://h:-1",  "http//h:80",   "http://[::1:80",
+      "https://",       "https://:443", "HTTPS://h:1",  "https:/h:1",
   };
   for (const auto& text : bad) {
     CAPTURE(text);
@@ -365,8 +390,8 @@ TEST_CASE("rules: a new backend URL takes a base path of plain segments only") {
     CHECK(ParseUrl(text).ok());  // as stored before the check: still read
     Status st = CheckNewBackendUrl(text);
     REQUIRE_FALSE(st.ok());
-    CHECK(st.message() == "bad backend URL '" + text + "': " + why +
-                              " (expected http://host:port[/base-path])");
+    CHECK(st.message() ==
+          "bad backend URL '" + text + "': " + why + " (expected http[s]://host:port[/base-path])");
   }
 }
 
@@ -615,11 +640,22 @@ TEST_CASE("rules: Backend options appear in JSON only when set, and read back") 
   auto back = BackendFromJson(j);
   REQUIRE_MESSAGE(back.ok(), back.status().message());
   CheckSameBackend(*back, b);
-  CHECK(BackendFields() == std::vector<std::string>{"name", "urls", "default", "timeout_ms",
-                                                    "connect_timeout_ms", "max_conns", "max_queue",
-                                                    "queue_timeout_ms", "reuse_quiet_ms", "eject_after",
-                                                    "eject_for_ms", "health_every_ms",
-                                                    "health_path"});
+  CHECK(BackendFields() ==
+        std::vector<std::string>{"name", "urls", "default", "timeout_ms", "connect_timeout_ms",
+                                 "max_conns", "max_queue", "queue_timeout_ms", "reuse_quiet_ms",
+                                 "eject_after", "eject_for_ms", "health_every_ms", "health_path",
+                                 "ca_file", "tls_insecure"});
+  Backend secure = plain;
+  secure.urls = {"https://h"};
+  secure.ca_file = "/etc/ca.pem";
+  CHECK(ToJson(secure).at("ca_file") == "/etc/ca.pem");
+  CHECK(ToJson(secure).count("tls_insecure") == 0);
+  secure.ca_file = "";
+  secure.tls_insecure = true;
+  CHECK(ToJson(secure).at("tls_insecure") == true);
+  auto secure_back = BackendFromJson(ToJson(secure));
+  REQUIRE(secure_back.ok());
+  CHECK(secure_back->tls_insecure);
 
   // One option set: only that one is written.
   Backend one = plain;

@@ -66,11 +66,13 @@ struct BackendFlags {
   std::optional<std::string> eject_for;  // a duration
   std::optional<std::string> health_path;  // "" turns checks off
   std::optional<std::string> health_every;  // a duration
+  std::optional<std::string> ca_file;       // "" = the system's CAs again
+  std::optional<bool> tls_insecure;         // --tls-insecure (true), --tls-verify (false)
 
   bool changes_nothing() const {
     return urls.empty() && !make_default && !timeout_ms && !connect_timeout_ms && !max_conns &&
            !max_queue && !queue_timeout && !reuse_quiet_ms && !eject_after && !eject_for &&
-           !health_path && !health_every;
+           !health_path && !health_every && !ca_file && !tls_insecure;
   }
 };
 // Merges flags onto *b and validates the result (usage error when invalid).

@@ -14,7 +14,7 @@ namespace strangler {
 namespace {
 
 constexpr const char* kBackendFooter = R"(Backends:
-  NAME matches [a-z0-9][a-z0-9_-]{0,63}. URL is http://host:port[/base-path];
+  NAME matches [a-z0-9][a-z0-9_-]{0,63}. URL is http[s]://host:port[/base-path];
   several URLs are instances of one backend, used in turn. Exactly one backend
   is the default (the monolith): unmatched traffic goes there. The first
   backend added is the default until another is marked with --default.
@@ -34,6 +34,10 @@ constexpr const char* kBackendFooter = R"(Backends:
   With --health-path, each instance is also checked off the request path:
   3 failing checks take it out, 2 passing ones bring it back (also from an
   ejection).
+  https:// instances speak TLS (1.2 or 1.3; SNI from the host; sessions
+  resumed): the certificate must match the host and be signed by one of the
+  system's CAs, or of --ca FILE's; --tls-insecure checks none. A certificate
+  refused is a 502 saying why, and the instance's last failure.
   'backend show' prints what running serves report of each instance: in
   rotation or not and why (last failure, last check), connections open, idle
   and in use, requests queued; 'backend list' how many are in rotation.)";
@@ -56,6 +60,9 @@ struct BackendArgs {
   std::string eject_for;
   std::string health_path;
   std::string health_every;
+  std::string ca_file;
+  bool tls_insecure = false;
+  bool tls_verify = false;
   bool json = false;
   // CLI::Option::count() says whether each was given.
   std::map<std::string, CLI::Option*> opts;
@@ -78,6 +85,9 @@ struct BackendArgs {
     if (given("--eject-for")) f.eject_for = eject_for;
     if (given("--health-path")) f.health_path = health_path;
     if (given("--health-every")) f.health_every = health_every;
+    if (given("--ca")) f.ca_file = ca_file;
+    if (tls_insecure) f.tls_insecure = true;
+    if (tls_verify) f.tls_insecure = false;
     return f;
   }
 };
@@ -116,8 +126,8 @@ Status Set(CliContext& ctx, const BackendArgs& a) {
     return Status::Usage("nothing to change for backend '" + a.name +
                          "'; give URLs, --default, --timeout-ms N, --connect-timeout-ms N, "
                          "--max-conns N, --max-queue N, --queue-timeout D, --reuse-quiet-ms N, "
-                         "--eject-after N, --eject-for D, --health-path P or "
-                         "--health-every D");
+                         "--eject-after N, --eject-for D, --health-path P, "
+                         "--health-every D, --ca FILE, --tls-insecure or --tls-verify");
   }
   auto store = ctx.OpenStore();
   if (!store.ok()) return store.status();
@@ -238,6 +248,17 @@ void AddBackendOptions(CLI::App* cmd, BackendArgs* a) {
       "how often each instance is checked; a check has at most that long, or --timeout-ms when "
       "shorter (default " +
           FormatDurationMs(kDefaultHealthEveryMs) + ")");
+  add("--ca", &a->ca_file, "FILE",
+      "https:// instances: accept only certificates signed by the CAs in FILE (PEM; kept as an "
+      "absolute path, read by serve when it connects) instead of the system's; '' goes back to "
+      "the system's");
+  a->opts["--tls-insecure"] =
+      cmd->add_flag("--tls-insecure", a->tls_insecure,
+                    "https:// instances: check no certificate at all (encrypted, not "
+                    "authenticated; 'backend show' says so). For tests and private networks only");
+  a->opts["--tls-verify"] =
+      cmd->add_flag("--tls-verify", a->tls_verify, "undo --tls-insecure: check certificates again");
+  a->opts["--tls-verify"]->excludes(a->opts["--tls-insecure"]);
 }
 
 }  // namespace
@@ -254,7 +275,7 @@ void RegisterBackendCommands(CLI::App& app, CliContext& ctx) {
     auto a = std::make_shared<BackendArgs>();
     CLI::App* cmd = group->add_subcommand("add", "Add a backend with one or more instance URLs");
     name_opt(cmd, a.get());
-    cmd->add_option("URL", a->urls, "http://host:port[/base-path]; several = used in turn")
+    cmd->add_option("URL", a->urls, "http[s]://host:port[/base-path]; several = used in turn")
         ->required();
     cmd->add_flag("--default", a->make_default, "make it the default backend (unmatched traffic)");
     AddBackendOptions(cmd, a.get());

@@ -12,6 +12,7 @@
 #include "base/text.h"
 #include "base/time.h"
 #include "cli/cli.h"
+#include "proxy/tls_context.h"
 
 namespace strangler {
 
@@ -60,6 +61,18 @@ Status ApplyBackendFlags(const BackendFlags& f, Backend* b) {
   STRANGLER_RETURN_IF_ERROR(duration(f.eject_for, "--eject-for", &next.eject_for_ms));
   STRANGLER_RETURN_IF_ERROR(duration(f.health_every, "--health-every", &next.health_every_ms));
   if (f.health_path) next.health_path = *f.health_path;
+  if (f.tls_insecure) next.tls_insecure = *f.tls_insecure;
+  if (f.ca_file) {
+    next.ca_file = *f.ca_file;
+    if (!next.ca_file.empty()) {
+      // serve reads it from its own directory: the path is kept whole.
+      STRANGLER_RETURN_IF_ERROR(CheckCaFile(next.ca_file));
+      if (char* abs = realpath(next.ca_file.c_str(), nullptr)) {
+        next.ca_file = abs;
+        free(abs);
+      }
+    }
+  }
   Status v = ValidateBackend(next);
   if (!v.ok()) return UsageFrom(v);
   *b = std::move(next);

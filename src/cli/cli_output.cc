@@ -251,6 +251,11 @@ std::string LoadTable(const LoadRows& load, const std::string& indent) {
       failures += l.instance + ": last check " + l.last_check + " at " + at.substr(11, 8) +
                   "Z (" + serve + ")\n";
     }
+    if (l.tls_handshakes > 0) {
+      failures += l.instance + ": " + std::to_string(l.tls_handshakes) + " TLS handshake" +
+                  (l.tls_handshakes == 1 ? "" : "s") + ", " + std::to_string(l.tls_resumed) +
+                  " resumed (" + serve + ")\n";
+    }
     std::string open = std::to_string(l.open);
     if (l.max_conns > 0) open += "/" + std::to_string(l.max_conns);
     // The serve last: its id may hold spaces ("web1 0.0.0.0:8080 pid 4711").
@@ -299,6 +304,15 @@ std::string DescribeBackend(const Backend& b, const LoadRows& load) {
                           : std::string("never"))
     << "\n"
     << "urls:      " << Join(b.urls, "\n" + indent) << "\n";
+  bool any_tls = false;
+  for (const std::string& u : b.urls) any_tls = any_tls || u.rfind("https://", 0) == 0;
+  if (any_tls) {
+    o << "tls:       "
+      << (b.tls_insecure      ? std::string("certificates NOT checked (--tls-insecure)")
+          : b.ca_file.empty() ? std::string("certificates checked against the system's CAs")
+                              : "certificates checked against " + b.ca_file + " (--ca)")
+      << "\n";
+  }
   if (load.empty()) {
     o << "load:      no running serve has reported this backend\n";
   } else {
@@ -311,25 +325,30 @@ std::string DescribeBackend(const Backend& b, const LoadRows& load) {
 Json LoadJson(const LoadRows& load) {
   Json arr = Json::array();
   for (const auto& [serve, l] : load) {
-    arr.push_back({{"serve", serve},
-                   {"instance", l.instance},
-                   {"max_conns", l.max_conns},
-                   {"open", l.open},
-                   {"idle", l.idle},
-                   {"in_use", l.in_use},
-                   {"queued", l.queued},
-                   {"queue_waits", l.queue_waits},
-                   {"queue_503", l.queue_503},
-                   {"connect_failures", l.connect_failures},
-                   {"ejected", l.ejected},
-                   {"ejected_until_ms", l.ejected ? Json(l.ejected_until_ms) : Json(nullptr)},
-                   {"failures", l.failures},
-                   {"ejections", l.ejections},
-                   {"last_failure", l.last_failure.empty() ? Json(nullptr) : Json(l.last_failure)},
-                   {"checked", l.checked},
-                   {"check_down", l.check_down},
-                   {"last_check", l.last_check.empty() ? Json(nullptr) : Json(l.last_check)},
-                   {"last_check_ms", l.last_check.empty() ? Json(nullptr) : Json(l.last_check_ms)}});
+    arr.push_back(
+        {{"serve", serve},
+         {"instance", l.instance},
+         {"max_conns", l.max_conns},
+         {"open", l.open},
+         {"idle", l.idle},
+         {"in_use", l.in_use},
+         {"queued", l.queued},
+         {"queue_waits", l.queue_waits},
+         {"queue_503", l.queue_503},
+         {"connect_failures", l.connect_failures},
+         {"ejected", l.ejected},
+         {"ejected_until_ms", l.ejected ? Json(l.ejected_until_ms) : Json(nullptr)},
+         {"failures", l.failures},
+         {"ejections", l.ejections},
+         {"last_failure", l.last_failure.empty() ? Json(nullptr) : Json(l.last_failure)},
+         {"checked", l.checked},
+         {"check_down", l.check_down},
+         {"last_check", l.last_check.empty() ? Json(nullptr) : Json(l.last_check)},
+         {"last_check_ms", l.last_check.empty() ? Json(nullptr) : Json(l.last_check_ms)}});
+    if (l.instance.rfind("https://", 0) == 0) {
+      arr.back()["tls_handshakes"] = l.tls_handshakes;
+      arr.back()["tls_resumed"] = l.tls_resumed;
+    }
   }
   return arr;
 }

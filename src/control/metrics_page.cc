@@ -141,6 +141,22 @@ std::string RenderMetrics(Proxy& proxy, const DecisionLog& log, uint64_t reload_
                l.ejected || l.check_down ? 0 : 1);
     open_by_instance[l.instance] = l.open;
   }
+  bool any_tls = false;
+  for (const InstanceLoad& l : loads) any_tls = any_tls || l.instance.rfind("https://", 0) == 0;
+  if (any_tls) {
+    out.Family("strangler_upstream_tls_handshakes_total", Type::kCounter,
+               "TLS handshakes with https:// instances that succeeded, by whether they resumed "
+               "a session (a refused certificate counts in strangler_upstream_errors_total "
+               "{kind=\"tls\"}). An instance two backends list with the same TLS settings "
+               "shares its connections: its count appears under both.");
+    for (const InstanceLoad& l : loads) {
+      if (l.instance.rfind("https://", 0) != 0) continue;
+      out.Sample("", {{"backend", l.backend}, {"instance", l.instance}, {"resumed", "no"}},
+                 static_cast<double>(l.tls_handshakes - l.tls_resumed));
+      out.Sample("", {{"backend", l.backend}, {"instance", l.instance}, {"resumed", "yes"}},
+                 static_cast<double>(l.tls_resumed));
+    }
+  }
   int64_t upstream_open = 0;
   for (const auto& [instance, n] : open_by_instance) upstream_open += n;
   out.Family("strangler_open_connections", Type::kGauge,

@@ -39,9 +39,9 @@ inline constexpr std::array<double, 14> kDurationBounds = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 };
 // strangler_upstream_errors_total's `kind` label, by UpstreamError.
-enum class UpstreamError { kRefused, kReset, kTimeout, kBadResponse };
-inline constexpr std::array<std::string_view, 4> kUpstreamErrorNames = {"refused", "reset",
-                                                                        "timeout", "bad_response"};
+enum class UpstreamError { kRefused, kReset, kTimeout, kBadResponse, kTls };
+inline constexpr std::array<std::string_view, 5> kUpstreamErrorNames = {
+    "refused", "reset", "timeout", "bad_response", "tls"};
 
 // Names (of routes, or of backends) as small ids, kept for the life of the
 // process: a route deleted and added again keeps its id and its counts. Id

@@ -11,6 +11,11 @@
 #include <cstring>
 #include <string_view>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <memory>
+
 #include "proxy/net.h"
 
 namespace strangler {
@@ -81,11 +86,21 @@ class Fd {
   int fd_;
 };
 
+// A check's TLS, freed before its socket closes (declared after the Fd).
+struct FreeSsl {
+  void operator()(SSL* s) const { SSL_free(s); }
+};
+using Tls = std::unique_ptr<SSL, FreeSsl>;
+
 }  // namespace
 
-HealthProbe::HealthProbe(std::string host, uint16_t port, InstanceHealth* health,
-                         std::function<void()> on_down)
-    : host_(std::move(host)), port_(port), health_(health), on_down_(std::move(on_down)) {}
+HealthProbe::HealthProbe(std::string host, uint16_t port, TlsClientSettings tls,
+                         InstanceHealth* health, std::function<void()> on_down)
+    : host_(std::move(host)),
+      port_(port),
+      tls_(std::move(tls)),
+      health_(health),
+      on_down_(std::move(on_down)) {}
 
 HealthProbe::~HealthProbe() {
   {
@@ -127,7 +142,7 @@ void HealthProbe::Run() {
              generation_.load(std::memory_order_relaxed) != generation;
     };
     std::string what;
-    bool passed = CheckOnce(host_, port_, path, timeout_ms, cancelled, &what);
+    bool passed = CheckOnce(host_, port_, tls_, path, timeout_ms, cancelled, &what);
     // A check cut short by new settings or a stop says nothing.
     if (!cancelled() && health_->CheckResult(passed, "GET " + path + ": " + what) && on_down_) {
       on_down_();
@@ -140,9 +155,9 @@ void HealthProbe::Run() {
   }
 }
 
-bool HealthProbe::CheckOnce(const std::string& host, uint16_t port, const std::string& path,
-                            int timeout_ms, const std::function<bool()>& cancelled,
-                            std::string* what) {
+bool HealthProbe::CheckOnce(const std::string& host, uint16_t port, const TlsClientSettings& tls,
+                            const std::string& path, int timeout_ms,
+                            const std::function<bool()>& cancelled, std::string* what) {
   const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   auto addr = Resolve(host, port);
   if (!addr.ok()) {
@@ -167,17 +182,64 @@ bool HealthProbe::CheckOnce(const std::string& host, uint16_t port, const std::s
     *what = err == ECONNREFUSED ? "connection refused" : std::strerror(err);
     return false;
   }
+  Tls ssl;
+  if (tls.on) {
+    auto ctx = ClientTlsContext(tls.ca_file, tls.insecure);
+    if (!ctx.ok()) {
+      *what = ctx.status().message();
+      return false;
+    }
+    ssl.reset(NewClientSsl(ctx->get(), fd.get(), host));
+    while (true) {
+      ERR_clear_error();
+      errno = 0;
+      const int r = SSL_connect(ssl.get());
+      if (r == 1) break;
+      const int e = SSL_get_error(ssl.get(), r);
+      if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+        *what = TlsHandshakeError(ssl.get(), e, errno);
+        return false;
+      }
+      if (!WaitFor(fd.get(), e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline, cancelled,
+                   timeout_ms, what)) {
+        return false;
+      }
+    }
+  }
+  // One try of a read or a write, plain or TLS: > 0, 0 at the end, -1 with
+  // *wait the poll event to wait for (0: failed, errno set).
+  auto io = [&](bool write, char* buf, size_t len, short* wait) -> ssize_t {
+    *wait = 0;
+    if (!ssl) {
+      ssize_t n = write ? send(fd.get(), buf, len, MSG_NOSIGNAL) : recv(fd.get(), buf, len, 0);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) *wait = write ? POLLOUT : POLLIN;
+      return n;
+    }
+    ERR_clear_error();
+    errno = 0;
+    const int n = write ? SSL_write(ssl.get(), buf, static_cast<int>(len))
+                        : SSL_read(ssl.get(), buf, static_cast<int>(len));
+    if (n > 0) return n;
+    const int e = SSL_get_error(ssl.get(), n);
+    if (e == SSL_ERROR_ZERO_RETURN) return 0;
+    if (e == SSL_ERROR_WANT_READ) *wait = POLLIN;
+    if (e == SSL_ERROR_WANT_WRITE) *wait = POLLOUT;
+    if (*wait == 0 && errno == 0) errno = EPROTO;
+    ERR_clear_error();
+    return -1;
+  };
   const std::string request = "GET " + path + " HTTP/1.1\r\nHost: " + HostPortText(host, port) +
                               "\r\nUser-Agent: strangler-health-check\r\nConnection: close\r\n\r\n";
   size_t sent = 0;
   while (sent < request.size()) {
-    ssize_t n = send(fd.get(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    short wait = 0;
+    ssize_t n = io(true, const_cast<char*>(request.data()) + sent, request.size() - sent, &wait);
     if (n > 0) {
       sent += static_cast<size_t>(n);
       continue;
     }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-      if (!WaitFor(fd.get(), POLLOUT, deadline, cancelled, timeout_ms, what)) return false;
+    if (wait != 0) {
+      if (!WaitFor(fd.get(), wait, deadline, cancelled, timeout_ms, what)) return false;
       continue;
     }
     *what = std::string("send: ") + std::strerror(errno);
@@ -211,13 +273,16 @@ bool HealthProbe::CheckOnce(const std::string& host, uint16_t port, const std::s
       *what = "no status line in " + std::to_string(kMaxBytes) + " bytes";
       return false;
     }
-    if (!WaitFor(fd.get(), POLLIN, deadline, cancelled, timeout_ms, what)) return false;
-    ssize_t n = recv(fd.get(), buf, std::min(sizeof(buf), kMaxBytes - in.size()), 0);
+    short wait = 0;
+    ssize_t n = io(false, buf, std::min(sizeof(buf), kMaxBytes - in.size()), &wait);
     if (n > 0) {
       in.append(buf, static_cast<size_t>(n));
       continue;
     }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+    if (wait != 0) {
+      if (!WaitFor(fd.get(), wait, deadline, cancelled, timeout_ms, what)) return false;
+      continue;
+    }
     *what = n == 0 ? "closed before a status line" : std::string("recv: ") + std::strerror(errno);
     return false;
   }

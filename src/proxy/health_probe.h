@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "proxy/instance_health.h"
+#include "proxy/tls_context.h"
 
 namespace strangler {
 
@@ -23,7 +24,7 @@ class HealthProbe {
  public:
   // `on_down`: called (on the probe's thread) when a check took the
   // instance down.
-  HealthProbe(std::string host, uint16_t port, InstanceHealth* health,
+  HealthProbe(std::string host, uint16_t port, TlsClientSettings tls, InstanceHealth* health,
               std::function<void()> on_down);
   ~HealthProbe();  // stops the thread (a check in progress ends within 100 ms)
   HealthProbe(const HealthProbe&) = delete;
@@ -36,15 +37,17 @@ class HealthProbe {
 
   // One check, as the thread runs it: passed, and what it saw in *what.
   // Ends early (failed) as soon as cancelled() says so (polled every 100 ms).
-  static bool CheckOnce(const std::string& host, uint16_t port, const std::string& path,
-                        int timeout_ms, const std::function<bool()>& cancelled,
-                        std::string* what);
+  // (Over TLS when tls.on, checked as the instance's connections are.)
+  static bool CheckOnce(const std::string& host, uint16_t port, const TlsClientSettings& tls,
+                        const std::string& path, int timeout_ms,
+                        const std::function<bool()>& cancelled, std::string* what);
 
  private:
   void Run();
 
   const std::string host_;
   const uint16_t port_;
+  const TlsClientSettings tls_;
   InstanceHealth* const health_;
   const std::function<void()> on_down_;
   std::mutex mu_;  // guards what follows

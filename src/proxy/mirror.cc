@@ -306,14 +306,16 @@ void Mirror::Process(MirrorJob& job, ReadBuffer* read_buf) {
     bool reused = got == Instance::Got::kPooled;
     if (got == Instance::Got::kSlot) {
       ConnectError err = ConnectError::kNone;
+      std::string tls_error;
       const int connect_ms = std::max(std::min(left_ms(), plan.connect_timeout_ms), 1);
-      fd = t.instance->Connect(connect_ms, &err);
+      fd = t.instance->Connect(connect_ms, &err, &tls_error);
       if (fd < 0) {
         Finish(job, nullptr,
                err == ConnectError::kTimeout
                    ? "did not accept a connection within " + std::to_string(connect_ms) + " ms"
                : err == ConnectError::kRefused    ? std::string("refused the connection")
                : err == ConnectError::kUnresolved ? "has no address: " + t.instance->ResolveError()
+               : err == ConnectError::kTls        ? tls_error
                                                   : std::string("could not be reached"));
         return;
       }

@@ -32,7 +32,8 @@ struct ResolvedAddr {
 Result<ResolvedAddr> Resolve(const std::string& host, uint16_t port);
 
 // Why a connection attempt failed (fio::Connect).
-enum class ConnectError { kNone, kRefused, kTimeout, kUnresolved, kOther };
+// kTls: connected, but the TLS handshake failed (a certificate refused, ...).
+enum class ConnectError { kNone, kRefused, kTimeout, kUnresolved, kOther, kTls };
 
 // True when `host` is an IPv4 or IPv6 address literal (no lookup needed).
 bool IsAddressLiteral(const std::string& host);

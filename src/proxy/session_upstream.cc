@@ -191,6 +191,8 @@ std::string Session::FailureText() const {
       return msg + "refused the connection";
     case Failure::kUnresolved:
       return msg + "has no address: " + up_.resolve_error();
+    case Failure::kTls:
+      return msg + "at " + up_.instance_text() + ": " + up_.tls_error();
     case Failure::kConnectTimeout:
       return msg + "did not accept a connection within " +
              std::to_string(up_.connect_timeout_ms()) + " ms";

@@ -11,6 +11,9 @@
 #include <map>
 #include <tuple>
 
+#include <openssl/x509v3.h>
+
+#include "proxy/net.h"
 #include "proxy/transport.h"
 
 namespace strangler {
@@ -68,6 +71,9 @@ Result<SslCtxPtr> BuildServerContext(const std::string& cert_file, const std::st
   SSL_CTX_set_options(ctx.get(), SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_num_tickets(ctx.get(), 1);
   SSL_CTX_set_alpn_select_cb(ctx.get(), SelectAlpn, nullptr);
+  // A key under a pass phrase is refused like any bad key: OpenSSL's own
+  // callback would ask for it on the terminal and hold serve's loop.
+  SSL_CTX_set_default_passwd_cb(ctx.get(), [](char*, int, int, void*) { return 0; });
   if (SSL_CTX_use_certificate_chain_file(ctx.get(), cert_file.c_str()) != 1) {
     return Status::Usage("--tls-cert " + cert_file + ": " +
                          SslErrors("not a PEM certificate chain"));
@@ -83,6 +89,37 @@ Result<SslCtxPtr> BuildServerContext(const std::string& cert_file, const std::st
 }
 
 }  // namespace
+
+SSL* NewClientSsl(SSL_CTX* ctx, int fd, const std::string& host) {
+  SSL* ssl = SSL_new(ctx);
+  if (!ssl) return nullptr;
+  SSL_set_fd(ssl, fd);
+  const bool literal = IsAddressLiteral(host);
+  if (!literal) SSL_set_tlsext_host_name(ssl, host.c_str());  // no SNI for an address
+  if (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER) {
+    if (literal) {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str());
+    } else {
+      SSL_set1_host(ssl, host.c_str());
+    }
+  }
+  return ssl;
+}
+
+std::string TlsHandshakeError(SSL* ssl, int ssl_error, int saved_errno) {
+  const long verify = SSL_get_verify_result(ssl);
+  if (verify != X509_V_OK) {
+    ERR_clear_error();
+    return std::string("certificate not accepted: ") + X509_verify_cert_error_string(verify);
+  }
+  std::string errors = SslErrors("");
+  if (!errors.empty()) return "TLS handshake failed: " + errors;
+  if (ssl_error == SSL_ERROR_SYSCALL) {
+    return saved_errno != 0 ? std::string("TLS handshake failed: ") + std::strerror(saved_errno)
+                            : "the peer closed the connection during the TLS handshake";
+  }
+  return "TLS handshake failed";
+}
 
 ServerTls::Stamp ServerTls::StampOf(const std::string& file) {
   Stamp s;

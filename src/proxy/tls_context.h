@@ -18,6 +18,7 @@
 #include "base/status.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
+typedef struct ssl_st SSL;
 
 namespace strangler {
 
@@ -70,6 +71,28 @@ class ServerTls {
 // settings share one context (the process's cache); a CA file is read again
 // when it changed. An error names the CA file.
 Result<SslCtxPtr> ClientTlsContext(const std::string& ca_file, bool insecure);
+
+// How an instance's connections speak: plain, or TLS checked as a backend's
+// --ca / --tls-insecure say.
+struct TlsClientSettings {
+  bool on = false;
+  std::string ca_file;
+  bool insecure = false;
+  // Instances are shared by backends with the same URL and the same settings.
+  std::string Key() const {
+    return on ? "https|" + ca_file + "|" + (insecure ? "1" : "0") : "http";
+  }
+};
+
+// A client SSL on fd for `host`: SNI when it is a name, and (when ctx checks
+// certificates) the certificate must be for that name or address.
+SSL* NewClientSsl(SSL_CTX* ctx, int fd, const std::string& host);
+
+// Why a handshake failed (after SSL_connect/SSL_accept said `ssl_error`,
+// errno then `saved_errno`), in words for a log line or a 502's JSON:
+// "certificate not accepted: hostname mismatch", ... Empties OpenSSL's
+// error queue.
+std::string TlsHandshakeError(SSL* ssl, int ssl_error, int saved_errno);
 
 // Checks that `ca_file` holds at least one PEM certificate (for the CLI, so
 // that a typo is refused when the backend is written, not when it is used).

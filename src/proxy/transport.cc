@@ -16,14 +16,14 @@
 #include <cstring>
 #include <mutex>
 
-#include "proxy/net.h"
+#include "proxy/tls_context.h"
 
 namespace strangler {
 
 struct TlsSessionSlot::Impl {
   std::mutex mu;
   SSL_SESSION* session = nullptr;  // guarded by mu
-  std::atomic<uint64_t> resumed{0};
+  std::atomic<uint64_t> handshakes{0}, resumed{0};
 };
 
 TlsSessionSlot::TlsSessionSlot() : impl_(std::make_unique<Impl>()) {}
@@ -46,7 +46,14 @@ SSL_SESSION* TlsSessionSlot::Get() {
 
 uint64_t TlsSessionSlot::resumed() const { return impl_->resumed.load(std::memory_order_relaxed); }
 
-void TlsSessionSlot::CountResumed() { impl_->resumed.fetch_add(1, std::memory_order_relaxed); }
+uint64_t TlsSessionSlot::handshakes() const {
+  return impl_->handshakes.load(std::memory_order_relaxed);
+}
+
+void TlsSessionSlot::CountHandshake(bool resumed) {
+  impl_->handshakes.fetch_add(1, std::memory_order_relaxed);
+  if (resumed) impl_->resumed.fetch_add(1, std::memory_order_relaxed);
+}
 
 namespace {
 
@@ -190,28 +197,6 @@ ssize_t TlsSend(int fd, TlsConn* c, const char* data, size_t len) {
   }
 }
 
-// Why a handshake failed, in words for a log line or a 502's JSON.
-std::string HandshakeError(SSL* ssl, int ssl_error, int saved_errno) {
-  const long verify = SSL_get_verify_result(ssl);
-  if (verify != X509_V_OK) {
-    return std::string("certificate not accepted: ") + X509_verify_cert_error_string(verify);
-  }
-  unsigned long err = 0, e;
-  while ((e = ERR_get_error()) != 0) err = err ? err : e;  // the first is the cause
-  if (err != 0) {
-    const char* reason = ERR_reason_error_string(err);
-    if (reason) return std::string("TLS handshake failed: ") + reason;
-    char text[256];
-    ERR_error_string_n(err, text, sizeof(text));
-    return std::string("TLS handshake failed: ") + text;
-  }
-  if (ssl_error == SSL_ERROR_SYSCALL) {
-    return saved_errno != 0 ? std::string("TLS handshake failed: ") + std::strerror(saved_errno)
-                            : "the peer closed the connection during the TLS handshake";
-  }
-  return "TLS handshake failed";
-}
-
 bool Handshake(int fd, TlsConn* c, bool server, Clock::time_point deadline, std::string* why) {
   while (true) {
     ERR_clear_error();
@@ -226,7 +211,7 @@ bool Handshake(int fd, TlsConn* c, bool server, Clock::time_point deadline, std:
       return false;
     }
     c->broken = true;
-    *why = HandshakeError(c->ssl, e, errno);
+    *why = TlsHandshakeError(c->ssl, e, errno);
     return false;
   }
 }
@@ -451,23 +436,13 @@ bool TlsAccept(int fd, SSL_CTX* ctx, int timeout_ms, std::string* why, bool* pla
 
 bool TlsConnect(int fd, SSL_CTX* ctx, const std::string& host,
                 const std::shared_ptr<TlsSessionSlot>& sessions, int timeout_ms, std::string* why) {
-  SSL* ssl = SSL_new(ctx);
+  SSL* ssl = NewClientSsl(ctx, fd, host);
   if (!ssl) {
     *why = "out of memory for TLS";
     return false;
   }
-  SSL_set_fd(ssl, fd);
   auto* c = new TlsConn{ssl, sessions};
   SSL_set_app_data(ssl, c);  // for the new-session callback (KeepTlsSessions)
-  const bool literal = IsAddressLiteral(host);
-  if (!literal) SSL_set_tlsext_host_name(ssl, host.c_str());  // no SNI for an address
-  if (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER) {
-    if (literal) {
-      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str());
-    } else {
-      SSL_set1_host(ssl, host.c_str());
-    }
-  }
   if (sessions) {
     if (SSL_SESSION* s = sessions->Get()) {
       SSL_set_session(ssl, s);
@@ -475,7 +450,7 @@ bool TlsConnect(int fd, SSL_CTX* ctx, const std::string& host,
     }
   }
   if (!AttachAndShake(fd, c, false, Deadline(timeout_ms), why)) return false;
-  if (sessions && SSL_session_reused(ssl)) sessions->CountResumed();
+  if (sessions) sessions->CountHandshake(SSL_session_reused(ssl) == 1);
   return true;
 }
 

@@ -36,8 +36,10 @@ class TlsSessionSlot {
   void Put(SSL_SESSION* s);
   // A new reference, or null.
   SSL_SESSION* Get();
+  // Handshakes done, and of those the ones that resumed a session.
+  uint64_t handshakes() const;
   uint64_t resumed() const;
-  void CountResumed();
+  void CountHandshake(bool resumed);
 
  private:
   struct Impl;

@@ -10,12 +10,14 @@
 
 namespace strangler {
 
-Instance::Instance(std::string host, uint16_t port, int workers, int idle_ms)
+Instance::Instance(std::string host, uint16_t port, int workers, int idle_ms, TlsClientSettings tls)
     : host_(std::move(host)),
       port_(port),
       idle_ms_(idle_ms),
+      tls_(std::move(tls)),
+      sessions_(tls_.on ? std::make_shared<TlsSessionSlot>() : nullptr),
       health_(HostPortText(host_, port_)),
-      probe_(host_, port_, &health_, [this] { SendWaitersElsewhere(); }),
+      probe_(host_, port_, tls_, &health_, [this] { SendWaitersElsewhere(); }),
       idle_(static_cast<size_t>(workers)) {
   // An address literal needs no lookup (getaddrinfo does not block on one).
   if (IsAddressLiteral(host_)) {
@@ -250,7 +252,8 @@ Instance::Got Instance::Queue(int worker, int timeout_ms, int* fd) {
   return Settled(w.released, fd);
 }
 
-int Instance::Connect(int timeout_ms, ConnectError* err) {
+int Instance::Connect(int timeout_ms, ConnectError* err, std::string* why) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   int fd = -1;
   ResolvedAddr addr;
   bool has_addr;
@@ -264,6 +267,24 @@ int Instance::Connect(int timeout_ms, ConnectError* err) {
   } else {
     *err = ConnectError::kUnresolved;  // the resolver thread has no address (yet)
   }
+  std::string tls_error;
+  if (fd >= 0 && tls_.on) {
+    // The handshake shares the connect's time.
+    const int left_ms = static_cast<int>(std::max<int64_t>(
+        1, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count()));
+    auto ctx = ClientTlsContext(tls_.ca_file, tls_.insecure);
+    if (!ctx.ok()) {
+      tls_error = ctx.status().message();
+    } else if (!fio::TlsConnect(fd, ctx->get(), host_, sessions_, left_ms, &tls_error)) {
+      if (tls_error.empty()) tls_error = "TLS handshake failed";
+    }
+    if (!tls_error.empty()) {
+      fio::Close(fd);
+      fd = -1;
+      *err = ConnectError::kTls;
+      if (why) *why = tls_error;
+    }
+  }
   if (fd >= 0) return fd;
   connect_failures_.fetch_add(1, std::memory_order_relaxed);
   // Before the slot goes back: the waiters an ejection wakes leave the
@@ -271,6 +292,7 @@ int Instance::Connect(int timeout_ms, ConnectError* err) {
   ReportFailure(*err == ConnectError::kTimeout      ? "connect timed out"
                 : *err == ConnectError::kUnresolved ? "name not resolved"
                 : *err == ConnectError::kRefused    ? "connection refused"
+                : *err == ConnectError::kTls        ? tls_error.c_str()
                                                     : "connect failed");
   fio::Parking wake;
   {
@@ -343,8 +365,12 @@ void Instance::Discard(int fd) {
 
 InstanceLoad Instance::Load() const {
   InstanceLoad l;
-  l.instance = HostPortText(host_, port_);
+  l.instance = (tls_.on ? "https://" : "") + HostPortText(host_, port_);
   l.max_conns = max_conns();
+  if (sessions_) {
+    l.tls_handshakes = static_cast<int64_t>(sessions_->handshakes());
+    l.tls_resumed = static_cast<int64_t>(sessions_->resumed());
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     l.open = open_;
@@ -456,11 +482,17 @@ std::shared_ptr<const ProxySnapshot> Upstreams::MakeSnapshot(
     for (const std::string& u : b.urls) {
       auto url = ParseUrl(u);
       if (!url.ok()) continue;  // validated when written; never happens
-      std::string key = url->host + "|" + std::to_string(url->port);
+      TlsClientSettings tls;
+      tls.on = url->tls;
+      if (tls.on) {
+        tls.ca_file = b.ca_file;
+        tls.insecure = b.tls_insecure;
+      }
+      std::string key = url->host + "|" + std::to_string(url->port) + "|" + tls.Key();
       auto& slot = instances_[key];
       // One pool slot per worker, and the Mirror's after them.
       if (!slot) {
-        slot = std::make_unique<Instance>(url->host, url->port, workers_ + 1, idle_ms_);
+        slot = std::make_unique<Instance>(url->host, url->port, workers_ + 1, idle_ms_, tls);
         fresh.push_back(slot.get());
       }
       target->instances.push_back(slot.get());

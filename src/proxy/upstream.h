@@ -23,6 +23,8 @@
 #include "proxy/instance_health.h"
 #include "proxy/mirror.h"
 #include "proxy/net.h"
+#include "proxy/tls_context.h"
+#include "proxy/transport.h"
 #include "rules/route_table.h"
 #include "rules/rules.h"
 #include "safety/backend_load.h"
@@ -32,8 +34,9 @@ namespace strangler {
 
 class Instance {
  public:
-  // Pooled sockets idle longer than idle_ms are closed.
-  Instance(std::string host, uint16_t port, int workers, int idle_ms);
+  // Pooled sockets idle longer than idle_ms are closed. With tls.on, every
+  // connection speaks TLS (sessions resumed across connections).
+  Instance(std::string host, uint16_t port, int workers, int idle_ms, TlsClientSettings tls = {});
   ~Instance();
 
   // How a request gets a connection (Take, Queue).
@@ -73,8 +76,12 @@ class Instance {
   // handed over once it has settled (kPooled), or a slot freed by a closed
   // one (kSlot); kFull when the time ran out.
   Got Queue(int worker, int timeout_ms, int* fd);
-  // With a slot: a new connection, or -1 with *err (the slot is given back).
-  int Connect(int timeout_ms, ConnectError* err);
+  // With a slot: a new connection (the TLS handshake done, for https), or
+  // -1 with *err (the slot is given back) and, when given, *why in words
+  // for kTls.
+  int Connect(int timeout_ms, ConnectError* err, std::string* why = nullptr);
+  bool tls() const { return tls_.on; }
+
   // Returns a socket whose last response completed cleanly, with no byte
   // after it: to the first queued request, else to the pool.
   void Release(int worker, int fd);
@@ -159,6 +166,8 @@ class Instance {
   std::string host_;
   uint16_t port_;
   int idle_ms_;
+  const TlsClientSettings tls_;
+  const std::shared_ptr<TlsSessionSlot> sessions_;  // https: the newest session, for resumption
   InstanceHealth health_;
   HealthProbe probe_;  // after health_, which it reports to
   std::atomic<int> max_conns_{0};

@@ -66,10 +66,7 @@ bool UpstreamAttempt::Reconnect() {
   if (Connect(true)) return true;
   // The instance is gone (killed, restarting): nothing was sent on this
   // connection, so another instance takes the request.
-  if (s_.failure != Failure::kRefused && s_.failure != Failure::kConnectTimeout &&
-      s_.failure != Failure::kUnresolved) {
-    return false;
-  }
+  if (!NoConnection()) return false;
   s_.failed_instance = instance_;
   if (!NextInstance()) return false;
   s_.moved = true;
@@ -118,6 +115,7 @@ void UpstreamAttempt::Judge() {
     case Failure::kRefused:         // counted by Instance::Connect
     case Failure::kConnectTimeout:  // likewise
     case Failure::kUnresolved:      // likewise
+    case Failure::kTls:             // likewise
     case Failure::kQueue:
       break;
   }
@@ -142,12 +140,15 @@ bool UpstreamAttempt::Connect(bool fresh) {
   if (got == Instance::Got::kSlot) {
     ConnectError err = ConnectError::kNone;
     // The answer's timeout bounds the connect too, when it is the shorter.
-    fd = instance_->Connect(connect_timeout_ms(), &err);
+    fd = instance_->Connect(connect_timeout_ms(), &err, &s_.tls_error);
     if (fd < 0) {
       s_.failure = err == ConnectError::kTimeout      ? Failure::kConnectTimeout
                    : err == ConnectError::kUnresolved ? Failure::kUnresolved
+                   : err == ConnectError::kTls        ? Failure::kTls
                                                       : Failure::kRefused;
-      CountError(err == ConnectError::kTimeout ? UpstreamError::kTimeout : UpstreamError::kRefused);
+      CountError(err == ConnectError::kTimeout ? UpstreamError::kTimeout
+                 : err == ConnectError::kTls   ? UpstreamError::kTls
+                                               : UpstreamError::kRefused);
       return false;
     }
   }
@@ -237,10 +238,7 @@ bool UpstreamAttempt::Send() {
       // Refused or not accepted in time: nothing was sent, so another
       // instance of the same backend takes the request, whatever its method
       // (as nginx's default proxy_next_upstream does).
-      bool no_connection = s_.failure == Failure::kRefused ||
-                           s_.failure == Failure::kConnectTimeout ||
-                           s_.failure == Failure::kUnresolved;
-      if (!no_connection) return false;
+      if (!NoConnection()) return false;
       // Not that one again, even when it has room and the others none.
       s_.failed_instance = instance_;
       if (!NextInstance()) return false;

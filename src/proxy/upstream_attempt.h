@@ -47,6 +47,7 @@ class UpstreamAttempt {
     kRefused,         // no connection: refused or unreachable
     kConnectTimeout,  // no connection within the backend's connect timeout
     kUnresolved,      // no address for the instance's host name
+    kTls,             // connected, but the TLS handshake failed (tls_error() says why)
     kQueue,           // every instance at its cap: the wait ended or the queue was full
     kTimeout,         // no (whole) answer within the backend's timeout
     kFailed,
@@ -127,6 +128,12 @@ class UpstreamAttempt {
   bool queue_full() const { return s_.queue_full; }  // kQueue without a wait
   // Why the instance tried last has no address (kUnresolved).
   std::string resolve_error() const { return instance_->ResolveError(); }
+  // Why the last TLS handshake failed (kTls).
+  const std::string& tls_error() const { return s_.tls_error; }
+  // host:port of the instance tried last.
+  std::string instance_text() const {
+    return instance_ ? HostPortText(instance_->host(), instance_->port()) : "";
+  }
   // Every instance of the backend was out of rotation when the attempt
   // began: it went to one anyway (panic mode).
   bool all_down() const { return s_.all_down; }
@@ -199,7 +206,14 @@ class UpstreamAttempt {
     const Instance* failed_instance = nullptr;  // whose connect failed (not tried again)
     bool all_down = false;
     bool bad_answer = false;  // the answer was no HTTP (strangler_upstream_errors_total)
+    std::string tls_error;    // kTls: why
   };
+  // No connection was made (refused, not in time, no address, no TLS):
+  // nothing was sent, so another instance may take the request.
+  bool NoConnection() const {
+    return s_.failure == Failure::kRefused || s_.failure == Failure::kConnectTimeout ||
+           s_.failure == Failure::kUnresolved || s_.failure == Failure::kTls;
+  }
   // Tells the instance how the attempt went (passive ejection).
   void Judge();
   State s_;

@@ -288,18 +288,22 @@ Status CheckBasePath(std::string_view path) {
 Result<Url> ParseUrl(std::string_view text) {
   auto bad = [&](const std::string& why) {
     return Status::Usage("bad backend URL '" + std::string(text) + "': " + why +
-                         " (expected http://host:port[/base-path])");
+                         " (expected http[s]://host:port[/base-path])");
   };
-  constexpr std::string_view kScheme = "http://";
-  if (text.substr(0, kScheme.size()) != kScheme) {
-    if (text.substr(0, 8) == "https://") return bad("https is not supported by this build");
-    return bad("must start with http://");
+  Url u;
+  std::string_view rest;
+  if (text.substr(0, 7) == "http://") {
+    rest = text.substr(7);
+  } else if (text.substr(0, 8) == "https://") {
+    rest = text.substr(8);
+    u.tls = true;
+    u.port = 443;
+  } else {
+    return bad("must start with http:// or https://");
   }
-  std::string_view rest = text.substr(kScheme.size());
   size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
   std::string_view path = slash == std::string_view::npos ? "" : rest.substr(slash);
-  Url u;
   std::string_view port_text;
   if (!authority.empty() && authority[0] == '[') {
     size_t close = authority.find(']');
@@ -349,7 +353,7 @@ Status CheckNewBackendUrl(std::string_view text) {
   if (!u.ok()) return u.status();
   if (Status st = CheckBasePath(u->base_path); !st.ok()) {
     return Status::Usage("bad backend URL '" + std::string(text) + "': " + st.message() +
-                         " (expected http://host:port[/base-path])");
+                         " (expected http[s]://host:port[/base-path])");
   }
   return Status::Ok();
 }
@@ -435,8 +439,11 @@ constexpr IntField kOptionFields[] = {
     {"health_every_ms", "--health-every", &Backend::health_every_ms, kDefaultHealthEveryMs, 100,
      kMaxTimeoutMs, Unit::kDuration},
 };
-// The one string option: written only when set.
+// The string and flag options: written only when set.
 constexpr const char* kHealthPathKey = "health_path";
+constexpr const char* kCaFileKey = "ca_file";
+constexpr const char* kTlsInsecureKey = "tls_insecure";
+constexpr size_t kMaxCaFile = 4096;
 constexpr size_t kMaxHealthPath = 1024;
 
 std::vector<const IntField*> AllIntFields() {
@@ -452,9 +459,28 @@ Status ValidateBackend(const Backend& b) {
   if (b.urls.empty()) {
     return Status::Usage("backend '" + b.name + "' needs at least one URL");
   }
+  bool any_tls = false;
   for (const std::string& u : b.urls) {
     auto parsed = ParseUrl(u);
     if (!parsed.ok()) return parsed.status();
+    any_tls = any_tls || parsed->tls;
+  }
+  if ((!b.ca_file.empty() || b.tls_insecure) && !any_tls) {
+    return Status::Usage(std::string(b.tls_insecure ? "--tls-insecure" : "--ca") +
+                         " is for https:// backends; backend '" + b.name + "' has no https:// URL");
+  }
+  if (!b.ca_file.empty() && b.tls_insecure) {
+    return Status::Usage("backend '" + b.name +
+                         "': --ca and --tls-insecure together (--tls-insecure checks no "
+                         "certificate, so the CA file would be unused); give one");
+  }
+  const std::string& ca = b.ca_file;
+  if (!ca.empty() && (ca.size() > kMaxCaFile || std::any_of(ca.begin(), ca.end(), [](char c) {
+                        return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+                      }))) {
+    return Status::Usage("bad --ca for backend '" + b.name +
+                         "': a file path (no control byte, at most " + std::to_string(kMaxCaFile) +
+                         " bytes)");
   }
   for (const IntField* f : AllIntFields()) {
     const int v = b.*f->member;
@@ -628,6 +654,8 @@ Status ReadOptionFields(const Json& j, Backend* b) {
   for (const IntField& f : kOptionFields) {
     STRANGLER_RETURN_IF_ERROR(ReadInt(j, f.key, &(b->*f.member)));
   }
+  STRANGLER_RETURN_IF_ERROR(ReadString(j, kCaFileKey, &b->ca_file));
+  STRANGLER_RETURN_IF_ERROR(ReadBool(j, kTlsInsecureKey, &b->tls_insecure));
   return ReadString(j, kHealthPathKey, &b->health_path);
 }
 
@@ -648,6 +676,8 @@ const std::vector<std::string>& BackendOptionFields() {
     std::vector<std::string> keys;
     for (const IntField& f : kOptionFields) keys.push_back(f.key);
     keys.push_back(kHealthPathKey);
+    keys.push_back(kCaFileKey);
+    keys.push_back(kTlsInsecureKey);
     return keys;
   }();
   return kFields;
@@ -668,6 +698,8 @@ Json BackendOptionsJson(const Backend& b) {
     if (b.*f.member != f.fallback) j[f.key] = b.*f.member;
   }
   if (!b.health_path.empty()) j[kHealthPathKey] = b.health_path;
+  if (!b.ca_file.empty()) j[kCaFileKey] = b.ca_file;
+  if (b.tls_insecure) j[kTlsInsecureKey] = true;
   return j;
 }
 

@@ -30,7 +30,7 @@ inline constexpr int kMaxKeepDiffs = 10000;
 
 struct Backend {
   std::string name;
-  std::vector<std::string> urls;  // http://host:port[/base-path], used in turn
+  std::vector<std::string> urls;  // http[s]://host:port[/base-path], used in turn
   bool is_default = false;
   int timeout_ms = kDefaultTimeoutMs;  // the whole answer, from the request sent
   // Protecting the backend (PRODUCT.md "Backends in production"): a connect
@@ -55,12 +55,17 @@ struct Backend {
   // 2 passing ones bring it back.
   std::string health_path{};
   int health_every_ms = kDefaultHealthEveryMs;
+  // https:// instances: certificates are checked against the system's CAs,
+  // or only ca_file's when set; not at all with tls_insecure.
+  std::string ca_file{};
+  bool tls_insecure = false;
 };
 
 // One instance URL of a backend, split into what the forwarder needs.
 struct Url {
   std::string host;       // name or address, without brackets for IPv6
-  uint16_t port = 80;
+  uint16_t port = 80;     // 443 for https when none is given
+  bool tls = false;       // https://
   std::string base_path;  // "" or "/x/y" (no trailing slash)
 };
 

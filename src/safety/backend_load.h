@@ -29,10 +29,13 @@ struct InstanceLoad {
   int64_t ejected_until_ms = 0;  // Unix ms; 0 when in rotation
   std::string last_failure;      // how the last failure went ("" if none)
   // Active checks (--health-path), now:
-  bool checked = false;          // they run
-  bool check_down = false;       // they took the instance out
-  std::string last_check;        // "GET /healthz: 200" ("" before the first)
-  int64_t last_check_ms = 0;     // Unix ms of the last check (0 before the first)
+  bool checked = false;       // they run
+  bool check_down = false;    // they took the instance out
+  std::string last_check;     // "GET /healthz: 200" ("" before the first)
+  int64_t last_check_ms = 0;  // Unix ms of the last check (0 before the first)
+  // https:// instances, since serve started:
+  int64_t tls_handshakes = 0;  // connections whose TLS handshake succeeded
+  int64_t tls_resumed = 0;     // of those, the ones that resumed a session
 
   bool operator==(const InstanceLoad& o) const {
     return backend == o.backend && instance == o.instance && max_conns == o.max_conns &&
@@ -42,7 +45,8 @@ struct InstanceLoad {
            failures == o.failures && ejections == o.ejections &&
            ejected_until_ms == o.ejected_until_ms && last_failure == o.last_failure &&
            checked == o.checked && check_down == o.check_down && last_check == o.last_check &&
-           last_check_ms == o.last_check_ms;
+           last_check_ms == o.last_check_ms && tls_handshakes == o.tls_handshakes &&
+           tls_resumed == o.tls_resumed;
   }
   bool operator!=(const InstanceLoad& o) const { return !(*this == o); }
 };

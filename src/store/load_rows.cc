@@ -40,6 +40,10 @@ std::string HealthJson(const InstanceLoad& l) {
       j["last_check_ms"] = l.last_check_ms;
     }
   }
+  if (l.tls_handshakes > 0) {
+    j["tls_handshakes"] = l.tls_handshakes;
+    j["tls_resumed"] = l.tls_resumed;
+  }
   return j.dump();
 }
 
@@ -69,6 +73,8 @@ void ReadHealthJson(const std::string& text, InstanceLoad* l) {
   get("check_down", &l->check_down);
   get("last_check", &l->last_check);
   get("last_check_ms", &l->last_check_ms);
+  get("tls_handshakes", &l->tls_handshakes);
+  get("tls_resumed", &l->tls_resumed);
 }
 
 Status DeleteServeRows(sqlite3* db, const std::string& serve_id) {
