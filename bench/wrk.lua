@@ -33,12 +33,19 @@ function init(args)
   for _ = 1, 10 do math.random() end
 end
 
+-- BENCH_CONNECTION_CLOSE=1 (scripts/bench.sh --tls's handshake run): every
+-- request asks for Connection: close, so each one opens a new connection.
+local close = os.getenv("BENCH_CONNECTION_CLOSE") ~= nil
+
 function request()
   n = n + 1
   local user = tostring(math.random(users))
   if n % 2 == 0 then
-    return wrk.format("GET", "/api/orders/" .. user, { ["X-User-Id"] = user })
+    local h = { ["X-User-Id"] = user }
+    if close then h["Connection"] = "close" end
+    return wrk.format("GET", "/api/orders/" .. user, h)
   end
+  if close then return wrk.format("GET", "/legacy/page/" .. user, { ["Connection"] = "close" }) end
   return wrk.format("GET", "/legacy/page/" .. user)
 end
 

@@ -34,6 +34,11 @@
 #     are what the cap and its queue cost),
 #   --reuse-quiet-ms N (this build only: both backends get `--reuse-quiet-ms N`, how long a
 #     pooled connection must have been quiet since its answer before it is reused),
+#   --tls (the clients speak TLS to the router and to the peer, both with the same
+#     certificate made here with the openssl CLI (EC P-256); after the keep-alive runs,
+#     a handshake run per round: 16 clients, every request on a new connection
+#     (Connection: close), so its req/s is full TLS handshakes per second; --idle is
+#     not combined with it),
 #   --idle N (after the comparison: N keep-alive clients make one request each through a
 #     fresh router and stay open and quiet; prints its resident memory before, while
 #     they are held (per connection) and 5 s after they left; the same for the peer:
@@ -65,6 +70,7 @@ mirror_pct=""
 idle_n=0
 max_conns=""
 reuse_quiet=""
+tls=0
 
 die_usage() { echo "bench.sh: $*" >&2; echo "try: scripts/bench.sh --help" >&2; exit 2; }
 while (($#)); do
@@ -85,6 +91,7 @@ while (($#)); do
     --max-conns) (($# >= 2)) || die_usage "--max-conns needs a value"; max_conns=$2; shift ;;
     --reuse-quiet-ms) (($# >= 2)) || die_usage "--reuse-quiet-ms needs a value"; reuse_quiet=$2; shift ;;
     --idle) (($# >= 2)) || die_usage "--idle needs a value"; idle_n=$2; shift ;;
+    --tls) tls=1 ;;
     -h|--help) sed -n '2,/^set -euo pipefail/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die_usage "unknown option '$1'" ;;
   esac
@@ -95,6 +102,8 @@ done
 for c in $CONNS; do [[ "$c" =~ ^[1-9][0-9]*$ ]] || die_usage "bad connection count '$c'"; done
 [[ "$idle_n" =~ ^[0-9]+$ ]] && ((idle_n <= 15000)) || die_usage "bad --idle '$idle_n' (0 to 15000 connections)"
 ((run_main || run_large)) || die_usage "--no-large with --large leaves nothing to run"
+((tls && idle_n > 0)) && die_usage "--idle is not measured with --tls"
+((tls)) && [[ $peer == baseline ]] && die_usage "--tls compares with nginx or HAProxy, not --baseline"
 if [[ $peer == baseline ]]; then
   [[ -x "$base_bin" && -f "$base_bin" ]] || die_usage "--baseline '$base_bin' is not an executable file"
   base_bin=$(cd "$(dirname "$base_bin")" && pwd)/$(basename "$base_bin")
@@ -236,7 +245,7 @@ pick_port() {
 wait_http() {
   local code
   for _ in $(seq 100); do
-    code=$(curl -s -o /dev/null --max-time 1 -w '%{http_code}' "$1" 2>/dev/null || true)
+    code=$(curl -s -k -o /dev/null --max-time 1 -w '%{http_code}' "$1" 2>/dev/null || true)
     [[ -n "$code" && "$code" != 000 ]] && return 0
     kill -0 "$2" 2>/dev/null || return 1
     sleep 0.1
@@ -294,6 +303,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
   fi
   [[ -n "$max_conns" ]] && echo "this build: both backends capped at --max-conns $max_conns per instance"
   [[ -n "$reuse_quiet" ]] && echo "this build: both backends reuse a pooled connection after --reuse-quiet-ms $reuse_quiet"
+  ((tls)) && echo "TLS: clients speak TLS to the router and to the peer (the same EC P-256 certificate); backends plain HTTP"
   ((ramp)) && echo "this build: a ramp runs on route orders (--to 100 --step 0.01 --every 1h --max-error-rate 5%)"
   [[ -n "$mirror_pct" ]] && echo "this build: route pages (/legacy/page -> legacy) mirrors ${mirror_pct%\%}% of its requests to new"
   echo "load average before: $LOAD_BEFORE   ($(uptime | sed 's/^ *//'))"
@@ -348,6 +358,21 @@ if ! wait_http "http://127.0.0.1:$LEGACY_PORT/" "$BACKENDS_PID" ||
   fail "the backend nginx did not start: $(cat "$DIR/backends/stdout" "$DIR/backends/error.log" 2>/dev/null)"
 fi
 
+# --- TLS (--tls): one certificate for the router and the peer ---------------------
+SCHEME=http
+ROUTER_EXTRA=()  # more `serve` options
+if ((tls)); then
+  SCHEME=https
+  mkdir -p "$DIR/tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$DIR/tls/key.pem" -out "$DIR/tls/cert.pem" -days 2 -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" >/dev/null 2>&1 ||
+    fail "openssl could not make the bench's certificate"
+  cat "$DIR/tls/cert.pem" "$DIR/tls/key.pem" >"$DIR/tls/both.pem"  # HAProxy's crt
+  chmod 644 "$DIR/tls/"*.pem  # nginx's workers run as nobody
+  ROUTER_EXTRA+=(--tls-cert "$DIR/tls/cert.pem" --tls-key "$DIR/tls/key.pem")
+fi
+
 # --- the router(s) ---------------------------------------------------------------
 export STRANGLER_ACTOR=bench
 DB="$DIR/strangler.db"
@@ -392,7 +417,6 @@ fi
 # start_router LOG [BIN DB]: starts `strangler serve` (from BIN on store DB; default
 # this build on its store) on a port it picks; sets ROUTER_PID, ROUTER, ROUTER_ERR.
 ROUTERS_STARTED=0
-ROUTER_EXTRA=()  # more `serve` options
 start_router() {
   local log=$1 bin=${2:-$STRANGLER} db=${3:-$DB} line="" n=$((++ROUTERS_STARTED))
   "$bin" --db "$db" serve --listen 127.0.0.1:0 --log "$log" "${ROUTER_EXTRA[@]}" \
@@ -406,7 +430,7 @@ start_router() {
     sleep 0.05
   done
   [[ -n "$line" ]] || fail "strangler serve did not say its port; see $DIR/serve$n.err"
-  ROUTER="http://127.0.0.1:${line##*:}"
+  ROUTER="$SCHEME://127.0.0.1:${line##*:}"
   ROUTER_ERR="$DIR/serve$n.err"
   wait_http "$ROUTER/" "$ROUTER_PID" || fail "strangler serve does not answer on $ROUTER; see $ROUTER_ERR"
 }
@@ -454,7 +478,8 @@ $(temp_paths)
   map \$http_x_request_id \$req_id { "" \$request_id; default \$http_x_request_id; }
 
   server {
-    listen 127.0.0.1:$NGINX_PORT;
+    listen 127.0.0.1:$NGINX_PORT$( ((tls)) && echo " ssl");
+$( ((tls)) && printf '    ssl_certificate %s;\n    ssl_certificate_key %s;\n' "$DIR/tls/cert.pem" "$DIR/tls/key.pem")
     proxy_http_version 1.1;
     proxy_set_header Connection "";
     proxy_set_header Host \$http_host;
@@ -472,7 +497,7 @@ EOF
   "$NGINX" -e "$DIR/proxy/error.log" -p "$DIR/proxy/" -c "$DIR/proxy/nginx.conf" \
     >"$DIR/proxy/stdout" 2>&1 &
   PIDS+=($!); NAMES+=("nginx proxy"); PROXY_PID=$!
-  NGINX_URL="http://127.0.0.1:$NGINX_PORT"
+  NGINX_URL="$SCHEME://127.0.0.1:$NGINX_PORT"
   wait_http "$NGINX_URL/" "$PROXY_PID" ||
     fail "the nginx proxy did not start: $(cat "$DIR/proxy/stdout" "$DIR/proxy/error.log" 2>/dev/null)"
   PEER_URL=$NGINX_URL
@@ -505,12 +530,12 @@ defaults
   timeout http-keep-alive 65s
   log-format '{"ts":"%tr","request_id":"%[var(txn.rid)]","method":"%HM","path":"%HP","backend":"%b","status":%ST,"upstream_ms":%Tr,"total_ms":%Ta,"bytes_in":%U,"bytes_out":%B,"client":"%ci"}'
 frontend router
-  bind 127.0.0.1:$HAPROXY_PORT
+  bind 127.0.0.1:$HAPROXY_PORT$( ((tls)) && echo " ssl crt $DIR/tls/both.pem alpn http/1.1")
   unique-id-format %{+X}o%ci%cp%Ts%rt%pid
   http-request set-var(txn.rid) req.hdr(X-Request-Id)
   http-request set-var(txn.rid) unique-id if !{ var(txn.rid) -m found }
   http-request set-header X-Request-Id %[var(txn.rid)]
-  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Proto $SCHEME
   http-request set-header X-Forwarded-Host %[req.hdr(host)]
   http-response set-header X-Request-Id %[var(txn.rid)]
   acl orders path /api/orders
@@ -527,7 +552,7 @@ EOF
     fail "haproxy refused its configuration: $(cat "$DIR/proxy/check")"
   "$HAPROXY" -db -f "$DIR/proxy/haproxy.cfg" >"$DIR/proxy/access.log" 2>"$DIR/proxy/error.log" &
   PIDS+=($!); NAMES+=("haproxy"); PROXY_PID=$!
-  HAPROXY_URL="http://127.0.0.1:$HAPROXY_PORT"
+  HAPROXY_URL="$SCHEME://127.0.0.1:$HAPROXY_PORT"
   wait_http "$HAPROXY_URL/" "$PROXY_PID" ||
     fail "haproxy did not start: $(cat "$DIR/proxy/error.log" 2>/dev/null)"
   PEER_URL=$HAPROXY_URL
@@ -549,7 +574,7 @@ EOF
 
   # Both send a sample the right way before we measure.
   for target in "$ROUTER" "$PEER_URL"; do
-    got=$(curl -s -o /dev/null -w '%{http_code} %header{x-backend}' "$target/legacy/page/1")
+    got=$(curl -s -k -o /dev/null -w '%{http_code} %header{x-backend}' "$target/legacy/page/1")
     [[ "$got" == "200 legacy" ]] || fail "$target/legacy/page/1 gave '$got', want '200 legacy'"
   done
 
@@ -635,6 +660,21 @@ EOF
     ramp_state=$("$STRANGLER" --db "$DB" ramp list --json 2>&1 | tr -d ' \n' |
       sed -E 's/.*"current":\{"else_5xx":([0-9]+),"else_n":([0-9]+),"to_5xx":([0-9]+),"to_n":([0-9]+)\}.*"percent":([0-9.]+).*"state":"([a-z_]+)".*"steps":([0-9]+).*/state \6, percent \5, \7 step(s) taken; counts written for the current window: to_n=\4 to_5xx=\3 else_n=\2 else_5xx=\1/')
   fi
+  # With --tls: full handshakes per second, every request on a new connection
+  # (bench/wrk.lua sends Connection: close when BENCH_CONNECTION_CLOSE is set).
+  declare -A HS
+  if ((tls)); then
+    for ((r = 1; r <= ROUNDS; r++)); do
+      for target in router "$peer"; do
+        url=$ROUTER; [[ $target == router ]] || url=$PEER_URL
+        BENCH_CONNECTION_CLOSE=1 run_wrk "$target" "$url" 16 "handshakes-r$r-$target"
+        errs=$((R[connect] + R[read] + R[write] + R[timeout] + R[non2xx]))
+        ((errs == 0)) || main_failed+=("$target, handshake run $r: connect=${R[connect]} read=${R[read]} write=${R[write]} timeout=${R[timeout]} non-2xx=${R[non2xx]} of ${R[requests]} requests")
+        HS[$r,$target]=${R[rps]}
+        printf '  %-8s handshakes round %s: %9.0f new TLS connections/s  errors %d\n' "$target" "$r" "${R[rps]}" "$errs" >&2
+      done
+    done
+  fi
   stop_router
   if [[ $peer == baseline ]]; then stop_router "$PROXY_PID" "$BASE_ERR"; else stop_pid "$PROXY_PID" || true; fi
   # With --mirror: what the mirror did (serve wrote its last results when it stopped).
@@ -712,6 +752,14 @@ EOF
       echo "logs: router decision log $decision_lines lines, baseline decision log $peer_lines lines (warm-up included; wrk does not count requests cut off at the end)"
     else
       echo "logs: router decision log $decision_lines lines, $peer access log $peer_lines lines (warm-up included; wrk does not count requests cut off at the end)"
+    fi
+    if ((tls)); then
+      hr=(); hp=(); hratio=()
+      for ((r = 1; r <= ROUNDS; r++)); do
+        hr+=("${HS[$r,router]}"); hp+=("${HS[$r,$peer]}")
+        hratio+=("$(calc '%.4f' "${HS[$r,router]} / ${HS[$r,$peer]}")")
+      done
+      echo "TLS handshakes (16 clients, Connection: close, every request a new connection and a full handshake): router $(calc '%.0f' "$(median "${hr[@]}")")/s, $peer $(calc '%.0f' "$(median "${hp[@]}")")/s, ratio $(calc '%.2f' "$(median "${hratio[@]}")") (median of $ROUNDS paired runs; per round:$(for x in "${hratio[@]}"; do printf ' %.3f' "$x"; done))"
     fi
     echo "raw per-run numbers: $RAW"
   } | tee -a "$SUMMARY"

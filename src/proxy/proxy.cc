@@ -79,6 +79,9 @@ void Proxy::Start(int listen_fd) {
           return;
         }
         fio::Adopt(fd);
+        // Before the handshake: its flights are several small writes, which
+        // Nagle's algorithm would hold for the client's delayed ACK.
+        SetNoDelay(fd);
         if (opts_.tls && !ShakeHands(fd)) {
           fio::Close(fd);
           SessionEnded();

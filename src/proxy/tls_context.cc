@@ -69,7 +69,10 @@ Result<SslCtxPtr> BuildServerContext(const std::string& cert_file, const std::st
   if (!ctx) return Status::Internal("TLS: " + SslErrors("cannot make a context"));
   CommonSettings(ctx.get());
   SSL_CTX_set_options(ctx.get(), SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // Resumption by stateless tickets only: no server-side session cache (its
+  // table is walked under a lock every 255 handshakes).
   SSL_CTX_set_num_tickets(ctx.get(), 1);
+  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
   SSL_CTX_set_alpn_select_cb(ctx.get(), SelectAlpn, nullptr);
   // A key under a pass phrase is refused like any bad key: OpenSSL's own
   // callback would ask for it on the terminal and hold serve's loop.
