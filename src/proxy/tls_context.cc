@@ -73,6 +73,9 @@ Result<SslCtxPtr> BuildServerContext(const std::string& cert_file, const std::st
   // table is walked under a lock every 255 handshakes).
   SSL_CTX_set_num_tickets(ctx.get(), 1);
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
+  // The chain sent is the file's, as given: without this OpenSSL would try
+  // to build one from its trust store at every handshake.
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_NO_AUTO_CHAIN);
   SSL_CTX_set_alpn_select_cb(ctx.get(), SelectAlpn, nullptr);
   // A key under a pass phrase is refused like any bad key: OpenSSL's own
   // callback would ask for it on the terminal and hold serve's loop.

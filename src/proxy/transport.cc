@@ -23,6 +23,7 @@ namespace strangler {
 struct TlsSessionSlot::Impl {
   std::mutex mu;
   SSL_SESSION* session = nullptr;  // guarded by mu
+  std::shared_ptr<SSL_CTX> ctx;    // guarded by mu: the context `session` is of
   std::atomic<uint64_t> handshakes{0}, resumed{0};
 };
 
@@ -32,14 +33,23 @@ TlsSessionSlot::~TlsSessionSlot() {
   if (impl_->session) SSL_SESSION_free(impl_->session);
 }
 
-void TlsSessionSlot::Put(SSL_SESSION* s) {
+void TlsSessionSlot::Put(SSL_SESSION* s, const SSL_CTX* from) {
   std::lock_guard<std::mutex> lock(impl_->mu);
+  if (impl_->ctx.get() != from) {
+    SSL_SESSION_free(s);  // made under a context no longer in use
+    return;
+  }
   if (impl_->session) SSL_SESSION_free(impl_->session);
   impl_->session = s;
 }
 
-SSL_SESSION* TlsSessionSlot::Get() {
+SSL_SESSION* TlsSessionSlot::Get(const std::shared_ptr<SSL_CTX>& ctx) {
   std::lock_guard<std::mutex> lock(impl_->mu);
+  if (impl_->ctx != ctx) {
+    if (impl_->session) SSL_SESSION_free(impl_->session);
+    impl_->session = nullptr;
+    impl_->ctx = ctx;
+  }
   if (impl_->session) SSL_SESSION_up_ref(impl_->session);
   return impl_->session;
 }
@@ -434,9 +444,9 @@ bool TlsAccept(int fd, SSL_CTX* ctx, int timeout_ms, std::string* why, bool* pla
   return AttachAndShake(fd, c, true, deadline, why);
 }
 
-bool TlsConnect(int fd, SSL_CTX* ctx, const std::string& host,
+bool TlsConnect(int fd, const std::shared_ptr<SSL_CTX>& ctx, const std::string& host,
                 const std::shared_ptr<TlsSessionSlot>& sessions, int timeout_ms, std::string* why) {
-  SSL* ssl = NewClientSsl(ctx, fd, host);
+  SSL* ssl = NewClientSsl(ctx.get(), fd, host);
   if (!ssl) {
     *why = "out of memory for TLS";
     return false;
@@ -444,7 +454,7 @@ bool TlsConnect(int fd, SSL_CTX* ctx, const std::string& host,
   auto* c = new TlsConn{ssl, sessions};
   SSL_set_app_data(ssl, c);  // for the new-session callback (KeepTlsSessions)
   if (sessions) {
-    if (SSL_SESSION* s = sessions->Get()) {
+    if (SSL_SESSION* s = sessions->Get(ctx)) {
       SSL_set_session(ssl, s);
       SSL_SESSION_free(s);
     }
@@ -459,7 +469,7 @@ void KeepTlsSessions(SSL_CTX* ctx) {
   SSL_CTX_sess_set_new_cb(ctx, [](SSL* ssl, SSL_SESSION* s) -> int {
     auto* c = static_cast<TlsConn*>(SSL_get_app_data(ssl));
     if (!c || !c->sessions) return 0;
-    c->sessions->Put(s);  // the reference is ours now
+    c->sessions->Put(s, SSL_get_SSL_CTX(ssl));  // the reference is ours now
     return 1;
   });
 }

@@ -25,17 +25,20 @@ typedef struct ssl_session_st SSL_SESSION;
 namespace strangler {
 
 // Where a backend's TLS sessions are kept for resumption: the newest one the
-// backend gave (any thread).
+// backend gave under the context in use (any thread). A session is only
+// offered to a connection of the context it was made under: when the
+// context changes (a --ca file rewritten), the old trust is not resumed.
 class TlsSessionSlot {
  public:
   TlsSessionSlot();
   ~TlsSessionSlot();
   TlsSessionSlot(const TlsSessionSlot&) = delete;
   TlsSessionSlot& operator=(const TlsSessionSlot&) = delete;
-  // Takes the reference.
-  void Put(SSL_SESSION* s);
-  // A new reference, or null.
-  SSL_SESSION* Get();
+  // Takes the reference (and frees it when `from` is not the current context).
+  void Put(SSL_SESSION* s, const SSL_CTX* from);
+  // A new reference, or null; `ctx` becomes the current context (a session
+  // of another is dropped).
+  SSL_SESSION* Get(const std::shared_ptr<SSL_CTX>& ctx);
   // Handshakes done, and of those the ones that resumed a session.
   uint64_t handshakes() const;
   uint64_t resumed() const;
@@ -100,7 +103,7 @@ bool TlsAccept(int fd, SSL_CTX* ctx, int timeout_ms, std::string* why, bool* pla
 // against it when ctx verifies). A session from `sessions` is offered, and
 // the backend's new ones are kept there (it must outlive the connection:
 // shared). False with *why, as TlsAccept.
-bool TlsConnect(int fd, SSL_CTX* ctx, const std::string& host,
+bool TlsConnect(int fd, const std::shared_ptr<SSL_CTX>& ctx, const std::string& host,
                 const std::shared_ptr<TlsSessionSlot>& sessions, int timeout_ms, std::string* why);
 // Makes a client context hand each session a backend gives to the
 // connection's TlsSessionSlot (TlsConnect).

@@ -275,7 +275,7 @@ int Instance::Connect(int timeout_ms, ConnectError* err, std::string* why) {
     auto ctx = ClientTlsContext(tls_.ca_file, tls_.insecure);
     if (!ctx.ok()) {
       tls_error = ctx.status().message();
-    } else if (!fio::TlsConnect(fd, ctx->get(), host_, sessions_, left_ms, &tls_error)) {
+    } else if (!fio::TlsConnect(fd, ctx.value(), host_, sessions_, left_ms, &tls_error)) {
       if (tls_error.empty()) tls_error = "TLS handshake failed";
     }
     if (!tls_error.empty()) {
