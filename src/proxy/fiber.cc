@@ -117,6 +117,8 @@ class Worker {
   void Run();
   // --- used by fio:: from inside a fiber of this worker -------------------
   int index() const { return index_; }
+  // The stack of the running fiber: its lowest usable byte.
+  char* stack_floor() const { return current_ ? current_->stack + kGuardBytes : nullptr; }
   FdState* State(int fd) {
     if (static_cast<size_t>(fd) >= fds_.size()) fds_.resize(static_cast<size_t>(fd) + 64);
     return fds_[static_cast<size_t>(fd)].get();
@@ -516,6 +518,16 @@ int WaitAny(const WaitFor* items, int n, int timeout_ms) {
 
 int WaitAnyUntil(const WaitFor* items, int n, Clock::time_point deadline) {
   return tl_worker->WaitAny(items, n, deadline);
+}
+
+void TrimStack() {
+  char* floor = tl_worker ? tl_worker->stack_floor() : nullptr;
+  if (!floor) return;
+  char here;
+  // A page of margin below this frame for the calls madvise itself makes.
+  uintptr_t top = (reinterpret_cast<uintptr_t>(&here) - 4096) & ~uintptr_t{4095};
+  uintptr_t low = reinterpret_cast<uintptr_t>(floor);
+  if (top > low) madvise(floor, top - low, MADV_DONTNEED);
 }
 
 void NotReady(int fd, bool read) {

@@ -72,6 +72,10 @@ constexpr int kMaxWaitFor = 4;
 // passes. The index of a ready item (a hint: try the syscall, it may still
 // say EAGAIN), or -1 on timeout.
 int WaitAny(const WaitFor* items, int n, int timeout_ms);
+// Gives the pages of the current fiber's stack below the frames in use back
+// to the system (one madvise): after something that ran deep (a TLS
+// handshake), so that an idle connection does not keep them resident.
+void TrimStack();
 // WaitAny with a deadline instead of a timeout.
 int WaitAnyUntil(const WaitFor* items, int n, std::chrono::steady_clock::time_point deadline);
 // Records that a non-blocking call on fd said EAGAIN, so WaitAny parks.

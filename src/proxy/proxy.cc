@@ -143,6 +143,7 @@ bool Proxy::ShakeHands(int fd) {
   bool plain_http = false;
   if (fio::TlsAccept(fd, ctx.get(), opts_.header_timeout_ms, &why, &plain_http)) {
     tls.handshakes.fetch_add(1, std::memory_order_relaxed);
+    fio::TrimStack();  // the handshake ran deep; the connection may now idle for long
     return true;
   }
   tls.failed_handshakes.fetch_add(1, std::memory_order_relaxed);

@@ -151,6 +151,7 @@ Session::ReadResult Session::AwaitClient(Clock::time_point deadline) {
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return ReadResult::kError;
     in_.Release();
+    fio::TrimIdle(fd_);
     up_.ReleaseBuffer();
     const fio::WaitFor client{fd_, true};
     while (fio::WaitAny(&client, 1, kTickMs) < 0) {

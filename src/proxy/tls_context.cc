@@ -46,6 +46,9 @@ void CommonSettings(SSL_CTX* ctx) {
                             SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_options(
       ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_COMPRESSION);
+  // Read what the socket has, not one record at a time (transport.cc takes
+  // the records read in together).
+  SSL_CTX_set_read_ahead(ctx, 1);
 }
 
 SslCtxPtr Own(SSL_CTX* ctx) { return SslCtxPtr(ctx, SSL_CTX_free); }
@@ -120,9 +123,12 @@ std::string TlsHandshakeError(SSL* ssl, int ssl_error, int saved_errno) {
   }
   std::string errors = SslErrors("");
   if (!errors.empty()) return "TLS handshake failed: " + errors;
+  // (With SSL_OP_IGNORE_UNEXPECTED_EOF a close is ZERO_RETURN, even here.)
+  if (ssl_error == SSL_ERROR_ZERO_RETURN || (ssl_error == SSL_ERROR_SYSCALL && saved_errno == 0)) {
+    return "the peer closed the connection during the TLS handshake";
+  }
   if (ssl_error == SSL_ERROR_SYSCALL) {
-    return saved_errno != 0 ? std::string("TLS handshake failed: ") + std::strerror(saved_errno)
-                            : "the peer closed the connection during the TLS handshake";
+    return std::string("TLS handshake failed: ") + std::strerror(saved_errno);
   }
   return "TLS handshake failed";
 }

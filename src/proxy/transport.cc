@@ -162,7 +162,22 @@ ssize_t TlsRecv(int fd, TlsConn* c, char* buf, size_t len) {
     ERR_clear_error();
     errno = 0;
     const int n = SSL_read(c->ssl, buf, AsInt(len));
-    if (n > 0) return n;
+    if (n > 0) {
+      // One SSL_read gives one record. The records already read in (read
+      // ahead) go out with it: a peer that sends one byte per record must
+      // not cost one write to the other side per byte.
+      size_t total = static_cast<size_t>(n);
+      while (total < len && SSL_has_pending(c->ssl)) {
+        ERR_clear_error();
+        const int more = SSL_read(c->ssl, buf + total, AsInt(len - total));
+        if (more <= 0) {
+          ERR_clear_error();  // a partial record, the end or an error: the next call says
+          break;
+        }
+        total += static_cast<size_t>(more);
+      }
+      return static_cast<ssize_t>(total);
+    }
     const int e = SSL_get_error(c->ssl, n);
     if (e == SSL_ERROR_ZERO_RETURN) return 0;  // close_notify (or FIN: see tls_context.cc)
     if (e == SSL_ERROR_WANT_READ) {
@@ -269,6 +284,11 @@ int Peek(int fd) {
     if (n > 0) return 1;
     const int e = SSL_get_error(c->ssl, n);
     if (e == SSL_ERROR_WANT_READ) {
+      // Part of a record came (SSL_peek took it in and waits for the rest):
+      // bytes, as a plain socket's first byte would be. Buffered bytes, or
+      // a record whose header was read and whose body was not ("RB"; the
+      // header is no longer counted as pending).
+      if (SSL_has_pending(c->ssl) || std::strcmp(SSL_rstate_string(c->ssl), "RH") != 0) return 1;
       NotReady(fd, true);
       errno = EAGAIN;
       return -1;
@@ -301,6 +321,10 @@ void ShutdownWrite(int fd) {
 }
 
 bool IsTls(int fd) { return TlsOf(fd) != nullptr; }
+
+void TrimIdle(int fd) {
+  if (TlsConn* c = TlsOf(fd)) SSL_free_buffers(c->ssl);  // refused while they hold bytes
+}
 
 void DropTls(int fd) {
   TlsConn* c = TlsTable::Get().Take(fd);

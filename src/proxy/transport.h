@@ -68,6 +68,10 @@ void ShutdownWrite(int fd);
 void CloseUnregistered(int fd);
 // True when fd has TLS attached.
 bool IsTls(int fd);
+// A connection about to wait idle: its TLS read and write buffers (about
+// 34 KiB, kept while a read waits for the next record) go back to the heap
+// when they hold nothing. Nothing for a plain socket.
+void TrimIdle(int fd);
 // Frees fd's TLS, if any, sending close_notify when the connection is sound
 // (fio::Close does this; for a socket closed some other way).
 void DropTls(int fd);

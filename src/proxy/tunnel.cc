@@ -75,7 +75,10 @@ void RunTunnel(TunnelEnd client, TunnelEnd backend, std::chrono::milliseconds id
       continue;
     }
     // A quiet tunnel waits without its buffers (see ReadBuffer).
-    for (Pipe* p : pipes) p->buf->Release();
+    for (Pipe* p : pipes) {
+      p->buf->Release();
+      fio::TrimIdle(p->from);
+    }
     fio::WaitFor waits[2];
     int n = 0;
     for (Pipe* p : pipes) {

@@ -328,6 +328,7 @@ void Instance::ExpireIdle(int worker) {
 }
 
 void Instance::Release(int worker, int fd) {
+  fio::TrimIdle(fd);  // pooled idle: no TLS buffers held meanwhile
   fio::Parking wake;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -187,6 +187,30 @@ std::map<std::string, Json> ByRequestId(const std::vector<Json>& lines) {
   return m;
 }
 
+HttpResponse GetMetrics(uint16_t admin) {
+  HttpResponse r;
+  PollUntil([&] {
+    RawClient c;
+    if (!c.Connect(admin)) return false;
+    r = c.Get("/metrics", {}, kHangGuardMs);
+    return r.ok && r.status != 503;
+  });
+  REQUIRE_MESSAGE(r.ok, r.error);
+  REQUIRE(r.status == 200);
+  return r;
+}
+
+Json ShownInstance(Fixture& fx, const std::string& backend, const std::string& instance) {
+  RunResult r = fx.Cli({"backend", "show", backend, "--json"});
+  if (r.exit_code != 0) return nullptr;
+  Json j = Json::parse(r.out, nullptr, false);
+  if (j.is_discarded() || !j.contains("load")) return nullptr;
+  for (const Json& row : j["load"]) {
+    if (row["instance"] == instance) return row;
+  }
+  return nullptr;
+}
+
 std::optional<Json> Fixture::LogLineFor(const std::string& request_id, int timeout_ms) {
   int64_t deadline = NowMs() + timeout_ms;
   while (true) {

@@ -427,5 +427,14 @@ inline void ExpectRefused(TwoBackends& t, const std::vector<Refusal>& cases) {
 // Log lines keyed by request_id.
 std::map<std::string, Json> ByRequestId(const std::vector<Json>& lines);
 
+// GET /metrics on serve's admin listener (`serve --admin`), asked again
+// while it answers 503 (until serve's first snapshot serves); fails the test
+// unless the answer is a 200, which it returns.
+HttpResponse GetMetrics(uint16_t admin);
+
+// The instance's row in `backend show BACKEND --json`'s "load" (null until
+// it is reported, or when the CLI fails).
+Json ShownInstance(Fixture& fx, const std::string& backend, const std::string& instance);
+
 }  // namespace e2e
 }  // namespace strangler

@@ -47,18 +47,6 @@ class DemoProcess {
   std::unique_ptr<Process> proc_;
 };
 
-// The instance's row in `backend show --json`'s load (null until reported).
-Json ShownInstance(Fixture& fx, const std::string& backend, const std::string& instance) {
-  RunResult r = fx.Cli({"backend", "show", backend, "--json"});
-  if (r.exit_code != 0) return nullptr;
-  Json j = Json::parse(r.out, nullptr, false);
-  if (j.is_discarded() || !j.contains("load")) return nullptr;
-  for (const Json& row : j["load"]) {
-    if (row["instance"] == instance) return row;
-  }
-  return nullptr;
-}
-
 bool StderrHas(Fixture& fx, const std::string& text) {
   return fx.serve()->Stderr().find(text) != std::string::npos;
 }

@@ -89,17 +89,10 @@ double Sum(const std::vector<Sample>& samples, const std::string& name, const La
   return sum;
 }
 
-// GET /metrics; 503 until serve's first snapshot serves, then 200.
+// GET /metrics (GetMetrics: 503 until serve's first snapshot serves, then
+// 200) with the exposition's Content-Type; its body.
 std::string Scrape(uint16_t admin) {
-  HttpResponse r;
-  PollUntil([&] {
-    RawClient c;
-    if (!c.Connect(admin)) return false;
-    r = c.Get("/metrics", {}, kHangGuardMs);
-    return r.ok && r.status != 503;
-  });
-  REQUIRE(r.ok);
-  REQUIRE(r.status == 200);
+  const HttpResponse r = GetMetrics(admin);
   CHECK(r.Header("Content-Type") == "text/plain; version=0.0.4; charset=utf-8");
   return r.body;
 }

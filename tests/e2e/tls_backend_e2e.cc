@@ -12,8 +12,8 @@
 // The backend is an in-process OpenSSL server written below (TlsBackend): one
 // thread per connection, keep-alive HTTP/1.1 that echoes what it received,
 // WebSocket echo after a 101, and a record of each connection's handshake
-// (SNI, resumed, ALPN, or why it failed). The certificates are made here with
-// the `openssl` CLI: a CA, a second CA, server certificates for
+// (SNI, resumed, ALPN, or why it failed). The certificates are made with the
+// `openssl` CLI (tls_helpers.h): a CA, a second CA, server certificates for
 // localhost + 127.0.0.1, for another name, an expired one, a self-signed one.
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -34,10 +34,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -50,6 +48,7 @@
 #include <doctest/doctest.h>
 
 #include "harness.h"
+#include "tls_helpers.h"
 #include "websocket.h"
 #include "wire.h"
 
@@ -58,40 +57,6 @@ namespace e2e {
 namespace {
 
 constexpr int kTimeoutMs = 10000;  // guards against hangs only
-
-std::string Blob(size_t n, unsigned seed = 7) {
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 131 + seed + (i >> 8)) & 0xff);
-  return s;
-}
-
-// The absolute path of a program on PATH (the harness execs argv[0] as a
-// path), or "" when there is none.
-std::string Which(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::stringstream ss(path ? path : "/usr/local/bin:/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(ss, dir, ':')) {
-    if (dir.empty()) continue;
-    std::string p = dir + "/" + name;
-    if (access(p.c_str(), X_OK) == 0) return p;
-  }
-  return "";
-}
-
-void WriteFile(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f << bytes;
-  f.close();
-  REQUIRE_MESSAGE(f.good(), "cannot write " << path);
-}
-
-void MustRun(const std::vector<std::string>& argv) {
-  RunResult r = Run(argv, {}, 30000);
-  std::string cmd;
-  for (const auto& a : argv) cmd += a + " ";
-  REQUIRE_MESSAGE(r.exit_code == 0, cmd << "\nexit " << r.exit_code << "\n" << r.err << r.out);
-}
 
 // OpenSSL's own words for a verify error, as the router quotes them.
 std::string VerifyText(long code) { return X509_verify_cert_error_string(code); }
@@ -115,77 +80,28 @@ bool LocalhostIsIpv4Loopback() {
 
 // --- certificates ------------------------------------------------------------
 
-struct KeyPair {
-  std::string crt, key;  // paths
-};
-
 struct Certs {
-  std::string ca, ca_key;  // the CA that signs the server certificates
-  std::string other_ca;    // a second CA that signs nothing here
-  KeyPair good;            // localhost + 127.0.0.1, signed by ca
-  KeyPair wrong_host;      // other.example + 10.9.9.9, signed by ca
-  KeyPair expired;         // localhost + 127.0.0.1, signed by ca, valid 2020-01-01..02 only
-  KeyPair self_signed;     // localhost + 127.0.0.1, its own issuer
+  std::string ca;        // the CA that signs the server certificates
+  std::string other_ca;  // a second CA that signs nothing here
+  KeyPair good;          // localhost + 127.0.0.1, signed by ca
+  KeyPair wrong_host;    // other.example + 10.9.9.9, signed by ca
+  KeyPair expired;       // localhost + 127.0.0.1, signed by ca, valid 2020-01-01..02 only
+  KeyPair self_signed;   // localhost + 127.0.0.1, its own issuer
 };
 
+// The certificates of Certs, made in `dir`.
 Certs MakeCerts(const TempDir& dir) {
-  const std::string openssl = Which("openssl");
-  REQUIRE_MESSAGE(!openssl.empty(), "the openssl CLI is not on PATH");
-  const std::vector<std::string> ec = {"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                                       "-nodes"};
-  auto make_ca = [&](const std::string& base, const std::string& cn) {
-    std::vector<std::string> argv = {openssl, "req", "-x509"};
-    argv.insert(argv.end(), ec.begin(), ec.end());
-    argv.insert(argv.end(), {"-keyout", base + ".key", "-out", base + ".crt", "-days", "2", "-subj",
-                             "/CN=" + cn, "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
-                             "keyUsage=critical,keyCertSign,cRLSign"});
-    MustRun(argv);
-  };
   Certs c;
-  make_ca(dir.File("ca"), "strangler e2e CA");
-  c.ca = dir.File("ca.crt");
-  c.ca_key = dir.File("ca.key");
-  make_ca(dir.File("other-ca"), "strangler e2e other CA");
-  c.other_ca = dir.File("other-ca.crt");
-
-  auto csr = [&](const std::string& base, const std::string& cn) {
-    std::vector<std::string> argv = {openssl, "req", "-new"};
-    argv.insert(argv.end(), ec.begin(), ec.end());
-    argv.insert(argv.end(),
-                {"-keyout", base + ".key", "-out", base + ".csr", "-subj", "/CN=" + cn});
-    MustRun(argv);
-  };
-  auto ext_file = [&](const std::string& name, const std::string& san) {
-    const std::string path = dir.File(name + ".ext");
-    WriteFile(path,
-              "basicConstraints=critical,CA:FALSE\n"
-              "keyUsage=critical,digitalSignature\n"
-              "extendedKeyUsage=serverAuth\n"
-              "subjectAltName=" +
-                  san +
-                  "\n"
-                  "subjectKeyIdentifier=hash\n"
-                  "authorityKeyIdentifier=keyid,issuer\n");
-    return path;
-  };
-  auto sign = [&](const std::string& base, const std::string& ext, const std::string& serial) {
-    MustRun({openssl, "x509", "-req", "-in", base + ".csr", "-CA", c.ca, "-CAkey", c.ca_key,
-             "-set_serial", serial, "-days", "2", "-extfile", ext, "-out", base + ".crt"});
-  };
-  const std::string both = ext_file("both", "DNS:localhost,IP:127.0.0.1");
-  const std::string other = ext_file("other", "DNS:other.example,IP:10.9.9.9");
-
-  csr(dir.File("good"), "good");
-  sign(dir.File("good"), both, "0x1001");
-  c.good = {dir.File("good.crt"), dir.File("good.key")};
-
-  csr(dir.File("wrong-host"), "other.example");
-  sign(dir.File("wrong-host"), other, "0x1002");
-  c.wrong_host = {dir.File("wrong-host.crt"), dir.File("wrong-host.key")};
+  const KeyPair ca = MakeCa(dir.File("ca"), "strangler e2e CA");
+  c.ca = ca.crt;
+  c.other_ca = MakeCa(dir.File("other-ca"), "strangler e2e other CA").crt;
+  c.good = MakeServerCert(ca, dir.File("good"), "good", "DNS:localhost,IP:127.0.0.1", 0x1001);
+  c.wrong_host = MakeServerCert(ca, dir.File("wrong-host"), "other.example",
+                                "DNS:other.example,IP:10.9.9.9", 0x1002);
 
   // Expired: openssl 3.0's x509 has no -not_before/-not_after, so `openssl
   // ca` with fixed start and end dates in 2020.
-  csr(dir.File("expired"), "expired");
+  MakeKeyAndCsr(dir.File("expired"), "expired");
   WriteFile(dir.File("index.txt"), "");
   WriteFile(dir.File("serial"), "2001\n");
   WriteFile(dir.File("ca.cnf"),
@@ -199,15 +115,15 @@ Certs MakeCerts(const TempDir& dir) {
                 "[ ext ]\nbasicConstraints=critical,CA:FALSE\n"
                 "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
                 "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
-  MustRun({openssl,
+  MustRun({OpenSslCli(),
            "ca",
            "-batch",
            "-config",
            dir.File("ca.cnf"),
            "-cert",
-           c.ca,
+           ca.crt,
            "-keyfile",
-           c.ca_key,
+           ca.key,
            "-in",
            dir.File("expired.csr"),
            "-out",
@@ -221,30 +137,9 @@ Certs MakeCerts(const TempDir& dir) {
            "-notext"});
   c.expired = {dir.File("expired.crt"), dir.File("expired.key")};
 
-  {
-    std::vector<std::string> argv = {openssl, "req", "-x509"};
-    argv.insert(argv.end(), ec.begin(), ec.end());
-    argv.insert(argv.end(), {"-keyout", dir.File("self.key"), "-out", dir.File("self.crt"), "-days",
-                             "2", "-subj", "/CN=self-signed", "-addext",
-                             "subjectAltName=DNS:localhost,IP:127.0.0.1"});
-    MustRun(argv);
-    c.self_signed = {dir.File("self.crt"), dir.File("self.key")};
-  }
+  c.self_signed = MakeSelfSigned(dir.File("self"), "self-signed",
+                                 {"subjectAltName=DNS:localhost,IP:127.0.0.1"});
   return c;
-}
-
-// What OpenSSL says about the last failure.
-std::string SslWhy(int ssl_error) {
-  std::string out = "SSL_get_error " + std::to_string(ssl_error);
-  if (ssl_error == SSL_ERROR_SYSCALL && errno != 0)
-    out += std::string(" (") + strerror(errno) + ")";
-  unsigned long e;
-  while ((e = ERR_get_error()) != 0) {
-    char text[256];
-    ERR_error_string_n(e, text, sizeof(text));
-    out += std::string("; ") + text;
-  }
-  return out;
 }
 
 // --- TlsBackend: an HTTPS (and WSS) test server ------------------------------
@@ -392,23 +287,12 @@ class TlsBackend {
 
   // Decrypted bytes appended to *buf: > 0, 0 at the end, -1 on error or stop.
   ssize_t Read(SSL* ssl, int fd, std::string* buf) const {
-    char tmp[16384];
-    while (true) {
-      ERR_clear_error();
-      errno = 0;
-      const int n = SSL_read(ssl, tmp, sizeof(tmp));
-      if (n > 0) {
-        buf->append(tmp, static_cast<size_t>(n));
-        return n;
-      }
-      const int e = SSL_get_error(ssl, n);
-      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        if (WaitIo(fd, e, -1)) continue;
-        return -1;
-      }
-      ERR_clear_error();
-      return e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL ? 0 : -1;
-    }
+    int e = 0;
+    const int n = SslReadSome(ssl, buf, &e, [&](int want) { return WaitIo(fd, want, -1); });
+    if (n > 0) return n;
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return -1;
+    ERR_clear_error();
+    return e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL ? 0 : -1;
   }
 
   bool Write(SSL* ssl, int fd, const std::string& bytes) const {
@@ -658,20 +542,6 @@ class TlsBackend {
 
 // --- the router's views: /metrics, backend show ------------------------------
 
-// GET /metrics on the admin port; 503 until serve's first snapshot serves.
-std::string Scrape(uint16_t admin) {
-  HttpResponse r;
-  PollUntil([&] {
-    RawClient c;
-    if (!c.Connect(admin)) return false;
-    r = c.Get("/metrics", {}, kHangGuardMs);
-    return r.ok && r.status != 503;
-  });
-  REQUIRE_MESSAGE(r.ok, r.error);
-  REQUIRE(r.status == 200);
-  return r.body;
-}
-
 // The value of the sample of `name` whose labels include all of `labels`
 // (label="value" each); -1 when there is none.
 double Metric(const std::string& text, const std::string& name,
@@ -692,20 +562,8 @@ double Metric(const std::string& text, const std::string& name,
 }
 
 double TlsErrors(uint16_t admin, const std::string& backend) {
-  return Metric(Scrape(admin), "strangler_upstream_errors_total",
+  return Metric(GetMetrics(admin).body, "strangler_upstream_errors_total",
                 {{"backend", backend}, {"kind", "tls"}});
-}
-
-// The instance's row in `backend show --json`'s load (null until reported).
-Json ShownInstance(Fixture& fx, const std::string& backend, const std::string& instance) {
-  RunResult r = fx.Cli({"backend", "show", backend, "--json"});
-  if (r.exit_code != 0) return nullptr;
-  Json j = Json::parse(r.out, nullptr, false);
-  if (j.is_discarded() || !j.contains("load")) return nullptr;
-  for (const Json& row : j["load"]) {
-    if (row["instance"] == instance) return row;
-  }
-  return nullptr;
 }
 
 std::string ShowText(Fixture& fx, const std::string& backend) {
@@ -729,17 +587,41 @@ std::string ErrorMessage(const HttpResponse& r) {
   return j["message"].get<std::string>();
 }
 
-// A store and a serve with an admin listener.
+// The fixture of most tests here: a store, the certificates (made in its
+// temp dir), the test servers a test asks for (started; they stop before
+// serve does), and, from StartServe(), a serve with an admin listener.
 struct Router {
   Fixture fx;
+  const Certs certs = MakeCerts(fx.dir());
   uint16_t admin = 0;
-  void Start(std::vector<std::string> extra = {}) {
+
+  // A started TlsBackend NAME with `cert`; it lives as long as this Router.
+  TlsBackend& Tls(const std::string& name, const KeyPair& cert) {
+    tls_.push_back(std::make_unique<TlsBackend>(name, cert));
+    REQUIRE(tls_.back()->Start());
+    return *tls_.back();
+  }
+  // A started RawBackend "legacy", added to the store as the backend
+  // "legacy" (the default when it is the first one added).
+  RawBackend& Legacy() {
+    legacy_ = std::make_unique<RawBackend>("legacy");
+    REQUIRE(legacy_->Start());
+    fx.AddBackend("legacy", legacy_->url());
+    return *legacy_;
+  }
+  // fx.StartServe with `extra` and --admin 127.0.0.1:0, whose port goes to
+  // `admin`.
+  void StartServe(std::vector<std::string> extra = {}) {
     extra.push_back("--admin");
     extra.push_back("127.0.0.1:0");
     REQUIRE(fx.StartServe(extra));
     admin = AdminPort(*fx.serve());
     REQUIRE(admin != 0);
   }
+
+ private:
+  std::vector<std::unique_ptr<TlsBackend>> tls_;
+  std::unique_ptr<RawBackend> legacy_;
 };
 
 // Requests on one keep-alive client connection, reconnecting when the router
@@ -752,22 +634,19 @@ HttpResponse Send(RawClient& c, uint16_t port, const std::string& method, const 
 
 // --- 1. a good https backend -------------------------------------------------
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    Router,
     "e2e: tls backend: https with --ca: bodies byte-exact both ways, SNI for a name and none for "
     "an address, ALPN http/1.1, keep-alive reuse, sessions resumed on new connections") {
   REQUIRE_MESSAGE(LocalhostIsIpv4Loopback(), "localhost does not resolve to 127.0.0.1 first");
-  Router rt;
-  Fixture& fx = rt.fx;
-  const Certs certs = MakeCerts(fx.dir());
-  TlsBackend be("tlsbe", certs.good);
-  REQUIRE(be.Start());
+  TlsBackend& be = Tls("tlsbe", certs.good);
   const std::string ip_instance = be.url("127.0.0.1");
   const std::string name_instance = be.url("localhost");
   fx.AddBackend("byip", ip_instance, {"--ca", certs.ca});
   fx.AddBackend("byname", name_instance + "/base", {"--ca", certs.ca});
   fx.AddRoute("n", {"--to", "byname", "--path", "/n"});
   CHECK(TlsLine(fx, "byip") == "tls:       certificates checked against " + certs.ca + " (--ca)");
-  rt.Start({"--threads", "2"});
+  StartServe({"--threads", "2"});
   const uint16_t port = fx.port();
   const std::string client_host = "127.0.0.1:" + std::to_string(port);
 
@@ -785,24 +664,14 @@ TEST_CASE(
   for (bool by_name : {false, true}) {
     const std::string pre = by_name ? "/n" : "/ip";
     const std::string base = by_name ? "/base" : "";
-    cases.push_back({"GET",
-                     pre + "/get?x=1&y=%20",
-                     "",
-                     base + pre + "/get?x=1&y=%20",
-                     by_name,
-                     {{"X-Custom", "a  b"}}});
-    cases.push_back({"POST",
-                     pre + "/cl",
-                     big,
-                     base + pre + "/cl",
-                     by_name,
-                     {{"Content-Type", "application/octet-stream"}}});
-    cases.push_back({"POST",
-                     pre + "/chunked",
-                     chunked_wire,
-                     base + pre + "/chunked",
-                     by_name,
-                     {{"Transfer-Encoding", "chunked"}}});
+    // A request for PRE + `path`, which the backend gets as BASE + PRE + `path`.
+    auto add = [&](const std::string& method, const std::string& path, const std::string& body,
+                   const Headers& headers) {
+      cases.push_back({method, pre + path, body, base + pre + path, by_name, headers});
+    };
+    add("GET", "/get?x=1&y=%20", "", {{"X-Custom", "a  b"}});
+    add("POST", "/cl", big, {{"Content-Type", "application/octet-stream"}});
+    add("POST", "/chunked", chunked_wire, {{"Transfer-Encoding", "chunked"}});
   }
   for (const Sent& s : cases) {
     INFO(s.method << " " << s.target);
@@ -855,15 +724,21 @@ TEST_CASE(
   // reused once it has been quiet --reuse-quiet-ms (default 1 ms) after its
   // answer; a client faster than that gets a new one (by design, for plain
   // http too), so the requests are a few ms apart.
-  std::set<std::string> ka_conns;
+  // `n` GETs of PREFIX0, PREFIX1, ..., 3 ms apart, each answered 200: the
+  // backend connections (X-Tls-Conn) that answered them.
+  auto spaced_gets = [&](const std::string& prefix, int n) {
+    std::set<std::string> conns;
+    for (int i = 0; i < n; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(3));
+      HttpResponse r = Send(c, port, "GET", prefix + std::to_string(i));
+      REQUIRE_MESSAGE(r.ok, r.error);
+      REQUIRE(r.status == 200);
+      conns.insert(r.Header("X-Tls-Conn").value_or("?"));
+    }
+    return conns;
+  };
   const int conns_before_ka = static_cast<int>(be.connections().size());
-  for (int i = 0; i < 40; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(3));
-    HttpResponse r = Send(c, port, "GET", "/ip/ka/" + std::to_string(i));
-    REQUIRE_MESSAGE(r.ok, r.error);
-    REQUIRE(r.status == 200);
-    ka_conns.insert(r.Header("X-Tls-Conn").value_or("?"));
-  }
+  const std::set<std::string> ka_conns = spaced_gets("/ip/ka/", 40);
   MESSAGE("40 keep-alive GETs used " << ka_conns.size() << " backend connection(s); "
                                      << static_cast<int>(be.connections().size()) - conns_before_ka
                                      << " new");
@@ -873,14 +748,7 @@ TEST_CASE(
   // Resumption: each /close answer ends its connection, so each request
   // needs a new one, which resumes the instance's session.
   const int conns_before_close = static_cast<int>(be.connections().size());
-  std::set<std::string> close_conns;
-  for (int i = 0; i < 12; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(3));
-    HttpResponse r = Send(c, port, "GET", "/close/" + std::to_string(i));
-    REQUIRE_MESSAGE(r.ok, r.error);
-    REQUIRE(r.status == 200);
-    close_conns.insert(r.Header("X-Tls-Conn").value_or("?"));
-  }
+  const std::set<std::string> close_conns = spaced_gets("/close/", 12);
   CHECK(close_conns.size() == 12);  // each ended the connection it came on
   const auto conns = be.connections();
   int new_conns = 0, new_resumed = 0;
@@ -953,7 +821,7 @@ TEST_CASE(
       ip_resumed += ci.resumed;
     }
   }
-  const std::string metrics = Scrape(rt.admin);
+  const std::string metrics = GetMetrics(admin).body;
   INFO(metrics);
   const char kHs[] = "strangler_upstream_tls_handshakes_total";
   const double yes =
@@ -988,18 +856,16 @@ TEST_CASE(
 
 // --- 2. certificates refused --------------------------------------------------
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    Router,
     "e2e: tls backend: a wrong host name, an expired certificate, an unknown CA (system CAs or "
     "another --ca) and a self-signed one each get 502 saying why; nothing reaches the backend") {
   REQUIRE_MESSAGE(LocalhostIsIpv4Loopback(), "localhost does not resolve to 127.0.0.1 first");
-  Router rt;
-  Fixture& fx = rt.fx;
-  const Certs certs = MakeCerts(fx.dir());
-  RawBackend legacy("legacy");
-  REQUIRE(legacy.Start());
-  TlsBackend wrong("wrong", certs.wrong_host), expired("expired", certs.expired),
-      good("good", certs.good), self("self", certs.self_signed);
-  for (TlsBackend* b : {&wrong, &expired, &good, &self}) REQUIRE(b->Start());
+  RawBackend& legacy = Legacy();
+  TlsBackend& wrong = Tls("wrong", certs.wrong_host);
+  TlsBackend& expired = Tls("expired", certs.expired);
+  TlsBackend& good = Tls("good", certs.good);
+  TlsBackend& self = Tls("self", certs.self_signed);
   struct Case {
     std::string backend;
     TlsBackend* server;
@@ -1019,13 +885,12 @@ TEST_CASE(
        X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY},
       {"selfsigned", &self, "127.0.0.1", {}, X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT},
   };
-  fx.AddBackend("legacy", legacy.url());
   for (const Case& k : cases) {
     fx.AddBackend(k.backend, k.server->url(k.host), k.flags);
     fx.AddRoute(k.backend, {"--to", k.backend, "--path", "/" + k.backend});
   }
   CHECK(TlsLine(fx, "sysca") == "tls:       certificates checked against the system's CAs");
-  rt.Start();
+  StartServe();
   const uint16_t port = fx.port();
   RawClient c;
   for (const Case& k : cases) {
@@ -1064,7 +929,7 @@ TEST_CASE(
     INFO(shown);
     CHECK(shown.find(https_instance + ": 3 failures in a row; last: " + why + " (") !=
           std::string::npos);
-    CHECK(TlsErrors(rt.admin, k.backend) == 3);
+    CHECK(TlsErrors(admin, k.backend) == 3);
   }
   // Not one request reached the servers; each refusal was a failed
   // handshake there.
@@ -1115,14 +980,11 @@ class NotTlsServer {
   LoopbackServer server_;
 };
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    Router,
     "e2e: tls backend: an https:// URL at a plain HTTP server, at a TLS 1.1-only server, or at one "
     "that never answers the handshake: 502 saying 'TLS handshake ...', counted as kind=tls") {
-  Router rt;
-  Fixture& fx = rt.fx;
-  const Certs certs = MakeCerts(fx.dir());
-  RawBackend legacy("legacy");
-  REQUIRE(legacy.Start());
+  Legacy();
   NotTlsServer plain(
       "HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\nConnection: close\r\n\r\nbad request");
   NotTlsServer silent("");
@@ -1131,7 +993,6 @@ TEST_CASE(
   REQUIRE(plain.Start());
   REQUIRE(silent.Start());
   REQUIRE(old.Start());
-  fx.AddBackend("legacy", legacy.url());
   const std::string p = "https://127.0.0.1:";
   fx.AddBackend("plain", p + std::to_string(plain.port()), {"--ca", certs.ca});
   fx.AddBackend("old", p + std::to_string(old.port()), {"--ca", certs.ca});
@@ -1140,7 +1001,7 @@ TEST_CASE(
   for (const char* b : {"plain", "old", "silent"}) {
     fx.AddRoute(b, {"--to", b, "--path", std::string("/") + b});
   }
-  rt.Start();
+  StartServe();
   RawClient c;
   struct Case {
     std::string backend;
@@ -1160,7 +1021,7 @@ TEST_CASE(
         "backend '" + k.backend + "' at 127.0.0.1:" + std::to_string(k.port) + ": " + k.starts;
     CHECK(msg.rfind(head, 0) == 0);
     if (k.starts.back() == ' ') CHECK(msg.size() > head.size());  // and OpenSSL's words
-    CHECK(TlsErrors(rt.admin, k.backend) == 1);
+    CHECK(TlsErrors(admin, k.backend) == 1);
     Json row;
     CHECK(PollUntil([&] {
       row = ShownInstance(fx, k.backend, p + std::to_string(k.port));
@@ -1180,17 +1041,14 @@ TEST_CASE(
 
 // --- 3. --tls-insecure, then --tls-verify -------------------------------------
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    Router,
     "e2e: tls backend: --tls-insecure reaches a self-signed backend and show says NOT checked; "
     "--tls-verify makes it 502 after the reload; --ca naming that certificate accepts it again") {
-  Router rt;
-  Fixture& fx = rt.fx;
-  const Certs certs = MakeCerts(fx.dir());
-  TlsBackend self("self", certs.self_signed);
-  REQUIRE(self.Start());
+  TlsBackend& self = Tls("self", certs.self_signed);
   fx.AddBackend("ins", self.url(), {"--tls-insecure"});
   CHECK(TlsLine(fx, "ins") == "tls:       certificates NOT checked (--tls-insecure)");
-  rt.Start();
+  StartServe();
   const uint16_t port = fx.port();
   RawClient c;
   HttpResponse r = Send(c, port, "POST", "/insecure", {}, "payload");
@@ -1237,7 +1095,7 @@ TEST_CASE(
     CHECK(ErrorMessage(a) == want);
   }
   CHECK(self.request_count() == received);
-  CHECK(TlsErrors(rt.admin, "ins") >= 4);
+  CHECK(TlsErrors(admin, "ins") >= 4);
 
   // Its own certificate as the CA: accepted (it is for 127.0.0.1).
   fx.MustCli({"backend", "set", "ins", "--ca", certs.self_signed.crt});
@@ -1254,21 +1112,18 @@ TEST_CASE(
 
 // --- 4. a bad instance next to a good one ------------------------------------
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    Router,
     "e2e: tls backend: an instance with a wrong certificate next to a good one: every request "
     "succeeds (the handshake failure moves it to the other), and the bad one is ejected") {
   REQUIRE_MESSAGE(LocalhostIsIpv4Loopback(), "localhost does not resolve to 127.0.0.1 first");
-  Router rt;
-  Fixture& fx = rt.fx;
-  const Certs certs = MakeCerts(fx.dir());
-  TlsBackend bad("bad", certs.wrong_host), good("good", certs.good);
-  REQUIRE(bad.Start());
-  REQUIRE(good.Start());
+  TlsBackend& bad = Tls("bad", certs.wrong_host);
+  TlsBackend& good = Tls("good", certs.good);
   const std::string bad_url = bad.url("localhost"), good_url = good.url("localhost");
   fx.AddBackend("be", bad_url, {"--ca", certs.ca});
   fx.MustCli(
       {"backend", "set", "be", bad_url, good_url, "--eject-after", "3", "--eject-for", "5m"});
-  rt.Start();
+  StartServe();
   const uint16_t port = fx.port();
   RawClient c;
   int ok = 0;
@@ -1316,7 +1171,7 @@ TEST_CASE(
   CHECK_MESSAGE(fx.serve()->Stderr().find(ejected_line) != std::string::npos,
                 "no '" << ejected_line << "' in serve's stderr:\n"
                        << fx.serve()->Stderr());
-  CHECK(TlsErrors(rt.admin, "be") == 3);
+  CHECK(TlsErrors(admin, "be") == 3);
   Json good_row = ShownInstance(fx, "be", good_url);
   REQUIRE(good_row.is_object());
   CHECK_FALSE(good_row["ejected"].get<bool>());
@@ -1325,16 +1180,13 @@ TEST_CASE(
 
 // --- 5. health checks over TLS ------------------------------------------------
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    Router,
     "e2e: tls backend: --health-path checks speak TLS: a good instance stays up, one with a wrong "
     "certificate goes down with the TLS reason as its last check") {
   REQUIRE_MESSAGE(LocalhostIsIpv4Loopback(), "localhost does not resolve to 127.0.0.1 first");
-  Router rt;
-  Fixture& fx = rt.fx;
-  const Certs certs = MakeCerts(fx.dir());
-  TlsBackend good("good", certs.good), bad("bad", certs.wrong_host);
-  REQUIRE(good.Start());
-  REQUIRE(bad.Start());
+  TlsBackend& good = Tls("good", certs.good);
+  TlsBackend& bad = Tls("bad", certs.wrong_host);
   const std::string good_url = good.url("localhost"), bad_url = bad.url("localhost");
   // (A check has at most --health-every: 300ms leaves a loaded machine room
   // for the handshake.)
@@ -1343,7 +1195,7 @@ TEST_CASE(
   fx.AddBackend("hbad", bad_url,
                 {"--ca", certs.ca, "--health-path", "/healthz", "--health-every", "100ms"});
   fx.AddRoute("bad", {"--to", "hbad", "--path", "/bad"});
-  rt.Start();
+  StartServe();
 
   const std::string why = "certificate not accepted: " + VerifyText(X509_V_ERR_HOSTNAME_MISMATCH);
   // The bad one: down after 3 failed checks, the reason in its last check.
@@ -1398,24 +1250,19 @@ TEST_CASE(
 
 // --- 6. WebSocket and the mirror to https backends ---------------------------
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    Router,
     "e2e: tls backend: a WebSocket upgrade tunnels to a wss backend (messages both ways, ping, "
     "close); a --mirror copy reaches an https backend") {
   REQUIRE_MESSAGE(LocalhostIsIpv4Loopback(), "localhost does not resolve to 127.0.0.1 first");
-  Router rt;
-  Fixture& fx = rt.fx;
-  const Certs certs = MakeCerts(fx.dir());
-  RawBackend legacy("legacy");
-  REQUIRE(legacy.Start());
-  TlsBackend wss("wss", certs.good), mirror("mirror", certs.good);
-  REQUIRE(wss.Start());
-  REQUIRE(mirror.Start());
-  fx.AddBackend("legacy", legacy.url());
+  Legacy();
+  TlsBackend& wss = Tls("wss", certs.good);
+  TlsBackend& mirror = Tls("mirror", certs.good);
   fx.AddBackend("wss", wss.url("localhost"), {"--ca", certs.ca});
   fx.AddBackend("mir", mirror.url("127.0.0.1"), {"--ca", certs.ca});
   fx.AddRoute("ws", {"--to", "wss", "--path", "/ws"});
   fx.AddRoute("m", {"--to", "legacy", "--path", "/m", "--mirror", "mir"});
-  rt.Start();
+  StartServe();
 
   // WebSocket.
   {
@@ -1574,14 +1421,11 @@ TEST_CASE(
 
 // --- 8. the --ca file changes under a running serve ---------------------------
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    Router,
     "e2e: tls backend: when the --ca file's contents change, new connections are checked against "
     "the new CAs: a session kept from before is not resumed past the change") {
-  Router rt;
-  Fixture& fx = rt.fx;
-  const Certs certs = MakeCerts(fx.dir());
-  TlsBackend be("rot", certs.good);
-  REQUIRE(be.Start());
+  TlsBackend& be = Tls("rot", certs.good);
   const std::string trust = fx.dir().File("trust.pem");
   WriteFile(trust, ReadFile(certs.ca));
   fx.AddBackend("rot", be.url(), {"--ca", trust});
@@ -1590,7 +1434,7 @@ TEST_CASE(
   fx.AddBackend("fresh", be.url("localhost"), {"--ca", trust});
   fx.AddRoute("fresh", {"--to", "fresh", "--path", "/fresh"});
   REQUIRE_MESSAGE(LocalhostIsIpv4Loopback(), "localhost does not resolve to 127.0.0.1 first");
-  rt.Start();
+  StartServe();
   RawClient c;
   // /close: each answer ends its connection, so each request handshakes
   // (resuming the instance's session after the first).

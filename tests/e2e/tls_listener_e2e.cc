@@ -6,10 +6,10 @@
 // anything else that is not a TLS handshake, and counts handshakes in
 // /metrics. WebSocket upgrades tunnel through it.
 //
-// The certificates are made here with the `openssl` CLI (a CA and server
-// certificates for localhost and 127.0.0.1 it signs); the clients are curl,
-// Python's ssl module and an in-process OpenSSL client written below (the
-// harness's RawClient and WsClient speak plain TCP only).
+// The certificates are made with the `openssl` CLI (tls_helpers.h: a CA and
+// server certificates for localhost and 127.0.0.1 it signs); the clients are
+// curl, Python's ssl module and an in-process OpenSSL client written below
+// (the harness's RawClient and WsClient speak plain TCP only).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -34,7 +34,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -48,6 +47,7 @@
 #include <doctest/doctest.h>
 
 #include "harness.h"
+#include "tls_helpers.h"
 #include "websocket.h"
 #include "wire.h"
 
@@ -60,12 +60,6 @@ const char kPlainHttpMessage[] = "this port speaks TLS: use https://";
 const char kKeptLine[] = "TLS: kept the certificate in use: ";
 const char kReloadedLine[] = "TLS: certificate and key reloaded from ";
 
-std::string Blob(size_t n, unsigned seed = 7) {
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 131 + seed + (i >> 8)) & 0xff);
-  return s;
-}
-
 size_t Count(const std::string& haystack, const std::string& needle) {
   size_t n = 0;
   for (size_t p = haystack.find(needle); p != std::string::npos;
@@ -73,27 +67,6 @@ size_t Count(const std::string& haystack, const std::string& needle) {
     ++n;
   }
   return n;
-}
-
-// The absolute path of a program on PATH (the harness execs argv[0] as a
-// path), or "" when there is none.
-std::string Which(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::stringstream ss(path ? path : "/usr/local/bin:/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(ss, dir, ':')) {
-    if (dir.empty()) continue;
-    std::string p = dir + "/" + name;
-    if (access(p.c_str(), X_OK) == 0) return p;
-  }
-  return "";
-}
-
-void WriteFile(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f << bytes;
-  f.close();
-  REQUIRE_MESSAGE(f.good(), "cannot write " << path);
 }
 
 // Writes a sibling temp file and renames it into place: the reader sees the
@@ -107,8 +80,8 @@ void ReplaceAtomically(const std::string& path, const std::string& bytes) {
 
 // --- certificates ------------------------------------------------------------
 
-struct ServerCert {
-  std::string crt, key;  // paths
+// A server certificate and key, with the serial and CN it was made with.
+struct ServerCert : KeyPair {
   long serial = 0;
   std::string cn;
 };
@@ -119,63 +92,17 @@ struct Certs {
   std::string serve_crt, serve_key;  // the files serve reads (copies of srv[0] at first)
 };
 
-void MustRun(const std::vector<std::string>& argv) {
-  RunResult r = Run(argv, {}, 30000);
-  std::string cmd;
-  for (const auto& a : argv) cmd += a + " ";
-  REQUIRE_MESSAGE(r.exit_code == 0, cmd << "\nexit " << r.exit_code << "\n" << r.err << r.out);
-}
-
 // A CA and `n` server certificates (P-256 keys; serials 0x1001, 0x1002, ...;
 // CN server-1, server-2, ...; SAN DNS:localhost, IP:127.0.0.1).
 Certs MakeCerts(const TempDir& dir, int n = 3) {
-  const std::string openssl = Which("openssl");
-  REQUIRE_MESSAGE(!openssl.empty(), "the openssl CLI is not on PATH");
   Certs c;
-  c.ca = dir.File("ca.crt");
-  const std::string ca_key = dir.File("ca.key");
-  MustRun({openssl,
-           "req",
-           "-x509",
-           "-newkey",
-           "ec",
-           "-pkeyopt",
-           "ec_paramgen_curve:prime256v1",
-           "-nodes",
-           "-keyout",
-           ca_key,
-           "-out",
-           c.ca,
-           "-days",
-           "2",
-           "-subj",
-           "/CN=strangler e2e CA",
-           "-addext",
-           "basicConstraints=critical,CA:TRUE",
-           "-addext",
-           "keyUsage=critical,keyCertSign,cRLSign"});
-  const std::string ext = dir.File("server.ext");
-  WriteFile(ext,
-            "basicConstraints=critical,CA:FALSE\n"
-            "keyUsage=critical,digitalSignature\n"
-            "extendedKeyUsage=serverAuth\n"
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
-            "subjectKeyIdentifier=hash\n"
-            "authorityKeyIdentifier=keyid,issuer\n");
+  const KeyPair ca = MakeCa(dir.File("ca"), "strangler e2e CA");
+  c.ca = ca.crt;
   for (int i = 1; i <= n; ++i) {
-    ServerCert s;
-    const std::string base = dir.File("server-" + std::to_string(i));
-    s.crt = base + ".crt";
-    s.key = base + ".key";
-    s.serial = 0x1000 + i;
-    s.cn = "server-" + std::to_string(i);
-    MustRun({openssl, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-keyout", s.key, "-out", base + ".csr", "-subj", "/CN=" + s.cn});
-    char serial[32];
-    std::snprintf(serial, sizeof(serial), "0x%lx", s.serial);
-    MustRun({openssl, "x509", "-req", "-in", base + ".csr", "-CA", c.ca, "-CAkey", ca_key,
-             "-set_serial", serial, "-days", "2", "-extfile", ext, "-out", s.crt});
-    c.srv.push_back(s);
+    const long serial = 0x1000 + i;
+    const std::string cn = "server-" + std::to_string(i);
+    c.srv.push_back(
+        {MakeServerCert(ca, dir.File(cn), cn, "DNS:localhost,IP:127.0.0.1", serial), serial, cn});
   }
   c.serve_crt = dir.File("tls.crt");
   c.serve_key = dir.File("tls.key");
@@ -279,25 +206,6 @@ HttpResponse ReadHttpResponse(std::string* buf,
   return r;
 }
 
-// What OpenSSL says about the last failure: the error queue, the socket's
-// errno, and the certificate check's verdict.
-std::string SslWhy(SSL* ssl, int ssl_error) {
-  std::string out = "SSL_get_error " + std::to_string(ssl_error);
-  if (ssl_error == SSL_ERROR_SYSCALL && errno != 0)
-    out += std::string(" (") + strerror(errno) + ")";
-  unsigned long e;
-  while ((e = ERR_get_error()) != 0) {
-    char text[256];
-    ERR_error_string_n(e, text, sizeof(text));
-    out += std::string("; ") + text;
-  }
-  if (ssl) {
-    long v = SSL_get_verify_result(ssl);
-    if (v != X509_V_OK) out += std::string("; verify: ") + X509_verify_cert_error_string(v);
-  }
-  return out;
-}
-
 // One TLS connection to 127.0.0.1:port on a non-blocking socket; every wait
 // has a deadline. Not thread-safe; one per thread.
 class TlsClient {
@@ -347,7 +255,7 @@ class TlsClient {
         error_ = "handshake: timeout";
         return false;
       }
-      error_ = "handshake: " + SslWhy(ssl_, e);
+      error_ = "handshake: " + SslWhy(e, ssl_);
       return false;
     }
   }
@@ -405,7 +313,7 @@ class TlsClient {
       }
       const int e = SSL_get_error(ssl_, w);
       if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) && WaitIo(e, deadline)) continue;
-      error_ = "write: " + SslWhy(ssl_, e);
+      error_ = "write: " + SslWhy(e, ssl_);
       return false;
     }
     return true;
@@ -490,28 +398,18 @@ class TlsClient {
       *err = "not connected";
       return false;
     }
-    char tmp[16384];
-    while (true) {
-      ERR_clear_error();
-      errno = 0;
-      const int n = SSL_read(ssl_, tmp, sizeof(tmp));
-      if (n > 0) {
-        buf_.append(tmp, static_cast<size_t>(n));
-        return true;
-      }
-      const int e = SSL_get_error(ssl_, n);
-      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        if (WaitIo(e, deadline)) continue;
-        *err = "timeout";
-        return false;
-      }
-      if (e == SSL_ERROR_ZERO_RETURN) {
-        *err = "eof";
-        return false;
-      }
-      *err = "read: " + SslWhy(ssl_, e);
-      return false;
+    int e = 0;
+    if (SslReadSome(ssl_, &buf_, &e, [&](int want) { return WaitIo(want, deadline); }) > 0) {
+      return true;
     }
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+      *err = "timeout";
+    } else if (e == SSL_ERROR_ZERO_RETURN) {
+      *err = "eof";
+    } else {
+      *err = "read: " + SslWhy(e, ssl_);
+    }
+    return false;
   }
 
   int fd_ = -1;
@@ -552,20 +450,6 @@ bool PlainWaitForClose(int fd, int timeout_ms, std::string* got) {
 
 // --- the router with TLS -----------------------------------------------------
 
-// GET /metrics; 503 until serve's first snapshot serves, then 200.
-std::string Scrape(uint16_t admin) {
-  HttpResponse r;
-  PollUntil([&] {
-    RawClient c;
-    if (!c.Connect(admin)) return false;
-    r = c.Get("/metrics", {}, kHangGuardMs);
-    return r.ok && r.status != 503;
-  });
-  REQUIRE_MESSAGE(r.ok, r.error);
-  REQUIRE(r.status == 200);
-  return r.body;
-}
-
 // The value of one series (`name{labels}` exactly as exposed); -1 when absent.
 double Metric(const std::string& text, const std::string& series) {
   size_t pos = 0;
@@ -588,7 +472,7 @@ struct TlsCounts {
   double ok = 0, failed = 0, plain = 0, reloads = 0;
 };
 TlsCounts ScrapeTls(uint16_t admin) {
-  const std::string text = Scrape(admin);
+  const std::string text = GetMetrics(admin).body;
   TlsCounts c{Metric(text, kOk), Metric(text, kFailed), Metric(text, kPlain),
               Metric(text, kReloads)};
   INFO(text);
