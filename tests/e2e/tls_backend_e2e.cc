@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -181,7 +182,10 @@ int SelectHttp11(SSL*, const unsigned char** out, unsigned char* outlen, const u
 // body "NAME\n" + the request head as received + "\r\n\r\n" + its decoded
 // body (a target with /resp-chunked or /resp-eof in it: LongAnswer, chunked
 // or delimited by the end of the stream). A target starting with /close is answered with
-// Connection: close and the connection ended; /healthz gets "ok". A GET with Upgrade: websocket is
+// Connection: close and the connection ended; /healthz gets "ok". A target with /stray-partial
+// in it is answered, then followed by one more TLS record holding a whole unsolicited answer
+// (body {"xid":"UNSOLICITED-PART"}): its 5-byte header alone at +5 ms, the rest at +300 ms
+// (SendStrayPartial). A GET with Upgrade: websocket is
 // answered 101 and then each message is echoed (ping: pong; close: close with
 // the same payload, then the end). Thread-safe.
 class TlsBackend {
@@ -258,6 +262,9 @@ class TlsBackend {
   int handshakes_failed() const {
     return Count([](const TlsConnInfo& c) { return !c.handshake_ok; });
   }
+  // Stray records made after /stray-partial answers whose header went out and
+  // whose rest was sent (or, the connection being closed, tried).
+  int strays_sent() const { return strays_sent_.load(); }
   int ws_sessions() const { return ws_sessions_.load(); }
   int ws_messages_echoed() const { return ws_echoed_.load(); }
   bool WaitForRequests(size_t n, int timeout_ms) const {
@@ -443,7 +450,49 @@ class TlsBackend {
                          (close_after ? "Connection: close\r\n" : "") + "\r\n";
       if (req.method != "HEAD") resp += body;
       if (!Write(ssl, fd, resp) || close_after) return;
+      if (req.target.find("/stray-partial") != std::string::npos) SendStrayPartial(ssl, fd);
     }
+  }
+
+  // Sleeps `ms` (in short steps, so that stop is seen): false on stop.
+  bool Nap(int ms) const {
+    const int64_t until = NowMs() + ms;
+    while (!stop_.load()) {
+      const int64_t left = until - NowMs();
+      if (left <= 0) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(left, 10)));
+    }
+    return false;
+  }
+
+  // One more record after an answer: a whole unsolicited answer, encrypted
+  // into a memory BIO (not sent), then sent raw as its 5-byte header at +5 ms
+  // and the rest at +300 ms. A pool check that reads the header and then sees
+  // nothing more must not take the connection as clean.
+  void SendStrayPartial(SSL* ssl, int fd) {
+    const std::string stray = "HTTP/1.1 200 X\r\nX-Backend: " + name_ +
+                              "\r\nContent-Length: 26\r\n\r\n{\"xid\":\"UNSOLICITED-PART\"}";
+    const int64_t t0 = NowMs();
+    SSL_set0_wbio(ssl, BIO_new(BIO_s_mem()));
+    ERR_clear_error();
+    const int w = SSL_write(ssl, stray.data(), static_cast<int>(stray.size()));
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(SSL_get_wbio(ssl), &data);
+    const std::string record = w == static_cast<int>(stray.size()) && n > 0
+                                   ? std::string(data, static_cast<size_t>(n))
+                                   : std::string();
+    SSL_set0_wbio(ssl, BIO_new_socket(fd, BIO_NOCLOSE));  // frees the memory BIO
+    ERR_clear_error();
+    // One application-data record (type 23), whose length field covers the rest.
+    if (record.size() <= 5 || record[0] != 23 ||
+        (static_cast<size_t>(static_cast<uint8_t>(record[3])) << 8 |
+         static_cast<uint8_t>(record[4])) != record.size() - 5) {
+      return;
+    }
+    if (!Nap(static_cast<int>(t0 + 5 - NowMs())) || !SendAll(fd, record.substr(0, 5))) return;
+    if (!Nap(static_cast<int>(t0 + 300 - NowMs()))) return;
+    SendAll(fd, record.substr(5));  // may fail: the router may have closed the connection
+    ++strays_sent_;
   }
 
   // RFC 6455 echo on the decrypted stream; *buf holds what came after the
@@ -531,6 +580,7 @@ class TlsBackend {
   SSL_CTX* ctx_ = nullptr;
   int max_version_ = 0;
   std::atomic<bool> stop_{false};
+  std::atomic<int> strays_sent_{0};
   std::atomic<int> ws_sessions_{0};
   std::atomic<int> ws_echoed_{0};
   LoopbackServer server_;
@@ -852,6 +902,63 @@ TEST_CASE_FIXTURE(
                            " TLS handshakes, " + std::to_string(ip_resumed) + " resumed (";
   CHECK(shown.find(line) != std::string::npos);
   CHECK(shown.find("\n           " + ip_instance + " ") != std::string::npos);  // a table row
+}
+
+// --- 1b. part of a stray record on a pooled connection -----------------------
+
+TEST_CASE_FIXTURE(
+    Router,
+    "e2e: tls backend: a pooled connection with part of a record waiting (a stray record's header "
+    "at +5 ms, its rest at +300 ms) is not reused inside --reuse-quiet-ms 100: the next request, "
+    "150 ms after the answer, gets its own answer, never the stray one") {
+  // The pool's check of an idle TLS connection once took the record header
+  // in (SSL_peek), saw nothing more and called it clean; the rest of the
+  // record then became the next client's answer. A plain backend's first
+  // stray byte inside the quiet window makes its connection dirty: TLS must
+  // do the same.
+  TlsBackend& be = Tls("tlsbe", certs.good);
+  fx.AddBackend("stray", be.url(), {"--ca", certs.ca, "--reuse-quiet-ms", "100"});
+  StartServe();
+  const uint16_t port = fx.port();
+  RawClient c;
+  // The control: without a stray record, the next request 150 ms after an
+  // answer rides the same backend connection (the pool is in play).
+  {
+    HttpResponse a = Send(c, port, "GET", "/quiet/a");
+    REQUIRE_MESSAGE(a.ok, a.error);
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    HttpResponse b = Send(c, port, "GET", "/quiet/b");
+    REQUIRE_MESSAGE(b.ok, b.error);
+    REQUIRE(a.Header("X-Tls-Conn").has_value());
+    CHECK(b.Header("X-Tls-Conn") == a.Header("X-Tls-Conn"));
+  }
+  constexpr int kRounds = 4;
+  int stray_answers = 0;
+  for (int i = 0; i < kRounds; ++i) {
+    const std::string a_target = "/stray-partial/" + std::to_string(i) + "/a";
+    const std::string b_target = "/x/" + std::to_string(i) + "/b";
+    INFO("round " << i);
+    HttpResponse a = Send(c, port, "GET", a_target);
+    REQUIRE_MESSAGE(a.ok, a.error);
+    REQUIRE(a.status == 200);
+    CHECK(a.body.find("GET " + a_target + " HTTP/1.1") != std::string::npos);
+    // Past the 100 ms quiet window, before the rest of the record (+300 ms).
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    HttpResponse b = Send(c, port, "GET", b_target);
+    REQUIRE_MESSAGE(b.ok, b.error);
+    INFO("B got: " << b.status_line << "\n" << Printable(b.body));
+    const bool stray = b.body.find("UNSOLICITED") != std::string::npos;
+    stray_answers += stray;
+    CHECK_FALSE(stray);
+    CHECK(b.status == 200);
+    CHECK(b.body.find("GET " + b_target + " HTTP/1.1") != std::string::npos);
+    CHECK(b.Header("X-Tls-Conn") != a.Header("X-Tls-Conn"));  // a new connection
+    // The backend sends the rest of the record (+300 ms) before the next round.
+    REQUIRE(PollUntil([&] { return be.strays_sent() == i + 1; }, kTimeoutMs));
+  }
+  MESSAGE("the next request got the stray answer " << stray_answers << "/" << kRounds);
+  CHECK(stray_answers == 0);
+  CHECK(be.strays_sent() == kRounds);
 }
 
 // --- 2. certificates refused --------------------------------------------------
