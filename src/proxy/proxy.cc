@@ -78,6 +78,7 @@ void Proxy::Start(int listen_fd) {
           busy_answers_.fetch_sub(1, std::memory_order_relaxed);
           return;
         }
+        const auto accepted = std::chrono::steady_clock::now();
         fio::Adopt(fd);
         // Before the handshake: its flights are several small writes, which
         // Nagle's algorithm would hold for the client's delayed ACK.
@@ -88,7 +89,7 @@ void Proxy::Start(int listen_fd) {
           return;
         }
         {
-          Session session(this, fd);
+          Session session(this, fd, accepted);
           session.Run();
         }
         SessionEnded();

@@ -54,14 +54,15 @@ void LingeringClose(int fd) {
   }
 }
 
-Session::Session(Proxy* proxy, int fd)
+Session::Session(Proxy* proxy, int fd, Clock::time_point accepted)
     : proxy_(proxy),
       fd_(fd),
       req_(MessageType::kRequest, this),
       in_(kBufferBytes),
       metrics_(&proxy->metrics().shard(fio::WorkerIndex())),
       up_(this, proxy->options().max_header_bytes, metrics_),
-      mirror_(&proxy->mirror()) {}
+      mirror_(&proxy->mirror()),
+      first_head_by_(accepted + std::chrono::milliseconds(proxy->options().header_timeout_ms)) {}
 
 // --- The connection --------------------------------------------------------
 
@@ -175,9 +176,15 @@ bool Session::ReadHead(int* error_status) {
   // its first head from the start, as nginx's client_header_timeout: one
   // that sends nothing must not hold a place under --max-connections for
   // the whole idle timeout.
+  // The first head's clock started at accept, before any TLS handshake, and
+  // does not start again when its first byte comes: a client that trickles
+  // the handshake and then the head holds its place for one timeout, not two.
+  const auto head_deadline = [&] {
+    Clock::time_point d = Clock::now() + std::chrono::milliseconds(o.header_timeout_ms);
+    return served_any_ ? d : std::min(d, first_head_by_);
+  };
   Clock::time_point deadline =
-      Clock::now() +
-      std::chrono::milliseconds(served_any_ ? o.idle_timeout_ms : o.header_timeout_ms);
+      served_any_ ? Clock::now() + std::chrono::milliseconds(o.idle_timeout_ms) : head_deadline();
   bool head_begun = false;
   while (true) {
     if (!in_.empty()) {
@@ -212,7 +219,7 @@ bool Session::ReadHead(int* error_status) {
       }
       if (!head_begun) {
         head_begun = true;
-        deadline = Clock::now() + std::chrono::milliseconds(o.header_timeout_ms);
+        deadline = head_deadline();
       }
     }
     bool idle = !req_.in_head() && in_.empty();
@@ -226,7 +233,7 @@ bool Session::ReadHead(int* error_status) {
     // the connection past header_timeout_ms.
     if (!head_begun) {
       head_begun = true;
-      deadline = Clock::now() + std::chrono::milliseconds(o.header_timeout_ms);
+      deadline = head_deadline();
     }
     // A head trickled byte by byte never lets a read time out: the head's
     // deadline is checked on every read, not only on a quiet one.

@@ -32,7 +32,10 @@ void LingeringClose(int fd);
 
 class Session : private MessageHandler, private UpstreamAttempt::Client {
  public:
-  Session(Proxy* proxy, int fd);
+  // `accepted`: when the connection was taken (before a TLS handshake): its
+  // first request head must be in by accepted + the head timeout.
+  Session(Proxy* proxy, int fd,
+          std::chrono::steady_clock::time_point accepted = std::chrono::steady_clock::now());
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
   // Serves the connection until it closes; closes fd.
@@ -130,12 +133,13 @@ class Session : private MessageHandler, private UpstreamAttempt::Client {
   int fd_;
   std::string client_ip_;
   MessageParser req_;
-  ReadBuffer in_;  // client bytes
+  ReadBuffer in_;         // client bytes
   MetricShard* metrics_;  // this worker's
   UpstreamAttempt up_;
   MirrorCopy mirror_;
-  bool linger_ = false;  // an error answer closes the connection: linger first
-  bool served_any_ = false;  // a request head was read on this connection
+  bool linger_ = false;              // an error answer closes the connection: linger first
+  bool served_any_ = false;          // a request head was read on this connection
+  Clock::time_point first_head_by_;  // the first head's deadline (see the constructor)
 
   std::shared_ptr<const ProxySnapshot> snap_;
   uint64_t snap_gen_ = 0;

@@ -1605,3 +1605,74 @@ TEST_CASE(
 }  // namespace
 }  // namespace e2e
 }  // namespace strangler
+
+namespace strangler {
+namespace e2e {
+namespace {
+
+TEST_CASE(
+    "e2e: tls listener: a slow handshake and a slow first head share one head timeout (10 s from "
+    "the connect), not one each") {
+  TlsLegacy t;
+  const int64_t opened = NowMs();
+  const int fd = ConnectLoopbackWithin(t.fx.port(), 3000);
+  REQUIRE(fd >= 0);
+  // Silent for 6 s, then a handshake (blocking, reads bounded by 3 s).
+  std::this_thread::sleep_for(std::chrono::seconds(6));
+  timeval tv{3, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  SSL* ssl = SSL_new(t.ctx.get());
+  SSL_set_fd(ssl, fd);
+  SSL_set_tlsext_host_name(ssl, "localhost");
+  SSL_set1_host(ssl, "localhost");
+  REQUIRE_MESSAGE(SSL_connect(ssl) == 1, "the handshake at 6 s (within the 10 s) must succeed");
+  // Then a head, one byte every 400 ms, until the router closes. Before the
+  // fix its clock started again at the first byte: closed at about 16 s.
+  const std::string head =
+      "GET /slow HTTP/1.1\r\nHost: localhost\r\nX-Pad: " + std::string(200, 'p') + "\r\n\r\n";
+  // Non-blocking from here: a session ticket after the handshake is not an
+  // answer (SSL_read takes it and wants more).
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  int64_t closed_ms = -1;
+  std::string answer;
+  size_t sent = 0;
+  while (closed_ms < 0 && NowMs() - opened < 25000) {
+    if (sent < head.size()) {
+      const int w = SSL_write(ssl, head.data() + sent, 1);
+      if (w == 1) {
+        ++sent;
+      } else {
+        const int e = SSL_get_error(ssl, w);
+        if (e != SSL_ERROR_WANT_WRITE && e != SSL_ERROR_WANT_READ) closed_ms = NowMs() - opened;
+      }
+    }
+    pollfd p{fd, POLLIN, 0};
+    if (closed_ms < 0 && poll(&p, 1, 400) > 0) {
+      char buf[4096];
+      while (true) {
+        const int n = SSL_read(ssl, buf, sizeof(buf));
+        if (n > 0) {
+          answer.append(buf, static_cast<size_t>(n));
+          continue;
+        }
+        if (SSL_get_error(ssl, n) != SSL_ERROR_WANT_READ) closed_ms = NowMs() - opened;
+        break;
+      }
+    }
+  }
+  ERR_clear_error();
+  SSL_free(ssl);
+  close(fd);
+  MESSAGE("closed " << closed_ms
+                    << " ms after the connect; answer: " << Printable(answer.substr(0, 40)));
+  REQUIRE_MESSAGE(closed_ms >= 0,
+                  "a trickled first head after a late handshake kept the connection");
+  CHECK(closed_ms >= 9000);  // not before the timeout
+  CHECK(closed_ms < 14500);  // one timeout from the connect, not one from the head's first byte
+  CHECK(answer.rfind("HTTP/1.1 408", 0) == 0);
+  CHECK(t.be.requests().empty());
+}
+
+}  // namespace
+}  // namespace e2e
+}  // namespace strangler
