@@ -1626,10 +1626,12 @@ TEST_CASE(
   SSL_set_tlsext_host_name(ssl, "localhost");
   SSL_set1_host(ssl, "localhost");
   REQUIRE_MESSAGE(SSL_connect(ssl) == 1, "the handshake at 6 s (within the 10 s) must succeed");
-  // Then a head, one byte every 400 ms, until the router closes. Before the
-  // fix its clock started again at the first byte: closed at about 16 s.
+  // Then a 55-byte head, one byte every 160 ms: whole at about 15 s from the
+  // connect. It must get 408 (the first head is due 10 s after the connect),
+  // not be served: before the fix its clock started again at its first byte
+  // (due at about 16 s), so it was served. What must hold is asserted, not a time.
   const std::string head =
-      "GET /slow HTTP/1.1\r\nHost: localhost\r\nX-Pad: " + std::string(200, 'p') + "\r\n\r\n";
+      "GET /slow HTTP/1.1\r\nHost: localhost\r\nX-Pad: " + std::string(7, 'p') + "\r\n\r\n";
   // Non-blocking from here: a session ticket after the handshake is not an
   // answer (SSL_read takes it and wants more).
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -1647,7 +1649,7 @@ TEST_CASE(
       }
     }
     pollfd p{fd, POLLIN, 0};
-    if (closed_ms < 0 && poll(&p, 1, 400) > 0) {
+    if (closed_ms < 0 && poll(&p, 1, 160) > 0) {
       char buf[4096];
       while (true) {
         const int n = SSL_read(ssl, buf, sizeof(buf));
@@ -1667,8 +1669,6 @@ TEST_CASE(
                     << " ms after the connect; answer: " << Printable(answer.substr(0, 40)));
   REQUIRE_MESSAGE(closed_ms >= 0,
                   "a trickled first head after a late handshake kept the connection");
-  CHECK(closed_ms >= 9000);  // not before the timeout
-  CHECK(closed_ms < 14500);  // one timeout from the connect, not one from the head's first byte
   CHECK(answer.rfind("HTTP/1.1 408", 0) == 0);
   CHECK(t.be.requests().empty());
 }
